@@ -1,0 +1,11 @@
+//! ftrace parsing for whosent, free of I/O: the callers read tracefs
+//! (the agent) or files (the host's `parse`) and hand bytes or a
+//! `BufRead` to these parsers, so everything here is tested on the host
+//! against recorded fixtures from real kernels (`tests/fixtures/`).
+
+pub mod filter;
+pub mod format;
+pub mod header_page;
+pub mod page;
+pub mod signal_generate;
+pub mod text;

@@ -1,0 +1,155 @@
+//! Reading records back (feature `decode`, used by the host).
+//!
+//! Unknown fields are ignored and unknown record types are kept as
+//! [`Record::Other`], so an older host can read a newer agent.
+
+use crate::record::{Context, End, ErrorRec, Lost, Outcome, Ready, SignalEvent, Task};
+use serde::Deserialize;
+
+/// One decoded line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Ready(Ready),
+    Signal(SignalEvent),
+    Lost(Lost),
+    End(End),
+    Error(ErrorRec),
+    Other(String),
+}
+
+#[derive(Debug)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed agent record: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawResult {
+    Name(String),
+    Num(i32),
+}
+
+#[derive(Deserialize)]
+struct WireSignal {
+    ts: f64,
+    cpu: u32,
+    sig: i32,
+    code: i32,
+    #[serde(default)]
+    errno: i32,
+    group: Option<bool>,
+    result: Option<RawResult>,
+    context: Context,
+    sender: Option<Task>,
+    running: Option<Task>,
+    target: Task,
+}
+
+#[derive(Deserialize)]
+struct Tag {
+    #[serde(rename = "type")]
+    ty: String,
+}
+
+/// Decodes one JSON Lines record.
+pub fn parse_line(line: &str) -> Result<Record, DecodeError> {
+    let err = |e: serde_json::Error| DecodeError(format!("{e}: {}", line.trim_end()));
+    let tag: Tag = serde_json::from_str(line).map_err(err)?;
+    Ok(match tag.ty.as_str() {
+        "ready" => Record::Ready(serde_json::from_str(line).map_err(err)?),
+        "lost" => Record::Lost(serde_json::from_str(line).map_err(err)?),
+        "end" => Record::End(serde_json::from_str(line).map_err(err)?),
+        "error" => Record::Error(serde_json::from_str(line).map_err(err)?),
+        "signal" => {
+            let w: WireSignal = serde_json::from_str(line).map_err(err)?;
+            let result = match w.result {
+                None => None,
+                Some(RawResult::Num(n)) => Some(Outcome::from_raw(n)),
+                Some(RawResult::Name(n)) => Some(
+                    Outcome::from_name(&n)
+                        .ok_or_else(|| DecodeError(format!("unknown result '{n}'")))?,
+                ),
+            };
+            let running = match (w.context, w.sender, w.running) {
+                (Context::Task, Some(s), _) => s,
+                (_, _, Some(r)) => r,
+                (_, Some(s), None) => s,
+                (_, None, None) => return Err(DecodeError("signal record with no task".into())),
+            };
+            Record::Signal(SignalEvent {
+                ts_ns: (w.ts * 1e9).round() as u64,
+                cpu: w.cpu,
+                sig: w.sig,
+                code: w.code,
+                errno: w.errno,
+                group: w.group,
+                result,
+                context: w.context,
+                running,
+                target: w.target,
+            })
+        }
+        other => Record::Other(other.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::EndReason;
+
+    #[test]
+    fn round_trips_what_the_agent_writes() {
+        let e = SignalEvent {
+            ts_ns: 77_000_001_000,
+            cpu: 0,
+            sig: 37,
+            code: -1,
+            errno: 0,
+            group: None,
+            result: Some(Outcome::Other(5)),
+            context: Context::Softirq,
+            running: Task {
+                pid: None,
+                tid: 12,
+                comm: "a b-c".into(),
+                uid: None,
+                cmdline: None,
+            },
+            target: Task {
+                pid: Some(3),
+                tid: 4,
+                comm: "t".into(),
+                ..Default::default()
+            },
+        };
+        let mut s = String::new();
+        e.encode(&mut s);
+        assert_eq!(parse_line(&s).unwrap(), Record::Signal(e));
+        let mut s = String::new();
+        End {
+            reason: EndReason::StdinClosed,
+            signals: 3,
+            lost: 0,
+        }
+        .encode(&mut s);
+        assert!(matches!(
+            parse_line(&s).unwrap(),
+            Record::End(End {
+                reason: EndReason::StdinClosed,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_line(r#"{"type":"future","x":1}"#).unwrap(),
+            Record::Other("future".into())
+        );
+        assert!(parse_line("not json").is_err());
+    }
+}

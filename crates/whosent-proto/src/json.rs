@@ -1,0 +1,150 @@
+//! A minimal JSON object writer.
+//!
+//! The agent writes every record through this instead of serde_json:
+//! it keeps the static agent inside its size budget, and the format is
+//! small and flat enough that a writer is all it needs. The host reads
+//! the same lines back with serde (feature `decode`), which keeps the
+//! two sides honest against each other.
+
+use std::fmt::Write;
+
+/// Builds one JSON object into a caller-owned `String`.
+pub struct Obj<'a> {
+    out: &'a mut String,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    pub fn new(out: &'a mut String) -> Self {
+        out.push('{');
+        Obj { out, first: true }
+    }
+
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        string(self.out, k);
+        self.out.push(':');
+    }
+
+    pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
+        self.key(k);
+        string(self.out, v);
+        self
+    }
+
+    pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+        match v {
+            Some(v) => self.str(k, v),
+            None => self.null(k),
+        }
+    }
+
+    pub fn int(&mut self, k: &str, v: i64) -> &mut Self {
+        self.key(k);
+        let _ = write!(self.out, "{v}");
+        self
+    }
+
+    pub fn opt_int(&mut self, k: &str, v: Option<i64>) -> &mut Self {
+        match v {
+            Some(v) => self.int(k, v),
+            None => self.null(k),
+        }
+    }
+
+    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+        self.key(k);
+        self.out.push_str(if v { "true" } else { "false" });
+        self
+    }
+
+    pub fn null(&mut self, k: &str) -> &mut Self {
+        self.key(k);
+        self.out.push_str("null");
+        self
+    }
+
+    /// Seconds with microseconds, as ftrace prints timestamps.
+    pub fn secs(&mut self, k: &str, ns: u64) -> &mut Self {
+        self.key(k);
+        let _ = write!(
+            self.out,
+            "{}.{:06}",
+            ns / 1_000_000_000,
+            ns % 1_000_000_000 / 1000
+        );
+        self
+    }
+
+    /// A nested object, written by `f`.
+    pub fn obj(&mut self, k: &str, f: impl FnOnce(&mut Obj)) -> &mut Self {
+        self.key(k);
+        let mut inner = Obj::new(self.out);
+        f(&mut inner);
+        inner.close();
+        self
+    }
+
+    /// An array of objects, one per item.
+    pub fn arr<T>(&mut self, k: &str, items: &[T], mut f: impl FnMut(&mut Obj, &T)) -> &mut Self {
+        self.key(k);
+        self.out.push('[');
+        for (i, it) in items.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            let mut inner = Obj::new(self.out);
+            f(&mut inner, it);
+            inner.close();
+        }
+        self.out.push(']');
+        self
+    }
+
+    pub fn close(self) {
+        self.out.push('}');
+    }
+}
+
+/// Writes `s` as a JSON string literal.
+pub fn string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_json_requires() {
+        let mut s = String::new();
+        let mut o = Obj::new(&mut s);
+        o.str("comm", "a\"b\\c\n\u{1}é")
+            .int("n", -6)
+            .null("x")
+            .bool("b", true);
+        o.secs("ts", 12_345_678_901_234);
+        o.close();
+        assert_eq!(
+            s,
+            r#"{"comm":"a\"b\\c\n\u0001é","n":-6,"x":null,"b":true,"ts":12345.678901}"#
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! What the user asked to watch, shared by the agent and the host.
+//!
+//! The host forwards a [`Query`] to the agent as command-line flags
+//! ([`Query::to_args`]); the agent parses them back with
+//! [`Query::parse_flag`]. Keeping both here means the two cannot drift.
+
+use crate::signal;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Signal numbers; empty = all.
+    pub sigs: Vec<i32>,
+    /// Target processes (tgids); empty = all.
+    pub pids: Vec<i32>,
+    /// Target command name (exact, as in /proc/PID/comm).
+    pub comm: Option<String>,
+    /// Sender processes (tgids).
+    pub sender_pids: Vec<i32>,
+    pub sender_comm: Option<String>,
+}
+
+/// A bad flag value, with a line telling the user what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryError(pub String);
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+/// Parses a pid given on the command line.
+pub fn parse_pid(flag: &str, v: &str) -> Result<i32, QueryError> {
+    match v.trim().parse::<i32>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(QueryError(format!(
+            "{flag} '{v}' is not a process id: give a positive number, e.g. from `pidof NAME`"
+        ))),
+    }
+}
+
+impl Query {
+    /// Applies one query flag; returns `Ok(false)` if `flag` is not a
+    /// query flag.
+    pub fn parse_flag(&mut self, flag: &str, value: &str) -> Result<bool, QueryError> {
+        match flag {
+            "-s" | "--sig" => {
+                let n = signal::parse(value).map_err(|e| QueryError(e.to_string()))?;
+                if !self.sigs.contains(&n) {
+                    self.sigs.push(n);
+                }
+            }
+            "--pid" => self.pids.push(parse_pid(flag, value)?),
+            "--sender-pid" => self.sender_pids.push(parse_pid(flag, value)?),
+            "--comm" => self.comm = Some(comm(flag, value)?),
+            "--sender-comm" => self.sender_comm = Some(comm(flag, value)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The agent flags that express this query.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for s in &self.sigs {
+            a.extend(["--sig".to_string(), s.to_string()]);
+        }
+        for p in &self.pids {
+            a.extend(["--pid".to_string(), p.to_string()]);
+        }
+        if let Some(c) = &self.comm {
+            a.extend(["--comm".to_string(), c.clone()]);
+        }
+        for p in &self.sender_pids {
+            a.extend(["--sender-pid".to_string(), p.to_string()]);
+        }
+        if let Some(c) = &self.sender_comm {
+            a.extend(["--sender-comm".to_string(), c.clone()]);
+        }
+        a
+    }
+}
+
+/// The kernel keeps 15 bytes of a command name (TASK_COMM_LEN 16).
+fn comm(flag: &str, v: &str) -> Result<String, QueryError> {
+    if v.is_empty() || v.len() > 15 {
+        return Err(QueryError(format!(
+            "{flag} '{v}': a command name is 1 to 15 bytes, as in /proc/PID/comm"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_round_trip_through_args() {
+        let mut q = Query::default();
+        for (f, v) in [
+            ("-s", "KILL"),
+            ("--sig", "RTMIN+3"),
+            ("--pid", "12"),
+            ("--comm", "my app"),
+            ("--sender-pid", "7"),
+            ("--sender-comm", "kill"),
+        ] {
+            assert_eq!(q.parse_flag(f, v), Ok(true));
+        }
+        let args = q.to_args();
+        let mut back = Query::default();
+        for pair in args.chunks(2) {
+            assert_eq!(back.parse_flag(&pair[0], &pair[1]), Ok(true));
+        }
+        assert_eq!(back, q);
+        assert_eq!(q.sigs, vec![9, 37]);
+    }
+
+    #[test]
+    fn bad_values_say_what_to_do() {
+        let mut q = Query::default();
+        assert!(q
+            .parse_flag("--pid", "abc")
+            .unwrap_err()
+            .0
+            .contains("positive number"));
+        assert!(q.parse_flag("--pid", "0").is_err());
+        assert!(q
+            .parse_flag("--sig", "0")
+            .unwrap_err()
+            .0
+            .contains("kill -l"));
+        assert!(q.parse_flag("--comm", "a-very-long-command-name").is_err());
+        assert_eq!(q.parse_flag("--count", "1"), Ok(false));
+    }
+}
