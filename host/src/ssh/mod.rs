@@ -1,0 +1,1 @@
+//! SSH transport to a board (ssh2).
