@@ -1,1 +1,13 @@
+//! whosent-agent as a library: the binary only parses arguments, calls
+//! [`run::run`] and maps the outcome to an exit status.
 
+pub mod args;
+pub mod capture;
+pub mod error;
+pub mod instance;
+pub mod procfs;
+pub mod proctable;
+pub mod reader;
+pub mod run;
+pub mod stop;
+pub mod tracefs;

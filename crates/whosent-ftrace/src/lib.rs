@@ -8,4 +8,5 @@ pub mod format;
 pub mod header_page;
 pub mod page;
 pub mod signal_generate;
+pub mod task_events;
 pub mod text;

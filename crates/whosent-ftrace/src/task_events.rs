@@ -1,0 +1,233 @@
+//! Decoding the task lifecycle events that let the agent name a sender
+//! after it has exited: `task:task_newtask` (fork/clone, with the clone
+//! flags that say thread or process), `task:task_rename` (comm changes,
+//! including the one exec makes), `sched:sched_process_exec` and
+//! `sched:sched_process_exit`.
+
+use crate::format::{EventFormat, Field, FormatError};
+
+/// `CLONE_THREAD` (`include/uapi/linux/sched.h`): the new task joins
+/// its parent's thread group instead of starting a process.
+const CLONE_THREAD: i64 = 0x0001_0000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskEvent {
+    /// `parent_tid` (the running task) created `tid`.
+    NewTask {
+        parent_tid: i32,
+        tid: i32,
+        comm: String,
+        thread: bool,
+    },
+    Rename {
+        tid: i32,
+        comm: String,
+    },
+    /// `tid` ran `filename`; `old_tid` differs when a non-leader thread
+    /// exec'd and took over the group leader's pid.
+    Exec {
+        tid: i32,
+        old_tid: i32,
+        filename: String,
+    },
+    Exit {
+        tid: i32,
+        comm: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct NewTask {
+    id: u16,
+    common_pid: Field,
+    pid: Field,
+    comm: Field,
+    clone_flags: Field,
+}
+
+#[derive(Debug, Clone)]
+struct Rename {
+    id: u16,
+    pid: Option<Field>,
+    common_pid: Field,
+    newcomm: Field,
+}
+
+#[derive(Debug, Clone)]
+struct Exec {
+    id: u16,
+    pid: Field,
+    old_pid: Field,
+    filename: Field,
+}
+
+#[derive(Debug, Clone)]
+struct Exit {
+    id: u16,
+    pid: Field,
+    comm: Field,
+}
+
+/// The layouts of whichever of the four events this kernel has.
+#[derive(Debug, Clone, Default)]
+pub struct TaskLayouts {
+    newtask: Option<NewTask>,
+    rename: Option<Rename>,
+    exec: Option<Exec>,
+    exit: Option<Exit>,
+}
+
+impl TaskLayouts {
+    pub fn add(&mut self, f: &EventFormat) -> Result<(), FormatError> {
+        let r = |n: &str| f.require(n).cloned();
+        match f.name.as_str() {
+            "task_newtask" => {
+                self.newtask = Some(NewTask {
+                    id: f.id,
+                    common_pid: r("common_pid")?,
+                    pid: r("pid")?,
+                    comm: r("comm")?,
+                    clone_flags: r("clone_flags")?,
+                })
+            }
+            "task_rename" => {
+                self.rename = Some(Rename {
+                    id: f.id,
+                    // Newer kernels dropped `pid`: the renamed task is
+                    // then always the running one.
+                    pid: f.field("pid").cloned(),
+                    common_pid: r("common_pid")?,
+                    newcomm: r("newcomm")?,
+                })
+            }
+            "sched_process_exec" => {
+                self.exec = Some(Exec {
+                    id: f.id,
+                    pid: r("pid")?,
+                    old_pid: r("old_pid")?,
+                    filename: r("filename")?,
+                })
+            }
+            "sched_process_exit" => {
+                self.exit = Some(Exit {
+                    id: f.id,
+                    pid: r("pid")?,
+                    comm: r("comm")?,
+                })
+            }
+            other => return Err(FormatError(format!("not a task event: {other}"))),
+        }
+        Ok(())
+    }
+
+    /// Decodes a record if its id is one of the task events.
+    pub fn decode(&self, id: u16, rec: &[u8]) -> Option<TaskEvent> {
+        let int = |f: &Field| f.int(rec).map(|v| v as i32);
+        if let Some(l) = self.newtask.as_ref().filter(|l| l.id == id) {
+            return Some(TaskEvent::NewTask {
+                parent_tid: int(&l.common_pid)?,
+                tid: int(&l.pid)?,
+                comm: l.comm.string(rec)?,
+                thread: l.clone_flags.int(rec)? & CLONE_THREAD != 0,
+            });
+        }
+        if let Some(l) = self.rename.as_ref().filter(|l| l.id == id) {
+            let tid = int(l.pid.as_ref().unwrap_or(&l.common_pid))?;
+            return Some(TaskEvent::Rename {
+                tid,
+                comm: l.newcomm.string(rec)?,
+            });
+        }
+        if let Some(l) = self.exec.as_ref().filter(|l| l.id == id) {
+            return Some(TaskEvent::Exec {
+                tid: int(&l.pid)?,
+                old_tid: int(&l.old_pid)?,
+                filename: l.filename.string(rec)?,
+            });
+        }
+        if let Some(l) = self.exit.as_ref().filter(|l| l.id == id) {
+            return Some(TaskEvent::Exit {
+                tid: int(&l.pid)?,
+                comm: l.comm.string(rec)?,
+            });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(name: &str) -> EventFormat {
+        let p = format!(
+            "{}/../../tests/fixtures/format/host-6.18-{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        EventFormat::parse(std::fs::read(p).unwrap().as_slice()).unwrap()
+    }
+
+    fn put(rec: &mut Vec<u8>, f: &Field, bytes: &[u8]) {
+        if rec.len() < f.offset + f.size {
+            rec.resize(f.offset + f.size, 0);
+        }
+        rec[f.offset..f.offset + bytes.len()].copy_from_slice(bytes);
+    }
+
+    #[test]
+    fn decodes_recorded_layouts() {
+        let mut l = TaskLayouts::default();
+        for n in [
+            "task_newtask",
+            "task_rename",
+            "sched_process_exec",
+            "sched_process_exit",
+        ] {
+            l.add(&fmt(n)).unwrap();
+        }
+        let nt = fmt("task_newtask");
+        let mut rec = Vec::new();
+        put(
+            &mut rec,
+            nt.field("common_pid").unwrap(),
+            &100i32.to_ne_bytes(),
+        );
+        put(&mut rec, nt.field("pid").unwrap(), &101i32.to_ne_bytes());
+        put(&mut rec, nt.field("comm").unwrap(), b"sh");
+        put(
+            &mut rec,
+            nt.field("clone_flags").unwrap(),
+            &(CLONE_THREAD as u64 | 0x100).to_ne_bytes(),
+        );
+        assert_eq!(
+            l.decode(nt.id, &rec),
+            Some(TaskEvent::NewTask {
+                parent_tid: 100,
+                tid: 101,
+                comm: "sh".into(),
+                thread: true
+            })
+        );
+        let ex = fmt("sched_process_exec");
+        let mut rec = Vec::new();
+        put(&mut rec, ex.field("pid").unwrap(), &7i32.to_ne_bytes());
+        put(&mut rec, ex.field("old_pid").unwrap(), &7i32.to_ne_bytes());
+        let loc_at = rec.len().max(20) as u32;
+        rec.resize(loc_at as usize, 0);
+        rec.extend_from_slice(b"/bin/kill\0");
+        put(
+            &mut rec,
+            ex.field("filename").unwrap(),
+            &((10u32 << 16) | loc_at).to_ne_bytes(),
+        );
+        assert_eq!(
+            l.decode(ex.id, &rec),
+            Some(TaskEvent::Exec {
+                tid: 7,
+                old_tid: 7,
+                filename: "/bin/kill".into()
+            })
+        );
+        assert_eq!(l.decode(9999, &rec), None);
+    }
+}

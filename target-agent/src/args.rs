@@ -1,0 +1,169 @@
+//! The agent's command line, parsed by hand: clap would cost more than
+//! the whole agent's size budget (issue #3).
+
+use crate::error::{AgentError, Result};
+use whosent_proto::query::Query;
+
+pub const HELP: &str = "\
+whosent-agent: report who sends signals, from the kernel's signal:signal_generate event
+
+USAGE: whosent-agent [QUERY] [--count N] [--duration SECS] [--human]
+
+Writes one JSON object per line on stdout (schema: docs/json-schema.md):
+a `ready` record once tracing is live, a `signal` record per signal,
+`lost` records if the kernel dropped events, and a final `end` record.
+
+QUERY (repeat a flag to match any of its values; different flags must all match):
+  -s, --sig SIG          signal, as `kill -l` names it: KILL, SIGKILL, 9, RTMIN+3
+      --pid PID          target process
+      --comm NAME        target command name (as in /proc/PID/comm)
+      --sender-pid PID   sending process
+      --sender-comm NAME sending command name
+
+CAPTURE:
+      --count N          stop after N signals
+      --duration SECS    stop after SECS seconds
+      --human            print one line per signal instead of JSON
+      --buffer-kb KB     per-CPU ring buffer of the private instance [default: 2048]
+      --tracefs DIR      use this tracefs (default: find or mount one; env WHOSENT_TRACEFS)
+
+It stops on --count, --duration, SIGINT, SIGTERM, SIGHUP, or EOF on a piped stdin
+(how an SSH session ends), and always removes its ftrace instance.
+Exit status: 0 if a signal was reported, 1 if none, 2 on usage or environment errors.
+";
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub query: Query,
+    pub count: Option<u64>,
+    pub duration: Option<f64>,
+    pub human: bool,
+    pub buffer_kb: u32,
+    pub tracefs: Option<String>,
+}
+
+pub enum Parsed {
+    Run(Options),
+    Help,
+    Version,
+}
+
+fn number<T: std::str::FromStr>(flag: &str, v: &str, what: &str) -> Result<T> {
+    v.parse()
+        .map_err(|_| AgentError::usage(format!("{flag} '{v}' is not {what}")))
+}
+
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
+    let mut o = Options {
+        buffer_kb: 2048,
+        ..Default::default()
+    };
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        // Accept both `--flag value` and `--flag=value`.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "-V" | "--version" => return Ok(Parsed::Version),
+            "--human" => {
+                o.human = true;
+                continue;
+            }
+            _ => {}
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| AgentError::usage(format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--count" => {
+                let n: u64 = number(&flag, &value()?, "a count")?;
+                if n == 0 {
+                    return Err(AgentError::usage("--count must be at least 1"));
+                }
+                o.count = Some(n);
+            }
+            "--duration" => {
+                let d: f64 = number(&flag, &value()?, "a number of seconds")?;
+                if !(d > 0.0 && d.is_finite()) {
+                    return Err(AgentError::usage(
+                        "--duration must be a positive number of seconds",
+                    ));
+                }
+                o.duration = Some(d);
+            }
+            "--buffer-kb" => o.buffer_kb = number(&flag, &value()?, "a size in KiB")?,
+            "--tracefs" => o.tracefs = Some(value()?),
+            f if f.starts_with('-') => {
+                let v = value()?;
+                match o.query.parse_flag(f, &v) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Err(AgentError::usage(format!("unknown option '{f}'")));
+                    }
+                    Err(e) => return Err(AgentError::usage(e.0)),
+                }
+            }
+            other => return Err(AgentError::usage(format!("unexpected argument '{other}'"))),
+        }
+    }
+    if o.tracefs.is_none() {
+        o.tracefs = std::env::var("WHOSENT_TRACEFS")
+            .ok()
+            .filter(|s| !s.is_empty());
+    }
+    Ok(Parsed::Run(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(a: &[&str]) -> Result<Options> {
+        match parse(a.iter().map(|s| s.to_string()))? {
+            Parsed::Run(o) => Ok(o),
+            _ => panic!("not a run"),
+        }
+    }
+
+    #[test]
+    fn parses_query_and_capture_flags() {
+        let o = run(&[
+            "-s",
+            "KILL",
+            "--sig=TERM",
+            "--pid",
+            "12",
+            "--count",
+            "3",
+            "--duration",
+            "1.5",
+            "--human",
+        ])
+        .unwrap();
+        assert_eq!(o.query.sigs, vec![9, 15]);
+        assert_eq!(o.query.pids, vec![12]);
+        assert_eq!((o.count, o.duration, o.human), (Some(3), Some(1.5), true));
+    }
+
+    #[test]
+    fn usage_errors_say_what_is_wrong() {
+        for (a, want) in [
+            (vec!["--sig", "99"], "kill -l"),
+            (vec!["--pid", "abc"], "positive number"),
+            (vec!["--count", "0"], "at least 1"),
+            (vec!["--duration", "-1"], "positive"),
+            (vec!["--bogus", "1"], "unknown option"),
+            (vec!["--pid"], "needs a value"),
+        ] {
+            let e = run(&a).unwrap_err();
+            assert_eq!(e.kind, "usage");
+            assert!(e.message.contains(want), "{a:?}: {}", e.message);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Setting up a capture: tracefs, the private instance, the layouts
+//! read from the kernel's format files, the filter, the events, the
+//! readers. Every error path drops the instance, which removes it.
+
+use crate::args::Options;
+use crate::error::{AgentError, Result};
+use crate::instance::{self, Instance};
+use crate::proctable::ProcTable;
+use crate::reader::Readers;
+use crate::{procfs, tracefs};
+use std::fs;
+use std::path::Path;
+use whosent_ftrace::filter;
+use whosent_ftrace::format::EventFormat;
+use whosent_ftrace::header_page::PageLayout;
+use whosent_ftrace::signal_generate::SignalLayout;
+use whosent_ftrace::task_events::TaskLayouts;
+
+/// Task lifecycle events kept in the same instance for the process
+/// table; a kernel without some of them just names fewer exited tasks.
+const TASK_EVENTS: [&str; 4] = [
+    "task/task_newtask",
+    "task/task_rename",
+    "sched/sched_process_exec",
+    "sched/sched_process_exit",
+];
+
+pub struct Capture {
+    pub tracefs: String,
+    pub signal: SignalLayout,
+    pub tasks: TaskLayouts,
+    pub page: PageLayout,
+    pub filter: String,
+    pub table: ProcTable,
+    // Field order matters: readers must close before the instance is
+    // removed, and fields drop in declaration order.
+    pub readers: Readers,
+    pub instance: Instance,
+}
+
+/// Reads a tracefs file in large reads: some (events/header_page) answer
+/// only a read at offset 0 and return EOF to the small probe reads that
+/// `fs::read` starts with.
+fn read_whole(p: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = fs::File::open(p)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match f.read(&mut buf)? {
+            0 => return Ok(out),
+            n => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn read_format(root: &str, rel: &str) -> Result<EventFormat> {
+    let p = Path::new(root).join(rel);
+    let bytes =
+        read_whole(&p).map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
+    EventFormat::parse(bytes.as_slice()).map_err(|e| {
+        AgentError::new(
+            "bad_format",
+            format!("{}: {e}", p.display()),
+            "report this with the kernel release",
+        )
+    })
+}
+
+/// Thread ids of each process named by `flag`; a pid that does not
+/// exist is an error (it would otherwise silently match nothing).
+fn threads_of(flag: &str, pids: &[i32]) -> Result<Vec<i32>> {
+    let mut all = Vec::new();
+    for &p in pids {
+        let tids = procfs::threads("/proc", p).ok_or_else(|| {
+            AgentError::new(
+                "no_such_process",
+                format!("{flag} {p}: no such process"),
+                "check the pid with `ps` or `pidof NAME`; to wait for a program that has not started yet, use --comm",
+            )
+        })?;
+        all.extend(tids);
+    }
+    Ok(all)
+}
+
+pub fn start(o: &Options) -> Result<Capture> {
+    let target_tids = threads_of("--pid", &o.query.pids)?;
+    let sender_tids = threads_of("--sender-pid", &o.query.sender_pids)?;
+    let root = tracefs::locate(o.tracefs.as_deref())?;
+    for name in instance::remove_stale(&root) {
+        eprintln!("whosent-agent: removed stale instance {name} (its owner is gone)");
+    }
+    let signal_fmt = read_format(&root, "events/signal/signal_generate/format")?;
+    let signal = SignalLayout::new(&signal_fmt).map_err(|e| {
+        AgentError::new(
+            "bad_format",
+            e.to_string(),
+            "report this with the kernel release",
+        )
+    })?;
+    let header = Path::new(&root).join("events/header_page");
+    let page = read_whole(&header)
+        .map_err(|e| AgentError::io("cannot read", &header.display().to_string(), e))
+        .and_then(|b| {
+            PageLayout::parse(b.as_slice()).map_err(|e| {
+                AgentError::new(
+                    "bad_format",
+                    e.to_string(),
+                    "report this with the kernel release",
+                )
+            })
+        })?;
+
+    let instance = Instance::create(&root)?;
+    instance.set("buffer_size_kb", &o.buffer_kb.to_string())?;
+    // Wake the reader on any data (Linux 6.x defaults to half full).
+    let _ = instance.set("buffer_percent", "0");
+    let filter = filter::build(&o.query, &target_tids, &sender_tids);
+    instance.set_filter("signal/signal_generate", &filter)?;
+
+    let mut tasks = TaskLayouts::default();
+    for ev in TASK_EVENTS {
+        let Ok(f) = read_format(&root, &format!("events/{ev}/format")) else {
+            continue;
+        };
+        if tasks.add(&f).is_ok() {
+            instance.set(&format!("events/{ev}/enable"), "1")?;
+        }
+    }
+    let readers = Readers::open(&instance.dir)?;
+    instance.set("events/signal/signal_generate/enable", "1")?;
+
+    // Learn the watched processes now: a SIGKILL target is usually gone
+    // by the time its event is read.
+    let mut table = ProcTable::new("/proc");
+    for &t in target_tids.iter().chain(&sender_tids) {
+        table.lookup(t);
+    }
+    Ok(Capture {
+        tracefs: root,
+        signal,
+        tasks,
+        page,
+        filter,
+        table,
+        readers,
+        instance,
+    })
+}

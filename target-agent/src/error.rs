@@ -1,0 +1,63 @@
+//! The agent's errors: each has a stable kind (for the JSON `error`
+//! record), a message, and a help line telling the user what to do.
+//! All of them exit with status 2: they are environment or usage errors.
+
+use std::fmt;
+use std::io;
+
+#[derive(Debug)]
+pub struct AgentError {
+    pub kind: &'static str,
+    pub message: String,
+    pub help: String,
+}
+
+impl AgentError {
+    pub fn new(kind: &'static str, message: impl Into<String>, help: impl Into<String>) -> Self {
+        AgentError {
+            kind,
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new("usage", message, "see `whosent-agent --help`")
+    }
+
+    /// An I/O failure on a tracefs path; permission problems become the
+    /// `not_root` error because that is what the user has to fix.
+    pub fn io(what: &str, path: &str, e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::PermissionDenied => Self::not_root(path),
+            _ if e.raw_os_error() == Some(libc::ENOSPC) => Self::new(
+                "no_space",
+                format!("{what} {path}: no space left on device"),
+                "free memory or disk space on the board, or pass a smaller --buffer-kb",
+            ),
+            _ => Self::new(
+                "io",
+                format!("{what} {path}: {e}"),
+                "check that tracefs is mounted and not in use by a tool that locks it",
+            ),
+        }
+    }
+
+    pub fn not_root(path: &str) -> Self {
+        Self::new(
+            "not_root",
+            format!("permission denied on {path}: tracing needs root"),
+            "run the agent as root (e.g. `sudo whosent-agent ...`), or use `whosent-deploy --sudo`",
+        )
+    }
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+pub type Result<T> = std::result::Result<T, AgentError>;

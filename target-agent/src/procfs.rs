@@ -1,0 +1,88 @@
+//! The few /proc facts the agent needs about a task. A task that has
+//! exited yields `None`: short-lived senders are common, and the caller
+//! falls back to what the trace itself recorded.
+
+use std::fs;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskInfo {
+    pub tgid: i32,
+    pub ppid: i32,
+    pub uid: u32,
+    pub comm: String,
+}
+
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
+}
+
+/// `/proc/<tid>/status` works for any thread id, not only group leaders.
+pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
+    let status = fs::read_to_string(format!("{root}/{tid}/status")).ok()?;
+    Some(TaskInfo {
+        tgid: status_field(&status, "Tgid:")?.parse().ok()?,
+        ppid: status_field(&status, "PPid:")?.parse().ok()?,
+        // "Uid:\treal\teffective\tsaved\tfs": the real uid sent it.
+        uid: status_field(&status, "Uid:")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?,
+        comm: status_field(&status, "Name:")?.to_string(),
+    })
+}
+
+/// The command line with NULs as spaces; `None` once it is gone, and
+/// for kernel threads, which have none.
+pub fn cmdline(root: &str, pid: i32) -> Option<String> {
+    let raw = fs::read(format!("{root}/{pid}/cmdline")).ok()?;
+    let trimmed = raw.strip_suffix(&[0]).unwrap_or(&raw);
+    if trimmed.is_empty() {
+        return None;
+    }
+    let s: Vec<u8> = trimmed
+        .iter()
+        .map(|&b| if b == 0 { b' ' } else { b })
+        .collect();
+    Some(String::from_utf8_lossy(&s).into_owned())
+}
+
+/// The thread ids of a process, or `None` if it does not exist.
+pub fn threads(root: &str, pid: i32) -> Option<Vec<i32>> {
+    let mut tids: Vec<i32> = fs::read_dir(format!("{root}/{pid}/task"))
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    Some(tids)
+}
+
+/// Field 22 of /proc/<pid>/stat (start time in clock ticks): with the
+/// pid it names a process uniquely, across pid reuse.
+pub fn start_time(root: &str, pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("{root}/{pid}/stat")).ok()?;
+    // The comm in parentheses may itself contain spaces and ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id() as i32;
+        let t = task("/proc", me).unwrap();
+        assert_eq!(t.tgid, me);
+        assert_eq!(t.uid, unsafe { libc::getuid() });
+        assert!(cmdline("/proc", me).unwrap().contains("whosent_agent"));
+        assert!(threads("/proc", me).unwrap().contains(&me));
+        assert!(start_time("/proc", me).unwrap() > 0);
+        assert!(task("/proc", -5).is_none());
+        assert!(threads("/proc", i32::MAX).is_none());
+    }
+}

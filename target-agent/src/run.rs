@@ -1,0 +1,340 @@
+//! The capture loop: drain every CPU's pages, order the events, keep
+//! the process table, match the query, write records; stop on count,
+//! duration, a signal or stdin EOF; then report losses and clean up.
+
+use crate::args::Options;
+use crate::capture::Capture;
+use crate::error::{AgentError, Result};
+use crate::proctable::ProcTable;
+use crate::reader::lost_by_stats;
+use crate::stop::Stop;
+use std::io::Write;
+use std::time::{Duration, Instant};
+use whosent_ftrace::page::Page;
+use whosent_ftrace::signal_generate::RawSignal;
+use whosent_ftrace::task_events::TaskEvent;
+use whosent_proto::query::Query;
+use whosent_proto::record::{End, EndReason, Lost, Outcome, Ready, SignalEvent, Task};
+use whosent_proto::render;
+
+/// Pages read from one CPU before moving on, so that a storm on one CPU
+/// cannot starve the others or delay stop checks.
+const PAGES_PER_ROUND: usize = 64;
+
+enum Item {
+    Signal(u64, u32, RawSignal),
+    Task(u64, TaskEvent),
+}
+
+impl Item {
+    fn ts(&self) -> u64 {
+        match self {
+            Item::Signal(ts, ..) | Item::Task(ts, _) => *ts,
+        }
+    }
+}
+
+pub struct Output {
+    human: bool,
+    buf: String,
+}
+
+impl Output {
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let mut out = std::io::stdout().lock();
+            out.write_all(self.buf.as_bytes())?;
+            out.flush()?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+fn uname() -> (String, String) {
+    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    unsafe { libc::uname(&mut u) };
+    let s = |f: &[libc::c_char]| {
+        let b: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    (s(&u.release), s(&u.machine))
+}
+
+/// Fills in a task from the process table; `comm` is what the trace
+/// itself knew, used when the table does not know the task.
+fn task(table: &mut ProcTable, tid: i32, comm: Option<&str>, full: bool) -> Task {
+    match table.lookup(tid) {
+        Some(p) => Task {
+            pid: p.tgid,
+            tid,
+            comm: if p.comm.is_empty() {
+                comm.unwrap_or("<...>").to_string()
+            } else {
+                p.comm.clone()
+            },
+            uid: if full { p.uid } else { None },
+            cmdline: if full { p.cmdline.clone() } else { None },
+        },
+        None => Task {
+            pid: None,
+            tid,
+            comm: comm.unwrap_or("<...>").to_string(),
+            uid: None,
+            cmdline: None,
+        },
+    }
+}
+
+fn matches(q: &Query, e: &SignalEvent) -> bool {
+    let sender = e.sender();
+    (q.sigs.is_empty() || q.sigs.contains(&e.sig))
+        && (q.pids.is_empty() || e.target.pid.is_some_and(|p| q.pids.contains(&p)))
+        && q.comm.as_ref().is_none_or(|c| *c == e.target.comm)
+        && (q.sender_pids.is_empty()
+            || sender
+                .and_then(|s| s.pid)
+                .is_some_and(|p| q.sender_pids.contains(&p)))
+        && q.sender_comm
+            .as_ref()
+            .is_none_or(|c| sender.is_some_and(|s| s.comm == *c))
+}
+
+struct Loop<'a> {
+    o: &'a Options,
+    cap: Capture,
+    out: Output,
+    signals: u64,
+    lost_reported: Vec<u64>,
+    page: Vec<u8>,
+    items: Vec<Item>,
+}
+
+impl Loop<'_> {
+    /// Reads what the kernel has now; returns how many events were read.
+    fn drain(&mut self) -> Result<usize> {
+        let mut n = 0;
+        for i in 0..self.cap.readers.cpus.len() {
+            for _ in 0..PAGES_PER_ROUND {
+                let r = &mut self.cap.readers.cpus[i];
+                let cpu = r.cpu;
+                let len = r.read_page(&mut self.page).map_err(|e| {
+                    AgentError::io("cannot read", &format!("cpu{cpu}/trace_pipe_raw"), e)
+                })?;
+                if len == 0 {
+                    break;
+                }
+                let page = Page::parse(&self.cap.page, &self.page[..len]).map_err(|e| {
+                    AgentError::new(
+                        "bad_page",
+                        e.to_string(),
+                        "report this with the kernel release",
+                    )
+                })?;
+                if let Some(count) = page.missed {
+                    Lost { cpu, count }.encode(&mut self.out.buf);
+                    self.lost_reported[i] += count.unwrap_or(0);
+                }
+                for ev in page.events() {
+                    let ev = ev.map_err(|e| {
+                        AgentError::new(
+                            "bad_page",
+                            e.to_string(),
+                            "report this with the kernel release",
+                        )
+                    })?;
+                    let Some(id) = ev.id() else { continue };
+                    n += 1;
+                    if id == self.cap.signal.id {
+                        if let Some(s) = self.cap.signal.decode(ev.data) {
+                            self.items.push(Item::Signal(ev.ts, cpu, s));
+                        }
+                    } else if let Some(t) = self.cap.tasks.decode(id, ev.data) {
+                        self.items.push(Item::Task(ev.ts, t));
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Applies the drained items in time order; true when --count is reached.
+    fn process(&mut self) -> bool {
+        self.items.sort_by_key(Item::ts);
+        let mut done = false;
+        for item in self.items.drain(..) {
+            match item {
+                Item::Task(_, t) => self.cap.table.apply(&t),
+                Item::Signal(_, _, _) if done => {}
+                Item::Signal(ts, cpu, s) => {
+                    let running = task(&mut self.cap.table, s.running_tid, None, true);
+                    let target = task(
+                        &mut self.cap.table,
+                        s.target_tid,
+                        Some(&s.target_comm),
+                        false,
+                    );
+                    let e = SignalEvent {
+                        ts_ns: ts,
+                        cpu,
+                        sig: s.sig,
+                        code: s.code,
+                        errno: s.errno,
+                        group: s.group,
+                        result: s.result.map(Outcome::from_raw),
+                        context: s.context,
+                        running,
+                        target: Task {
+                            comm: s.target_comm,
+                            ..target
+                        },
+                    };
+                    if !matches(&self.o.query, &e) {
+                        continue;
+                    }
+                    if self.out.human {
+                        self.out.buf.push_str(&render::signal_line(&e));
+                        self.out.buf.push('\n');
+                    } else {
+                        e.encode(&mut self.out.buf);
+                    }
+                    self.signals += 1;
+                    done = self.o.count.is_some_and(|c| self.signals >= c);
+                }
+            }
+        }
+        done
+    }
+
+    fn wait(&self, stop: &Stop, timeout: Duration) -> bool {
+        let mut fds: Vec<libc::pollfd> = self
+            .cap
+            .readers
+            .fds()
+            .into_iter()
+            .chain([stop.wake_fd])
+            .chain(stop.stdin_fd)
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: fds is a valid array of pollfd for its length.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        stop.stdin_fd.is_some() && fds.last().is_some_and(|p| p.revents != 0)
+    }
+}
+
+/// Runs a capture to its end; returns how many signals were reported.
+pub fn run(o: &Options) -> Result<u64> {
+    let stop = Stop::install().map_err(|e| {
+        AgentError::new(
+            "io",
+            format!("cannot set up signal handling: {e}"),
+            "check the board's resource limits",
+        )
+    })?;
+    let cap = crate::capture::start(o)?;
+    let (release, arch) = uname();
+    let mut out = Output {
+        human: o.human,
+        buf: String::with_capacity(1 << 16),
+    };
+    let ready = Ready::new("ftrace", &release, &arch, &cap.instance.name, &cap.filter);
+    if o.human {
+        eprintln!(
+            "whosent-agent: tracing signals on {release} ({}), filter: {}",
+            cap.instance.name,
+            if cap.filter.is_empty() {
+                "none"
+            } else {
+                &cap.filter
+            }
+        );
+    } else {
+        ready.encode(&mut out.buf);
+    }
+    let mut l = Loop {
+        o,
+        lost_reported: vec![0; cap.readers.cpus.len()],
+        page: vec![0; cap.readers.page_size],
+        cap,
+        out,
+        signals: 0,
+        items: Vec::new(),
+    };
+    let deadline = o
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let reason = loop {
+        if l.out.flush().is_err() {
+            break EndReason::Hangup;
+        }
+        if let Some(r) = stop.signalled() {
+            break r;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break EndReason::Duration;
+        }
+        let n = l.drain()?;
+        if l.process() {
+            break EndReason::Count;
+        }
+        if n == 0 {
+            let left = deadline.map_or(Duration::from_millis(200), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if l.wait(&stop, left.min(Duration::from_millis(200))) && stop.stdin_closed() {
+                break EndReason::StdinClosed;
+            }
+        }
+    };
+    // What is already in the buffer was generated before we stopped.
+    if reason != EndReason::Count {
+        l.drain()?;
+        l.process();
+    }
+    let mut lost = 0;
+    for (i, r) in l.cap.readers.cpus.iter().enumerate() {
+        let by_stats = lost_by_stats(&l.cap.instance.dir, r.cpu);
+        if by_stats > l.lost_reported[i] {
+            Lost {
+                cpu: r.cpu,
+                count: Some(by_stats - l.lost_reported[i]),
+            }
+            .encode(&mut l.out.buf);
+        }
+        lost += by_stats.max(l.lost_reported[i]);
+    }
+    let signals = l.signals;
+    if l.o.human {
+        if lost > 0 {
+            l.out
+                .buf
+                .push_str(&format!("whosent-agent: {lost} events lost\n"));
+        }
+    } else {
+        End {
+            reason,
+            signals,
+            lost,
+        }
+        .encode(&mut l.out.buf);
+    }
+    let _ = l.out.flush();
+    let Capture {
+        readers,
+        mut instance,
+        ..
+    } = l.cap;
+    drop(readers);
+    instance.remove()?;
+    Ok(signals)
+}
