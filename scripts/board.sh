@@ -420,6 +420,17 @@ build_board() {
 
     # busybox + applet links
     install_bin bin/busybox bin/busybox
+    if [[ $VARIANT == bare ]]; then
+        # Debian's busybox-static has FEATURE_SH_STANDALONE: its sh runs any
+        # applet by name even without a link, so leaving out the links is not
+        # enough.  Rename the two applets in busybox's sorted applet-name table
+        # (same length, sort order kept): tar -> taj, sha256sum -> sha2_6sum.
+        perl -0777 -pi -e '
+            $n = s/\0tail\0tar\0taskset\0/\0tail\0taj\0taskset\0/g;
+            $m = s/\0sha1sum\0sha256sum\0sha3sum\0/\0sha1sum\0sha2_6sum\0sha3sum\0/g;
+            die "busybox applet table not found ($n, $m)\n" unless $n == 1 && $m == 1;
+        ' "$ROOT/bin/busybox" || die "cannot remove tar/sha256sum from busybox"
+    fi
     local a
     while read -r a; do
         [[ $a == bin/busybox || $a == linuxrc || -z $a ]] && continue
@@ -516,6 +527,7 @@ EOF
         echo "VARIANT=$VARIANT"
         echo "KVER=$KVER"
         echo "KERNEL_PKG=$KERNEL_PKG"
+        echo "KERNEL_DEB=$(basename "${DEB[$KERNEL_PKG]}")"
     } >"$OUT/info"
     cp "$ROOT/etc/whosent-board.packages" "$OUT/packages"
     echo "$stamp" >"$OUT/stamp"
