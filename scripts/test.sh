@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what it needs, builds the
+# workspace (the agent, the host tool and the test programs), then runs
+# every test, including those on the real kernel (root, tracefs), under
+# qemu-user, and against emulated boards and a local sshd. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+echo "== build" >&2
+cargo build --workspace --all-targets --locked
+echo "== tests" >&2
+# Tests that touch the kernel filter on their own pids, so they run in
+# parallel; two threads match this kind of machine.
+cargo test --workspace --locked -- --test-threads=2
