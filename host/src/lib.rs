@@ -1,3 +1,17 @@
 //! whosent-deploy as a library: the binary is glue over these modules.
 
+pub mod app;
+pub mod board;
+pub mod build;
+pub mod bundle;
+pub mod cli;
+pub mod doctor;
+pub mod error;
+pub mod interrupt;
+pub mod local;
+pub mod offline;
+pub mod password;
+pub mod query;
+pub mod remote;
+pub mod report;
 pub mod ssh;

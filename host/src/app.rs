@@ -1,0 +1,49 @@
+//! Dispatch from the parsed command line to the modules that do the
+//! work; returns the process exit status.
+
+use crate::cli::{Cli, Cmd, RunArgs};
+use crate::error::HostError;
+use crate::report::Report;
+use crate::{interrupt, local, offline, query};
+use std::io::{self, BufReader, IsTerminal};
+use std::path::PathBuf;
+
+pub fn run(cli: Cli) -> Result<i32, HostError> {
+    match cli.cmd {
+        Some(Cmd::Parse(p)) => {
+            let q = query::from_args(&p.query)?;
+            let mut report = Report::new(io::stdout().lock(), p.json, None);
+            report.quiet = true;
+            if p.file == "-" {
+                offline::parse(io::stdin().lock(), &q, &mut report)?;
+            } else {
+                let path = PathBuf::from(&p.file);
+                let f = std::fs::File::open(&path).map_err(|source| HostError::Input { path, source })?;
+                offline::parse(BufReader::new(f), &q, &mut report)?;
+            }
+            Ok(report.status(0))
+        }
+        Some(Cmd::Build(b)) => crate::build::command(&b),
+        Some(Cmd::Doctor(d)) => crate::doctor::command(&d),
+        None => trace(&cli.run),
+    }
+}
+
+fn trace(r: &RunArgs) -> Result<i32, HostError> {
+    let Some(host) = r.ssh.host.as_deref() else {
+        return Err(HostError::Usage(
+            "--host is required: a board ([USER@]HOST[:PORT]) or `local` for this machine".into(),
+        ));
+    };
+    let q = query::from_args(&r.query)?;
+    let args = query::agent_args(&q, &r.capture)?;
+    let stop = interrupt::install();
+    if host == "local" {
+        let agent = local::find_agent(r.agent.as_deref())?;
+        let mut report = Report::new(io::stdout().lock(), r.capture.json, None);
+        report.quiet = !io::stderr().is_terminal() && r.capture.json;
+        let status = local::run(&agent, &args, &mut report, stop)?;
+        return Ok(report.status(status));
+    }
+    crate::remote::run(r, host, &args, stop)
+}

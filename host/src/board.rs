@@ -1,0 +1,118 @@
+//! What a board has: one POSIX-sh probe (busybox-compatible) whose
+//! `key=value` output is parsed here, so the parsing is tested without
+//! a board. Used by the deploy path and by `doctor`.
+
+use std::collections::BTreeMap;
+
+/// Run on the board (through `sudo -n sh -c` with `--sudo`). It only
+/// reads: nothing is written or mounted.
+pub const PROBE: &str = r#"
+echo "arch=$(uname -m)"
+echo "release=$(uname -r)"
+echo "uid=$(id -u)"
+for c in tar sha256sum scp mktemp staprun sudo gzip; do
+  if command -v "$c" >/dev/null 2>&1; then echo "has_$c=1"; else echo "has_$c=0"; fi
+done
+for s in /usr/lib/sftp-server /usr/lib/openssh/sftp-server /usr/libexec/sftp-server /usr/libexec/openssh/sftp-server; do
+  [ -x "$s" ] && echo "has_sftp=1"
+done
+for t in /sys/kernel/tracing /sys/kernel/debug/tracing; do
+  if [ -d "$t/events" ]; then
+    echo "tracefs=$t"
+    [ -e "$t/events/signal/signal_generate/format" ] && echo "signal_events=1"
+    [ -d "$t/instances" ] && echo "instances=1"
+    break
+  fi
+done
+grep -qw tracefs /proc/filesystems 2>/dev/null && echo "tracefs_supported=1"
+grep -qw debugfs /proc/filesystems 2>/dev/null && echo "debugfs_supported=1"
+echo "tmp_df=$(df -k /tmp 2>/dev/null | tail -n 1)"
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
+  sudo -n true 2>/dev/null && echo "sudo_ok=1"
+fi
+exit 0
+"#;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub arch: String,
+    pub release: String,
+    pub uid: Option<u32>,
+    pub tools: BTreeMap<String, bool>,
+    pub sftp: bool,
+    /// The mounted tracefs, if any.
+    pub tracefs: Option<String>,
+    pub signal_events: bool,
+    pub instances: bool,
+    pub tracefs_supported: bool,
+    pub debugfs_supported: bool,
+    /// Free KiB in /tmp (df's "Available").
+    pub tmp_free_kb: Option<u64>,
+    pub sudo_ok: bool,
+}
+
+impl Facts {
+    pub fn parse(out: &str) -> Facts {
+        let mut f = Facts::default();
+        for line in out.lines() {
+            let Some((k, v)) = line.split_once('=') else { continue };
+            let v = v.trim();
+            match k {
+                "arch" => f.arch = v.to_string(),
+                "release" => f.release = v.to_string(),
+                "uid" => f.uid = v.parse().ok(),
+                "has_sftp" => f.sftp = true,
+                k if k.starts_with("has_") => {
+                    f.tools.insert(k[4..].to_string(), v == "1");
+                }
+                "tracefs" => f.tracefs = Some(v.to_string()),
+                "signal_events" => f.signal_events = true,
+                "instances" => f.instances = true,
+                "tracefs_supported" => f.tracefs_supported = true,
+                "debugfs_supported" => f.debugfs_supported = true,
+                "sudo_ok" => f.sudo_ok = true,
+                // `Filesystem 1K-blocks Used Available Use% Mounted`; a
+                // long device name can wrap, so count from the end.
+                "tmp_df" => {
+                    let cols: Vec<&str> = v.split_whitespace().collect();
+                    if cols.len() >= 4 {
+                        f.tmp_free_kb = cols[cols.len() - 3].parse().ok();
+                    }
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+
+    pub fn has(&self, tool: &str) -> bool {
+        self.tools.get(tool).copied().unwrap_or(false)
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.uid == Some(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_busybox_board() {
+        // Recorded from the emulated aarch64 board (plain variant).
+        let out = "arch=aarch64\nrelease=6.1.0-56-arm64\nuid=0\nhas_tar=1\nhas_sha256sum=1\nhas_scp=0\nhas_mktemp=1\nhas_staprun=0\nhas_sudo=0\nhas_gzip=1\ntracefs=/sys/kernel/tracing\nsignal_events=1\ninstances=1\ntracefs_supported=1\ndebugfs_supported=1\ntmp_df=tmpfs                   252620         4    252616   0% /tmp\n";
+        let f = Facts::parse(out);
+        assert_eq!(f.arch, "aarch64");
+        assert!(f.is_root() && f.signal_events && f.has("tar") && !f.has("scp") && !f.sftp);
+        assert_eq!(f.tmp_free_kb, Some(252616));
+        assert_eq!(f.tracefs.as_deref(), Some("/sys/kernel/tracing"));
+    }
+
+    #[test]
+    fn a_wrapped_df_line_and_missing_facts() {
+        let f = Facts::parse("uid=1000\ntmp_df=  10240 20 10220 1% /tmp\nhas_tar=0\n");
+        assert_eq!(f.tmp_free_kb, Some(10220));
+        assert!(!f.is_root() && !f.has("tar") && !f.has("sha256sum") && f.tracefs.is_none());
+    }
+}

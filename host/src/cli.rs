@@ -1,0 +1,163 @@
+//! The command line of whosent-deploy (clap derive). Long help lives in
+//! constants so that `--help` teaches; flags are grouped by heading.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const ABOUT: &str = "Who sent that signal? Cross-builds a small static agent, pushes it to a \
+board over SSH, traces signal:signal_generate there and prints who sent which signal to whom.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  whosent-deploy --host root@board.local --sig KILL --pid 1234
+  whosent-deploy --target aarch64 --host board -p 2222 -i ~/.ssh/lab --count 1 --json
+  whosent-deploy --host local --sig TERM --duration 10      # this machine, no SSH
+  whosent-deploy doctor --host board                        # what the board has and lacks
+  whosent-deploy parse trace.txt                            # decode a recorded ftrace text
+  whosent-deploy build --target armv7                       # just cross-build the agent
+
+Output: one line per signal, e.g.
+  SIGKILL: test_sender(6993) -> test_receiver(6985)  code=SI_USER  delivered
+The sender is the task that was running when the kernel generated the signal; in
+interrupt context no task is credited. --json prints the agent's JSON Lines records
+(docs/json-schema.md).
+
+Exit status: 0 if a signal was reported, 1 if none was, 2 on usage or environment errors.";
+
+#[derive(Debug, Parser)]
+#[command(name = "whosent-deploy", version, about = ABOUT, after_help = AFTER_HELP)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Cross-compile the agent for a target and print its path
+    Build(BuildArgs),
+    /// Decode recorded ftrace text (trace, trace_pipe, trace-cmd show/report) into whosent records
+    Parse(ParseArgs),
+    /// Check what a board has and lacks for tracing, with the fix for each gap
+    Doctor(DoctorArgs),
+}
+
+/// What to watch. Repeat a flag to match any of its values; different
+/// flags must all match.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Query")]
+pub struct QueryArgs {
+    /// Signal, as `kill -l` names it: KILL, SIGKILL, kill, 9, RTMIN+3
+    #[arg(short = 's', long = "sig", value_name = "SIG")]
+    pub sig: Vec<String>,
+    /// Target process id (as seen on the board)
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<String>,
+    /// Target command name, as in /proc/PID/comm
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
+    /// Sending process id
+    #[arg(long, value_name = "PID")]
+    pub sender_pid: Vec<String>,
+    /// Sending command name
+    #[arg(long, value_name = "NAME")]
+    pub sender_comm: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Capture")]
+pub struct CaptureArgs {
+    /// Stop after N signals
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after SECS seconds
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Print the agent's JSON Lines records instead of one line per signal
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Connection (ssh-like)")]
+pub struct SshArgs {
+    /// The board: [USER@]HOST[:PORT], a ~/.ssh/config alias, or `local` for this machine
+    #[arg(long, short = 'H', value_name = "HOST")]
+    pub host: Option<String>,
+    /// SSH port (beats :PORT and ~/.ssh/config)
+    #[arg(short = 'p', long = "port", value_name = "PORT")]
+    pub port: Option<u16>,
+    /// SSH user (beats USER@ and ~/.ssh/config)
+    #[arg(short = 'l', long = "login", value_name = "USER")]
+    pub user: Option<String>,
+    /// Private key to try (repeatable); the ssh-agent and ~/.ssh/id_* are tried too
+    #[arg(short = 'i', long = "identity", value_name = "KEY")]
+    pub identity: Vec<PathBuf>,
+    /// known_hosts file to verify the board's host key against [default: ~/.ssh/known_hosts]
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Record the host key of a board seen for the first time (a changed key is always refused)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// ssh_config file to read [default: ~/.ssh/config]
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Seconds to wait for the connection
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub connect_timeout: u64,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Board architecture: aarch64 (arm64), armv7 (arm, armhf), x86_64 [default: from `uname -m`]
+    #[arg(long, value_name = "TARGET", help_heading = "Board")]
+    pub target: Option<String>,
+    /// Run the agent through sudo (for a sudo-capable, non-root login)
+    #[arg(long, help_heading = "Board")]
+    pub sudo: bool,
+    /// Use this prebuilt agent instead of building one (its ELF header is checked)
+    #[arg(long, value_name = "PATH", help_heading = "Board")]
+    pub agent: Option<PathBuf>,
+    /// Keep the uploaded agent on the board; a later run with the same agent skips the upload
+    #[arg(long, help_heading = "Board")]
+    pub keep: bool,
+    #[command(flatten)]
+    pub query: QueryArgs,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// aarch64 (arm64), armv7 (arm, armhf, armv7l) or x86_64
+    #[arg(long, value_name = "TARGET")]
+    pub target: String,
+    /// How to build: the local Rust toolchain (default) or `cross` (containers)
+    #[arg(long, value_name = "BUILDER", default_value = "local")]
+    pub builder: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// The recorded text, or - for stdin
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Print JSON Lines records instead of one line per signal
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Check through sudo
+    #[arg(long)]
+    pub sudo: bool,
+}

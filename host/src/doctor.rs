@@ -1,0 +1,130 @@
+//! `whosent-deploy doctor`: a table of what the board has and lacks for
+//! tracing, each gap with its fix. Exit 0 when an ftrace deploy can
+//! work, 1 when something blocks it, 2 when the board cannot be reached.
+
+use crate::board::Facts;
+use crate::build::Target as Arch;
+use crate::cli::DoctorArgs;
+use crate::error::HostError;
+use crate::remote;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// Works, with a caveat.
+    Note,
+    /// Blocks an ftrace deploy.
+    Missing,
+}
+
+pub struct Row {
+    pub check: &'static str,
+    pub status: Status,
+    pub detail: String,
+}
+
+fn row(check: &'static str, status: Status, detail: impl Into<String>) -> Row {
+    Row { check, status, detail: detail.into() }
+}
+
+/// The findings for a board, in the order they matter.
+pub fn findings(f: &Facts, sudo: bool) -> Vec<Row> {
+    use Status::*;
+    let mut rows = Vec::new();
+    rows.push(match Arch::from_uname_m(&f.arch) {
+        Some(a) => row("architecture", Ok, format!("{} (agent: {})", f.arch, a.name())),
+        None => row("architecture", Missing, format!("{}: not supported; whosent builds agents for aarch64, armv7 and x86_64", f.arch)),
+    });
+    rows.push(row("kernel", Ok, f.release.clone()));
+    let privileged = f.is_root() || (sudo && f.sudo_ok);
+    rows.push(if f.is_root() {
+        row("root", Ok, "logged in as root")
+    } else if sudo && f.sudo_ok {
+        row("root", Ok, "through sudo -n")
+    } else if f.sudo_ok {
+        row("root", Missing, "not root; passwordless sudo works: add --sudo")
+    } else {
+        row("root", Missing, "not root and no passwordless sudo: log in as root (-l root) or allow NOPASSWD sudo")
+    });
+    rows.push(match (&f.tracefs, f.tracefs_supported, privileged) {
+        (Some(t), _, _) => row("tracefs", Ok, format!("mounted at {t}")),
+        (None, true, _) => row("tracefs", Note, "not mounted; the agent mounts it at /sys/kernel/tracing (or: mount -t tracefs nodev /sys/kernel/tracing)"),
+        (None, false, _) if f.debugfs_supported => row("tracefs", Note, "no tracefs; the agent mounts debugfs and uses /sys/kernel/debug/tracing"),
+        (None, false, _) => row("tracefs", Missing, "the kernel has no tracefs or debugfs: enable CONFIG_FTRACE and CONFIG_EVENT_TRACING"),
+    });
+    rows.push(if f.signal_events {
+        row("signal events", Ok, "signal:signal_generate")
+    } else if f.tracefs.is_some() && privileged {
+        row("signal events", Missing, "no signal:signal_generate: enable CONFIG_EVENT_TRACING (selected by any tracer, e.g. CONFIG_FUNCTION_TRACER)")
+    } else {
+        row("signal events", Note, "unknown until tracefs is mounted and readable (needs root)")
+    });
+    if f.tracefs.is_some() && privileged && !f.instances {
+        rows.push(row("ftrace instances", Missing, "no instances/ directory (Linux 3.10+ needed); whosent never uses the global buffer"));
+    }
+    rows.push(match f.tmp_free_kb {
+        Some(kb) if kb >= 2048 => row("space in /tmp", Ok, format!("{kb} KiB free")),
+        Some(kb) => row("space in /tmp", Missing, format!("{kb} KiB free; the agent needs about 1 MiB: free space in /tmp or set TMPDIR")),
+        None => row("space in /tmp", Note, "unknown (no df); the upload fails clearly if it is full"),
+    });
+    let tool = |name: &'static str, ok: &str, fix: &str| {
+        if f.has(name) { row(name, Ok, ok) } else { row(name, Note, fix) }
+    };
+    rows.push(tool("tar", "unpacks the upload bundle", "missing: the raw agent is uploaded instead (install busybox tar to use bundles)"));
+    rows.push(tool("sha256sum", "checks the agent before it runs", "missing: the agent's sha256 is checked by reading it back over SSH instead"));
+    rows.push(if f.has("scp") || f.sftp {
+        row("scp/sftp", Ok, format!("{}{}", if f.has("scp") { "scp " } else { "" }, if f.sftp { "sftp" } else { "" }))
+    } else {
+        row("scp/sftp", Note, "neither: uploads go through the SSH exec channel (works, as with Debian's dropbear)")
+    });
+    rows.push(tool("staprun", "for --backend stap", "missing: needed only for --backend stap; pass --staprun-bundle"));
+    rows
+}
+
+pub fn can_deploy(rows: &[Row]) -> bool {
+    rows.iter().all(|r| r.status != Status::Missing)
+}
+
+pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
+    let (target, conn) = remote::connect(&d.ssh)?;
+    let facts = remote::probe(&conn, d.sudo)?;
+    let rows = findings(&facts, d.sudo);
+    println!("whosent doctor: {}@{}:{}", target.user, target.host, target.port);
+    for r in &rows {
+        let s = match r.status {
+            Status::Ok => "ok",
+            Status::Note => "note",
+            Status::Missing => "MISSING",
+        };
+        println!("  {:<17} {:<8} {}", r.check, s, r.detail);
+    }
+    let ok = can_deploy(&rows);
+    println!("{}", if ok { "an ftrace deploy can work on this board" } else { "an ftrace deploy cannot work until the MISSING items are fixed" });
+    Ok(if ok { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_board_is_reported_but_can_work() {
+        let f = Facts::parse("arch=aarch64\nrelease=6.1\nuid=0\nhas_tar=0\nhas_sha256sum=0\ntracefs_supported=1\ntmp_df=tmpfs 1000 0 250000 0% /tmp\n");
+        let rows = findings(&f, false);
+        let get = |c: &str| rows.iter().find(|r| r.check == c).unwrap();
+        assert_eq!(get("tracefs").status, Status::Note);
+        assert!(get("tracefs").detail.contains("not mounted"));
+        assert_eq!(get("tar").status, Status::Note);
+        assert!(get("sha256sum").detail.contains("missing"));
+        assert!(can_deploy(&rows));
+    }
+
+    #[test]
+    fn non_root_without_sudo_blocks() {
+        let f = Facts::parse("arch=x86_64\nuid=1000\ntracefs=/sys/kernel/tracing\nsignal_events=1\ninstances=1\nsudo_ok=1\n");
+        let rows = findings(&f, false);
+        assert!(!can_deploy(&rows));
+        assert!(rows.iter().any(|r| r.detail.contains("add --sudo")));
+        assert!(can_deploy(&findings(&f, true)));
+    }
+}

@@ -1,0 +1,36 @@
+//! whosent-deploy's errors. Each has a help line telling the user what
+//! to do; all of them exit with status 2.
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum HostError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("no local agent at {}", .0.display())]
+    NoLocalAgent(PathBuf),
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    #[error("cannot read {}: {source}", path.display())]
+    Input { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Ssh(#[from] crate::ssh::SshError),
+    #[error("{message}")]
+    Other { message: String, help: String },
+}
+
+impl HostError {
+    pub fn help(&self) -> String {
+        match self {
+            HostError::Usage(_) => "see `whosent-deploy --help`".into(),
+            HostError::NoLocalAgent(_) => {
+                "build it with `cargo build -p whosent-agent`, or pass --agent PATH".into()
+            }
+            HostError::Io(..) => "check the path and permissions".into(),
+            HostError::Input { .. } => "give a readable file, or - for stdin".into(),
+            HostError::Ssh(e) => e.help().to_string(),
+            HostError::Other { help, .. } => help.clone(),
+        }
+    }
+}
