@@ -1,1 +1,32 @@
-//! SSH transport to a board (ssh2).
+//! SSH transport to a board (ssh2, i.e. libssh2).
+//!
+//! The pieces, in the order a deploy uses them:
+//! - [`dest::resolve`]: `[USER@]HOST[:PORT]`, `-p`, `-l`, `-i` and
+//!   `~/.ssh/config` to a [`Target`];
+//! - [`Conn::connect`]: TCP, handshake, host key check against
+//!   known_hosts ([`known_hosts`], [`HostKeyPolicy`]), login;
+//! - [`Conn::upload`]: SCP, or `cat >` where the board has no `scp`
+//!   (dropbear);
+//! - [`Conn::run`] for short commands and [`Conn::stream`] for the agent,
+//!   whose stdout arrives line by line and which is stopped by closing
+//!   its stdin (see [`exec`](self::exec) for why the agent must exit
+//!   on EOF).
+//!
+//! Every failure is an [`SshError`] whose [`SshError::help`] tells the
+//! user what to do.
+
+mod auth;
+mod config;
+pub mod dest;
+mod error;
+pub mod exec;
+pub mod known_hosts;
+pub mod session;
+pub mod upload;
+
+pub use dest::{resolve, Target};
+pub use error::SshError;
+pub use exec::{Flow, Output, STOP_GRACE};
+pub use known_hosts::HostKeyPolicy;
+pub use session::{Conn, ConnectOpts};
+pub use upload::{UploadMethod, UploadOpts};

@@ -1,0 +1,311 @@
+//! Host key verification against an OpenSSH `known_hosts` file.
+//!
+//! Entries are parsed and matched by libssh2 (ssh2's [`KnownHosts`]),
+//! one line at a time so that errors can name the line to fix, and so
+//! that hashed entries (`|1|salt|hash`, Debian's default) match too.
+//!
+//! Like OpenSSH, a host on port 22 is looked up as `host` and any other
+//! port as `[host]:port`, and nothing else: a key recorded for the
+//! board's port 22 says nothing about a server on its port 2222.
+//! Not supported: wildcard host patterns, `@cert-authority` and
+//! `@revoked` lines (they are skipped).
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use ssh2::{CheckResult, KnownHostFileKind, MethodType, Session};
+
+use super::SshError;
+
+/// What to do with a host whose key is not in known_hosts yet.
+///
+/// A key that differs from the recorded one is refused under every
+/// policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostKeyPolicy {
+    /// Refuse unknown hosts (OpenSSH's `StrictHostKeyChecking yes`).
+    #[default]
+    Strict,
+    /// Record the key of an unknown host and go on
+    /// (`StrictHostKeyChecking accept-new`; `--accept-new-host-key`).
+    AcceptNew,
+}
+
+/// `~/.ssh/known_hosts`.
+pub fn default_path() -> PathBuf {
+    super::dest::home_dir().join(".ssh").join("known_hosts")
+}
+
+/// The name a host goes by in known_hosts: `host` on port 22,
+/// `[host]:port` elsewhere.
+pub fn host_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+/// The OpenSSH fingerprint of a public key blob: `SHA256:` and the
+/// unpadded base64 of its SHA-256, as `ssh-keygen -l` prints it.
+pub fn fingerprint(blob: &[u8]) -> String {
+    let b64 = base64(&Sha256::digest(blob));
+    format!("SHA256:{}", b64.trim_end_matches('='))
+}
+
+/// The algorithm name a key blob starts with (`ssh-ed25519`, ...).
+pub fn blob_key_type(blob: &[u8]) -> String {
+    let len = blob
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    match len.and_then(|n| blob.get(4..4 + n)) {
+        Some(name) => String::from_utf8_lossy(name).into_owned(),
+        None => "unknown".to_string(),
+    }
+}
+
+/// One known_hosts line whose host part names the host we look up.
+#[derive(Debug)]
+struct Entry {
+    /// 1-based line number.
+    line: usize,
+    key_type: String,
+    /// Base64 of the key blob, as written in the file.
+    key: String,
+}
+
+/// The entries of `path` for `name`, in file order. A missing file has
+/// none.
+fn entries_for(session: &Session, path: &Path, name: &str) -> Result<Vec<Entry>, SshError> {
+    let text = match fs::read(path) {
+        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(SshError::KnownHostsRead {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut found = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('@') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(_hosts), Some(key_type), Some(key)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        // libssh2 decides whether the host part names `name`: it knows
+        // hashed entries and comma lists. Checked against a key that
+        // cannot be in the file, a line for this host gives Mismatch.
+        let Ok(mut kh) = session.known_hosts() else {
+            continue;
+        };
+        if kh.read_str(line, KnownHostFileKind::OpenSSH).is_err() {
+            continue; // a key type libssh2 does not know
+        }
+        if matches!(
+            kh.check(name, b"\0"),
+            CheckResult::Mismatch | CheckResult::Match
+        ) {
+            found.push(Entry {
+                line: i + 1,
+                key_type: key_type.to_string(),
+                key: key.to_string(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// The host key algorithms to offer, the types already known for this
+/// host first, as OpenSSH orders them; `None` keeps libssh2's default.
+///
+/// Without this a board with ed25519 and ecdsa keys whose ecdsa key is
+/// recorded would present its ed25519 key, and look changed.
+pub(crate) fn algorithm_prefs(
+    session: &Session,
+    path: &Path,
+    host: &str,
+    port: u16,
+) -> Result<Option<String>, SshError> {
+    let entries = entries_for(session, path, &host_name(host, port))?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let supported = session
+        .supported_algs(MethodType::HostKey)
+        .unwrap_or_default();
+    let mut prefs: Vec<&str> = Vec::new();
+    for e in &entries {
+        let algs: &[&str] = match e.key_type.as_str() {
+            "ssh-rsa" => &["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"],
+            other => &[other][..],
+        };
+        for alg in algs {
+            if supported.contains(alg) && !prefs.contains(alg) {
+                prefs.push(alg);
+            }
+        }
+    }
+    // Then the rest, so a host that dropped the recorded type still gets
+    // through the handshake and is reported as changed, not as a
+    // handshake failure. Certificates are left out: no CA is trusted.
+    for alg in &supported {
+        if !alg.contains("-cert-") && !prefs.contains(alg) {
+            prefs.push(alg);
+        }
+    }
+    Ok(Some(prefs.join(",")))
+}
+
+/// Checks the key the server presented in the handshake.
+pub(crate) fn verify(
+    session: &Session,
+    path: &Path,
+    host: &str,
+    port: u16,
+    policy: HostKeyPolicy,
+) -> Result<(), SshError> {
+    let (blob, _) = session.host_key().ok_or_else(|| SshError::Channel {
+        action: "reading the server's host key".into(),
+        source: ssh2::Error::unknown(),
+    })?;
+    let name = host_name(host, port);
+    let key_type = blob_key_type(blob);
+    let key = base64(blob);
+    let entries = entries_for(session, path, &name)?;
+    if entries.iter().any(|e| e.key == key) {
+        return Ok(());
+    }
+    if !entries.is_empty() {
+        // Same type and another key, or (since the known types were
+        // offered first) a host that no longer has the recorded type.
+        let same: Vec<usize> = entries
+            .iter()
+            .filter(|e| e.key_type == key_type)
+            .map(|e| e.line)
+            .collect();
+        let lines = if same.is_empty() {
+            entries.iter().map(|e| e.line).collect()
+        } else {
+            same
+        };
+        return Err(SshError::HostKeyChanged {
+            host: name,
+            key_type,
+            fingerprint: fingerprint(blob),
+            known_hosts: path.to_path_buf(),
+            lines,
+        });
+    }
+    match policy {
+        HostKeyPolicy::Strict => Err(SshError::UnknownHostKey {
+            host: name,
+            key_type,
+            fingerprint: fingerprint(blob),
+            known_hosts: path.to_path_buf(),
+        }),
+        HostKeyPolicy::AcceptNew => append(path, &format!("{name} {key_type} {key}\n")),
+    }
+}
+
+/// Appends an entry, creating the directory (0700) and file (0600) as
+/// OpenSSH does.
+fn append(path: &Path, entry: &str) -> Result<(), SshError> {
+    let err = |source| SshError::KnownHostsWrite {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(err)?;
+        }
+    }
+    // A last line without its newline would glue onto ours.
+    let needs_newline = fs::read(path)
+        .map(|t| !t.is_empty() && !t.ends_with(b"\n"))
+        .unwrap_or(false);
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    let text = if needs_newline {
+        format!("\n{entry}")
+    } else {
+        entry.to_string()
+    };
+    f.write_all(text.as_bytes()).map_err(err)
+}
+
+/// Standard base64 with padding (RFC 4648), as known_hosts uses.
+pub(crate) fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, enc) in cases {
+            assert_eq!(base64(plain.as_bytes()), enc);
+        }
+    }
+
+    #[test]
+    fn port_22_is_bare_and_others_bracketed() {
+        assert_eq!(host_name("board", 22), "board");
+        assert_eq!(host_name("127.0.0.1", 2222), "[127.0.0.1]:2222");
+        assert_eq!(host_name("::1", 2222), "[::1]:2222");
+    }
+
+    #[test]
+    fn key_type_comes_from_the_blob() {
+        let mut blob = vec![0, 0, 0, 11];
+        blob.extend_from_slice(b"ssh-ed25519");
+        blob.extend_from_slice(&[0, 0, 0, 32]);
+        assert_eq!(blob_key_type(&blob), "ssh-ed25519");
+        assert_eq!(blob_key_type(&[0, 0]), "unknown");
+    }
+}
