@@ -2,6 +2,7 @@
 //! the whole agent's size budget (issue #3).
 
 use crate::error::{AgentError, Result};
+use std::time::Duration;
 use whosent_proto::query::Query;
 
 pub const HELP: &str = "\
@@ -36,7 +37,7 @@ Exit status: 0 if a signal was reported, 1 if none, 2 on usage or environment er
 pub struct Options {
     pub query: Query,
     pub count: Option<u64>,
-    pub duration: Option<f64>,
+    pub duration: Option<Duration>,
     pub human: bool,
     pub buffer_kb: u32,
     pub tracefs: Option<String>,
@@ -51,6 +52,25 @@ pub enum Parsed {
 fn number<T: std::str::FromStr>(flag: &str, v: &str, what: &str) -> Result<T> {
     v.parse()
         .map_err(|_| AgentError::usage(format!("{flag} '{v}' is not {what}")))
+}
+
+/// Seconds with an optional fraction (`10`, `1.5`, `.25`), to the
+/// nanosecond. Parsed by hand because `f64::from_str` and its tables
+/// cost about 14 KB of the agent's size budget (docs/agent-size.md);
+/// whosent-deploy never sends an exponent.
+fn seconds(v: &str) -> Option<Duration> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
+        return None;
+    }
+    let secs = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let (mut nanos, mut scale) = (0, 100_000_000);
+    for b in frac.bytes().take(9) {
+        nanos += u32::from(b - b'0') * scale;
+        scale /= 10;
+    }
+    Some(Duration::new(secs, nanos))
 }
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
@@ -89,13 +109,21 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
                 o.count = Some(n);
             }
             "--duration" => {
-                let d: f64 = number(&flag, &value()?, "a number of seconds")?;
-                if !(d > 0.0 && d.is_finite()) {
-                    return Err(AgentError::usage(
-                        "--duration must be a positive number of seconds",
-                    ));
+                let v = value()?;
+                match seconds(&v) {
+                    Some(d) if !d.is_zero() => o.duration = Some(d),
+                    None if v.strip_prefix('-').and_then(seconds).is_none() => {
+                        return Err(AgentError::usage(format!(
+                            "{flag} '{v}' is not a number of seconds"
+                        )));
+                    }
+                    // Zero or negative.
+                    _ => {
+                        return Err(AgentError::usage(
+                            "--duration must be a positive number of seconds",
+                        ))
+                    }
                 }
-                o.duration = Some(d);
             }
             "--buffer-kb" => o.buffer_kb = number(&flag, &value()?, "a size in KiB")?,
             "--tracefs" => o.tracefs = Some(value()?),
@@ -148,7 +176,10 @@ mod tests {
         .unwrap();
         assert_eq!(o.query.sigs, vec![9, 15]);
         assert_eq!(o.query.pids, vec![12]);
-        assert_eq!((o.count, o.duration, o.human), (Some(3), Some(1.5), true));
+        assert_eq!(
+            (o.count, o.duration, o.human),
+            (Some(3), Some(Duration::from_millis(1500)), true)
+        );
     }
 
     #[test]
@@ -158,12 +189,43 @@ mod tests {
             (vec!["--pid", "abc"], "positive number"),
             (vec!["--count", "0"], "at least 1"),
             (vec!["--duration", "-1"], "positive"),
+            (vec!["--duration", "0.0"], "positive"),
+            (vec!["--duration", "1e3"], "not a number of seconds"),
+            (vec!["--duration", "."], "not a number of seconds"),
+            (vec!["--duration", "1.2.3"], "not a number of seconds"),
             (vec!["--bogus", "1"], "unknown option"),
             (vec!["--pid"], "needs a value"),
         ] {
             let e = run(&a).unwrap_err();
             assert_eq!(e.kind, "usage");
             assert!(e.message.contains(want), "{a:?}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn duration_is_seconds_with_an_optional_fraction() {
+        for (v, want) in [
+            ("10", Duration::from_secs(10)),
+            ("1.5", Duration::from_millis(1500)),
+            (".25", Duration::from_millis(250)),
+            ("2.", Duration::from_secs(2)),
+            ("0.000000001", Duration::from_nanos(1)),
+            ("0.0000000019", Duration::from_nanos(1)),
+            ("18446744073709551615", Duration::from_secs(u64::MAX)),
+        ] {
+            assert_eq!(seconds(v), Some(want), "{v}");
+        }
+        for v in [
+            "",
+            ".",
+            "-1",
+            "+1",
+            "1e3",
+            "inf",
+            "1.2.3",
+            "18446744073709551616",
+        ] {
+            assert_eq!(seconds(v), None, "{v}");
         }
     }
 }

@@ -116,7 +116,7 @@ pub fn start(o: &Options) -> Result<Capture> {
     instance.set("buffer_size_kb", &o.buffer_kb.to_string())?;
     // Wake the reader on any data (Linux 6.x defaults to half full).
     let _ = instance.set("buffer_percent", "0");
-    let filter = filter::build(&o.query, &target_tids, &sender_tids);
+    let filter = filter::build(&o.query);
     instance.set_filter("signal/signal_generate", &filter)?;
 
     let mut tasks = TaskLayouts::default();

@@ -105,6 +105,48 @@ fn matches(q: &Query, e: &SignalEvent) -> bool {
             .is_none_or(|c| sender.is_some_and(|s| s.comm == *c))
 }
 
+/// Sorts `items` by `key`, stably, by merging its ascending runs: each
+/// CPU's events arrive in time order, so there are about as many runs as
+/// CPUs. Equal keys keep their order (one CPU can stamp two events with
+/// the same time), as `sort_by_key` would, without the ~5 KB that the
+/// std stable sort adds to the agent (docs/agent-size.md).
+fn merge_runs<T>(items: &mut Vec<T>, key: impl Fn(&T) -> u64 + Copy) {
+    let mut runs: Vec<Vec<T>> = Vec::new();
+    for item in items.drain(..) {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|l| key(l) <= key(&item)) => run.push(item),
+            _ => runs.push(vec![item]),
+        }
+    }
+    while runs.len() > 1 {
+        let mut pairs = runs.into_iter();
+        runs = Vec::new();
+        while let Some(a) = pairs.next() {
+            runs.push(match pairs.next() {
+                Some(b) => merge(a, b, key),
+                None => a,
+            });
+        }
+    }
+    *items = runs.pop().unwrap_or_default();
+}
+
+/// Merges two sorted runs; on a tie the item from `a` (the earlier run) comes first.
+fn merge<T>(a: Vec<T>, b: Vec<T>, key: impl Fn(&T) -> u64) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let from_b = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => key(y) < key(x),
+            (x, _) => x.is_none(),
+        };
+        match if from_b { b.next() } else { a.next() } {
+            Some(item) => out.push(item),
+            None => return out,
+        }
+    }
+}
+
 struct Loop<'a> {
     o: &'a Options,
     cap: Capture,
@@ -165,7 +207,7 @@ impl Loop<'_> {
 
     /// Applies the drained items in time order; true when --count is reached.
     fn process(&mut self) -> bool {
-        self.items.sort_by_key(Item::ts);
+        merge_runs(&mut self.items, Item::ts);
         let mut done = false;
         for item in self.items.drain(..) {
             match item {
@@ -270,9 +312,8 @@ pub fn run(o: &Options) -> Result<u64> {
         signals: 0,
         items: Vec::new(),
     };
-    let deadline = o
-        .duration
-        .map(|d| Instant::now() + Duration::from_secs_f64(d));
+    // A deadline past what Instant can hold is no deadline.
+    let deadline = o.duration.and_then(|d| Instant::now().checked_add(d));
     let reason = loop {
         if l.out.flush().is_err() {
             break EndReason::Hangup;
@@ -337,4 +378,29 @@ pub fn run(o: &Options) -> Result<u64> {
     drop(readers);
     instance.remove()?;
     Ok(signals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_runs;
+
+    #[test]
+    fn merging_runs_is_a_stable_sort() {
+        // (time, arrival order): per-CPU runs, ties within and across runs.
+        let cases: [&[u64]; 6] = [
+            &[],
+            &[5],
+            &[1, 3, 3, 7, 2, 3, 8, 0, 3, 9],
+            &[4, 3, 2, 1, 0],
+            &[1, 1, 1, 1],
+            &[10, 20, 30, 5, 15, 25, 35, 1, 2, 3, 40, 0],
+        ];
+        for ts in cases {
+            let mut got: Vec<(u64, usize)> = ts.iter().copied().zip(0..).collect();
+            let mut want = got.clone();
+            want.sort_by_key(|i| i.0);
+            merge_runs(&mut got, |i| i.0);
+            assert_eq!(got, want, "{ts:?}");
+        }
+    }
 }

@@ -82,7 +82,8 @@ fn kill_is_reported_with_the_sender_the_receiver_saw() {
     let p = rpid.to_string();
     let (mut a, ready) = ready_agent(&["--sig", "USR1", "--pid", &p, "--count", "1"]);
     assert_eq!(ready["v"], 1);
-    assert_eq!(ready["filter"], format!("sig == 10 && pid == {rpid}"));
+    // Processes are matched in the agent (their threads change).
+    assert_eq!(ready["filter"], "sig == 10");
     let sender = send(&["kill", "10", &p]);
     let got = r.until(T, |l| l.starts_with("got"));
     let e = signal_record(&mut a);

@@ -37,7 +37,7 @@ use whosent_testbins::{
 
 const PROG: &str = "test_receiver";
 const USAGE: &str =
-    "test_receiver [--threads N] [--count N] [--ignore SIG]... [--segv] [--pgrp] [SIG...]";
+    "test_receiver [--threads N] [--count N] [--ignore SIG]... [--segv [--wait-stdin]] [--pgrp] [SIG...]";
 
 /// Address dereferenced by `--segv`: below any mmap_min_addr, so never
 /// mapped, and not null, so the load is emitted as written.
@@ -128,6 +128,9 @@ struct Opts {
     count: u64,
     ignore: Vec<i32>,
     segv: bool,
+    /// With --segv: fault only after a line arrives on stdin, so a
+    /// tracer can be started first.
+    wait_stdin: bool,
     pgrp: bool,
     signals: Vec<i32>,
 }
@@ -138,6 +141,7 @@ fn parse_args() -> Opts {
         count: 0,
         ignore: Vec::new(),
         segv: false,
+        wait_stdin: false,
         pgrp: false,
         signals: Vec::new(),
     };
@@ -148,6 +152,7 @@ fn parse_args() -> Opts {
             "--count" => o.count = parse_num(PROG, "--count", args.next(), USAGE),
             "--ignore" => o.ignore.push(parse_sig_arg(PROG, args.next(), USAGE)),
             "--segv" => o.segv = true,
+            "--wait-stdin" => o.wait_stdin = true,
             "--pgrp" => o.pgrp = true,
             "-h" | "--help" => usage_exit(PROG, "help requested", USAGE),
             s if s.starts_with('-') && s.parse::<i32>().is_err() => {
@@ -237,6 +242,10 @@ fn main() {
     emit(&format!("ready pid={}", getpid()));
 
     if o.segv {
+        if o.wait_stdin {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        }
         std::thread::spawn(|| {
             emit(&format!("segv tid={} addr={SEGV_ADDR:#x}", gettid()));
             // SAFETY: deliberately not safe: this load faults, which is
