@@ -135,6 +135,8 @@ pub enum EndReason {
     Hangup,
     /// stdin reached EOF: how an SSH session usually ends.
     StdinClosed,
+    /// The end of a recorded trace (`whosent-deploy parse`).
+    Eof,
     Error,
 }
 
@@ -147,6 +149,7 @@ impl EndReason {
             EndReason::Terminated => "terminated",
             EndReason::Hangup => "hangup",
             EndReason::StdinClosed => "stdin_closed",
+            EndReason::Eof => "eof",
             EndReason::Error => "error",
         }
     }
