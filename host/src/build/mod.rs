@@ -1,0 +1,247 @@
+//! Cross-building the agent (issue #3). Boards have no compiler, so
+//! whosent-deploy builds a fully static `whosent-agent` for the board's
+//! architecture from the project's own `target-agent/` sources, with
+//! the local Rust toolchain (rust-lld, no C cross compiler, no Docker)
+//! or with `cross`, and caches it.
+//!
+//! - [`Target`]: the supported boards and their names;
+//! - [`agent_for`]: the agent for a target, built or from the cache;
+//! - [`check_elf`]: refuses a prebuilt agent (`--agent PATH`) that is
+//!   not a static ELF for the board.
+
+mod builder;
+mod cache;
+mod elf;
+mod recipe;
+mod target;
+mod toolchain;
+
+pub use builder::{Builder, LINK_DIR_ENV};
+pub use elf::{check_elf, parse as parse_elf, ElfInfo};
+pub use recipe::{GNUEABIHF_LINKER, GNUEABIHF_LINKER_PACKAGE};
+pub use target::{supported, Target, ALL};
+pub use toolchain::RUSTUP_ENV;
+
+use crate::cli::BuildArgs;
+use crate::error::HostError;
+use recipe::Recipe;
+use std::fs;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use toolchain::Toolchain;
+
+/// Names the whosent checkout to build the agent from, for a
+/// whosent-deploy installed away from its sources.
+pub const SOURCE_DIR_ENV: &str = "WHOSENT_SOURCE_DIR";
+
+/// `whosent-deploy build --target T [--builder B]`: the agent's path on
+/// stdout, progress on stderr.
+pub fn command(b: &BuildArgs) -> Result<i32, HostError> {
+    let target = Target::parse(&b.target)?;
+    let path = agent_for(target, &b.builder, true)?;
+    println!("{}", path.display());
+    Ok(0)
+}
+
+/// The workspace to build from: `WHOSENT_SOURCE_DIR`, else the checkout
+/// this whosent-deploy was compiled in.
+pub fn workspace() -> Result<PathBuf, HostError> {
+    let (dir, from) = match std::env::var_os(SOURCE_DIR_ENV).filter(|d| !d.is_empty()) {
+        Some(d) => (PathBuf::from(d), SOURCE_DIR_ENV),
+        None => (
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+            "where whosent-deploy was built",
+        ),
+    };
+    match dir.join("target-agent/Cargo.toml").is_file() {
+        true => Ok(dir.canonicalize().unwrap_or(dir)),
+        false => Err(HostError::Other {
+            message: format!(
+                "cannot find whosent's sources to build the agent: {} ({from}) has no target-agent/Cargo.toml",
+                dir.display()
+            ),
+            help: format!("set {SOURCE_DIR_ENV} to a whosent checkout, or pass --agent PATH with a prebuilt static agent"),
+        }),
+    }
+}
+
+fn say(progress: bool, msg: std::fmt::Arguments) {
+    if progress {
+        eprintln!("whosent: {msg}");
+    }
+}
+
+/// The agent for `target`, built by `builder` ("local" or "cross"), or
+/// the cached one when nothing that goes into it has changed. With
+/// `progress`, says what it does on stderr and shows cargo's output.
+pub fn agent_for(target: Target, builder: &str, progress: bool) -> Result<PathBuf, HostError> {
+    let builder = Builder::parse(builder)?;
+    let ws = workspace()?;
+    let cache = cache::root().ok_or_else(|| HostError::Other {
+        message: "no cache directory for built agents: neither XDG_CACHE_HOME nor HOME is set"
+            .into(),
+        help: "set XDG_CACHE_HOME or HOME".into(),
+    })?;
+    let link_dir = cache.join("link");
+    let script = link_dir.join(recipe::DISCARD_EH_FILE);
+    let tc = Toolchain::new(&ws);
+    let rustc = tc.rustc_version()?;
+    let key = |triple: &'static str| -> Result<String, HostError> {
+        let r = Recipe::new(triple, builder, &script.to_string_lossy());
+        let mut inputs: Vec<(&str, Vec<u8>)> = vec![
+            ("triple", triple.into()),
+            ("builder", builder.name().into()),
+            ("rustc", rustc.clone().into()),
+            ("recipe", r.describe().into()),
+        ];
+        if builder == Builder::Cross {
+            inputs.push((
+                "Cross.toml",
+                fs::read(ws.join("Cross.toml")).unwrap_or_default(),
+            ));
+        }
+        let inputs: Vec<(&str, &[u8])> = inputs.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        cache::key(&ws, &inputs).map_err(|e| {
+            HostError::Io(
+                format!("cannot read the agent's sources in {}", ws.display()),
+                e,
+            )
+        })
+    };
+
+    // The musl build, or for armv7 the static glibc fallback: whichever
+    // is cached. (A cached fallback is used without asking rustup for
+    // musl again, which would cost a failed download per run.)
+    let triples: Vec<&'static str> = [Some(target.triple()), target.fallback_triple()]
+        .into_iter()
+        .flatten()
+        .collect();
+    for &triple in &triples {
+        let p = cache::entry(&cache, target.name(), &key(triple)?);
+        if p.is_file() && check_elf(&p, target).is_ok() {
+            say(
+                progress,
+                format_args!(
+                    "using cached agent for {target} ({triple}): {}",
+                    p.display()
+                ),
+            );
+            return Ok(p);
+        }
+    }
+
+    if builder == Builder::Cross {
+        builder::check_cross()?;
+    }
+    let triple = pick_triple(target, builder, &tc)?;
+    let recipe = Recipe::new(triple, builder, &script.to_string_lossy());
+    write_if_changed(&script, recipe::DISCARD_EH_SCRIPT)?;
+    let how = match builder {
+        Builder::Local => "the local Rust toolchain",
+        Builder::Cross => "cross",
+    };
+    say(
+        progress,
+        format_args!("building whosent-agent for {target} ({triple}) with {how} …"),
+    );
+    let target_dir = cache.join(match builder {
+        Builder::Local => "target",
+        Builder::Cross => "target-cross",
+    });
+    let mut cmd = builder::command(builder, &tc, &ws, &recipe, &target_dir, &link_dir);
+    let status = if progress {
+        // cargo's progress to our stderr; nothing of it may reach our
+        // stdout, which carries the path.
+        let stderr = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| HostError::Io("cannot duplicate stderr".into(), e))?;
+        cmd.stdout(Stdio::from(stderr))
+            .stderr(Stdio::inherit())
+            .status()
+            .map(|s| (s, String::new()))
+    } else {
+        cmd.output().map(|o| (o.status, tail(&o.stderr, 15)))
+    };
+    let (status, log) =
+        status.map_err(|e| HostError::Io(format!("cannot run the {} build", builder.name()), e))?;
+    if !status.success() {
+        return Err(HostError::Other {
+            message: format!("building whosent-agent for {target} ({triple}) failed ({status}){log}"),
+            help: format!(
+                "the compiler's messages above say why; `cargo build -p whosent-agent --profile agent --target {triple}` in {} \
+                 with the flags of docs/agent-size.md reproduces it",
+                ws.display()
+            ),
+        });
+    }
+    let built = target_dir.join(triple).join("agent").join("whosent-agent");
+    check_elf(&built, target).map_err(|e| HostError::Other {
+        message: format!("the build made an unusable agent: {e}"),
+        help: "report this as a whosent bug, with the output of `rustc -vV`".into(),
+    })?;
+    let dest = cache::entry(&cache, target.name(), &key(triple)?);
+    cache::store(&built, &dest)
+        .map_err(|e| HostError::Io(format!("cannot store the agent in {}", dest.display()), e))?;
+    let size = fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+    say(
+        progress,
+        format_args!(
+            "built whosent-agent for {target} ({triple}, {size} bytes): {}",
+            dest.display()
+        ),
+    );
+    Ok(dest)
+}
+
+/// The triple to build: the musl one, after making sure rustup has it;
+/// for armv7, when rustup cannot add it, the static glibc fallback.
+fn pick_triple(
+    target: Target,
+    builder: Builder,
+    tc: &Toolchain,
+) -> Result<&'static str, HostError> {
+    let musl = match tc.ensure_target(target.triple()) {
+        Ok(()) => return Ok(target.triple()),
+        Err(e) => e,
+    };
+    let Some(fallback) = target.fallback_triple() else {
+        return Err(musl.into_error());
+    };
+    // Said even without progress: the user gets another kind of binary.
+    eprintln!(
+        "whosent: {}; building a fully static glibc agent for {fallback} instead (docs/agent-size.md)",
+        musl.into_error()
+    );
+    tc.ensure_target(fallback)
+        .map_err(toolchain::Unavailable::into_error)?;
+    if builder == Builder::Local && toolchain::find_in_path(GNUEABIHF_LINKER).is_none() {
+        return Err(HostError::Other {
+            message: format!("the static glibc armv7 agent ({fallback}) needs the C cross linker {GNUEABIHF_LINKER}, which is not installed"),
+            help: format!("install the Debian package {GNUEABIHF_LINKER_PACKAGE} (`apt-get install {GNUEABIHF_LINKER_PACKAGE}`), or use --builder cross"),
+        });
+    }
+    Ok(fallback)
+}
+
+/// Writes `content` to `path` unless it is there already; through a
+/// temporary file, so that a concurrent build never links with half a script.
+fn write_if_changed(path: &Path, content: &str) -> Result<(), HostError> {
+    if fs::read_to_string(path).is_ok_and(|c| c == content) {
+        return Ok(());
+    }
+    let io = |e| HostError::Io(format!("cannot write {}", path.display()), e);
+    fs::create_dir_all(path.parent().expect("the script has a directory")).map_err(io)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, content).map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)
+}
+
+/// The last `n` lines of captured output, for an error message.
+fn tail(out: &[u8], n: usize) -> String {
+    let text = String::from_utf8_lossy(out);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].iter().map(|l| format!("\n  {l}")).collect()
+}
