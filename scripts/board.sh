@@ -620,6 +620,8 @@ cmd_up() {
         local pid
         pid=$(board_pid "$dir")
         if qemu_alive "$pid" && [[ -f $dir/env ]]; then
+            [[ $(cat "$dir/board" 2>/dev/null) == "$ARCH $variant" ]] ||
+                die "a board named $name is running as '$(cat "$dir/board" 2>/dev/null)', not '$ARCH $variant'; pick another --name"
             # shellcheck disable=SC1091
             local bp
             bp=$(<"$dir/port")
@@ -645,7 +647,7 @@ cmd_up() {
         rm -f "$dir/qemu.pid" "$dir/serial.log"
         qemu_args=("${QEMU_MACHINE[@]}" -m 512M -smp 2
             -kernel "$OUT/vmlinuz" -initrd "$OUT/initramfs.cpio.gz"
-            -append "console=ttyAMA0 rdinit=/init panic=-1"
+            -append "console=ttyAMA0 rdinit=/init panic=-1 quiet cryptomgr.notests ${WHOSENT_BOARD_CMDLINE:-}"
             -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$p-:22"
             -device virtio-net-pci,netdev=n0 -device virtio-rng-pci
             -display none -monitor none -serial "file:$dir/serial.log"
@@ -738,20 +740,26 @@ stop_board() {
 }
 
 cmd_down() {
-    (($#)) || die "down: NAME or --all"
-    local n
+    (($#)) || die "down: NAME... or --all"
+    local n dirs=() pids=() rc=0 p
     if [[ $1 == --all ]]; then
         [[ -d $RUN ]] || return 0
         for n in "$RUN"/*/; do
-            [[ -d $n ]] || continue
-            stop_board "${n%/}"
+            [[ -d $n ]] && dirs+=("${n%/}")
         done
-        return 0
+    else
+        for n; do
+            [[ $n =~ ^[A-Za-z0-9._-]+$ ]] || die "bad board name '$n'"
+            if [[ -d $RUN/$n ]]; then dirs+=("$RUN/$n"); else log "$n: not running"; fi
+        done
     fi
-    for n; do
-        [[ -d $RUN/$n ]] || { log "$n: not running"; continue; }
-        stop_board "$RUN/$n"
+    # stop them in parallel: poweroff takes ~2.5 s each
+    for n in "${dirs[@]+"${dirs[@]}"}"; do
+        stop_board "$n" &
+        pids+=($!)
     done
+    for p in "${pids[@]+"${pids[@]}"}"; do wait "$p" || rc=1; done
+    return $rc
 }
 
 cmd_ssh() {
