@@ -3,6 +3,7 @@
 # SSH transport against a real server.
 #
 #   scripts/local-sshd.sh up [--port P] [--noscp-port P2] [--dir DIR] [--watch-pid PID]
+#                            [--dropbear [--dropbear-port P3]]
 #   scripts/local-sshd.sh down [--dir DIR]
 #
 # `up` (as root) installs openssh-server and sudo if missing, makes DIR
@@ -15,7 +16,14 @@
 # and prints shell-evaluable lines:
 #
 #   SSHD_PORT=...  SSHD_NOSCP_PORT=...  SSHD_KEY=...  SSHD_KNOWN_HOSTS=...
-#   SSHD_DIR=...   SSHD_USER=whosent-test
+#   SSHD_DIR=...   SSHD_USER=whosent-test  SSHD_DROPBEAR_PORT=...
+#
+# With --dropbear it also installs dropbear-bin and starts Debian's
+# dropbear (what most boards run) on 127.0.0.1:P3 with ed25519, ecdsa and
+# rsa host keys, as a board without scp: every command goes through the
+# same "scp: not found" shell. dropbear has no AuthorizedKeysFile option,
+# so the client key is appended to ~whosent-test/.ssh/authorized_keys
+# (and removed again by `down`). SSHD_DROPBEAR_PORT is empty without it.
 #
 # Everything else goes to stderr. With --watch-pid, a watcher stops the
 # server once process PID is gone, so a test run that crashes leaves no
@@ -38,13 +46,16 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; }
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
-port= noscp_port= dir=/tmp/whosent-sshd watch_pid=
+port= noscp_port= dir=/tmp/whosent-sshd watch_pid= dropbear= dropbear_port=
+DROPBEAR=/usr/sbin/dropbear
 while [ $# -gt 0 ]; do
     case $1 in
         --port) port=${2:?--port needs a value}; shift 2 ;;
         --noscp-port) noscp_port=${2:?--noscp-port needs a value}; shift 2 ;;
         --dir) dir=${2:?--dir needs a value}; shift 2 ;;
         --watch-pid) watch_pid=${2:?--watch-pid needs a value}; shift 2 ;;
+        --dropbear) dropbear=1; shift ;;
+        --dropbear-port) dropbear_port=${2:?--dropbear-port needs a value}; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage; die "unknown argument '$1'" ;;
     esac
@@ -70,16 +81,17 @@ free_port() {
     die "found no free port on 127.0.0.1"
 }
 
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# Running, and not a zombie: where PID 1 does not reap (some
+# containers), a stopped daemon stays one.
+alive() {
+    [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null &&
+        [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]
+}
 
-stop() {
-    local pid watcher i
-    watcher=$(cat "$dir/watcher.pid" 2>/dev/null || true)
-    if [ -n "$watcher" ] && [ "$watcher" != "$$" ] && alive "$watcher"; then
-        kill "$watcher" 2>/dev/null || true
-    fi
-    rm -f "$dir/watcher.pid"
-    pid=$(cat "$dir/sshd.pid" 2>/dev/null || true)
+# Stops the process whose pid is in file $1 (named $2 in the log).
+stop_pidfile() {
+    local pid i
+    pid=$(cat "$1" 2>/dev/null || true)
     if alive "$pid"; then
         kill "$pid" 2>/dev/null || true
         for i in $(seq 1 50); do
@@ -87,9 +99,34 @@ stop() {
             sleep 0.1
         done
         if alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
-        log "stopped sshd (pid $pid)"
+        log "stopped $2 (pid $pid)"
     fi
-    rm -f "$dir/sshd.pid"
+    rm -f "$1"
+}
+
+user_authorized_keys() {
+    printf '%s/.ssh/authorized_keys' "$(getent passwd "$USER_NAME" | cut -d: -f6)"
+}
+
+stop() {
+    local watcher keys
+    watcher=$(cat "$dir/watcher.pid" 2>/dev/null || true)
+    if [ -n "$watcher" ] && [ "$watcher" != "$$" ] && alive "$watcher"; then
+        kill "$watcher" 2>/dev/null || true
+    fi
+    rm -f "$dir/watcher.pid"
+    stop_pidfile "$dir/sshd.pid" sshd
+    stop_pidfile "$dir/dropbear.pid" dropbear
+    # Take back the key dropbear was given.
+    if [ -f "$dir/id_ed25519.pub" ] && id -u "$USER_NAME" >/dev/null 2>&1; then
+        keys=$(user_authorized_keys)
+        if [ -f "$keys" ] && grep -qxF -f "$dir/id_ed25519.pub" "$keys"; then
+            grep -vxF -f "$dir/id_ed25519.pub" "$keys" >"$keys.tmp" || true
+            chown "$USER_NAME": "$keys.tmp"
+            chmod 600 "$keys.tmp"
+            mv "$keys.tmp" "$keys"
+        fi
+    fi
 }
 
 install_packages() {
@@ -97,6 +134,7 @@ install_packages() {
     [ -x "$SSHD" ] || need+=(openssh-server)
     command -v ssh-keygen >/dev/null || need+=(openssh-client)
     command -v sudo >/dev/null || need+=(sudo)
+    [ -z "$dropbear" ] || [ -x "$DROPBEAR" ] || need+=(dropbear-bin)
     [ ${#need[@]} -eq 0 ] && return 0
     log "installing ${need[*]}"
     # Keep the package's own sshd from starting on port 22 (Debian's
@@ -212,6 +250,43 @@ start() {
     return 1
 }
 
+# dropbear as a board runs it: its own key format, and no scp.
+start_dropbear() {
+    local t args=() keys home try
+    for t in ed25519 ecdsa rsa; do
+        [ -f "$dir/dropbear_${t}_host_key" ] ||
+            dropbearkey -t "$t" -f "$dir/dropbear_${t}_host_key" >/dev/null 2>&1
+        dropbearkey -y -f "$dir/dropbear_${t}_host_key" |
+            grep -E '^(ssh-|ecdsa-)' | cut -d' ' -f1,2 >"$dir/dropbear_${t}_host_key.pub"
+        args+=(-r "$dir/dropbear_${t}_host_key")
+    done
+    keys=$(user_authorized_keys)
+    home=$(dirname "$(dirname "$keys")")
+    install -d -m 700 -o "$USER_NAME" -g "$(id -gn "$USER_NAME")" "$home/.ssh"
+    if ! grep -qxF -f "$dir/id_ed25519.pub" "$keys" 2>/dev/null; then
+        cat "$dir/id_ed25519.pub" >>"$keys"
+    fi
+    chown "$USER_NAME": "$keys"
+    chmod 600 "$keys"
+    local fixed=${dropbear_port:+yes}
+    for try in 1 2 3; do
+        [ -n "$dropbear_port" ] || dropbear_port=$(free_port)
+        # -s -g: no passwords; -w: no root; -c: every command through
+        # the no-scp shell; -E: log to stderr, here the log file.
+        "$DROPBEAR" "${args[@]}" -p "127.0.0.1:$dropbear_port" -P "$dir/dropbear.pid" \
+            -s -g -w -c "$dir/noscp-shell" -E </dev/null >/dev/null 2>>"$dir/dropbear.log"
+        local i
+        for i in $(seq 1 50); do
+            if port_open "$dropbear_port" && [ -s "$dir/dropbear.pid" ]; then return 0; fi
+            sleep 0.1
+        done
+        stop_pidfile "$dir/dropbear.pid" dropbear
+        tail -n 5 "$dir/dropbear.log" >&2 || true
+        [ -z "$fixed" ] && [ $try -lt 3 ] || die "dropbear failed to start"
+        dropbear_port=
+    done
+}
+
 up() {
     [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and creates a user)"
     install_packages
@@ -234,6 +309,7 @@ up() {
         [ $try -lt 3 ] || die "sshd failed to start"
         port= noscp_port=
     done
+    [ -z "$dropbear" ] || start_dropbear
     {
         local p t
         for p in "$port" "$noscp_port"; do
@@ -241,6 +317,11 @@ up() {
                 printf '[127.0.0.1]:%s %s\n' "$p" "$(cut -d' ' -f1,2 "$dir/ssh_host_${t}_key.pub")"
             done
         done
+        if [ -n "$dropbear" ]; then
+            for t in ed25519 ecdsa rsa; do
+                printf '[127.0.0.1]:%s %s\n' "$dropbear_port" "$(cat "$dir/dropbear_${t}_host_key.pub")"
+            done
+        fi
     } >"$dir/known_hosts"
     if [ -n "$watch_pid" ]; then
         # Detached, with no inherited output, so callers reading this
@@ -252,12 +333,15 @@ up() {
         echo $! >"$dir/watcher.pid"
     fi
     log "sshd (pid $(cat "$dir/sshd.pid")) on 127.0.0.1:$port, no-scp port $noscp_port; log $dir/sshd.log"
+    [ -z "$dropbear" ] ||
+        log "dropbear (pid $(cat "$dir/dropbear.pid")) on 127.0.0.1:$dropbear_port; log $dir/dropbear.log"
     printf 'SSHD_PORT=%q\n' "$port"
     printf 'SSHD_NOSCP_PORT=%q\n' "$noscp_port"
     printf 'SSHD_KEY=%q\n' "$dir/id_ed25519"
     printf 'SSHD_KNOWN_HOSTS=%q\n' "$dir/known_hosts"
     printf 'SSHD_DIR=%q\n' "$dir"
     printf 'SSHD_USER=%q\n' "$USER_NAME"
+    printf 'SSHD_DROPBEAR_PORT=%s\n' "$dropbear_port"
 }
 
 case $cmd in

@@ -1,8 +1,11 @@
 //! The SSH transport against a real OpenSSH server on 127.0.0.1.
 //!
-//! The server comes from `scripts/local-sshd.sh up`, started once for
-//! this test binary in its own state dir (`/tmp/whosent-sshd-test-PID`)
-//! on ports the script finds free. It is stopped twice over: an
+//! The servers come from `scripts/local-sshd.sh up --dropbear`, started
+//! once for this test binary in its own state dir
+//! (`/tmp/whosent-sshd-test-PID`) on ports the script finds free:
+//! OpenSSH (with a second port where `scp` is missing) and Debian's
+//! dropbear 2022.83, the server most boards run, set up as a board
+//! without `scp`. It is stopped twice over: an
 //! `atexit` handler runs `local-sshd.sh down` and removes the dir when
 //! the test binary exits (libtest returns from `main` or calls
 //! `process::exit`, both run atexit handlers), and the script's
@@ -35,6 +38,7 @@ use whosent_deploy::ssh::{
 struct Server {
     port: u16,
     noscp_port: u16,
+    dropbear_port: u16,
     key: PathBuf,
     known_hosts: PathBuf,
     dir: PathBuf,
@@ -97,7 +101,7 @@ fn start_server() -> Result<Server, String> {
     unsafe { libc::atexit(stop_server) };
     let out = Command::new("bash")
         .arg(script())
-        .args(["up", "--dir"])
+        .args(["up", "--dropbear", "--dir"])
         .arg(&dir)
         .args(["--watch-pid", &std::process::id().to_string()])
         .output()
@@ -122,6 +126,7 @@ fn start_server() -> Result<Server, String> {
     Ok(Server {
         port: port("SSHD_PORT")?,
         noscp_port: port("SSHD_NOSCP_PORT")?,
+        dropbear_port: port("SSHD_DROPBEAR_PORT")?,
         key: get("SSHD_KEY")?.into(),
         known_hosts: get("SSHD_KNOWN_HOSTS")?.into(),
         dir: get("SSHD_DIR")?.into(),
@@ -513,6 +518,9 @@ fn upload_falls_back_to_exec_on_a_board_without_scp() {
     assert_eq!(out.status, 127);
     assert!(String::from_utf8_lossy(&out.stderr).contains("scp: not found"));
     check_upload(&conn, false, UploadMethod::Exec);
+    // Again on the same connection, which now goes straight to exec
+    // (libssh2's SCP state may be stale after such a failure).
+    check_upload(&conn, false, UploadMethod::Exec);
 }
 
 #[test]
@@ -745,6 +753,73 @@ fn a_wrong_key_fails_with_what_was_tried() {
         "{help}"
     );
     assert!(help.contains(&format!("-p {}", srv.port)), "{help}");
+}
+
+// ---------------------------------------------------------------------
+// dropbear, as on a board
+
+fn connect_dropbear(srv: &Server, known_hosts: &Path) -> Result<Conn, SshError> {
+    Conn::connect(
+        &target(srv, srv.dropbear_port, &srv.user),
+        &opts(known_hosts, HostKeyPolicy::Strict),
+    )
+}
+
+#[test]
+fn dropbear_negotiates_the_recorded_key_type() {
+    let srv = need_server!();
+    let tmp = TempDir::new("dropbear-keytype");
+    let kh = tmp.path().join("known_hosts");
+    for (kind, alg) in [
+        ("ed25519", "ssh-ed25519"),
+        ("ecdsa", "ecdsa-sha2-nistp256"),
+        ("rsa", "rsa-sha2-"),
+    ] {
+        let key =
+            fs::read_to_string(srv.dir.join(format!("dropbear_{kind}_host_key.pub"))).unwrap();
+        fs::write(&kh, format!("[127.0.0.1]:{} {}", srv.dropbear_port, key)).unwrap();
+        let conn = connect_dropbear(srv, &kh).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let negotiated = conn.host_key_algorithm().unwrap();
+        assert!(negotiated.starts_with(alg), "{kind}: {negotiated}");
+    }
+}
+
+#[test]
+fn dropbear_runs_streams_and_reports_signals() {
+    let srv = need_server!();
+    let conn = connect_dropbear(srv, &srv.known_hosts).unwrap();
+    assert_eq!(conn.run("kill -TERM $$").unwrap().status, 128 + 15);
+    let stop = AtomicBool::new(false);
+    let mut ticks = 0;
+    let mut stderr = Vec::new();
+    let status = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(700));
+            stop.store(true, Ordering::Relaxed);
+        });
+        conn.stream(
+            TICKER,
+            &mut |l| {
+                ticks += usize::from(l.starts_with(b"tick"));
+                Flow::Continue
+            },
+            &mut |e| stderr.extend_from_slice(e),
+            &stop,
+        )
+    })
+    .unwrap();
+    assert_eq!((status, stderr.as_slice()), (0, &b"eof\n"[..]));
+    assert!(ticks >= 2, "{ticks}");
+}
+
+#[test]
+fn dropbear_without_scp_gets_the_file_through_exec() {
+    let srv = need_server!();
+    let conn = connect_dropbear(srv, &srv.known_hosts).unwrap();
+    check_upload(&conn, false, UploadMethod::Exec);
+    // Again on the same connection, which now goes straight to exec
+    // (libssh2's SCP state may be stale after such a failure).
+    check_upload(&conn, false, UploadMethod::Exec);
 }
 
 // ---------------------------------------------------------------------

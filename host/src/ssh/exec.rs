@@ -147,7 +147,7 @@ pub(crate) fn open_exec<'a>(session: &'a Session, cmd: &str) -> Result<OwnedChan
     Ok(channel)
 }
 
-/// A channel whose drop waits at most [`CLOSE_WAIT`] for the server to
+/// A channel whose drop waits at most [`DROP_WAIT`] for the server to
 /// confirm the close. libssh2 waits for that confirmation, and OpenSSH
 /// sends it only once the command has exited: a command that outlives a
 /// stop would otherwise hold the caller as long as it runs.
@@ -156,7 +156,12 @@ pub(crate) struct OwnedChannel<'a> {
     channel: Option<Channel>,
 }
 
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// How long a stop waits for the server to confirm closing the channel
+/// of a command that did not exit.
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
+/// How long dropping a channel waits for that confirmation; a channel
+/// that did not get it is freed with the session.
+const DROP_WAIT: Duration = Duration::from_millis(200);
 
 impl<'a> OwnedChannel<'a> {
     pub(crate) fn new(session: &'a Session, channel: Channel) -> Self {
@@ -182,7 +187,7 @@ impl std::ops::DerefMut for OwnedChannel<'_> {
 
 impl Drop for OwnedChannel<'_> {
     fn drop(&mut self) {
-        let _t = Timeout::set(self.session, CLOSE_WAIT);
+        let _t = Timeout::set(self.session, DROP_WAIT);
         // A timed-out free leaves the channel to the session's own free.
         drop(self.channel.take());
     }
@@ -286,7 +291,7 @@ fn close_briefly(session: &Session, fd: RawFd, channel: &mut Channel) {
 }
 
 /// `Some(n)` bytes read, `None` when nothing is there now (or at EOF).
-fn read_some(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<Option<usize>> {
+pub(crate) fn read_some(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<Option<usize>> {
     match r.read(buf) {
         Ok(0) => Ok(None),
         Ok(n) => Ok(Some(n)),
@@ -328,10 +333,10 @@ pub(crate) fn wait_socket(session: &Session, fd: RawFd, ms: libc::c_int) {
 }
 
 /// Non-blocking mode for as long as it lives.
-struct NonBlocking<'a>(&'a Session);
+pub(crate) struct NonBlocking<'a>(&'a Session);
 
 impl<'a> NonBlocking<'a> {
-    fn set(session: &'a Session) -> Self {
+    pub(crate) fn set(session: &'a Session) -> Self {
         session.set_blocking(false);
         NonBlocking(session)
     }

@@ -4,6 +4,7 @@ use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -52,6 +53,8 @@ pub struct Conn {
     target: Target,
     peer: SocketAddr,
     busy: Mutex<()>,
+    /// Set once SCP failed here; see `upload::Conn::scp`.
+    pub(crate) scp_unusable: AtomicBool,
 }
 
 /// Seconds between SSH keepalives while streaming. With TCP's user
@@ -105,6 +108,7 @@ impl Conn {
             target: target.clone(),
             peer,
             busy: Mutex::new(()),
+            scp_unusable: AtomicBool::new(false),
         })
     }
 
@@ -133,7 +137,8 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.session.set_blocking(true);
-        self.session.set_timeout(2000);
+        // Also bounds freeing channels whose close was never confirmed.
+        self.session.set_timeout(1000);
         let _ = self.session.disconnect(None, "whosent-deploy done", None);
     }
 }

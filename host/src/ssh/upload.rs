@@ -13,12 +13,12 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ssh2::Channel;
 
-use super::exec::{open_exec, pump, Flow, OwnedChannel, Timeout};
+use super::exec::{open_exec, pump, read_some, Flow, NonBlocking, OwnedChannel, Timeout};
 use super::session::Conn;
 use super::SshError;
 
@@ -73,7 +73,8 @@ impl Conn {
         // Any SCP failure falls back (see `scp`); if the board really
         // cannot take the file, the exec path says why in its shell's
         // words. Progress then starts over.
-        let method = if !opts.force_exec && self.scp(data, &part, mode, &mut progress).is_ok() {
+        let try_scp = !opts.force_exec && !self.scp_unusable.load(Ordering::Relaxed);
+        let method = if try_scp && self.scp(data, &part, mode, &mut progress).is_ok() {
             UploadMethod::Scp
         } else {
             self.exec_cat(data, &part, &mut progress)?;
@@ -109,9 +110,16 @@ impl Conn {
 
     /// Sends the file with SCP. Fails on a board without `scp`:
     /// dropbear runs `scp -t` in a shell that answers "scp: not found"
-    /// and exits 127, which libssh2 notices either when starting SCP or
-    /// (if the shell was slower than its first read) when the transfer
-    /// ends.
+    /// and exits 127.
+    ///
+    /// libssh2 notices that either as a failed start, or not at all: when
+    /// the shell's exit (EOF) arrives before its first read but its
+    /// message is still unread, `scp_send` hands back the dead channel,
+    /// writes into it then stall, and libssh2's SCP state is left
+    /// half-way with a pointer to that channel (libssh2 1.11, `scp.c`,
+    /// `scp_send_empty_channel`). So the channel is checked before any
+    /// data goes in, and after any SCP failure this connection never
+    /// calls `scp_send` again.
     fn scp(
         &self,
         data: &[u8],
@@ -119,21 +127,69 @@ impl Conn {
         mode: i32,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), SshError> {
-        let channel = {
+        let cmd = format!("scp -t {}", quote(part));
+        let result = self.scp_inner(data, part, mode, progress, &cmd);
+        if result.is_err() {
+            self.scp_unusable.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn scp_inner(
+        &self,
+        data: &[u8],
+        part: &str,
+        mode: i32,
+        progress: &mut dyn FnMut(u64),
+        cmd: &str,
+    ) -> Result<(), SshError> {
+        let mut channel = {
             let _busy = self.lock();
             let _t = Timeout::set(&self.session, STALL_TIMEOUT);
-            self.session
+            let channel = self
+                .session
                 .scp_send(Path::new(part), mode, data.len() as u64, None)
                 .map_err(|source| SshError::Channel {
                     action: format!("starting scp to {part}"),
                     source,
-                })?
+                })?;
+            OwnedChannel::new(&self.session, channel)
         };
-        let mut channel = OwnedChannel::new(&self.session, channel);
+        if let Some(said) = self.scp_died(&mut channel) {
+            return Err(SshError::RemoteCommand {
+                cmd: cmd.to_string(),
+                status: 127,
+                stderr: said,
+            });
+        }
         // scp's protocol: the data, then one NUL byte.
         self.send(&mut channel, data, progress, part)?;
         self.send(&mut channel, b"\0", &mut |_| {}, part)?;
-        self.finish(channel, &format!("scp -t {}", quote(part)))
+        self.finish(channel, cmd)
+    }
+
+    /// What a started `scp -t` said, if it has already quit or spoke at
+    /// all (a working one says nothing until the data has come).
+    fn scp_died(&self, channel: &mut Channel) -> Option<String> {
+        let _busy = self.lock();
+        let _nb = NonBlocking::set(&self.session);
+        let mut said = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(Some(n)) = read_some(channel, &mut buf) {
+            said.extend_from_slice(&buf[..n]);
+        }
+        let mut stderr = channel.stderr();
+        while let Ok(Some(n)) = read_some(&mut stderr, &mut buf) {
+            said.extend_from_slice(&buf[..n]);
+        }
+        (channel.eof() || !said.is_empty()).then(|| {
+            let text = String::from_utf8_lossy(&said).trim().to_string();
+            if text.is_empty() {
+                "scp quit at once".to_string()
+            } else {
+                text
+            }
+        })
     }
 
     /// Sends the file through `cat > PART`, which any shell can do.
