@@ -14,8 +14,9 @@ use super::dest::Target;
 use super::known_hosts::{self, HostKeyPolicy};
 use super::{auth, SshError};
 
-/// How to connect; `Default` gives ssh's defaults.
-#[derive(Debug, Clone)]
+/// How to connect; `Default` gives ssh's defaults. `Debug` hides the
+/// password.
+#[derive(Clone)]
 pub struct ConnectOpts {
     /// The known_hosts file to check (and, under `AcceptNew`, extend).
     pub known_hosts: PathBuf,
@@ -27,6 +28,17 @@ pub struct ConnectOpts {
     /// The caller decides where it comes from (`WHOSENT_PASSWORD`, a
     /// prompt).
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectOpts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOpts")
+            .field("known_hosts", &self.known_hosts)
+            .field("policy", &self.policy)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 impl Default for ConnectOpts {
