@@ -18,7 +18,8 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
                 offline::parse(io::stdin().lock(), &q, &mut report)?;
             } else {
                 let path = PathBuf::from(&p.file);
-                let f = std::fs::File::open(&path).map_err(|source| HostError::Input { path, source })?;
+                let f = std::fs::File::open(&path)
+                    .map_err(|source| HostError::Input { path, source })?;
                 offline::parse(BufReader::new(f), &q, &mut report)?;
             }
             Ok(report.status(0))
@@ -38,6 +39,7 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
     let q = query::from_args(&r.query)?;
     let args = query::agent_args(&q, &r.capture)?;
     let stop = interrupt::install();
+    interrupt::stop_when_stdout_closes();
     if host == "local" {
         let agent = local::find_agent(r.agent.as_deref())?;
         let mut report = Report::new(io::stdout().lock(), r.capture.json, None);

@@ -22,3 +22,30 @@ pub fn install() -> &'static AtomicBool {
     }
     &STOP
 }
+
+/// Sets [`STOP`] when our stdout's reader goes away (`| head -1`): the
+/// next write would fail with EPIPE, but with no signal coming there
+/// may be no next write, and the capture would run on for nobody.
+pub fn stop_when_stdout_closes() {
+    std::thread::spawn(|| loop {
+        let mut p = libc::pollfd {
+            fd: 1,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; events 0 still reports POLLERR/POLLHUP.
+        let n = unsafe { libc::poll(&mut p, 1, 100) };
+        if n > 0 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            STOP.store(true, Ordering::SeqCst);
+            return;
+        }
+        if n < 0 || STOP.load(Ordering::SeqCst) {
+            if n < 0 {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            if STOP.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    });
+}

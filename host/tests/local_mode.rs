@@ -1,0 +1,254 @@
+//! `whosent-deploy --host local` and `parse`, as a user runs them: the
+//! lines they print and the exit status.
+
+#[path = "../../tests/support/realkernel.rs"]
+mod realkernel;
+
+use realkernel::*;
+use serde::Deserialize;
+use std::process::Command;
+use std::time::Duration;
+
+const DEPLOY: &str = env!("CARGO_BIN_EXE_whosent-deploy");
+const T: Duration = Duration::from_secs(10);
+
+fn receiver(args: &[&str]) -> (Proc, i32) {
+    let mut r = Proc::spawn(Command::new(sibling(DEPLOY, "test_receiver")).args(args));
+    let pid = num(&r.until(T, |l| l.starts_with("ready")), "pid") as i32;
+    wait_comm(pid, "test_receiver");
+    (r, pid)
+}
+
+fn send(args: &[&str]) -> i32 {
+    let out = Command::new(sibling(DEPLOY, "test_sender"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    num(
+        String::from_utf8_lossy(&out.stdout).lines().last().unwrap(),
+        "sender_pid",
+    ) as i32
+}
+
+/// Starts `whosent-deploy --host local ...` and waits until the agent is
+/// live (its `ready` line on stderr in human mode).
+fn deploy(args: &[&str]) -> Proc {
+    Proc::spawn(Command::new(DEPLOY).args(["--host", "local"]).args(args))
+}
+
+#[test]
+fn prints_the_article_line_and_exits_0() {
+    if !real_kernel("local human") {
+        return;
+    }
+    let (mut r, rpid) = receiver(&["10"]);
+    let p = rpid.to_string();
+    let mut d = deploy(&["--json", "--sig", "USR1", "--pid", &p, "--count", "1"]);
+    d.until(T, |l| l.contains(r#""type":"ready""#));
+    // Same capture in human form, with its own agent.
+    let mut h = deploy(&["--sig", "USR1", "--pid", &p, "--count", "1"]);
+    // The human mode prints readiness on stderr only; wait for the agent's instance.
+    std::thread::sleep(Duration::from_millis(500));
+    let sender = send(&["kill", "10", &p]);
+    let got = r.until(T, |l| l.starts_with("got"));
+    assert_eq!(num(&got, "si_pid") as i32, sender);
+    let line = h.until(T, |l| l.starts_with("SIGUSR1"));
+    assert_eq!(
+        line,
+        format!("SIGUSR1: test_sender({sender}) -> test_receiver({rpid})  code=SI_USER  delivered")
+    );
+    assert_eq!(h.wait(T), 0);
+    let rec = d.until(T, |l| l.contains(r#""type":"signal""#));
+    assert!(
+        rec.contains(&format!(r#""sender":{{"pid":{sender},"#)),
+        "{rec}"
+    );
+    assert_eq!(d.wait(T), 0);
+}
+
+#[test]
+fn nothing_seen_exits_1_and_bad_input_exits_2() {
+    if !real_kernel("local exit codes") {
+        return;
+    }
+    let (_r, rpid) = receiver(&["10"]);
+    let out = Command::new(DEPLOY)
+        .args([
+            "--host",
+            "local",
+            "--sig",
+            "USR1",
+            "--pid",
+            &rpid.to_string(),
+            "--duration",
+            "0.3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    for (args, says) in [
+        (vec!["--sig", "NOPE"], "kill -l"),
+        (vec!["--sig", "0"], "kill -l"),
+        (vec!["--pid", "x1"], "positive number"),
+        (vec!["--pid", "2147483000"], "no such process"),
+    ] {
+        let out = Command::new(DEPLOY)
+            .args(["--host", "local"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    if !real_kernel("broken pipe") {
+        return;
+    }
+    let (_r, rpid) = receiver(&["10"]);
+    let p = rpid.to_string();
+    let sh = format!(
+        "{DEPLOY} --host local --json --sig USR1 --pid {p} | head -c 1 >/dev/null; echo status=${{PIPESTATUS[0]}}"
+    );
+    let out = Command::new("bash").args(["-c", &sh]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let st = num(text.trim(), "status");
+    assert!(
+        st == 0 || st == 1,
+        "a closed pipe gave status {st}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+/// The reader's own model of a signal record: only what docs/json-schema.md
+/// promises, with unknown fields refused so that an undocumented field
+/// fails here first.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // reason: fields are checked by deserializing them
+struct SignalRec {
+    #[serde(rename = "type")]
+    ty: String,
+    ts: f64,
+    cpu: u32,
+    sig: i32,
+    signame: String,
+    code: i32,
+    code_name: Option<String>,
+    errno: i32,
+    group: Option<bool>,
+    result: serde_json::Value,
+    context: String,
+    sender: Option<TaskRec>,
+    running: Option<TaskRec>,
+    target: TargetRec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // reason: fields are checked by deserializing them
+struct TaskRec {
+    pid: Option<i32>,
+    tid: i32,
+    comm: String,
+    uid: Option<u32>,
+    cmdline: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // reason: fields are checked by deserializing them
+struct TargetRec {
+    pid: Option<i32>,
+    tid: i32,
+    comm: String,
+}
+
+#[test]
+fn parse_turns_recorded_text_into_the_documented_records() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/host-6.18/trace.txt"
+    );
+    let out = Command::new(DEPLOY)
+        .args(["parse", "--json", fixture])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut signals = 0;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "signal" {
+            let s: SignalRec = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(s.ty, "signal");
+            assert!(s.result.is_string() || s.result.is_number());
+            assert_eq!(s.context == "task", s.sender.is_some(), "{line}");
+            assert_eq!(s.context != "task", s.running.is_some(), "{line}");
+            signals += 1;
+        }
+    }
+    assert!(signals > 5, "{text}");
+    assert!(text
+        .lines()
+        .last()
+        .unwrap()
+        .contains(r#""type":"end","reason":"eof""#));
+    // Human form of the same file, filtered to SIGSEGV.
+    let out = Command::new(DEPLOY)
+        .args(["parse", "--sig", "SEGV", fixture])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().all(|l| l.starts_with("SIGSEGV: ")), "{text}");
+    assert!(text.contains("code=SEGV_MAPERR"), "{text}");
+    // Nothing matches: exit 1. A missing file: exit 2.
+    let out = Command::new(DEPLOY)
+        .args(["parse", "--pid", "1", fixture])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = Command::new(DEPLOY)
+        .args(["parse", "/nonexistent/trace"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/trace"));
+}
+
+#[test]
+fn live_records_match_the_readers_model() {
+    if !real_kernel("schema") {
+        return;
+    }
+    let (_r, rpid) = receiver(&["10"]);
+    let p = rpid.to_string();
+    let mut d = deploy(&["--json", "--sig", "USR1", "--pid", &p, "--count", "1"]);
+    d.until(T, |l| l.contains(r#""type":"ready""#));
+    send(&["kill", "10", &p]);
+    let line = d.until(T, |l| l.contains(r#""type":"signal""#));
+    let s: SignalRec = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(
+        (s.sig, s.signame.as_str(), s.code_name.as_deref()),
+        (10, "SIGUSR1", Some("SI_USER"))
+    );
+    assert_eq!(s.target.pid, Some(rpid));
+    let end = d.until(T, |l| l.contains(r#""type":"end""#));
+    assert!(end.contains(r#""reason":"count","signals":1"#), "{end}");
+}
