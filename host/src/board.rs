@@ -55,7 +55,9 @@ impl Facts {
     pub fn parse(out: &str) -> Facts {
         let mut f = Facts::default();
         for line in out.lines() {
-            let Some((k, v)) = line.split_once('=') else { continue };
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
             let v = v.trim();
             match k {
                 "arch" => f.arch = v.to_string(),

@@ -10,7 +10,10 @@ pub const AGENT_NAME: &str = "whosent-agent";
 pub const MANIFEST_NAME: &str = "MANIFEST";
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `version=…`, `sha256=…` and `target=…`, one per line.
@@ -54,11 +57,18 @@ mod tests {
             let mut e = e.unwrap();
             let mut data = Vec::new();
             e.read_to_end(&mut data).unwrap();
-            seen.push((e.path().unwrap().display().to_string(), e.header().mode().unwrap(), data));
+            seen.push((
+                e.path().unwrap().display().to_string(),
+                e.header().mode().unwrap(),
+                data,
+            ));
         }
         assert_eq!(seen[0], ("whosent-agent".into(), 0o755, agent.clone()));
         let m = String::from_utf8(seen[1].2.clone()).unwrap();
         assert!(m.contains(&format!("sha256={}", sha256_hex(&agent))));
-        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 }

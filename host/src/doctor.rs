@@ -24,7 +24,11 @@ pub struct Row {
 }
 
 fn row(check: &'static str, status: Status, detail: impl Into<String>) -> Row {
-    Row { check, status, detail: detail.into() }
+    Row {
+        check,
+        status,
+        detail: detail.into(),
+    }
 }
 
 /// The findings for a board, in the order they matter.
@@ -32,8 +36,19 @@ pub fn findings(f: &Facts, sudo: bool) -> Vec<Row> {
     use Status::*;
     let mut rows = Vec::new();
     rows.push(match Arch::from_uname_m(&f.arch) {
-        Some(a) => row("architecture", Ok, format!("{} (agent: {})", f.arch, a.name())),
-        None => row("architecture", Missing, format!("{}: not supported; whosent builds agents for aarch64, armv7 and x86_64", f.arch)),
+        Some(a) => row(
+            "architecture",
+            Ok,
+            format!("{} (agent: {})", f.arch, a.name()),
+        ),
+        None => row(
+            "architecture",
+            Missing,
+            format!(
+                "{}: not supported; whosent builds agents for aarch64, armv7 and x86_64",
+                f.arch
+            ),
+        ),
     });
     rows.push(row("kernel", Ok, f.release.clone()));
     let privileged = f.is_root() || (sudo && f.sudo_ok);
@@ -42,9 +57,17 @@ pub fn findings(f: &Facts, sudo: bool) -> Vec<Row> {
     } else if sudo && f.sudo_ok {
         row("root", Ok, "through sudo -n")
     } else if f.sudo_ok {
-        row("root", Missing, "not root; passwordless sudo works: add --sudo")
+        row(
+            "root",
+            Missing,
+            "not root; passwordless sudo works: add --sudo",
+        )
     } else {
-        row("root", Missing, "not root and no passwordless sudo: log in as root (-l root) or allow NOPASSWD sudo")
+        row(
+            "root",
+            Missing,
+            "not root and no passwordless sudo: log in as root (-l root) or allow NOPASSWD sudo",
+        )
     });
     rows.push(match (&f.tracefs, f.tracefs_supported, privileged) {
         (Some(t), _, _) => row("tracefs", Ok, format!("mounted at {t}")),
@@ -60,24 +83,64 @@ pub fn findings(f: &Facts, sudo: bool) -> Vec<Row> {
         row("signal events", Note, "unknown until tracefs is mounted and readable (needs root)")
     });
     if f.tracefs.is_some() && privileged && !f.instances {
-        rows.push(row("ftrace instances", Missing, "no instances/ directory (Linux 3.10+ needed); whosent never uses the global buffer"));
+        rows.push(row(
+            "ftrace instances",
+            Missing,
+            "no instances/ directory (Linux 3.10+ needed); whosent never uses the global buffer",
+        ));
     }
     rows.push(match f.tmp_free_kb {
         Some(kb) if kb >= 2048 => row("space in /tmp", Ok, format!("{kb} KiB free")),
-        Some(kb) => row("space in /tmp", Missing, format!("{kb} KiB free; the agent needs about 1 MiB: free space in /tmp or set TMPDIR")),
-        None => row("space in /tmp", Note, "unknown (no df); the upload fails clearly if it is full"),
+        Some(kb) => row(
+            "space in /tmp",
+            Missing,
+            format!("{kb} KiB free; the agent needs about 1 MiB: free space in /tmp or set TMPDIR"),
+        ),
+        None => row(
+            "space in /tmp",
+            Note,
+            "unknown (no df); the upload fails clearly if it is full",
+        ),
     });
     let tool = |name: &'static str, ok: &str, fix: &str| {
-        if f.has(name) { row(name, Ok, ok) } else { row(name, Note, fix) }
+        if f.has(name) {
+            row(name, Ok, ok)
+        } else {
+            row(name, Note, fix)
+        }
     };
-    rows.push(tool("tar", "unpacks the upload bundle", "missing: the raw agent is uploaded instead (install busybox tar to use bundles)"));
-    rows.push(tool("sha256sum", "checks the agent before it runs", "missing: the agent's sha256 is checked by reading it back over SSH instead"));
+    rows.push(tool(
+        "tar",
+        "unpacks the upload bundle",
+        "missing: the raw agent is uploaded instead (install busybox tar to use bundles)",
+    ));
+    rows.push(tool(
+        "sha256sum",
+        "checks the agent before it runs",
+        "missing: the agent's sha256 is checked by reading it back over SSH instead",
+    ));
     rows.push(if f.has("scp") || f.sftp {
-        row("scp/sftp", Ok, format!("{}{}", if f.has("scp") { "scp " } else { "" }, if f.sftp { "sftp" } else { "" }))
+        row(
+            "scp/sftp",
+            Ok,
+            format!(
+                "{}{}",
+                if f.has("scp") { "scp " } else { "" },
+                if f.sftp { "sftp" } else { "" }
+            ),
+        )
     } else {
-        row("scp/sftp", Note, "neither: uploads go through the SSH exec channel (works, as with Debian's dropbear)")
+        row(
+            "scp/sftp",
+            Note,
+            "neither: uploads go through the SSH exec channel (works, as with Debian's dropbear)",
+        )
     });
-    rows.push(tool("staprun", "for --backend stap", "missing: needed only for --backend stap; pass --staprun-bundle"));
+    rows.push(tool(
+        "staprun",
+        "for --backend stap",
+        "missing: needed only for --backend stap; pass --staprun-bundle",
+    ));
     rows
 }
 
@@ -89,7 +152,10 @@ pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
     let (target, conn) = remote::connect(&d.ssh)?;
     let facts = remote::probe(&conn, d.sudo)?;
     let rows = findings(&facts, d.sudo);
-    println!("whosent doctor: {}@{}:{}", target.user, target.host, target.port);
+    println!(
+        "whosent doctor: {}@{}:{}",
+        target.user, target.host, target.port
+    );
     for r in &rows {
         let s = match r.status {
             Status::Ok => "ok",
@@ -99,7 +165,14 @@ pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
         println!("  {:<17} {:<8} {}", r.check, s, r.detail);
     }
     let ok = can_deploy(&rows);
-    println!("{}", if ok { "an ftrace deploy can work on this board" } else { "an ftrace deploy cannot work until the MISSING items are fixed" });
+    println!(
+        "{}",
+        if ok {
+            "an ftrace deploy can work on this board"
+        } else {
+            "an ftrace deploy cannot work until the MISSING items are fixed"
+        }
+    );
     Ok(if ok { 0 } else { 1 })
 }
 

@@ -13,7 +13,10 @@ pub enum HostError {
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
     #[error("cannot read {}: {source}", path.display())]
-    Input { path: PathBuf, source: std::io::Error },
+    Input {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Ssh(#[from] crate::ssh::SshError),
     #[error("{message}")]

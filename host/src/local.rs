@@ -19,7 +19,8 @@ pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf, HostError> {
     if let Some(p) = std::env::var_os("WHOSENT_AGENT").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    let exe = std::env::current_exe().map_err(|e| HostError::Io("cannot find own path".into(), e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| HostError::Io("cannot find own path".into(), e))?;
     let sibling = exe.with_file_name("whosent-agent");
     if sibling.is_file() {
         return Ok(sibling);
@@ -62,6 +63,8 @@ pub fn run<W: Write>(
             continue;
         }
     }
-    let status = child.wait().map_err(|e| HostError::Io("waiting for the agent".into(), e))?;
+    let status = child
+        .wait()
+        .map_err(|e| HostError::Io("waiting for the agent".into(), e))?;
     Ok(status.code().unwrap_or(2))
 }

@@ -10,7 +10,11 @@ use whosent_proto::record::{End, EndReason, Lost};
 
 /// Parses `input`, writing records through `report`. Malformed
 /// signal_generate lines are reported on stderr and skipped.
-pub fn parse<R: BufRead, W: Write>(input: R, q: &Query, report: &mut Report<W>) -> Result<(), HostError> {
+pub fn parse<R: BufRead, W: Write>(
+    input: R,
+    q: &Query,
+    report: &mut Report<W>,
+) -> Result<(), HostError> {
     let mut buf = String::new();
     let (mut signals, mut lost) = (0u64, 0u64);
     for item in text::parse(input) {
@@ -20,11 +24,15 @@ pub fn parse<R: BufRead, W: Write>(input: R, q: &Query, report: &mut Report<W>) 
                 let e = s.into_event();
                 let sender = e.sender();
                 let keep = (q.sigs.is_empty() || q.sigs.contains(&e.sig))
-                    && (q.pids.is_empty() || q.pids.contains(&e.target.tid) || e.target.pid.is_some_and(|p| q.pids.contains(&p)))
+                    && (q.pids.is_empty()
+                        || q.pids.contains(&e.target.tid)
+                        || e.target.pid.is_some_and(|p| q.pids.contains(&p)))
                     && q.comm.as_ref().is_none_or(|c| *c == e.target.comm)
                     && (q.sender_pids.is_empty()
                         || sender.is_some_and(|s| q.sender_pids.contains(&s.pid.unwrap_or(s.tid))))
-                    && q.sender_comm.as_ref().is_none_or(|c| sender.is_some_and(|s| s.comm == *c));
+                    && q.sender_comm
+                        .as_ref()
+                        .is_none_or(|c| sender.is_some_and(|s| s.comm == *c));
                 if !keep {
                     continue;
                 }
@@ -33,7 +41,11 @@ pub fn parse<R: BufRead, W: Write>(input: R, q: &Query, report: &mut Report<W>) 
             }
             Ok(TextItem::Lost { cpu, count }) => {
                 lost += count.unwrap_or(0);
-                Lost { cpu: cpu.unwrap_or(0), count }.encode(&mut buf);
+                Lost {
+                    cpu: cpu.unwrap_or(0),
+                    count,
+                }
+                .encode(&mut buf);
             }
             Err(e) => {
                 eprintln!("whosent-deploy: warning: {e}");
@@ -45,7 +57,12 @@ pub fn parse<R: BufRead, W: Write>(input: R, q: &Query, report: &mut Report<W>) 
         }
     }
     buf.clear();
-    End { reason: EndReason::Eof, signals, lost }.encode(&mut buf);
+    End {
+        reason: EndReason::Eof,
+        signals,
+        lost,
+    }
+    .encode(&mut buf);
     let _ = report.line(buf.as_bytes());
     Ok(())
 }

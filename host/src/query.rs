@@ -33,7 +33,9 @@ pub fn agent_args(q: &Query, c: &CaptureArgs) -> Result<Vec<String>, HostError> 
     }
     if let Some(d) = c.duration {
         if !(d > 0.0 && d.is_finite()) {
-            return Err(HostError::Usage("--duration must be a positive number of seconds".into()));
+            return Err(HostError::Usage(
+                "--duration must be a positive number of seconds".into(),
+            ));
         }
         a.extend(["--duration".into(), d.to_string()]);
     }

@@ -20,17 +20,35 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 fn other(message: impl Into<String>, help: impl Into<String>) -> HostError {
-    HostError::Other { message: message.into(), help: help.into() }
+    HostError::Other {
+        message: message.into(),
+        help: help.into(),
+    }
 }
 
 /// Connects as ssh would, with known_hosts checking.
 pub fn connect(a: &SshArgs) -> Result<(ssh::Target, Conn), HostError> {
-    let host = a.host.as_deref().ok_or_else(|| HostError::Usage("--host is required".into()))?;
-    let target = ssh::resolve(host, a.port, a.user.as_deref(), &a.identity, a.ssh_config.as_deref())?;
+    let host = a
+        .host
+        .as_deref()
+        .ok_or_else(|| HostError::Usage("--host is required".into()))?;
+    let target = ssh::resolve(
+        host,
+        a.port,
+        a.user.as_deref(),
+        &a.identity,
+        a.ssh_config.as_deref(),
+    )?;
     let mut opts = ConnectOpts {
-        policy: if a.accept_new_host_key { HostKeyPolicy::AcceptNew } else { HostKeyPolicy::Strict },
+        policy: if a.accept_new_host_key {
+            HostKeyPolicy::AcceptNew
+        } else {
+            HostKeyPolicy::Strict
+        },
         connect_timeout: Duration::from_secs(a.connect_timeout.max(1)),
-        password: std::env::var("WHOSENT_PASSWORD").ok().filter(|p| !p.is_empty()),
+        password: std::env::var("WHOSENT_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty()),
         ..ConnectOpts::default()
     };
     if let Some(k) = &a.known_hosts {
@@ -40,8 +58,13 @@ pub fn connect(a: &SshArgs) -> Result<(ssh::Target, Conn), HostError> {
         Ok(c) => Ok((target, c)),
         // Keys failed and nobody gave a password: ask, but only a
         // person at a terminal; scripts get the error.
-        Err(ssh::SshError::AuthFailed { .. }) if opts.password.is_none() && io::stdin().is_terminal() => {
-            opts.password = Some(crate::password::prompt(&format!("{}@{}'s password: ", target.user, target.host))?);
+        Err(ssh::SshError::AuthFailed { .. })
+            if opts.password.is_none() && io::stdin().is_terminal() =>
+        {
+            opts.password = Some(crate::password::prompt(&format!(
+                "{}@{}'s password: ",
+                target.user, target.host
+            ))?);
             Ok((target.clone(), Conn::connect(&target, &opts)?))
         }
         Err(e) => Err(e.into()),
@@ -50,7 +73,15 @@ pub fn connect(a: &SshArgs) -> Result<(ssh::Target, Conn), HostError> {
 
 /// Runs the probe, through sudo when asked.
 pub fn probe(conn: &Conn, sudo: bool) -> Result<Facts, HostError> {
-    let cmd = if sudo { format!("sudo -n sh -c {} 2>/dev/null || sh -c {}", quote(PROBE), quote(PROBE)) } else { PROBE.to_string() };
+    let cmd = if sudo {
+        format!(
+            "sudo -n sh -c {} 2>/dev/null || sh -c {}",
+            quote(PROBE),
+            quote(PROBE)
+        )
+    } else {
+        PROBE.to_string()
+    };
     let out = conn.run(&cmd)?;
     Ok(Facts::parse(&String::from_utf8_lossy(&out.stdout)))
 }
@@ -110,7 +141,11 @@ impl Drop for RemoteDir<'_> {
 /// Makes the private upload directory. With `--keep` it has a fixed
 /// name per user and agent hash, reused only if it is still a real
 /// directory owned by us with mode 0700.
-fn make_dir<'a>(conn: &'a Conn, hash: &str, keep: bool) -> Result<(RemoteDir<'a>, bool), HostError> {
+fn make_dir<'a>(
+    conn: &'a Conn,
+    hash: &str,
+    keep: bool,
+) -> Result<(RemoteDir<'a>, bool), HostError> {
     let script = if keep {
         format!(
             r#"d="${{TMPDIR:-/tmp}}/whosent-keep-$(id -u)-{h}"
@@ -132,11 +167,21 @@ chmod 700 "$d" && echo "new $d""#
     let (state, path) = text.trim().split_once(' ').unwrap_or(("", ""));
     if out.status != 0 || path.is_empty() {
         return Err(other(
-            format!("cannot create a private directory on the board: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            format!(
+                "cannot create a private directory on the board: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
             "check that /tmp (or $TMPDIR) on the board is writable and not full",
         ));
     }
-    Ok((RemoteDir { conn, path: path.to_string(), remove_on_drop: !keep }, state == "existing"))
+    Ok((
+        RemoteDir {
+            conn,
+            path: path.to_string(),
+            remove_on_drop: !keep,
+        },
+        state == "existing",
+    ))
 }
 
 /// The agent's sha256 as the board computes it (or, without sha256sum,
@@ -145,7 +190,11 @@ fn remote_sha256(conn: &Conn, f: &Facts, path: &str) -> Result<Option<String>, H
     if f.has("sha256sum") {
         let out = conn.run(&format!("sha256sum {} 2>/dev/null", quote(path)))?;
         let text = String::from_utf8_lossy(&out.stdout);
-        return Ok(text.split_whitespace().next().filter(|h| h.len() == 64).map(str::to_string));
+        return Ok(text
+            .split_whitespace()
+            .next()
+            .filter(|h| h.len() == 64)
+            .map(str::to_string));
     }
     let out = conn.run(&format!("cat {} 2>/dev/null", quote(path)))?;
     Ok((out.status == 0).then(|| bundle::sha256_hex(&out.stdout)))
@@ -166,33 +215,70 @@ fn progress_bar(label: &str) -> impl FnMut(u64, u64) {
 }
 
 /// Puts the agent in `dir`, checked. Returns how it travelled.
-fn upload(conn: &Conn, f: &Facts, dir: &str, agent: &[u8], hash: &str, arch: Arch) -> Result<String, HostError> {
+fn upload(
+    conn: &Conn,
+    f: &Facts,
+    dir: &str,
+    agent: &[u8],
+    hash: &str,
+    arch: Arch,
+) -> Result<String, HostError> {
     let dest = format!("{dir}/{}", bundle::AGENT_NAME);
     if let Some(kb) = f.tmp_free_kb {
         if kb * 1024 < agent.len() as u64 * 2 {
             return Err(other(
-                format!("the board has {kb} KiB free in /tmp, too little for the {} KiB agent", agent.len() / 1024),
+                format!(
+                    "the board has {kb} KiB free in /tmp, too little for the {} KiB agent",
+                    agent.len() / 1024
+                ),
                 "free space in /tmp on the board (or set TMPDIR for the login user)",
             ));
         }
     }
     let how = if f.has("tar") {
-        let b = bundle::build(agent, arch.name()).map_err(|e| HostError::Io("building the bundle".into(), e))?;
+        let b = bundle::build(agent, arch.name())
+            .map_err(|e| HostError::Io("building the bundle".into(), e))?;
         let path = format!("{dir}/bundle.tar.gz");
         let mut bar = progress_bar("uploading");
-        let m = conn.upload_with(&b, &path, 0o600, UploadOpts { progress: Some(&mut bar), ..Default::default() })?;
-        let out = conn.run(&format!("cd {} && tar -xzf bundle.tar.gz && rm -f bundle.tar.gz", quote(dir)))?;
+        let m = conn.upload_with(
+            &b,
+            &path,
+            0o600,
+            UploadOpts {
+                progress: Some(&mut bar),
+                ..Default::default()
+            },
+        )?;
+        let out = conn.run(&format!(
+            "cd {} && tar -xzf bundle.tar.gz && rm -f bundle.tar.gz",
+            quote(dir)
+        ))?;
         if out.status != 0 {
             return Err(other(
-                format!("unpacking the bundle on the board failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+                format!(
+                    "unpacking the bundle on the board failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
                 "check free space in /tmp on the board (`whosent-deploy doctor`)",
             ));
         }
         format!("{} KiB bundle via {}", b.len() / 1024, method(m))
     } else {
         let mut bar = progress_bar("uploading");
-        let m = conn.upload_with(agent, &dest, 0o755, UploadOpts { progress: Some(&mut bar), ..Default::default() })?;
-        format!("{} KiB agent via {} (no tar on the board)", agent.len() / 1024, method(m))
+        let m = conn.upload_with(
+            agent,
+            &dest,
+            0o755,
+            UploadOpts {
+                progress: Some(&mut bar),
+                ..Default::default()
+            },
+        )?;
+        format!(
+            "{} KiB agent via {} (no tar on the board)",
+            agent.len() / 1024,
+            method(m)
+        )
     };
     verify(conn, f, &dest, hash)?;
     Ok(how)
@@ -219,7 +305,12 @@ fn method(m: UploadMethod) -> &'static str {
     }
 }
 
-pub fn run(r: &RunArgs, host: &str, args: &[String], stop: &'static AtomicBool) -> Result<i32, HostError> {
+pub fn run(
+    r: &RunArgs,
+    host: &str,
+    args: &[String],
+    stop: &'static AtomicBool,
+) -> Result<i32, HostError> {
     let (target, conn) = connect(&r.ssh)?;
     let facts = probe(&conn, r.sudo)?;
     let arch = arch(r.target.as_deref(), &facts)?;
@@ -235,20 +326,32 @@ pub fn run(r: &RunArgs, host: &str, args: &[String], stop: &'static AtomicBool) 
         }
         None => build::agent_for(arch, "local", true)?,
     };
-    let agent = std::fs::read(&agent_path).map_err(|e| HostError::Io(format!("cannot read {}", agent_path.display()), e))?;
+    let agent = std::fs::read(&agent_path)
+        .map_err(|e| HostError::Io(format!("cannot read {}", agent_path.display()), e))?;
     let hash = bundle::sha256_hex(&agent);
     let (mut dir, existing) = make_dir(&conn, &hash, r.keep)?;
     let agent_remote = format!("{}/{}", dir.path, bundle::AGENT_NAME);
     if existing && verify(&conn, &facts, &agent_remote, &hash).is_ok() {
-        eprintln!("whosent: using the agent kept on the board in {} (sha256 verified)", dir.path);
+        eprintln!(
+            "whosent: using the agent kept on the board in {} (sha256 verified)",
+            dir.path
+        );
     } else {
         let how = upload(&conn, &facts, &dir.path, &agent, &hash, arch)?;
         eprintln!("whosent: uploaded {how}; sha256 verified on the board");
     }
     let sudo = if facts.is_root() { "" } else { "sudo -n " };
     let quoted: Vec<String> = args.iter().map(|a| quote(a)).collect();
-    let cleanup = if r.keep { String::new() } else { format!("rm -rf {}; ", quote(&dir.path)) };
-    let cmd = format!("{sudo}{} {}; st=$?; {cleanup}exit $st", quote(&agent_remote), quoted.join(" "));
+    let cleanup = if r.keep {
+        String::new()
+    } else {
+        format!("rm -rf {}; ", quote(&dir.path))
+    };
+    let cmd = format!(
+        "{sudo}{} {}; st=$?; {cleanup}exit $st",
+        quote(&agent_remote),
+        quoted.join(" ")
+    );
     // From here the remote command removes the directory itself.
     dir.remove_on_drop = false;
 

@@ -23,7 +23,17 @@ pub struct Report<W: Write> {
 
 impl<W: Write> Report<W> {
     pub fn new(out: W, json: bool, host: Option<String>) -> Self {
-        Report { out, json, host, signals: 0, lost: 0, ready: false, end: None, error: None, quiet: false }
+        Report {
+            out,
+            json,
+            host,
+            signals: 0,
+            lost: 0,
+            ready: false,
+            end: None,
+            error: None,
+            quiet: false,
+        }
     }
 
     /// Handles one line from the agent. An `Err` means stdout is gone
@@ -68,16 +78,30 @@ impl<W: Write> Report<W> {
                 self.out.flush()?;
             }
             Record::Ready(r) if !self.quiet => {
-                let on = self.host.as_deref().map(|h| format!(" on {h}")).unwrap_or_default();
-                let filter = if r.filter.is_empty() { "none".to_string() } else { r.filter };
+                let on = self
+                    .host
+                    .as_deref()
+                    .map(|h| format!(" on {h}"))
+                    .unwrap_or_default();
+                let filter = if r.filter.is_empty() {
+                    "none".to_string()
+                } else {
+                    r.filter
+                };
                 eprintln!(
                     "whosent: tracing{on}: Linux {} ({}), {} backend, kernel filter: {filter}; waiting for signals (Ctrl-C to stop)",
                     r.kernel, r.arch, r.backend
                 );
             }
             Record::Lost(l) => match l.count {
-                Some(n) => eprintln!("whosent: warning: the kernel dropped {n} events on cpu {}", l.cpu),
-                None => eprintln!("whosent: warning: the kernel dropped events on cpu {}", l.cpu),
+                Some(n) => eprintln!(
+                    "whosent: warning: the kernel dropped {n} events on cpu {}",
+                    l.cpu
+                ),
+                None => eprintln!(
+                    "whosent: warning: the kernel dropped events on cpu {}",
+                    l.cpu
+                ),
             },
             Record::End(e) if !self.quiet => {
                 eprintln!(
@@ -116,7 +140,8 @@ mod tests {
         r.quiet = true;
         r.line(br#"{"type":"ready","v":1,"agent":"0.1.0","backend":"ftrace","kernel":"6.1","arch":"aarch64","instance":"whosent-1-2","filter":""}"#).unwrap();
         r.line(br#"{"type":"signal","ts":1.5,"cpu":0,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"group":true,"result":"delivered","context":"task","sender":{"pid":6993,"tid":6993,"comm":"test_sender","uid":0,"cmdline":null},"running":null,"target":{"pid":6985,"tid":6985,"comm":"test_receiver"}}"#).unwrap();
-        r.line(br#"{"type":"end","reason":"count","signals":1,"lost":0}"#).unwrap();
+        r.line(br#"{"type":"end","reason":"count","signals":1,"lost":0}"#)
+            .unwrap();
         assert_eq!(r.status(0), 0);
         drop(r);
         assert_eq!(
@@ -129,7 +154,8 @@ mod tests {
     fn json_is_tagged_with_the_host_and_errors_exit_2() {
         let mut out = Vec::new();
         let mut r = Report::new(&mut out, true, Some("board".into()));
-        r.line(br#"{"type":"error","kind":"not_root","message":"m","help":"h"}"#).unwrap();
+        r.line(br#"{"type":"error","kind":"not_root","message":"m","help":"h"}"#)
+            .unwrap();
         assert_eq!(r.status(2), 2);
         assert_eq!(r.signals, 0);
         drop(r);
@@ -141,7 +167,8 @@ mod tests {
     fn no_signal_is_status_1() {
         let mut r = Report::new(Vec::new(), true, None);
         r.line(br#"{"type":"ready","v":1,"agent":"0","backend":"ftrace","kernel":"k","arch":"a","instance":"i","filter":""}"#).unwrap();
-        r.line(br#"{"type":"end","reason":"duration","signals":0,"lost":0}"#).unwrap();
+        r.line(br#"{"type":"end","reason":"duration","signals":0,"lost":0}"#)
+            .unwrap();
         assert_eq!(r.status(1), 1);
     }
 }
