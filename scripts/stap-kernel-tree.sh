@@ -38,7 +38,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 case "${1:-}" in
     -h|--help)
-        sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'
+        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
         exit 0 ;;
 esac
 
@@ -54,11 +54,11 @@ die() { say "error: $*"; exit 1; }
 # Debian's kernel flavour names the dpkg architecture of its packages.
 deb_arch() {
     case "$1" in
-        *-arm64|*-arm64-16k|*-cloud-arm64|*-rt-arm64) echo arm64 ;;
-        *-armmp|*-armmp-lpae|*-rt-armmp) echo armhf ;;
+        *-arm64|*-arm64-16k) echo arm64 ;;  # also -cloud-, -rt-
+        *-armmp|*-armmp-lpae) echo armhf ;;
         *-marvell|*-rpi) echo armel ;;
-        *-amd64|*-cloud-amd64|*-rt-amd64) echo amd64 ;;
-        *-686|*-686-pae|*-rt-686-pae) echo i386 ;;
+        *-amd64) echo amd64 ;;
+        *-686|*-686-pae) echo i386 ;;
         *) [ -n "${WHOSENT_DEB_ARCH:-}" ] && echo "$WHOSENT_DEB_ARCH" && return
            die "cannot tell the architecture of kernel flavour '$1'; set WHOSENT_DEB_ARCH" ;;
     esac
@@ -77,6 +77,7 @@ kbuild_arch() {
 
 # Builds a trivial module against the tree; prints vermagic on stderr.
 check_tree() {
+    # shellcheck disable=SC2046 # two words wanted: ARCH and prefix
     set -- $(kbuild_arch "$arch")
     karch=$1
     cross=${CROSS_COMPILE:-$2}
@@ -145,17 +146,22 @@ apt_prepare() {
     fi
 }
 
+# newest_deb PKG ARCH: the highest-versioned cached .deb of PKG, if any.
+newest_deb() {
+    # shellcheck disable=SC2012 # Debian package file names; ls -v sorts versions
+    ls -v "$debs/${1}_"*"_$2.deb" 2>/dev/null | tail -n 1 || true
+}
+
 # fetch PKG ARCH: prints the cached .deb for PKG, downloading it if needed.
 fetch() {
     pkg=$1 parch=$2
-    # shellcheck disable=SC2012 # names are Debian package file names
-    hit=$(ls -v "$debs/${pkg}_"*"_$parch.deb" 2>/dev/null | tail -n 1 || true)
+    hit=$(newest_deb "$pkg" "$parch")
     if [ -z "$hit" ]; then
         apt_prepare
         say "downloading $pkg:$parch"
         (cd "$debs" && apt download "$pkg:$parch" >&2) \
             || die "could not download $pkg:$parch (for a foreign architecture: dpkg --add-architecture $parch && apt-get update)"
-        hit=$(ls -v "$debs/${pkg}_"*"_$parch.deb" 2>/dev/null | tail -n 1 || true)
+        hit=$(newest_deb "$pkg" "$parch")
         [ -n "$hit" ] || die "download of $pkg:$parch left no .deb in $debs"
     fi
     echo "$hit"

@@ -36,7 +36,7 @@ set -eu
 force=0
 if [ "${1:-}" = "--force" ]; then force=1; shift; fi
 case "${1:-}" in
-    -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 esac
 arch=${1:-arm64}
 
@@ -66,15 +66,20 @@ mkdir -p "$debs" "$cache/stap"
 work=$(mktemp -d "$cache/stap/.bundle-$arch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
+# newest_deb PKG: the highest-versioned cached .deb of PKG:$arch or PKG:all.
+newest_deb() {
+    # shellcheck disable=SC2012 # Debian package file names; ls -v sorts versions
+    ls -v "$debs/${1}_"*"_$arch.deb" "$debs/${1}_"*"_all.deb" 2>/dev/null | tail -n 1 || true
+}
+
 # fetch PKG: prints the cached .deb of PKG:$arch (or :all), downloading if needed.
 fetch() {
-    # shellcheck disable=SC2012 # Debian package file names
-    hit=$(ls -v "$debs/${1}_"*"_$arch.deb" "$debs/${1}_"*"_all.deb" 2>/dev/null | tail -n 1 || true)
+    hit=$(newest_deb "$1")
     if [ -z "$hit" ]; then
         say "downloading $1:$arch"
         (cd "$debs" && apt-get -q -o APT::Sandbox::User=root download "$1:$arch" >&2) \
             || die "could not download $1:$arch (for a foreign architecture: dpkg --add-architecture $arch && apt-get update)"
-        hit=$(ls -v "$debs/${1}_"*"_$arch.deb" "$debs/${1}_"*"_all.deb" 2>/dev/null | tail -n 1 || true)
+        hit=$(newest_deb "$1")
         [ -n "$hit" ] || die "download of $1:$arch left no .deb in $debs"
     fi
     echo "$hit"
@@ -92,7 +97,7 @@ lib_depends() {
 rt_deb=$(fetch systemtap-runtime)
 dpkg-deb -x "$rt_deb" "$work/root"
 : > "$work/pkgs"
-echo "$(basename "$rt_deb")" >> "$work/pkgs"
+basename "$rt_deb" >> "$work/pkgs"
 todo=$(lib_depends "$rt_deb")
 seen=" "
 while [ -n "$todo" ]; do
@@ -102,7 +107,7 @@ while [ -n "$todo" ]; do
         seen="$seen$p "
         deb=$(fetch "$p")
         dpkg-deb -x "$deb" "$work/root"
-        echo "$(basename "$deb")" >> "$work/pkgs"
+        basename "$deb" >> "$work/pkgs"
         next="$next $(lib_depends "$deb")"
     done
     todo=$next
@@ -177,5 +182,5 @@ chmod 0755 "$b/run-staprun" "$b/run-stapio"
     && tar --owner=0 --group=0 --numeric-owner --mtime=@0 --no-recursion \
            -cf - -T "$work/list") | gzip -9n > "$work/bundle.tar.gz"
 mv "$work/bundle.tar.gz" "$out"
-say "$(wc -c < "$out") bytes, $(du -sk "$b" | cut -f1) KiB unpacked, $(ls "$b/lib" | wc -l) libraries"
+say "$(wc -c < "$out") bytes, $(du -sk "$b" | cut -f1) KiB unpacked, $(find "$b/lib" -type f | wc -l) libraries"
 echo "$out"
