@@ -54,9 +54,16 @@ fn prints_the_article_line_and_exits_0() {
     let got = r.until(T, |l| l.starts_with("got"));
     assert_eq!(num(&got, "si_pid") as i32, sender);
     let line = h.until(T, |l| l.starts_with("SIGUSR1"));
-    assert_eq!(
-        line,
-        format!("SIGUSR1: test_sender({sender}) -> test_receiver({rpid})  code=SI_USER  delivered")
+    // The sender, then its parents up to init (issue #6).
+    assert!(
+        line.starts_with(&format!("SIGUSR1: test_sender({sender}) <- ")),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(&format!(
+            "(1) -> test_receiver({rpid})  code=SI_USER  delivered"
+        )),
+        "{line}"
     );
     assert_eq!(h.wait(T), 0);
     let rec = d.until(T, |l| l.contains(r#""type":"signal""#));
@@ -150,6 +157,7 @@ struct SignalRec {
     group: Option<bool>,
     result: serde_json::Value,
     context: String,
+    origin: String,
     sender: Option<TaskRec>,
     running: Option<TaskRec>,
     target: TargetRec,
@@ -164,6 +172,18 @@ struct TaskRec {
     comm: String,
     uid: Option<u32>,
     cmdline: Option<String>,
+    nspid: Option<Vec<i32>>,
+    lineage: Option<Vec<AncestorRec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // reason: fields are checked by deserializing them
+struct AncestorRec {
+    pid: i32,
+    comm: String,
+    exe: Option<String>,
+    cmdline: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +193,7 @@ struct TargetRec {
     pid: Option<i32>,
     tid: i32,
     comm: String,
+    nspid: Option<Vec<i32>>,
 }
 
 #[test]

@@ -20,11 +20,15 @@ QUERY (repeat a flag to match any of its values; different flags must all match)
       --comm NAME        target command name (as in /proc/PID/comm)
       --sender-pid PID   sending process
       --sender-comm NAME sending command name
+      --pid-ns PID       --pid and --sender-pid are pids inside the pid namespace of
+                         process PID (given as seen here, as `nsenter -t` takes it)
 
 CAPTURE:
       --count N          stop after N signals
       --duration SECS    stop after SECS seconds
       --human            print one line per signal instead of JSON
+      --no-lineage       do not report the sender's parents (skips the /proc snapshot
+                         and the argv uprobe on the dynamic loader)
       --buffer-kb KB     per-CPU ring buffer of the private instance [default: 2048]
       --tracefs DIR      use this tracefs (default: find or mount one; env WHOSENT_TRACEFS)
 
@@ -39,6 +43,8 @@ pub struct Options {
     pub count: Option<u64>,
     pub duration: Option<Duration>,
     pub human: bool,
+    /// Report each sender's lineage (on unless `--no-lineage`).
+    pub lineage: bool,
     pub buffer_kb: u32,
     pub tracefs: Option<String>,
 }
@@ -76,6 +82,7 @@ fn seconds(v: &str) -> Option<Duration> {
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
     let mut o = Options {
         buffer_kb: 2048,
+        lineage: true,
         ..Default::default()
     };
     let mut it = args.into_iter();
@@ -90,6 +97,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
             "-V" | "--version" => return Ok(Parsed::Version),
             "--human" => {
                 o.human = true;
+                continue;
+            }
+            "--no-lineage" => {
+                o.lineage = false;
                 continue;
             }
             _ => {}
@@ -172,8 +183,12 @@ mod tests {
             "--duration",
             "1.5",
             "--human",
+            "--pid-ns=1",
         ])
         .unwrap();
+        assert_eq!(o.query.pid_ns, Some(1));
+        assert!(o.lineage);
+        assert!(!run(&["--no-lineage"]).unwrap().lineage);
         assert_eq!(o.query.sigs, vec![9, 15]);
         assert_eq!(o.query.pids, vec![12]);
         assert_eq!(

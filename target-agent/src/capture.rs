@@ -7,6 +7,7 @@ use crate::error::{AgentError, Result};
 use crate::instance::{self, Instance};
 use crate::proctable::ProcTable;
 use crate::reader::Readers;
+use crate::uprobe::{self, ArgvProbe};
 use crate::{procfs, tracefs};
 use std::fs;
 use std::path::Path;
@@ -31,11 +32,15 @@ pub struct Capture {
     pub tasks: TaskLayouts,
     pub page: PageLayout,
     pub filter: String,
+    /// The instance stamps events with CLOCK_MONOTONIC (`mono`, 4.0+).
+    pub mono_clock: bool,
     pub table: ProcTable,
     // Field order matters: readers must close before the instance is
-    // removed, and fields drop in declaration order.
+    // removed, the instance before the probe, and fields drop in
+    // declaration order.
     pub readers: Readers,
     pub instance: Instance,
+    pub argv_probe: Option<ArgvProbe>,
 }
 
 /// Reads a tracefs file in large reads: some (events/header_page) answer
@@ -88,8 +93,11 @@ pub fn start(o: &Options) -> Result<Capture> {
     let target_tids = threads_of("--pid", &o.query.pids)?;
     let sender_tids = threads_of("--sender-pid", &o.query.sender_pids)?;
     let root = tracefs::locate(o.tracefs.as_deref())?;
-    for name in instance::remove_stale(&root) {
-        eprintln!("whosent-agent: removed stale instance {name} (its owner is gone)");
+    for name in instance::remove_stale(&root)
+        .into_iter()
+        .chain(uprobe::remove_stale(&root))
+    {
+        eprintln!("whosent-agent: removed stale {name} (its owner is gone)");
     }
     let signal_fmt = read_format(&root, "events/signal/signal_generate/format")?;
     let signal = SignalLayout::new(&signal_fmt).map_err(|e| {
@@ -114,6 +122,8 @@ pub fn start(o: &Options) -> Result<Capture> {
 
     let instance = Instance::create(&root)?;
     instance.set("buffer_size_kb", &o.buffer_kb.to_string())?;
+    // Before any event: changing the clock clears the buffer.
+    let mono_clock = instance.set("trace_clock", "mono").is_ok();
     // Wake the reader on any data (Linux 6.x defaults to half full).
     let _ = instance.set("buffer_percent", "0");
     let filter = filter::build(&o.query);
@@ -128,12 +138,28 @@ pub fn start(o: &Options) -> Result<Capture> {
             instance.set(&format!("events/{ev}/enable"), "1")?;
         }
     }
+    let mut argv_probe = None;
+    if o.lineage {
+        argv_probe = ArgvProbe::create(&root, &instance);
+        if let Some(p) = argv_probe.as_mut() {
+            let f = read_format(&root, &format!("events/{}/format", p.event))?;
+            if tasks.add_argv(&f).is_ok() {
+                p.enable(&instance)?;
+            }
+        } else {
+            eprintln!("whosent-agent: note: no argv uprobe here; command lines of programs that exit at once may be missing");
+        }
+    }
     let readers = Readers::open(&instance.dir)?;
     instance.set("events/signal/signal_generate/enable", "1")?;
 
     // Learn the watched processes now: a SIGKILL target is usually gone
-    // by the time its event is read.
+    // by the time its event is read. With the events already on, every
+    // process is either in the snapshot or born in the trace.
     let mut table = ProcTable::new("/proc");
+    if o.lineage {
+        table.snapshot();
+    }
     for &t in target_tids.iter().chain(&sender_tids) {
         table.lookup(t);
     }
@@ -143,8 +169,10 @@ pub fn start(o: &Options) -> Result<Capture> {
         tasks,
         page,
         filter,
+        mono_clock,
         table,
         readers,
         instance,
+        argv_probe,
     })
 }

@@ -100,6 +100,12 @@ fn owner(name: &str) -> Option<(i32, u64)> {
     Some((pid.parse().ok()?, start.parse().ok()?))
 }
 
+/// Whether the agent named in `name` still runs. A name that names no
+/// owner counts as alive: it is not whosent's to remove.
+pub fn owner_alive(name: &str) -> bool {
+    owner(name).is_none_or(|(pid, start)| procfs::start_time("/proc", pid) == Some(start))
+}
+
 /// Removes `whosent-*` instances whose owner is gone; returns their
 /// names. Live owners' instances are left alone.
 pub fn remove_stale(tracefs: &str) -> Vec<String> {
@@ -109,10 +115,7 @@ pub fn remove_stale(tracefs: &str) -> Vec<String> {
     };
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some((pid, start)) = owner(&name) else {
-            continue;
-        };
-        if procfs::start_time("/proc", pid) == Some(start) {
+        if owner_alive(&name) {
             continue;
         }
         if fs::remove_dir(e.path()).is_ok() {
@@ -124,12 +127,14 @@ pub fn remove_stale(tracefs: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::owner;
+    use super::{owner, owner_alive};
 
     #[test]
     fn owner_from_name() {
         assert_eq!(owner("whosent-123-4567"), Some((123, 4567)));
         assert_eq!(owner("whosent-x-1"), None);
         assert_eq!(owner("other-1-2"), None);
+        assert!(owner_alive("whosent-x-1"), "not ours");
+        assert!(!owner_alive("whosent-2147483000-1"));
     }
 }

@@ -3,11 +3,14 @@
 
 pub mod args;
 pub mod capture;
+pub mod elf;
 pub mod error;
 pub mod instance;
+pub mod pidns;
 pub mod procfs;
 pub mod proctable;
 pub mod reader;
 pub mod run;
 pub mod stop;
 pub mod tracefs;
+pub mod uprobe;

@@ -10,6 +10,9 @@ pub struct TaskInfo {
     pub ppid: i32,
     pub uid: u32,
     pub comm: String,
+    /// The tgid in each pid namespace, ours first (`NStgid:`, 4.1+;
+    /// empty before).
+    pub nstgid: Vec<i32>,
 }
 
 fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
@@ -32,7 +35,33 @@ pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
             .parse()
             .ok()?,
         comm: status_field(&status, "Name:")?.to_string(),
+        nstgid: status_field(&status, "NStgid:")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect(),
     })
+}
+
+/// The program file (`/proc/<pid>/exe`); `None` for kernel threads and
+/// once the process is gone.
+pub fn exe(root: &str, pid: i32) -> Option<String> {
+    let p = fs::read_link(format!("{root}/{pid}/exe")).ok()?;
+    Some(p.to_string_lossy().into_owned())
+}
+
+/// The process's pid namespace, e.g. `pid:[4026531836]`.
+pub fn pid_ns(root: &str, pid: i32) -> Option<std::path::PathBuf> {
+    fs::read_link(format!("{root}/{pid}/ns/pid")).ok()
+}
+
+/// Every process id (not thread) in `root`.
+pub fn pids(root: &str) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// The command line with NULs as spaces; `None` once it is gone, and
@@ -79,6 +108,10 @@ mod tests {
         let t = task("/proc", me).unwrap();
         assert_eq!(t.tgid, me);
         assert_eq!(t.uid, unsafe { libc::getuid() });
+        assert_eq!(t.nstgid.first(), Some(&me));
+        assert!(exe("/proc", me).unwrap().contains("whosent_agent"));
+        assert!(pid_ns("/proc", me).is_some());
+        assert!(pids("/proc").contains(&me));
         assert!(cmdline("/proc", me).unwrap().contains("whosent_agent"));
         assert!(threads("/proc", me).unwrap().contains(&me));
         assert!(start_time("/proc", me).unwrap() > 0);

@@ -69,25 +69,25 @@ fn uname() -> (String, String) {
 /// Fills in a task from the process table; `comm` is what the trace
 /// itself knew, used when the table does not know the task.
 fn task(table: &mut ProcTable, tid: i32, comm: Option<&str>, full: bool) -> Task {
-    match table.lookup(tid) {
-        Some(p) => Task {
-            pid: p.tgid,
-            tid,
-            comm: if p.comm.is_empty() {
-                comm.unwrap_or("<...>").to_string()
-            } else {
-                p.comm.clone()
-            },
-            uid: if full { p.uid } else { None },
-            cmdline: if full { p.cmdline.clone() } else { None },
-        },
-        None => Task {
-            pid: None,
+    let Some(p) = table.lookup(tid) else {
+        return Task {
             tid,
             comm: comm.unwrap_or("<...>").to_string(),
-            uid: None,
-            cmdline: None,
+            ..Default::default()
+        };
+    };
+    Task {
+        pid: p.tgid,
+        tid,
+        comm: if p.comm.is_empty() {
+            comm.unwrap_or("<...>").to_string()
+        } else {
+            p.comm.clone()
         },
+        uid: if full { p.uid } else { None },
+        cmdline: if full { p.cmdline.clone() } else { None },
+        nspid: (!p.nstgid.is_empty()).then(|| p.nstgid.clone()),
+        lineage: None,
     }
 }
 
@@ -147,6 +147,17 @@ fn merge<T>(a: Vec<T>, b: Vec<T>, key: impl Fn(&T) -> u64) -> Vec<T> {
     }
 }
 
+/// How far behind the clock read before a CPU's buffer is drained an
+/// event may still be committing (an interrupted writer on that CPU).
+const COMMIT_SLACK_NS: u64 = 1_000_000;
+
+fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime fills the zeroed timespec.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
 struct Loop<'a> {
     o: &'a Options,
     cap: Capture,
@@ -154,15 +165,36 @@ struct Loop<'a> {
     signals: u64,
     lost_reported: Vec<u64>,
     page: Vec<u8>,
+    /// Read but not yet applied: those after `horizon` wait for the
+    /// next round.
     items: Vec<Item>,
+    /// Every CPU's events up to this time have been read.
+    horizon: u64,
 }
 
 impl Loop<'_> {
     /// Reads what the kernel has now; returns how many events were read.
+    ///
+    /// The CPUs are read one after another, so a CPU read early may
+    /// still get events older than ones already read from a later CPU
+    /// (a fork on CPU 0 after it was read, its child's kill on CPU 1
+    /// before that was read; the agent may even be stopped between the
+    /// two). Applying those out of order would name the child before its
+    /// fork is known, so `horizon` says how far the merged order is
+    /// final: a CPU read to empty is complete up to the clock read just
+    /// before (the instance uses the `mono` trace clock), one cut at
+    /// PAGES_PER_ROUND up to its last event.
     fn drain(&mut self) -> Result<usize> {
         let mut n = 0;
+        let mut horizon = u64::MAX;
         for i in 0..self.cap.readers.cpus.len() {
-            for _ in 0..PAGES_PER_ROUND {
+            let mut complete = monotonic_ns().saturating_sub(COMMIT_SLACK_NS);
+            let mut last = 0;
+            for round in 1.. {
+                if round > PAGES_PER_ROUND {
+                    complete = last;
+                    break;
+                }
                 let r = &mut self.cap.readers.cpus[i];
                 let cpu = r.cpu;
                 let len = r.read_page(&mut self.page).map_err(|e| {
@@ -190,6 +222,7 @@ impl Loop<'_> {
                             "report this with the kernel release",
                         )
                     })?;
+                    last = ev.ts;
                     let Some(id) = ev.id() else { continue };
                     n += 1;
                     if id == self.cap.signal.id {
@@ -201,20 +234,36 @@ impl Loop<'_> {
                     }
                 }
             }
+            horizon = horizon.min(complete);
         }
+        // Without the mono clock the order is final per round only.
+        self.horizon = if self.cap.mono_clock {
+            horizon
+        } else {
+            u64::MAX
+        };
         Ok(n)
     }
 
-    /// Applies the drained items in time order; true when --count is reached.
-    fn process(&mut self) -> bool {
+    /// Applies the drained items up to the horizon (all of them when
+    /// `last`) in time order; true when --count is reached.
+    fn process(&mut self, last: bool) -> bool {
         merge_runs(&mut self.items, Item::ts);
+        let horizon = if last { u64::MAX } else { self.horizon };
+        let ready = self.items.partition_point(|i| i.ts() <= horizon);
+        let later = self.items.split_off(ready);
         let mut done = false;
-        for item in self.items.drain(..) {
+        for item in std::mem::replace(&mut self.items, later) {
             match item {
                 Item::Task(_, t) => self.cap.table.apply(&t),
                 Item::Signal(_, _, _) if done => {}
                 Item::Signal(ts, cpu, s) => {
-                    let running = task(&mut self.cap.table, s.running_tid, None, true);
+                    let mut running = task(&mut self.cap.table, s.running_tid, None, true);
+                    if s.running_tid == 0 {
+                        // The idle task: pid 0 has no /proc entry.
+                        running.pid = Some(0);
+                        running.comm = format!("swapper/{cpu}");
+                    }
                     let target = task(
                         &mut self.cap.table,
                         s.target_tid,
@@ -238,6 +287,15 @@ impl Loop<'_> {
                     };
                     if !matches(&self.o.query, &e) {
                         continue;
+                    }
+                    // Only for matches: the walk costs a lookup per parent.
+                    let mut e = e;
+                    if let Some(pid) = e
+                        .running
+                        .pid
+                        .filter(|_| self.o.lineage && e.sender().is_some())
+                    {
+                        e.running.lineage = Some(self.cap.table.lineage(pid));
                     }
                     if self.out.human {
                         self.out.buf.push_str(&render::signal_line(&e));
@@ -283,6 +341,11 @@ pub fn run(o: &Options) -> Result<u64> {
             "check the board's resource limits",
         )
     })?;
+    // From here on, every pid in the query is a host pid.
+    let o = &Options {
+        query: crate::pidns::resolve(&o.query, "/proc")?,
+        ..o.clone()
+    };
     let cap = crate::capture::start(o)?;
     let (release, arch) = uname();
     let mut out = Output {
@@ -311,6 +374,7 @@ pub fn run(o: &Options) -> Result<u64> {
         out,
         signals: 0,
         items: Vec::new(),
+        horizon: 0,
     };
     // A deadline past what Instant can hold is no deadline.
     let deadline = o.duration.and_then(|d| Instant::now().checked_add(d));
@@ -325,14 +389,14 @@ pub fn run(o: &Options) -> Result<u64> {
             break EndReason::Duration;
         }
         let n = l.drain()?;
-        if l.process() {
+        if l.process(false) {
             break EndReason::Count;
         }
         if n == 0 {
-            let left = deadline.map_or(Duration::from_millis(200), |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            if l.wait(&stop, left.min(Duration::from_millis(200))) && stop.stdin_closed() {
+            // Held-back events need only the clock to move on.
+            let most = Duration::from_millis(if l.items.is_empty() { 200 } else { 2 });
+            let left = deadline.map_or(most, |d| d.saturating_duration_since(Instant::now()));
+            if l.wait(&stop, left.min(most)) && stop.stdin_closed() {
                 break EndReason::StdinClosed;
             }
         }
@@ -340,7 +404,7 @@ pub fn run(o: &Options) -> Result<u64> {
     // What is already in the buffer was generated before we stopped.
     if reason != EndReason::Count {
         l.drain()?;
-        l.process();
+        l.process(true);
     }
     let mut lost = 0;
     for (i, r) in l.cap.readers.cpus.iter().enumerate() {
@@ -373,10 +437,12 @@ pub fn run(o: &Options) -> Result<u64> {
     let Capture {
         readers,
         mut instance,
+        argv_probe,
         ..
     } = l.cap;
     drop(readers);
     instance.remove()?;
+    drop(argv_probe);
     Ok(signals)
 }
 

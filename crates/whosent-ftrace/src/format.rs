@@ -113,15 +113,17 @@ pub fn parse_fields<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Fiel
 }
 
 /// `char comm[16]` → (`char[16]`, `comm`); `__data_loc char[] name` →
-/// (`__data_loc char[]`, `name`); `u64 timestamp` → (`u64`, `timestamp`).
+/// (`__data_loc char[]`, `name`); `u64 timestamp` → (`u64`, `timestamp`);
+/// `u64 args[]` (a probe event's fixed array, sized by `size:`) →
+/// (`u64[]`, `args`).
 fn split_decl(decl: &str) -> Option<(String, String)> {
     let decl = decl.trim();
     let (head, array) = match decl.strip_suffix(']') {
-        Some(d) if !decl.ends_with("[]") => {
+        Some(d) => {
             let open = d.rfind('[')?;
             (&d[..open], &d[open..])
         }
-        _ => (decl, ""),
+        None => (decl, ""),
     };
     let split = head.rfind(|c: char| c.is_whitespace() || c == '*')?;
     let name = head[split + 1..].trim();
@@ -212,6 +214,11 @@ mod tests {
         rec[8..12].copy_from_slice(&((3u32 << 16) | 12).to_ne_bytes());
         rec.extend_from_slice(b"/sh\0");
         assert_eq!(fname.string(&rec).as_deref(), Some("/sh"));
+        let probe =
+            "name: p\nID: 8\nformat:\n\tfield:u64 args0[];\toffset:20;\tsize:512;\tsigned:0;\n";
+        let f = EventFormat::parse(probe.as_bytes()).unwrap();
+        let a = f.field("args0").unwrap();
+        assert_eq!((a.ty.as_str(), a.size, a.data_loc), ("u64[]", 512, false));
     }
 
     #[test]

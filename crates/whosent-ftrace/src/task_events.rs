@@ -2,7 +2,8 @@
 //! after it has exited: `task:task_newtask` (fork/clone, with the clone
 //! flags that say thread or process), `task:task_rename` (comm changes,
 //! including the one exec makes), `sched:sched_process_exec` and
-//! `sched:sched_process_exit`.
+//! `sched:sched_process_exit`; and the command line a new program
+//! starts with, from whosent's own uprobe (see [`ARGV_PROBE_ARGS`]).
 
 use crate::format::{EventFormat, Field, FormatError};
 
@@ -34,6 +35,31 @@ pub enum TaskEvent {
         tid: i32,
         comm: String,
     },
+    /// `tid` started a program with this command line (NULs as spaces).
+    Argv {
+        tid: i32,
+        cmdline: String,
+    },
+}
+
+/// The fetch arguments of the argv uprobe, placed on the ELF
+/// interpreter's entry point: there the stack holds `argc`, then the
+/// `argv` pointers, and the argument strings lie back to back from
+/// `argv[0]` (the ELF ABI's process stack), so two 512-byte arrays read
+/// the first 1 KiB of them. Fixed-size arrays, not `:string`: an event
+/// larger than a page makes the kernel warn (`trace_uprobe.c`), and the
+/// strings past `argc` are the environment, which whosent does not want.
+/// `$stackN` is the N-th word on the user stack (`trace_probe.c`).
+pub const ARGV_PROBE_ARGS: &str =
+    "argc=$stack0:u32 args0=+0($stack1):x64[64] args1=+512($stack1):x64[64]";
+
+#[derive(Debug, Clone)]
+struct Argv {
+    id: u16,
+    common_pid: Field,
+    argc: Field,
+    args0: Field,
+    args1: Field,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +101,7 @@ pub struct TaskLayouts {
     rename: Option<Rename>,
     exec: Option<Exec>,
     exit: Option<Exit>,
+    argv: Option<Argv>,
 }
 
 impl TaskLayouts {
@@ -120,6 +147,19 @@ impl TaskLayouts {
         Ok(())
     }
 
+    /// The layout of the argv uprobe (fields of [`ARGV_PROBE_ARGS`]).
+    pub fn add_argv(&mut self, f: &EventFormat) -> Result<(), FormatError> {
+        let r = |n: &str| f.require(n).cloned();
+        self.argv = Some(Argv {
+            id: f.id,
+            common_pid: r("common_pid")?,
+            argc: r("argc")?,
+            args0: r("args0")?,
+            args1: r("args1")?,
+        });
+        Ok(())
+    }
+
     /// Decodes a record if its id is one of the task events.
     pub fn decode(&self, id: u16, rec: &[u8]) -> Option<TaskEvent> {
         let int = |f: &Field| f.int(rec).map(|v| v as i32);
@@ -151,8 +191,42 @@ impl TaskLayouts {
                 comm: l.comm.string(rec)?,
             });
         }
+        if let Some(l) = self.argv.as_ref().filter(|l| l.id == id) {
+            let bytes = |f: &Field| rec.get(f.offset..f.offset + f.size);
+            let args = [bytes(&l.args0)?, bytes(&l.args1)?].concat();
+            return Some(TaskEvent::Argv {
+                tid: int(&l.common_pid)?,
+                cmdline: cmdline(&args, l.argc.int(rec)? as usize),
+            });
+        }
         None
     }
+}
+
+/// The first `argc` NUL-terminated strings of `args`, joined by spaces;
+/// one cut short by the end of `args` ends in `…`. What lies past the
+/// last argument (the environment, or stale bytes after a read that
+/// faulted at the top of the stack) is never looked at.
+fn cmdline(args: &[u8], argc: usize) -> String {
+    let mut out = Vec::new();
+    let mut rest = args;
+    for i in 0..argc {
+        if i > 0 {
+            out.push(b' ');
+        }
+        match rest.iter().position(|&b| b == 0) {
+            Some(n) => {
+                out.extend_from_slice(&rest[..n]);
+                rest = &rest[n + 1..];
+            }
+            None => {
+                out.extend_from_slice(rest);
+                out.extend_from_slice("…".as_bytes());
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -229,5 +303,31 @@ mod tests {
             })
         );
         assert_eq!(l.decode(9999, &rec), None);
+    }
+
+    #[test]
+    fn argv_from_the_probe_arrays() {
+        // The layout the kernel gives ARGV_PROBE_ARGS (x86_64, 6.18).
+        let txt = "name: argv\nID: 2326\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:unsigned long __probe_ip;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:u32 argc;\toffset:16;\tsize:4;\tsigned:0;\n\tfield:u64 args0[];\toffset:20;\tsize:512;\tsigned:0;\n\tfield:u64 args1[];\toffset:532;\tsize:512;\tsigned:0;\n";
+        let f = EventFormat::parse(txt.as_bytes()).unwrap();
+        let mut l = TaskLayouts::default();
+        l.add_argv(&f).unwrap();
+        let mut rec = vec![0xeeu8; 1044];
+        rec[4..8].copy_from_slice(&77i32.to_ne_bytes());
+        rec[16..20].copy_from_slice(&3u32.to_ne_bytes());
+        let strings = b"/bin/kill\0-USR1\x00123\0HOME=/root\0";
+        rec[20..20 + strings.len()].copy_from_slice(strings);
+        assert_eq!(
+            l.decode(2326, &rec),
+            Some(TaskEvent::Argv {
+                tid: 77,
+                cmdline: "/bin/kill -USR1 123".into()
+            })
+        );
+        // Arguments longer than both arrays are cut, and say so.
+        let mut long = vec![b'x'; 1024];
+        long[1] = 0;
+        assert_eq!(cmdline(&long, 3), format!("x {}…", "x".repeat(1022)));
+        assert_eq!(cmdline(b"sh\0", 0), "");
     }
 }

@@ -154,15 +154,13 @@ impl TextSignal {
                 pid: self.running_tgid,
                 tid: self.running_tid,
                 comm: self.running_comm.unwrap_or_else(|| "<...>".into()),
-                uid: None,
-                cmdline: None,
+                ..Default::default()
             },
             target: Task {
                 pid: None,
                 tid: self.target_tid,
                 comm: self.target_comm,
-                uid: None,
-                cmdline: None,
+                ..Default::default()
             },
         }
     }
@@ -662,8 +660,7 @@ mod tests {
                 pid: Some(1516),
                 tid: 1534,
                 comm: "tx thread".into(),
-                uid: None,
-                cmdline: None
+                ..Default::default()
             }
         );
         assert_eq!(
@@ -672,8 +669,7 @@ mod tests {
                 pid: None,
                 tid: 1522,
                 comm: "my app".into(),
-                uid: None,
-                cmdline: None
+                ..Default::default()
             }
         );
         assert_eq!(ev.sender().map(|t| t.tid), Some(1534));

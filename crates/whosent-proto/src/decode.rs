@@ -102,7 +102,7 @@ pub fn parse_line(line: &str) -> Result<Record, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::EndReason;
+    use crate::record::{Ancestor, EndReason};
 
     #[test]
     fn round_trips_what_the_agent_writes() {
@@ -121,6 +121,13 @@ mod tests {
                 comm: "a b-c".into(),
                 uid: None,
                 cmdline: None,
+                nspid: Some(vec![12, 1]),
+                lineage: Some(vec![Ancestor {
+                    pid: 12,
+                    comm: "a b-c".into(),
+                    exe: None,
+                    cmdline: Some("/bin/x \"y\"".into()),
+                }]),
             },
             target: Task {
                 pid: Some(3),

@@ -55,6 +55,21 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// An array of integers, or null.
+    pub fn opt_ints(&mut self, k: &str, v: Option<&[i32]>) -> &mut Self {
+        let Some(v) = v else { return self.null(k) };
+        self.key(k);
+        self.out.push('[');
+        for (i, n) in v.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            let _ = write!(self.out, "{n}");
+        }
+        self.out.push(']');
+        self
+    }
+
     pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
         self.key(k);
         self.out.push_str(if v { "true" } else { "false" });
@@ -139,12 +154,14 @@ mod tests {
         o.str("comm", "a\"b\\c\n\u{1}é")
             .int("n", -6)
             .null("x")
-            .bool("b", true);
+            .bool("b", true)
+            .opt_ints("ns", Some(&[4, -1]))
+            .opt_ints("none", None);
         o.secs("ts", 12_345_678_901_234);
         o.close();
         assert_eq!(
             s,
-            r#"{"comm":"a\"b\\c\n\u0001é","n":-6,"x":null,"b":true,"ts":12345.678901}"#
+            r#"{"comm":"a\"b\\c\n\u0001é","n":-6,"x":null,"b":true,"ns":[4,-1],"none":null,"ts":12345.678901}"#
         );
     }
 }

@@ -17,6 +17,10 @@ pub struct Query {
     /// Sender processes (tgids).
     pub sender_pids: Vec<i32>,
     pub sender_comm: Option<String>,
+    /// When set, `pids` and `sender_pids` are pids inside the pid
+    /// namespace of this (host) pid's process, as `nsenter -t` takes it;
+    /// the agent turns them into host pids when it starts.
+    pub pid_ns: Option<i32>,
 }
 
 /// A bad flag value, with a line telling the user what to do.
@@ -56,6 +60,7 @@ impl Query {
             "--sender-pid" => self.sender_pids.push(parse_pid(flag, value)?),
             "--comm" => self.comm = Some(comm(flag, value)?),
             "--sender-comm" => self.sender_comm = Some(comm(flag, value)?),
+            "--pid-ns" => self.pid_ns = Some(parse_pid(flag, value)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -78,6 +83,9 @@ impl Query {
         }
         if let Some(c) = &self.sender_comm {
             a.extend(["--sender-comm".to_string(), c.clone()]);
+        }
+        if let Some(p) = self.pid_ns {
+            a.extend(["--pid-ns".to_string(), p.to_string()]);
         }
         a
     }
@@ -107,6 +115,7 @@ mod tests {
             ("--comm", "my app"),
             ("--sender-pid", "7"),
             ("--sender-comm", "kill"),
+            ("--pid-ns", "4242"),
         ] {
             assert_eq!(q.parse_flag(f, v), Ok(true));
         }

@@ -23,6 +23,48 @@ pub struct Task {
     pub uid: Option<u32>,
     #[cfg_attr(feature = "decode", serde(default))]
     pub cmdline: Option<String>,
+    /// The process id in each pid namespace, from the agent's own down
+    /// to the one the process lives in (`NStgid` in /proc/PID/status);
+    /// `None` when it could not be read.
+    #[cfg_attr(feature = "decode", serde(default))]
+    pub nspid: Option<Vec<i32>>,
+    /// The sender's process first, then its parent, up to pid 1
+    /// (sender only; `None` when not known, e.g. for recorded text).
+    #[cfg_attr(feature = "decode", serde(default))]
+    pub lineage: Option<Vec<Ancestor>>,
+}
+
+/// One process in a sender's lineage, as it was when it ran.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "decode", derive(Deserialize))]
+pub struct Ancestor {
+    pub pid: i32,
+    pub comm: String,
+    /// The file it executed, as given to execve.
+    pub exe: Option<String>,
+    pub cmdline: Option<String>,
+}
+
+/// What generated a signal, as far as the event tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The running task: its system call, fault or exit.
+    Task,
+    /// A timer expired: a POSIX timer (`SI_TIMER`), or `alarm`/`setitimer`
+    /// (`SI_KERNEL` for SIGALRM, SIGVTALRM, SIGPROF).
+    Timer,
+    /// The kernel in interrupt context, for some other reason.
+    Kernel,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Task => "task",
+            Origin::Timer => "timer",
+            Origin::Kernel => "kernel",
+        }
+    }
 }
 
 /// Where the kernel was when it generated the signal.
@@ -114,6 +156,18 @@ impl SignalEvent {
     /// context and the running task must not be credited.
     pub fn sender(&self) -> Option<&Task> {
         (self.context == Context::Task).then_some(&self.running)
+    }
+
+    pub fn origin(&self) -> Origin {
+        // SI_TIMER, or SEND_SIG_PRIV from it_real_fn / the itimers
+        // (kernel/time/itimer.c, posix-cpu-timers.c).
+        if self.code == -2 || (self.code == 0x80 && matches!(self.sig, 14 | 26 | 27)) {
+            Origin::Timer
+        } else if self.context == Context::Task {
+            Origin::Task
+        } else {
+            Origin::Kernel
+        }
     }
 }
 
@@ -231,13 +285,23 @@ impl Ready {
 fn task(o: &mut Obj, t: &Task) {
     o.opt_int("pid", t.pid.map(i64::from))
         .int("tid", t.tid as i64)
-        .str("comm", &t.comm);
+        .str("comm", &t.comm)
+        .opt_ints("nspid", t.nspid.as_deref());
 }
 
 fn task_full(o: &mut Obj, t: &Task) {
     task(o, t);
     o.opt_int("uid", t.uid.map(i64::from))
         .opt_str("cmdline", t.cmdline.as_deref());
+    match &t.lineage {
+        Some(l) => o.arr("lineage", l, |o, a| {
+            o.int("pid", a.pid as i64)
+                .str("comm", &a.comm)
+                .opt_str("exe", a.exe.as_deref())
+                .opt_str("cmdline", a.cmdline.as_deref());
+        }),
+        None => o.null("lineage"),
+    };
 }
 
 impl SignalEvent {
@@ -262,7 +326,8 @@ impl SignalEvent {
                 None => o.int("result", r.as_raw() as i64),
             },
         };
-        o.str("context", self.context.as_str());
+        o.str("context", self.context.as_str())
+            .str("origin", self.origin().as_str());
         if self.context == Context::Task {
             o.obj("sender", |o| task_full(o, &self.running));
             o.null("running");
@@ -340,11 +405,26 @@ mod tests {
                 comm: "test_sender".into(),
                 uid: Some(0),
                 cmdline: Some("./test_sender 9 6985".into()),
+                nspid: Some(vec![6993]),
+                lineage: Some(vec![
+                    Ancestor {
+                        pid: 6993,
+                        comm: "test_sender".into(),
+                        exe: Some("./test_sender".into()),
+                        cmdline: Some("./test_sender 9 6985".into()),
+                    },
+                    Ancestor {
+                        pid: 1,
+                        comm: "init".into(),
+                        ..Default::default()
+                    },
+                ]),
             },
             target: Task {
                 pid: Some(6985),
                 tid: 6985,
                 comm: "test_receiver".into(),
+                nspid: Some(vec![6985, 2]),
                 ..Default::default()
             },
         }
@@ -357,9 +437,10 @@ mod tests {
         assert_eq!(
             s,
             concat!(
-                r#"{"type":"signal","ts":5.000123,"cpu":1,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"group":true,"result":"delivered","context":"task","#,
-                r#""sender":{"pid":6993,"tid":6993,"comm":"test_sender","uid":0,"cmdline":"./test_sender 9 6985"},"running":null,"#,
-                r#""target":{"pid":6985,"tid":6985,"comm":"test_receiver"}}"#,
+                r#"{"type":"signal","ts":5.000123,"cpu":1,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"group":true,"result":"delivered","context":"task","origin":"task","#,
+                r#""sender":{"pid":6993,"tid":6993,"comm":"test_sender","nspid":[6993],"uid":0,"cmdline":"./test_sender 9 6985","#,
+                r#""lineage":[{"pid":6993,"comm":"test_sender","exe":"./test_sender","cmdline":"./test_sender 9 6985"},{"pid":1,"comm":"init","exe":null,"cmdline":null}]},"running":null,"#,
+                r#""target":{"pid":6985,"tid":6985,"comm":"test_receiver","nspid":[6985,2]}}"#,
                 "\n"
             )
         );
@@ -371,12 +452,34 @@ mod tests {
         e.context = Context::Hardirq;
         e.result = Some(Outcome::Other(5));
         assert!(e.sender().is_none());
+        assert_eq!(e.origin(), Origin::Kernel);
         let mut s = String::new();
         e.encode(&mut s);
         assert!(
-            s.contains(r#""result":5,"context":"hardirq","sender":null,"running":{"pid":6993"#),
+            s.contains(r#""result":5,"context":"hardirq","origin":"kernel","sender":null,"running":{"pid":6993"#),
             "{s}"
         );
+    }
+
+    #[test]
+    fn timers_are_told_apart_by_their_code() {
+        let mut e = ev();
+        e.context = Context::Hardirq;
+        for (sig, code, origin) in [
+            (14, 0x80, Origin::Timer), // alarm(), setitimer(ITIMER_REAL)
+            (27, 0x80, Origin::Timer), // setitimer(ITIMER_PROF)
+            (10, -2, Origin::Timer),   // timer_create(), any signal
+            (9, 0x80, Origin::Kernel), // e.g. the OOM killer
+            (14, 0, Origin::Kernel),
+        ] {
+            (e.sig, e.code) = (sig, code);
+            assert_eq!(e.origin(), origin, "sig {sig} code {code}");
+        }
+        e.context = Context::Task;
+        assert_eq!(e.origin(), Origin::Task);
+        // A CPU-time timer expires in its own task's context.
+        e.code = -2;
+        assert_eq!(e.origin(), Origin::Timer);
     }
 
     #[test]

@@ -2,27 +2,50 @@
 //! `--human` and the host tool.
 
 use crate::code;
-use crate::record::{Context, SignalEvent, Task};
+use crate::record::{Origin, SignalEvent, Task};
 use crate::signal;
 
+/// `comm(pid)`, `comm(pid/tid)` for a thread, `comm(tid N)` when the
+/// process is unknown; ` ns:N` adds the pid inside a child pid namespace.
 fn who(t: &Task) -> String {
+    let ns = match t.nspid.as_deref() {
+        Some([_, .., inner]) => format!(" ns:{inner}"),
+        _ => String::new(),
+    };
     match t.pid {
-        Some(p) if p == t.tid => format!("{}({})", t.comm, p),
-        Some(p) => format!("{}({}/{})", t.comm, p, t.tid),
-        None => format!("{}(tid {})", t.comm, t.tid),
+        Some(p) if p == t.tid => format!("{}({p}{ns})", t.comm),
+        Some(p) => format!("{}({p}/{}{ns})", t.comm, t.tid),
+        None => format!("{}(tid {}{ns})", t.comm, t.tid),
     }
 }
 
-/// `SIGKILL: test_sender(6993) -> test_receiver(6985)  code=SI_USER  delivered`
+/// The sender and, when known, its parents: `kill(812) <- sh(810) <- init(1)`.
+fn sender(t: &Task) -> String {
+    let mut s = who(t);
+    let parents = t.lineage.as_deref().unwrap_or_default();
+    // The lineage starts with the sender's own process.
+    let skip = usize::from(parents.first().is_some_and(|a| Some(a.pid) == t.pid));
+    for a in &parents[skip..] {
+        s.push_str(&format!(" <- {}({})", a.comm, a.pid));
+    }
+    s
+}
+
+/// `SIGKILL: kill(812) <- sh(810) <- watchdog.sh(800) <- init(1) -> myapp(650)  code=SI_USER  delivered`
 ///
 /// In interrupt context the running task is named as interrupted, not
 /// as the sender.
 pub fn signal_line(e: &SignalEvent) -> String {
-    let from = match e.context {
-        Context::Task => who(&e.running),
-        ctx => format!(
-            "kernel [{} on cpu {}, interrupted {}]",
-            ctx.as_str(),
+    let from = match e.sender() {
+        Some(t) => sender(t),
+        None => format!(
+            "kernel{} [{} on cpu {}, interrupted {}]",
+            if e.origin() == Origin::Timer {
+                " timer"
+            } else {
+                ""
+            },
+            e.context.as_str(),
             e.cpu,
             who(&e.running)
         ),
@@ -51,7 +74,7 @@ pub fn signal_line(e: &SignalEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Outcome;
+    use crate::record::{Ancestor, Context, Outcome};
 
     #[test]
     fn the_article_shape() {
@@ -89,7 +112,57 @@ mod tests {
         irq.target.tid = 6990;
         assert_eq!(
             signal_line(&irq),
-            "SIGALRM: kernel [hardirq on cpu 3, interrupted test_sender(6993)] -> test_receiver(6985/6990)  code=SI_KERNEL  result=5"
+            "SIGALRM: kernel timer [hardirq on cpu 3, interrupted test_sender(6993)] -> test_receiver(6985/6990)  code=SI_KERNEL  result=5"
         );
+        irq.sig = 29;
+        irq.code = 0x80;
+        irq.context = Context::Softirq;
+        assert!(signal_line(&irq).starts_with("SIGIO: kernel [softirq on cpu 3, interrupted"));
+    }
+
+    #[test]
+    fn the_chain_of_parents_and_namespace_pids() {
+        let a = |pid, comm: &str| Ancestor {
+            pid,
+            comm: comm.into(),
+            ..Default::default()
+        };
+        let e = SignalEvent {
+            ts_ns: 0,
+            cpu: 0,
+            sig: 9,
+            code: 0,
+            errno: 0,
+            group: Some(true),
+            result: Some(Outcome::Delivered),
+            context: Context::Task,
+            running: Task {
+                pid: Some(812),
+                tid: 812,
+                comm: "kill".into(),
+                lineage: Some(vec![
+                    a(812, "kill"),
+                    a(810, "sh"),
+                    a(800, "watchdog.sh"),
+                    a(1, "init"),
+                ]),
+                ..Default::default()
+            },
+            target: Task {
+                pid: Some(650),
+                tid: 650,
+                comm: "myapp".into(),
+                nspid: Some(vec![650, 7, 1]),
+                ..Default::default()
+            },
+        };
+        assert_eq!(
+            signal_line(&e),
+            "SIGKILL: kill(812) <- sh(810) <- watchdog.sh(800) <- init(1) -> myapp(650 ns:1)  code=SI_USER  delivered"
+        );
+        let mut one = e.clone();
+        one.running.lineage = Some(vec![a(812, "kill")]);
+        one.running.nspid = Some(vec![812]);
+        assert!(signal_line(&one).starts_with("SIGKILL: kill(812) -> myapp"));
     }
 }

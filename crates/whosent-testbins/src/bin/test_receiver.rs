@@ -21,11 +21,18 @@
 //! uses this: the fault happens on a dedicated thread, never on the main
 //! thread that does the printing.
 //!
+//! `--alarm` and `--timer` make the kernel itself send SIGALRM, from
+//! the timer interrupt: `alarm(1)` (si_code SI_KERNEL), or a POSIX timer
+//! (`timer_create` on CLOCK_MONOTONIC, SIGEV_SIGNAL, 50 ms; si_code
+//! SI_TIMER). With `--wait-stdin` they are armed only after a line
+//! arrives on stdin.
+//!
 //! Output lines (stdout, flushed after each):
 //!   `pgrp=<pgid>`                               (with --pgrp)
 //!   `thread tid=<tid>`                          (one per --threads thread)
 //!   `ready pid=<pid>`                           (handlers are installed)
 //!   `segv tid=<tid> addr=<0x..>`                (with --segv, just before the fault)
+//!   `armed`                                     (with --alarm or --timer)
 //!   `got sig=<n> si_pid=<pid> si_uid=<uid> si_code=<code> si_value=<int> tid=<tid>`
 //!     with ` si_addr=<0x..>` appended for SIGILL, SIGBUS, SIGFPE, SIGSEGV.
 
@@ -37,7 +44,7 @@ use whosent_testbins::{
 
 const PROG: &str = "test_receiver";
 const USAGE: &str =
-    "test_receiver [--threads N] [--count N] [--ignore SIG]... [--segv [--wait-stdin]] [--pgrp] [SIG...]";
+    "test_receiver [--threads N] [--count N] [--ignore SIG]... [--segv|--alarm|--timer [--wait-stdin]] [--pgrp] [SIG...]";
 
 /// Address dereferenced by `--segv`: below any mmap_min_addr, so never
 /// mapped, and not null, so the load is emitted as written.
@@ -115,6 +122,27 @@ fn install(sig: i32, handler: libc::sighandler_t, siginfo: bool) -> Result<(), i
     Ok(())
 }
 
+/// A one-shot POSIX timer that sends `sig` to the process after `ns`.
+fn posix_timer(sig: i32, ns: libc::c_long) -> Result<(), i32> {
+    // SAFETY: zeroed sigevent/itimerspec are valid; the fields set are
+    // what timer_create(2) and timer_settime(2) read.
+    unsafe {
+        let mut sev: libc::sigevent = std::mem::zeroed();
+        sev.sigev_notify = libc::SIGEV_SIGNAL;
+        sev.sigev_signo = sig;
+        let mut id: libc::timer_t = std::mem::zeroed();
+        if libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id) != 0 {
+            return Err(errno());
+        }
+        let mut its: libc::itimerspec = std::mem::zeroed();
+        its.it_value.tv_nsec = ns;
+        if libc::timer_settime(id, 0, &its, std::ptr::null_mut()) != 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
 fn default_signals() -> Vec<i32> {
     let skip = [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGCHLD];
     (1..=31)
@@ -128,8 +156,12 @@ struct Opts {
     count: u64,
     ignore: Vec<i32>,
     segv: bool,
-    /// With --segv: fault only after a line arrives on stdin, so a
-    /// tracer can be started first.
+    /// alarm(1) after `ready`.
+    alarm: bool,
+    /// A 50 ms POSIX timer after `ready`.
+    timer: bool,
+    /// With --segv, --alarm or --timer: act only after a line arrives on
+    /// stdin, so a tracer can be started first.
     wait_stdin: bool,
     pgrp: bool,
     signals: Vec<i32>,
@@ -141,6 +173,8 @@ fn parse_args() -> Opts {
         count: 0,
         ignore: Vec::new(),
         segv: false,
+        alarm: false,
+        timer: false,
         wait_stdin: false,
         pgrp: false,
         signals: Vec::new(),
@@ -153,6 +187,8 @@ fn parse_args() -> Opts {
             "--ignore" => o.ignore.push(parse_sig_arg(PROG, args.next(), USAGE)),
             "--segv" => o.segv = true,
             "--wait-stdin" => o.wait_stdin = true,
+            "--alarm" => o.alarm = true,
+            "--timer" => o.timer = true,
             "--pgrp" => o.pgrp = true,
             "-h" | "--help" => usage_exit(PROG, "help requested", USAGE),
             s if s.starts_with('-') && s.parse::<i32>().is_err() => {
@@ -204,6 +240,9 @@ fn main() {
     if o.segv && !signals.contains(&libc::SIGSEGV) {
         signals.push(libc::SIGSEGV);
     }
+    if (o.alarm || o.timer) && !signals.contains(&libc::SIGALRM) {
+        signals.push(libc::SIGALRM);
+    }
     signals.retain(|s| !o.ignore.contains(s));
     let handler = on_signal as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
     for &sig in &signals {
@@ -241,11 +280,23 @@ fn main() {
     }
     emit(&format!("ready pid={}", getpid()));
 
-    if o.segv {
-        if o.wait_stdin {
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
+    if o.wait_stdin && (o.segv || o.alarm || o.timer) {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
+    if o.alarm {
+        // SAFETY: alarm has no preconditions.
+        unsafe { libc::alarm(1) };
+        emit("armed");
+    }
+    if o.timer {
+        if let Err(e) = posix_timer(libc::SIGALRM, 50_000_000) {
+            eprintln!("{PROG}: timer_create/timer_settime: {}", errno_name(e));
+            std::process::exit(1);
         }
+        emit("armed");
+    }
+    if o.segv {
         std::thread::spawn(|| {
             emit(&format!("segv tid={} addr={SEGV_ADDR:#x}", gettid()));
             // SAFETY: deliberately not safe: this load faults, which is

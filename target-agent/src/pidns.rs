@@ -1,0 +1,81 @@
+//! `--pid-ns PID`: the query's `--pid` and `--sender-pid` are pids as
+//! seen inside the pid namespace of process PID (a host pid, as
+//! `nsenter --target` takes it), e.g. a container's `1`. They are turned
+//! into host pids once, at the start, like `--pid` itself they must name
+//! running processes; the rest of the agent only knows host pids.
+
+use crate::error::{AgentError, Result};
+use crate::procfs;
+use whosent_proto::query::Query;
+
+/// The query with namespace pids replaced by host pids.
+pub fn resolve(q: &Query, root: &str) -> Result<Query> {
+    let Some(reference) = q.pid_ns else {
+        return Ok(q.clone());
+    };
+    let ns = procfs::pid_ns(root, reference).ok_or_else(|| {
+        AgentError::new(
+            "no_such_process",
+            format!("--pid-ns {reference}: no such process"),
+            "give the pid (as seen here) of any process in the namespace, e.g. a container's main process",
+        )
+    })?;
+    // Processes living in that namespace, as (pid there, pid here).
+    // Those in namespaces nested inside it are not looked at.
+    let members: Vec<(i32, i32)> = procfs::pids(root)
+        .into_iter()
+        .filter(|&p| procfs::pid_ns(root, p).as_ref() == Some(&ns))
+        .filter_map(|p| Some((*procfs::task(root, p)?.nstgid.last()?, p)))
+        .collect();
+    let host = |flag: &str, pids: &[i32]| -> Result<Vec<i32>> {
+        pids.iter()
+            .map(|n| {
+                members
+                    .iter()
+                    .find(|m| m.0 == *n)
+                    .map(|m| m.1)
+                    .ok_or_else(|| {
+                        AgentError::new(
+                            "no_such_process",
+                            format!("{flag} {n}: no such process in the pid namespace of process {reference}"),
+                            format!("list its processes with `nsenter --target {reference} --pid --mount ps -e`"),
+                        )
+                    })
+            })
+            .collect()
+    };
+    Ok(Query {
+        pids: host("--pid", &q.pids)?,
+        sender_pids: host("--sender-pid", &q.sender_pids)?,
+        pid_ns: None,
+        ..q.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_namespace_maps_pids_to_themselves() {
+        let me = std::process::id() as i32;
+        let q = Query {
+            pids: vec![me],
+            pid_ns: Some(me),
+            ..Default::default()
+        };
+        let r = resolve(&q, "/proc").unwrap();
+        assert_eq!((r.pids, r.pid_ns), (vec![me], None));
+        let bad = Query {
+            sender_pids: vec![i32::MAX],
+            ..q.clone()
+        };
+        let e = resolve(&bad, "/proc").unwrap_err();
+        assert!(e.message.contains("--sender-pid"), "{}", e.message);
+        let gone = Query {
+            pid_ns: Some(i32::MAX),
+            ..q
+        };
+        assert_eq!(resolve(&gone, "/proc").unwrap_err().kind, "no_such_process");
+    }
+}
