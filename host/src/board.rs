@@ -37,7 +37,10 @@ exit 0
 pub struct Facts {
     pub arch: String,
     pub release: String,
+    /// The uid the probe ran as (root under --sudo).
     pub uid: Option<u32>,
+    /// The uid of the SSH login itself.
+    pub login_uid: Option<u32>,
     pub tools: BTreeMap<String, bool>,
     pub sftp: bool,
     /// The mounted tracefs, if any.
@@ -63,6 +66,7 @@ impl Facts {
                 "arch" => f.arch = v.to_string(),
                 "release" => f.release = v.to_string(),
                 "uid" => f.uid = v.parse().ok(),
+                "login_uid" => f.login_uid = v.parse().ok(),
                 "has_sftp" => f.sftp = true,
                 k if k.starts_with("has_") => {
                     f.tools.insert(k[4..].to_string(), v == "1");

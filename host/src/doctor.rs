@@ -51,12 +51,14 @@ pub fn findings(f: &Facts, sudo: bool) -> Vec<Row> {
         ),
     });
     rows.push(row("kernel", Ok, f.release.clone()));
-    let privileged = f.is_root() || (sudo && f.sudo_ok);
-    rows.push(if f.is_root() {
+    // Under --sudo the probe itself ran as root.
+    let privileged = f.is_root();
+    let login_root = f.login_uid.map_or(f.is_root(), |u| u == 0);
+    rows.push(if login_root {
         row("root", Ok, "logged in as root")
-    } else if sudo && f.sudo_ok {
+    } else if privileged {
         row("root", Ok, "through sudo -n")
-    } else if f.sudo_ok {
+    } else if f.sudo_ok && !sudo {
         row(
             "root",
             Missing,
@@ -194,10 +196,16 @@ mod tests {
 
     #[test]
     fn non_root_without_sudo_blocks() {
-        let f = Facts::parse("arch=x86_64\nuid=1000\ntracefs=/sys/kernel/tracing\nsignal_events=1\ninstances=1\nsudo_ok=1\n");
+        let f = Facts::parse(
+            "login_uid=1000\narch=x86_64\nuid=1000\ntracefs=/sys/kernel/tracing\nsudo_ok=1\n",
+        );
         let rows = findings(&f, false);
         assert!(!can_deploy(&rows));
         assert!(rows.iter().any(|r| r.detail.contains("add --sudo")));
-        assert!(can_deploy(&findings(&f, true)));
+        // With --sudo the probe runs as root and sees the events.
+        let f = Facts::parse("login_uid=1000\narch=x86_64\nuid=0\ntracefs=/sys/kernel/tracing\nsignal_events=1\ninstances=1\n");
+        let rows = findings(&f, true);
+        assert!(can_deploy(&rows));
+        assert!(rows.iter().any(|r| r.detail == "through sudo -n"));
     }
 }

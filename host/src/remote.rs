@@ -73,14 +73,16 @@ pub fn connect(a: &SshArgs) -> Result<(ssh::Target, Conn), HostError> {
 
 /// Runs the probe, through sudo when asked.
 pub fn probe(conn: &Conn, sudo: bool) -> Result<Facts, HostError> {
+    // With --sudo the facts are root's view (tracefs is usually 0700),
+    // but the login uid decides whether the agent needs the sudo prefix.
     let cmd = if sudo {
         format!(
-            "sudo -n sh -c {} 2>/dev/null || sh -c {}",
+            "echo login_uid=$(id -u); sudo -n sh -c {} 2>/dev/null || sh -c {}",
             quote(PROBE),
             quote(PROBE)
         )
     } else {
-        PROBE.to_string()
+        format!("echo login_uid=$(id -u); {PROBE}")
     };
     let out = conn.run(&cmd)?;
     Ok(Facts::parse(&String::from_utf8_lossy(&out.stdout)))
@@ -103,7 +105,7 @@ pub fn arch(given: Option<&str>, f: &Facts) -> Result<Arch, HostError> {
     }
 }
 
-fn check_privileges(f: &Facts, sudo: bool) -> Result<(), HostError> {
+pub fn check_privileges(f: &Facts, sudo: bool) -> Result<(), HostError> {
     if f.is_root() {
         return Ok(());
     }
@@ -124,10 +126,10 @@ fn check_privileges(f: &Facts, sudo: bool) -> Result<(), HostError> {
 
 /// A directory on the board that is removed when dropped, unless the
 /// remote command has taken over its removal or `--keep` was given.
-struct RemoteDir<'a> {
+pub struct RemoteDir<'a> {
     conn: &'a Conn,
-    path: String,
-    remove_on_drop: bool,
+    pub path: String,
+    pub remove_on_drop: bool,
 }
 
 impl Drop for RemoteDir<'_> {
@@ -141,7 +143,7 @@ impl Drop for RemoteDir<'_> {
 /// Makes the private upload directory. With `--keep` it has a fixed
 /// name per user and agent hash, reused only if it is still a real
 /// directory owned by us with mode 0700.
-fn make_dir<'a>(
+pub fn make_dir<'a>(
     conn: &'a Conn,
     hash: &str,
     keep: bool,
@@ -186,7 +188,7 @@ chmod 700 "$d" && echo "new $d""#
 
 /// The agent's sha256 as the board computes it (or, without sha256sum,
 /// as the bytes read back hash on this side).
-fn remote_sha256(conn: &Conn, f: &Facts, path: &str) -> Result<Option<String>, HostError> {
+pub fn remote_sha256(conn: &Conn, f: &Facts, path: &str) -> Result<Option<String>, HostError> {
     if f.has("sha256sum") {
         let out = conn.run(&format!("sha256sum {} 2>/dev/null", quote(path)))?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -200,7 +202,7 @@ fn remote_sha256(conn: &Conn, f: &Facts, path: &str) -> Result<Option<String>, H
     Ok((out.status == 0).then(|| bundle::sha256_hex(&out.stdout)))
 }
 
-fn progress_bar(label: &str) -> impl FnMut(u64, u64) {
+pub fn progress_bar(label: &str) -> impl FnMut(u64, u64) {
     let tty = io::stderr().is_terminal();
     let label = label.to_string();
     move |sent, total| {
@@ -284,7 +286,7 @@ fn upload(
     Ok(how)
 }
 
-fn verify(conn: &Conn, f: &Facts, dest: &str, hash: &str) -> Result<(), HostError> {
+pub fn verify(conn: &Conn, f: &Facts, dest: &str, hash: &str) -> Result<(), HostError> {
     match remote_sha256(conn, f, dest)? {
         Some(h) if h == hash => Ok(()),
         Some(h) => Err(other(
@@ -338,9 +340,16 @@ pub fn run(
         );
     } else {
         let how = upload(&conn, &facts, &dir.path, &agent, &hash, arch)?;
-        eprintln!("whosent: uploaded {how}; sha256 verified on the board");
+        eprintln!(
+            "whosent: uploaded {how} to {}; sha256 verified on the board",
+            dir.path
+        );
     }
-    let sudo = if facts.is_root() { "" } else { "sudo -n " };
+    let sudo = if facts.login_uid == Some(0) {
+        ""
+    } else {
+        "sudo -n "
+    };
     let quoted: Vec<String> = args.iter().map(|a| quote(a)).collect();
     let cleanup = if r.keep {
         String::new()

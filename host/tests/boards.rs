@@ -1,0 +1,435 @@
+//! The main job end to end: `whosent-deploy --host …` against emulated
+//! aarch64 and armv7 boards (dropbear, with and without SFTP; a bare
+//! board without tar, sha256sum or a mounted tracefs) and a local
+//! OpenSSH server with sudo. A kill made inside the board must come back
+//! with the sender and target pids the board itself knows, and nothing
+//! may be left on the board afterwards.
+
+#[path = "../../tests/support/fleet.rs"]
+mod fleet;
+#[path = "../../tests/support/realkernel.rs"]
+mod realkernel;
+
+use fleet::{board, exclusive, sshd, Board};
+use realkernel::{eventually, Proc};
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const DEPLOY: &str = env!("CARGO_BIN_EXE_whosent-deploy");
+/// Generous: the first deploy builds the agent for the board.
+const T: Duration = Duration::from_secs(240);
+
+/// Boards need root (qemu user networking does not, but the local sshd
+/// and the agent's sudo tests do). In CI a missing piece fails.
+fn can_run(test: &str) -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: the board tests need root; CI must run them");
+    }
+    eprintln!("SKIPPED {test}: not root");
+    false
+}
+
+fn deploy(b: &Board, extra: &[&str]) -> Proc {
+    Proc::spawn(Command::new(DEPLOY).args(b.args()).args(extra))
+}
+
+fn json(l: &str) -> Value {
+    serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+}
+
+/// Starts a victim on the board, detached from the SSH session.
+fn victim(b: &Board) -> i64 {
+    let pid: i64 = b
+        .ssh("sleep 600 </dev/null >/dev/null 2>&1 & echo $!")
+        .trim()
+        .parse()
+        .unwrap();
+    // Until it has exec'd, its comm is the shell's.
+    assert!(eventually(Duration::from_secs(5), || b
+        .ssh(&format!("cat /proc/{pid}/comm"))
+        .trim()
+        == "sleep"));
+    pid
+}
+
+/// Runs a kill on the board from a short-lived shell; returns that
+/// shell's pid as the board reports it.
+fn kill_on_board(b: &Board, sig: &str, pid: i64) -> i64 {
+    b.ssh(&format!("sh -c 'kill -{sig} {pid}; echo $$'"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Deploys, kills a victim inside the board, and checks whosent's answer
+/// against the pids the board printed. Returns the agent's stderr lines.
+fn kill_is_reported(b: &Board, extra: &[&str]) {
+    let _g = exclusive(&b.name);
+    let v = victim(b);
+    let vs = v.to_string();
+    let mut d = deploy(
+        b,
+        &[
+            &["--json", "--sig", "TERM", "--pid", &vs, "--count", "1"],
+            extra,
+        ]
+        .concat(),
+    );
+    let ready = json(&d.until(T, |l| {
+        l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
+    }));
+    assert_eq!(ready["type"], "ready", "{ready}");
+    let sender = kill_on_board(b, "TERM", v);
+    let e = json(&d.until(Duration::from_secs(20), |l| {
+        l.contains(r#""type":"signal""#)
+    }));
+    assert_eq!(e["sender"]["pid"], sender, "{e}");
+    assert_eq!(e["sender"]["comm"], "sh");
+    assert_eq!(e["target"]["pid"], v);
+    assert_eq!(e["target"]["comm"], "sleep");
+    assert_eq!(
+        (e["signame"].as_str(), e["result"].as_str()),
+        (Some("SIGTERM"), Some("delivered"))
+    );
+    assert_eq!(e["host"], format!("{}@{}", b.user, b.host));
+    assert_eq!(d.wait(Duration::from_secs(20)), 0);
+    assert!(
+        eventually(Duration::from_secs(5), || b.leftovers().is_empty()),
+        "left on the board: {}",
+        b.leftovers()
+    );
+}
+
+#[test]
+fn aarch64_board_without_sftp() {
+    if can_run("aarch64 plain") {
+        kill_is_reported(&board("aarch64", "plain"), &["--target", "aarch64"]);
+    }
+}
+
+#[test]
+fn aarch64_board_with_sftp() {
+    if can_run("aarch64 sftp") {
+        // No --target: detected from uname -m.
+        kill_is_reported(&board("aarch64", "sftp"), &[]);
+    }
+}
+
+#[test]
+fn armv7_board() {
+    if can_run("armv7") {
+        kill_is_reported(&board("armv7", "plain"), &["--target", "armv7"]);
+    }
+}
+
+#[test]
+fn bare_board_gets_the_raw_agent_and_a_mounted_tracefs() {
+    if !can_run("bare") {
+        return;
+    }
+    let b = board("aarch64", "bare");
+    {
+        let _g = exclusive(&b.name);
+        let out = Command::new(DEPLOY)
+            .args(b.args())
+            .args(["--json", "--duration", "1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("(no tar on the board)"), "{err}");
+        assert!(err.contains("mounted tracefs"), "{err}");
+        assert!(b.leftovers().is_empty(), "{}", b.leftovers());
+    }
+    // Now that tracefs is mounted, the full check.
+    kill_is_reported(&b, &[]);
+}
+
+#[test]
+fn openssh_board_with_sudo() {
+    if !can_run("openssh sudo") {
+        return;
+    }
+    let b = sshd();
+    // The "board" is this machine: the victim and the sender are local.
+    let mut victim = Command::new("sleep").arg("600").spawn().unwrap();
+    let vpid = victim.id() as i64;
+    realkernel::wait_comm(vpid as i32, "sleep");
+    let vs = vpid.to_string();
+    // Not root and no --sudo: a clear error, nothing run.
+    let out = Command::new(DEPLOY)
+        .args(b.args())
+        .args(["--sig", "TERM"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not root") && err.contains("--sudo"), "{err}");
+    let mut d = deploy(
+        &b,
+        &[
+            "--sudo", "--target", "x86_64", "--json", "--sig", "TERM", "--pid", &vs, "--count", "1",
+        ],
+    );
+    let ready = json(&d.until(T, |l| {
+        l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
+    }));
+    assert_eq!(ready["type"], "ready", "{ready}");
+    let out = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {vpid}; echo $$")])
+        .output()
+        .unwrap();
+    let sender: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let e = json(&d.until(Duration::from_secs(20), |l| {
+        l.contains(r#""type":"signal""#)
+    }));
+    assert_eq!(e["sender"]["pid"], sender, "{e}");
+    assert_eq!(e["target"]["pid"], vpid);
+    assert_eq!(d.wait(Duration::from_secs(20)), 0);
+    let _ = victim.wait();
+    let inst = ready["instance"].as_str().unwrap();
+    assert!(!realkernel::instance_exists(inst));
+}
+
+#[test]
+fn bad_connections_are_refused_clearly() {
+    if !can_run("bad input") {
+        return;
+    }
+    // A closed port on 127.0.0.1 fails within seconds.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let t0 = Instant::now();
+    let out = Command::new(DEPLOY)
+        .args(["--host", &format!("root@127.0.0.1:{port}"), "--sig", "KILL"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        err.contains("connection refused") && err.contains("-p"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let b = board("aarch64", "plain");
+    let tmp = std::env::temp_dir().join(format!("whosent-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let run = |args: Vec<String>| {
+        let out = Command::new(DEPLOY)
+            .args(args)
+            .args(["--sig", "KILL", "--duration", "1"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let with = |key: &std::path::Path, kh: &std::path::Path, extra: &[&str]| {
+        let mut a = vec![
+            "--host".to_string(),
+            format!("root@127.0.0.1:{}", b.port),
+            "-i".into(),
+            key.display().to_string(),
+        ];
+        a.extend(["--known-hosts".to_string(), kh.display().to_string()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    // A wrong key.
+    let wrong = tmp.join("wrong_key");
+    let _ = std::fs::remove_file(&wrong);
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&wrong)
+        .status()
+        .unwrap()
+        .success());
+    let (st, err) = run(with(&wrong, &b.known_hosts, &[]));
+    assert_eq!(st, Some(2), "{err}");
+    assert!(
+        err.contains("-i KEY") || err.contains("ssh-copy-id"),
+        "{err}"
+    );
+    // An unknown host key: refused, with its fingerprint and the flag.
+    let fresh = tmp.join("known_hosts");
+    let _ = std::fs::remove_file(&fresh);
+    let (st, err) = run(with(&b.key, &fresh, &[]));
+    assert_eq!(st, Some(2), "{err}");
+    assert!(
+        err.contains("SHA256:") && err.contains("--accept-new-host-key"),
+        "{err}"
+    );
+    // Accepting it records it; the next strict run connects.
+    let (st, err) = run(with(&b.key, &fresh, &["--accept-new-host-key"]));
+    assert_eq!(st, Some(1), "{err}");
+    assert!(std::fs::read_to_string(&fresh)
+        .unwrap()
+        .contains(&format!("[127.0.0.1]:{}", b.port)));
+    let (st, err) = run(with(&b.key, &fresh, &[]));
+    assert_eq!(st, Some(1), "{err}");
+    // A changed host key is refused even with the flag.
+    let other = tmp.join("other_host_key");
+    let _ = std::fs::remove_file(&other);
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap()
+        .success());
+    let pubkey = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut it = pubkey.split_whitespace();
+    let changed = tmp.join("changed_known_hosts");
+    std::fs::write(
+        &changed,
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            b.port,
+            it.next().unwrap(),
+            it.next().unwrap()
+        ),
+    )
+    .unwrap();
+    let (st, err) = run(with(&b.key, &changed, &["--accept-new-host-key"]));
+    assert_eq!(st, Some(2), "{err}");
+    assert!(
+        err.contains("CHANGED") && err.contains("ssh-keygen -R"),
+        "{err}"
+    );
+    // A --target that contradicts the board.
+    let (st, err) = run([b.args(), vec!["--target".into(), "armv7".into()]].concat());
+    assert_eq!(st, Some(2), "{err}");
+    assert!(
+        err.contains("does not match the board") && err.contains("aarch64"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Interrupting or killing whosent-deploy leaves nothing on the board.
+#[test]
+fn interrupted_or_killed_host_leaves_the_board_clean() {
+    if !can_run("clean-up") {
+        return;
+    }
+    let b = board("aarch64", "plain");
+    let _g = exclusive(&b.name);
+    for sig in [libc::SIGINT, libc::SIGKILL] {
+        let mut d = deploy(&b, &["--json", "--sig", "USR1"]);
+        d.until(T, |l| l.contains(r#""type":"ready""#));
+        assert!(
+            b.leftovers().contains("whosent"),
+            "the agent should be live: {}",
+            b.leftovers()
+        );
+        d.signal(sig);
+        let st = d.wait(Duration::from_secs(10));
+        if sig == libc::SIGINT {
+            let rest = d.rest(Duration::from_secs(1));
+            assert!(
+                rest.iter()
+                    .chain(&d.seen)
+                    .any(|l| l.contains(r#""type":"end""#)),
+                "an end record after Ctrl-C"
+            );
+            assert_eq!(st, 1, "no signal seen");
+        }
+        assert!(
+            eventually(Duration::from_secs(8), || b.leftovers().is_empty()),
+            "after signal {sig}: left on the board: {}",
+            b.leftovers()
+        );
+    }
+}
+
+#[test]
+fn keep_reuses_the_uploaded_agent() {
+    if !can_run("keep") {
+        return;
+    }
+    let b = board("aarch64", "sftp");
+    let _g = exclusive(&b.name);
+    let once = |extra: &[&str]| {
+        let out = Command::new(DEPLOY)
+            .args(b.args())
+            .args(["--duration", "0.5"])
+            .args(extra)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = once(&["--keep"]);
+    assert!(first.contains("uploaded"), "{first}");
+    let second = once(&["--keep"]);
+    assert!(
+        second.contains("using the agent kept on the board"),
+        "{second}"
+    );
+    assert!(!second.contains("uploaded"), "{second}");
+    let kept = b.leftovers();
+    assert!(kept.contains("whosent-keep-0-"), "{kept}");
+    b.ssh(&format!("rm -rf {kept}"));
+}
+
+#[test]
+fn doctor_reports_what_a_bare_board_lacks() {
+    if !can_run("doctor") {
+        return;
+    }
+    let b = board("aarch64", "bare");
+    let _g = exclusive(&b.name);
+    // Unmount tracefs if an earlier deploy mounted it, to see the report.
+    b.ssh("umount /sys/kernel/tracing 2>/dev/null; true");
+    let out = Command::new(DEPLOY)
+        .arg("doctor")
+        .args(b.args())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |check: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(check))
+            .unwrap_or_else(|| panic!("no {check} row: {text}"))
+            .to_string()
+    };
+    assert!(line("tracefs").contains("not mounted"), "{text}");
+    assert!(line("tar").contains("missing"), "{text}");
+    assert!(line("sha256sum").contains("missing"), "{text}");
+    assert!(line("architecture").contains("aarch64"), "{text}");
+    assert!(text.contains("an ftrace deploy can work"), "{text}");
+    // The plain board has everything an ftrace deploy needs.
+    let p = board("aarch64", "plain");
+    let out = Command::new(DEPLOY)
+        .arg("doctor")
+        .args(p.args())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("signal events") && l.contains(" ok ")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("tracefs") && l.contains("mounted at")),
+        "{text}"
+    );
+}
