@@ -104,24 +104,36 @@ impl<'a> Obj<'a> {
     }
 
     /// An array of objects, one per item.
-    pub fn arr<T>(&mut self, k: &str, items: &[T], mut f: impl FnMut(&mut Obj, &T)) -> &mut Self {
+    pub fn arr<T>(&mut self, k: &str, items: &[T], f: impl FnMut(&mut Obj, &T)) -> &mut Self {
         self.key(k);
-        self.out.push('[');
-        for (i, it) in items.iter().enumerate() {
-            if i > 0 {
-                self.out.push(',');
-            }
-            let mut inner = Obj::new(self.out);
-            f(&mut inner, it);
-            inner.close();
-        }
-        self.out.push(']');
+        array(self.out, items, f);
+        self
+    }
+
+    /// A value that is JSON text already.
+    pub fn raw(&mut self, k: &str, json: &str) -> &mut Self {
+        self.key(k);
+        self.out.push_str(json);
         self
     }
 
     pub fn close(self) {
         self.out.push('}');
     }
+}
+
+/// Writes an array of objects, one per item.
+pub fn array<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut Obj, &T)) {
+    out.push('[');
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let mut inner = Obj::new(out);
+        f(&mut inner, it);
+        inner.close();
+    }
+    out.push(']');
 }
 
 /// Writes `s` as a JSON string literal.
