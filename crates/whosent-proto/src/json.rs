@@ -84,13 +84,11 @@ impl<'a> Obj<'a> {
 
     /// Seconds with microseconds, as ftrace prints timestamps.
     pub fn secs(&mut self, k: &str, ns: u64) -> &mut Self {
+        // Rounded as ftrace prints timestamps (`ns2usecs()`), so that
+        // records and the kernel's own text agree.
         self.key(k);
-        let _ = write!(
-            self.out,
-            "{}.{:06}",
-            ns / 1_000_000_000,
-            ns % 1_000_000_000 / 1000
-        );
+        let us = ns.saturating_add(500) / 1000;
+        let _ = write!(self.out, "{}.{:06}", us / 1_000_000, us % 1_000_000);
         self
     }
 
