@@ -11,6 +11,12 @@ use crate::header_page::PageLayout;
 
 const RB_MISSED_EVENTS: u64 = 1 << 31;
 const RB_MISSED_STORED: u64 = 1 << 30;
+/// The length bits of the commit word. The kernel adds the flags above
+/// as `int` constants to a `long` (`local_add(RB_MISSED_EVENTS, ...)`),
+/// so on 64-bit kernels they arrive sign-extended, and a page whose flag
+/// was added twice has only the high bits set (seen on 6.18 under
+/// overrun): any bit from 31 up means events were missed.
+const COMMIT_MASK: u64 = RB_MISSED_STORED - 1;
 const TYPE_PADDING: u32 = 29;
 const TYPE_TIME_EXTEND: u32 = 30;
 const TYPE_TIME_STAMP: u32 = 31;
@@ -68,11 +74,11 @@ impl<'a> Page<'a> {
         let short = || PageError(format!("page of {} bytes is too short", buf.len()));
         let ts = word(buf, layout.ts_offset, 8).ok_or_else(short)?;
         let commit = word(buf, layout.commit_offset, layout.commit_size).ok_or_else(short)?;
-        let len = (commit & !(RB_MISSED_EVENTS | RB_MISSED_STORED)) as usize;
+        let len = (commit & COMMIT_MASK) as usize;
         let data = buf
             .get(layout.data_offset..layout.data_offset + len)
             .ok_or_else(|| PageError(format!("commit {len} overruns a {}-byte page", buf.len())))?;
-        let missed = if commit & RB_MISSED_EVENTS == 0 {
+        let missed = if commit < RB_MISSED_EVENTS {
             None
         } else if commit & RB_MISSED_STORED != 0 {
             Some(word(buf, layout.data_offset + len, layout.commit_size))
@@ -294,6 +300,13 @@ mod tests {
         let p = Page::parse(&L64, &bare).unwrap();
         assert_eq!(p.missed, Some(None));
         assert_eq!(p.events().count(), 1);
+        // As a 64-bit kernel writes them: sign-extended, or added twice.
+        let ext = (RB_MISSED_EVENTS as i32) as i64 as u64;
+        let stored = page(&L64, 0, &body, ext + RB_MISSED_STORED, Some(7));
+        assert_eq!(Page::parse(&L64, &stored).unwrap().missed, Some(Some(7)));
+        let twice = page(&L64, 0, &body, ext.wrapping_add(ext), None);
+        let p = Page::parse(&L64, &twice).unwrap();
+        assert_eq!((p.missed, p.events().count()), (Some(None), 1));
     }
 
     #[test]
