@@ -12,4 +12,4 @@ cargo build --workspace --all-targets --locked
 echo "== tests" >&2
 # Tests that touch the kernel filter on their own pids, so they run in
 # parallel; two threads match this kind of machine.
-cargo test --workspace --locked -- --test-threads=2
+cargo test --workspace --locked --no-fail-fast -- --test-threads=2
