@@ -1,7 +1,7 @@
 //! Dispatch from the parsed command line to the modules that do the
 //! work; returns the process exit status.
 
-use crate::cli::{Cli, Cmd, RunArgs};
+use crate::cli::{Backend, Cli, Cmd, RunArgs};
 use crate::error::HostError;
 use crate::report::Report;
 use crate::{interrupt, local, offline, query};
@@ -26,6 +26,11 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
         }
         Some(Cmd::Build(b)) => crate::build::command(&b),
         Some(Cmd::Doctor(d)) => crate::doctor::command(&d),
+        Some(Cmd::StapScript(s)) => {
+            let q = query::from_args(&s.query)?;
+            print!("{}", crate::stap::script::generate(&q, s.count)?);
+            Ok(0)
+        }
         None => trace(&cli.run),
     }
 }
@@ -36,6 +41,12 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
             "--host is required: a board ([USER@]HOST[:PORT]) or `local` for this machine".into(),
         ));
     };
+    if r.stap.backend == Backend::Stap {
+        let stop = interrupt::install();
+        interrupt::stop_when_stdout_closes();
+        return crate::stap::run::run(r, host, stop);
+    }
+    stap_flags_need_stap(r)?;
     let q = query::from_args(&r.query)?;
     let args = query::agent_args(&q, &r.capture)?;
     let stop = interrupt::install();
@@ -48,4 +59,23 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
         return Ok(report.status(status));
     }
     crate::remote::run(r, host, &args, stop)
+}
+
+/// The SystemTap flags mean nothing to the ftrace agent: say so rather
+/// than ignore them.
+fn stap_flags_need_stap(r: &RunArgs) -> Result<(), HostError> {
+    let s = &r.stap;
+    let given = [
+        ("--kernel-build", s.kernel_build.is_some()),
+        ("--sysroot", s.sysroot.is_some()),
+        ("--staprun-bundle", s.staprun_bundle.is_some()),
+        ("-R/--stap-runtime", s.stap_runtime.is_some()),
+        ("-D", !s.define.is_empty()),
+    ];
+    match given.iter().find(|(_, g)| *g) {
+        Some((flag, _)) => Err(HostError::Usage(format!(
+            "{flag} is for --backend stap; add --backend stap, or drop it for the ftrace agent"
+        ))),
+        None => Ok(()),
+    }
 }

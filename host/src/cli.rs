@@ -1,7 +1,7 @@
 //! The command line of whosent-deploy (clap derive). Long help lives in
 //! constants so that `--help` teaches; flags are grouped by heading.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 const ABOUT: &str = "Who sent that signal? Cross-builds a small static agent, pushes it to a \
@@ -15,6 +15,8 @@ Examples:
   whosent-deploy doctor --host board                        # what the board has and lacks
   whosent-deploy parse trace.txt                            # decode a recorded ftrace text
   whosent-deploy build --target armv7                       # just cross-build the agent
+  whosent-deploy --backend stap --host board --kernel-build DIR --staprun-bundle FILE --sig KILL
+  whosent-deploy stap-script --sig TERM --pid 1234          # the script, to run stap yourself
 
 Output: one line per signal, e.g.
   SIGKILL: test_sender(6993) -> test_receiver(6985)  code=SI_USER  delivered
@@ -42,6 +44,8 @@ pub enum Cmd {
     Parse(ParseArgs),
     /// Check what a board has and lacks for tracing, with the fix for each gap
     Doctor(DoctorArgs),
+    /// Print the SystemTap script for a query (the query is in its globals' initial values)
+    StapScript(StapScriptArgs),
 }
 
 /// What to watch. Repeat a flag to match any of its values; different
@@ -129,6 +133,57 @@ pub struct RunArgs {
     pub query: QueryArgs,
     #[command(flatten)]
     pub capture: CaptureArgs,
+    #[command(flatten)]
+    pub stap: StapArgs,
+}
+
+/// How the board traces signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// The static whosent agent on the board's tracefs
+    #[default]
+    Ftrace,
+    /// A SystemTap module cross-compiled here and loaded with staprun on the board
+    Stap,
+}
+
+const KERNEL_BUILD_HELP: &str = "The board kernel's build tree, as stap -r takes it: \
+lib/modules/RELEASE/build of a Yocto or Buildroot build, or of a Debian headers layout \
+(scripts/stap-kernel-tree.sh makes one for Debian kernels). Its release must be the board's `uname -r`.";
+
+const STAPRUN_BUNDLE_HELP: &str = "A tar.gz with run-staprun, bin/staprun, bin/stapio and \
+their libraries (scripts/staprun-bundle.sh builds one), pushed with the module and run from \
+there when the board has no staprun of its own.";
+
+/// The SystemTap backend: `--backend stap` and what it needs.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "SystemTap backend")]
+pub struct StapArgs {
+    /// Trace with the ftrace agent or with a SystemTap module
+    #[arg(long, value_enum, default_value_t = Backend::Ftrace, value_name = "BACKEND")]
+    pub backend: Backend,
+    #[arg(long, value_name = "DIR", long_help = KERNEL_BUILD_HELP)]
+    pub kernel_build: Option<PathBuf>,
+    /// A sysroot holding lib/modules/RELEASE/build for the board's release (instead of --kernel-build)
+    #[arg(long, value_name = "DIR", conflicts_with = "kernel_build")]
+    pub sysroot: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", long_help = STAPRUN_BUNDLE_HELP)]
+    pub staprun_bundle: Option<PathBuf>,
+    /// stap -R: use this SystemTap runtime (turns off whosent's own runtime adaptation)
+    #[arg(short = 'R', long = "stap-runtime", value_name = "DIR")]
+    pub stap_runtime: Option<PathBuf>,
+    /// stap -D: a C macro for the module build (repeatable), e.g. -D MAXSKIPPED=1000
+    #[arg(short = 'D', value_name = "NAME[=VALUE]")]
+    pub define: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StapScriptArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Stop after N signals (the script's max_events)
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
 }
 
 #[derive(Debug, Args)]

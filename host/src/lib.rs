@@ -15,3 +15,4 @@ pub mod query;
 pub mod remote;
 pub mod report;
 pub mod ssh;
+pub mod stap;

@@ -1,0 +1,60 @@
+//! `--backend stap`: the same question answered by a SystemTap module
+//! instead of the ftrace agent.
+//!
+//! The module is cross-compiled here, once per (script template, kernel
+//! release, arch, stap version): the query goes in as module parameters
+//! when `staprun` loads it on the board, so one build serves every
+//! query. The pieces, in the order a run uses them:
+//! - [`params`]: the query as module parameters, and what only the host
+//!   can filter;
+//! - [`script`]: the template (`scripts/stap/whosent.stp`) and the
+//!   script `stap-script` prints;
+//! - [`tree`]: the board kernel's build tree, its release and arch;
+//! - [`runtime`]: the SystemTap runtime, adapted to kernels it does not
+//!   know yet (docs/stap-notes.md, section 2);
+//! - [`build`]: `stap -p4` with progress, and the module cache;
+//! - [`vermagic`]: the built module's `.modinfo`, checked against the
+//!   board before anything is pushed;
+//! - [`parse`]: the module's TAB-separated lines into whosent records;
+//! - [`run`]: push, `staprun`, stream, unload, clean up.
+
+pub mod build;
+pub mod params;
+pub mod parse;
+pub mod run;
+pub mod runtime;
+pub mod script;
+pub mod tree;
+pub mod vermagic;
+
+use crate::error::HostError;
+use std::path::PathBuf;
+
+pub(crate) fn other(message: impl Into<String>, help: impl Into<String>) -> HostError {
+    HostError::Other {
+        message: message.into(),
+        help: help.into(),
+    }
+}
+
+/// `${WHOSENT_CACHE}/stap`, else `${XDG_CACHE_HOME:-~/.cache}/whosent/stap`
+/// (as the agent cache): WHOSENT_CACHE is what the scripts in
+/// scripts/stap honour, so the tree, runtime and stap caches are shared.
+pub fn cache_dir() -> Result<PathBuf, HostError> {
+    let abs = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    let root = std::env::var_os("WHOSENT_CACHE")
+        .and_then(abs)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").and_then(abs).map(|p| p.join("whosent")))
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache/whosent"))
+        })
+        .ok_or_else(|| {
+            other(
+                "cannot tell where to cache SystemTap modules: neither WHOSENT_CACHE nor HOME is set",
+                "set HOME, or WHOSENT_CACHE to a writable directory",
+            )
+        })?;
+    Ok(root.join("stap"))
+}

@@ -1,0 +1,312 @@
+//! The module's output (format version 1 of `scripts/stap/whosent.stp`,
+//! documented in docs/stap-notes.md) into whosent's records.
+//!
+//! Each line is TAB-separated and starts with `whosent`, `1` and a kind:
+//! - `ready TS MODULE key=value…`: the probes are armed;
+//! - `sig TS CPU CTX S_TID S_PID S_PPID S_UID S_COMM T_TID T_PID T_COMM
+//!   SIG ERRNO CODE GROUP RESULT`: one generated signal;
+//! - `end TS matched=N seen=N`: the module is being unloaded.
+//!
+//! Comms are escaped by the script's `text_str()` (C escapes, `\ooo`,
+//! `\uXXXX`), so no field holds a TAB. Other lines are not the module's
+//! and are handed back as [`Line::Other`]. Parsing does no I/O beyond
+//! the `BufRead` it is given.
+
+use std::fmt;
+use std::io::BufRead;
+use whosent_proto::record::{Context, Outcome, SignalEvent, Task};
+
+/// The output format version this parser reads.
+pub const VERSION: &str = "1";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    Ready(Ready),
+    Signal(Box<SignalEvent>),
+    End(EndLine),
+    /// Not a line of the module (or a kind this version does not know).
+    Other(String),
+}
+
+/// `ready`: the module is live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    pub ts_ns: u64,
+    /// The name it was loaded under (`staprun -R` makes it unique).
+    pub module: String,
+    /// The parameters as the module saw them, strings unescaped.
+    pub params: Vec<(String, String)>,
+}
+
+impl Ready {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `end`: what the module counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndLine {
+    pub ts_ns: u64,
+    /// Signals that passed the module's filter.
+    pub matched: u64,
+    /// Every signal_generate event while the module was loaded.
+    pub seen: u64,
+}
+
+/// A line that says it is the module's but cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: String,
+    pub what: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} in stap output line '{}'", self.what, self.line)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses one line (without its newline).
+pub fn parse_line(line: &str) -> Result<Line, ParseError> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let f: Vec<&str> = line.split('\t').collect();
+    if f[0] != "whosent" || f.len() < 3 {
+        return Ok(Line::Other(line.to_string()));
+    }
+    let err = |what: String| ParseError {
+        line: line.to_string(),
+        what,
+    };
+    if f[1] != VERSION {
+        return Err(err(format!(
+            "output format version {} (this whosent-deploy reads {VERSION})",
+            f[1]
+        )));
+    }
+    let num = |i: usize, name: &str| -> Result<i64, ParseError> {
+        let v = f
+            .get(i)
+            .ok_or_else(|| err(format!("no field {i} ({name})")))?;
+        v.parse::<i64>()
+            .map_err(|_| err(format!("field {i} ({name}) '{v}' is not a number")))
+    };
+    let int = |i: usize, name: &str| -> Result<i32, ParseError> {
+        let v = num(i, name)?;
+        i32::try_from(v).map_err(|_| err(format!("field {i} ({name}) {v} is out of range")))
+    };
+    let ts = |i: usize| -> Result<u64, ParseError> {
+        let v = num(i, "ts_ns")?;
+        u64::try_from(v).map_err(|_| err(format!("negative timestamp {v}")))
+    };
+    match f[2] {
+        "ready" => {
+            let module = f
+                .get(4)
+                .filter(|m| !m.is_empty())
+                .ok_or_else(|| err("no module name".into()))?;
+            let params = f[5..]
+                .iter()
+                .map(|kv| {
+                    let (k, v) = kv
+                        .split_once('=')
+                        .ok_or_else(|| err(format!("'{kv}' is not key=value")))?;
+                    Ok((k.to_string(), unescape(v)))
+                })
+                .collect::<Result<_, ParseError>>()?;
+            Ok(Line::Ready(Ready {
+                ts_ns: ts(3)?,
+                module: module.to_string(),
+                params,
+            }))
+        }
+        "sig" => {
+            let context = match f.get(5).copied() {
+                Some("task") => Context::Task,
+                Some("softirq") => Context::Softirq,
+                Some("hardirq") => Context::Hardirq,
+                Some("nmi") => Context::Nmi,
+                other => return Err(err(format!("unknown context {other:?}"))),
+            };
+            let comm = |i: usize| -> Result<String, ParseError> {
+                f.get(i)
+                    .map(|c| unescape(c))
+                    .ok_or_else(|| err(format!("no field {i} (comm)")))
+            };
+            let cpu = num(4, "cpu")?;
+            let result = num(18, "result")?;
+            Ok(Line::Signal(Box::new(SignalEvent {
+                ts_ns: ts(3)?,
+                cpu: u32::try_from(cpu).map_err(|_| err(format!("cpu {cpu}")))?,
+                sig: int(14, "sig")?,
+                errno: int(15, "errno")?,
+                code: int(16, "code")?,
+                group: Some(num(17, "group")? != 0),
+                // -1: the probe was not the tracepoint, which has no result.
+                result: (result >= 0).then(|| Outcome::from_raw(result as i32)),
+                context,
+                running: Task {
+                    pid: Some(int(7, "sender_pid")?),
+                    tid: int(6, "sender_tid")?,
+                    comm: comm(10)?,
+                    uid: u32::try_from(num(9, "sender_uid")?).ok(),
+                    ..Task::default()
+                },
+                target: Task {
+                    pid: Some(int(12, "target_pid")?),
+                    tid: int(11, "target_tid")?,
+                    comm: comm(13)?,
+                    ..Task::default()
+                },
+            })))
+        }
+        "end" => {
+            let count = |key: &str| -> Result<u64, ParseError> {
+                let v = f[4..]
+                    .iter()
+                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                    .ok_or_else(|| err(format!("no {key}=")))?;
+                v.parse()
+                    .map_err(|_| err(format!("{key}={v} is not a count")))
+            };
+            Ok(Line::End(EndLine {
+                ts_ns: ts(3)?,
+                matched: count("matched")?,
+                seen: count("seen")?,
+            }))
+        }
+        _ => Ok(Line::Other(line.to_string())),
+    }
+}
+
+/// Every line of `input`, parsed; a line that is not UTF-8 is read
+/// lossily (the module's own lines are ASCII).
+pub fn lines<R: BufRead>(input: R) -> impl Iterator<Item = Result<Line, ParseError>> {
+    input.split(b'\n').map(|l| match l {
+        Ok(bytes) => parse_line(&String::from_utf8_lossy(&bytes)),
+        Err(e) => Err(ParseError {
+            line: String::new(),
+            what: format!("read error: {e}"),
+        }),
+    })
+}
+
+/// Undoes the runtime's `_stp_text_str` escaping: `\"` `\\` `\a` `\b`
+/// `\f` `\n` `\r` `\t` `\v`, `\ooo` (a byte) and `\uXXXX`/`\UXXXXXXXX`
+/// (a character). Bytes that are not UTF-8 become U+FFFD; an escape it
+/// does not know is kept as written.
+pub fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 == b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let c = b[i + 1];
+        let simple = match c {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'a' => Some(7),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            b'v' => Some(11),
+            _ => None,
+        };
+        if let Some(v) = simple {
+            out.push(v);
+            i += 2;
+            continue;
+        }
+        // `n` digits of `radix` starting at byte `at`, as a number.
+        let digits = |at: usize, n: usize, radix: u32| -> Option<u32> {
+            s.get(at..at + n)
+                .filter(|d| d.chars().all(|c| c.is_digit(radix)))
+                .and_then(|d| u32::from_str_radix(d, radix).ok())
+        };
+        match c {
+            b'0'..=b'7' => {
+                if let Some(v) = digits(i + 1, 3, 8).and_then(|v| u8::try_from(v).ok()) {
+                    out.push(v);
+                    i += 4;
+                    continue;
+                }
+            }
+            b'u' | b'U' => {
+                let n = if c == b'u' { 4 } else { 8 };
+                if let Some(ch) = digits(i + 2, n, 16).and_then(char::from_u32) {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                    i += 2 + n;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.push(b'\\');
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes() {
+        assert_eq!(unescape("sig\\tvictim"), "sig\tvictim");
+        assert_eq!(unescape("a\\\"b\\\\c"), "a\"b\\c");
+        assert_eq!(unescape("\\001x\\177"), "\u{1}x\u{7f}");
+        assert_eq!(unescape("s\\u00efg"), "sïg");
+        assert_eq!(unescape("\\U0001f600"), "😀");
+        // A lone byte that is not UTF-8 (\377) is not text.
+        assert_eq!(unescape("a\\377"), "a\u{fffd}");
+        // Unknown or cut escapes are kept.
+        assert_eq!(unescape("a\\q\\"), "a\\q\\");
+        assert_eq!(unescape("\\u12"), "\\u12");
+    }
+
+    #[test]
+    fn other_lines_and_bad_lines() {
+        assert_eq!(
+            parse_line("WARNING: x").unwrap(),
+            Line::Other("WARNING: x".into())
+        );
+        assert_eq!(
+            parse_line("whosent\t1\tnews\t1").unwrap(),
+            Line::Other("whosent\t1\tnews\t1".into())
+        );
+        let e = parse_line("whosent\t2\tsig\t1").unwrap_err();
+        assert!(e.what.contains("version 2"), "{e}");
+        let e = parse_line("whosent\t1\tsig\t1\t0\ttask\t5").unwrap_err();
+        assert!(e.to_string().contains("no field"), "{e}");
+        let e = parse_line("whosent\t1\tsig\t1\t0\tirq").unwrap_err();
+        assert!(e.what.contains("context"), "{e}");
+        let e = parse_line("whosent\t1\tend\t5\tmatched=x\tseen=1").unwrap_err();
+        assert!(e.what.contains("matched=x"), "{e}");
+    }
+
+    #[test]
+    fn a_tracepoint_less_probe_has_no_result() {
+        let l = "whosent\t1\tsig\t10\t0\ttask\t2\t2\t1\t0\tsh\t3\t3\tsleep\t9\t0\t0\t1\t-1";
+        let Line::Signal(e) = parse_line(l).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.result, None);
+        assert_eq!(e.group, Some(true));
+    }
+}
