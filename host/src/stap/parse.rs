@@ -309,4 +309,155 @@ mod tests {
         assert_eq!(e.result, None);
         assert_eq!(e.group, Some(true));
     }
+
+    const SENDER: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sender.txt");
+    const TIMER: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/timer.txt");
+    const SIGS: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sigs.txt");
+
+    fn all(text: &str) -> Vec<Line> {
+        lines(text.as_bytes()).map(|l| l.unwrap()).collect()
+    }
+
+    /// `sigs P victim V utf8 U` and `segv G` from sigs.txt.
+    fn pids() -> (i32, i32, i32, i32) {
+        let w: Vec<i32> = SIGS
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        (w[0], w[1], w[2], w[3])
+    }
+
+    #[test]
+    fn board_recording_of_a_sender_session() {
+        let (sigs, victim, utf8, segv) = pids();
+        let l = all(SENDER);
+        let Line::Ready(r) = &l[0] else {
+            panic!("{:?}", l[0])
+        };
+        assert!(r.module.starts_with("whosent_"), "{}", r.module);
+        assert_eq!(r.param("sender_comm"), Some("sigs"));
+        assert_eq!(r.param("target_comm"), Some(""));
+        assert_eq!(r.param("max_events"), Some("0"));
+        let ev: Vec<&SignalEvent> = l
+            .iter()
+            .filter_map(|l| match l {
+                Line::Signal(e) => Some(&**e),
+                _ => None,
+            })
+            .collect();
+        // (sig, code, group, result, sender pid, target pid, target comm)
+        let want = [
+            (12, 0, true, Outcome::Ignored, sigs, victim, "sig\tvictim"),
+            (
+                34,
+                -1,
+                true,
+                Outcome::Delivered,
+                sigs,
+                victim,
+                "sig\tvictim",
+            ),
+            (
+                10,
+                -6,
+                false,
+                Outcome::Delivered,
+                sigs,
+                victim,
+                "sig\tvictim",
+            ),
+            (
+                10,
+                -6,
+                false,
+                Outcome::AlreadyPending,
+                sigs,
+                victim,
+                "sig\tvictim",
+            ),
+            (11, 1, false, Outcome::Delivered, segv, segv, "sigs"),
+            (17, 2, true, Outcome::Ignored, segv, sigs, "sigs"),
+            (15, 0, true, Outcome::Delivered, sigs, utf8, "s\u{ef}g"),
+            (9, 0, true, Outcome::Delivered, sigs, victim, "sig\tvictim"),
+            (17, 1, true, Outcome::Delivered, sigs, 0, "sh"),
+        ];
+        assert_eq!(ev.len(), want.len());
+        for (e, w) in ev.iter().zip(want) {
+            let s = e.sender().expect("task context");
+            let got = (
+                e.sig,
+                e.code,
+                e.group.unwrap(),
+                e.result.unwrap(),
+                s.pid.unwrap(),
+                e.target.pid.unwrap(),
+                e.target.comm.as_str(),
+            );
+            let w = if w.5 == 0 {
+                (w.0, w.1, w.2, w.3, w.4, got.5, w.6)
+            } else {
+                w
+            };
+            assert_eq!(got, w);
+            assert_eq!(s.comm, "sigs");
+            assert_eq!(s.uid, Some(0));
+            assert_eq!(e.target.tid, e.target.pid.unwrap());
+            assert!(
+                e.ts_ns > 1_000_000_000 && e.ts_ns < 100_000_000_000,
+                "since boot"
+            );
+        }
+        assert!(ev.windows(2).all(|p| p[0].ts_ns <= p[1].ts_ns));
+        assert_eq!(
+            l.last(),
+            Some(&Line::End(EndLine {
+                ts_ns: 6016480320,
+                matched: 9,
+                seen: 18
+            }))
+        );
+    }
+
+    #[test]
+    fn board_recording_of_a_timer_in_hard_irq() {
+        let (sigs, ..) = pids();
+        let l = all(TIMER);
+        let Line::Signal(e) = &l[1] else {
+            panic!("{:?}", l[1])
+        };
+        assert_eq!((e.sig, e.code, e.context), (14, 128, Context::Hardirq));
+        assert_eq!(e.origin(), whosent_proto::record::Origin::Timer);
+        assert!(e.sender().is_none());
+        assert_eq!(e.running.comm, "swapper/1");
+        assert_eq!(e.target.pid, Some(sigs));
+        assert!(matches!(l[2], Line::End(EndLine { matched: 1, .. })));
+    }
+
+    /// The record a `sig` line becomes, byte for byte: the keys (and
+    /// their order) are the ftrace agent's, since the same encoder
+    /// writes both.
+    #[test]
+    fn a_sig_line_as_a_record() {
+        let line = SENDER.lines().nth(8).unwrap();
+        let Line::Signal(e) = parse_line(line).unwrap() else {
+            panic!()
+        };
+        let mut json = String::new();
+        e.encode(&mut json);
+        let (sigs, victim, ..) = pids();
+        assert_eq!(
+            json,
+            format!(
+                concat!(
+                    r#"{{"type":"signal","ts":5.423382,"cpu":1,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"#,
+                    r#""group":true,"result":"delivered","context":"task","origin":"task","#,
+                    r#""sender":{{"pid":{s},"tid":{s},"comm":"sigs","nspid":null,"uid":0,"cmdline":null,"lineage":null}},"running":null,"#,
+                    r#""target":{{"pid":{v},"tid":{v},"comm":"sig\tvictim","nspid":null}}}}"#,
+                    "\n"
+                ),
+                s = sigs,
+                v = victim
+            )
+        );
+    }
 }
