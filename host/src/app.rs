@@ -26,6 +26,8 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
         }
         Some(Cmd::Build(b)) => crate::build::command(&b),
         Some(Cmd::Doctor(d)) => crate::doctor::command(&d),
+        Some(Cmd::Completions { shell }) => crate::completions::completions(&shell),
+        Some(Cmd::Man) => crate::completions::man(),
         Some(Cmd::StapScript(s)) => {
             let q = query::from_args(&s.query)?;
             print!("{}", crate::stap::script::generate(&q, s.count)?);

@@ -46,6 +46,13 @@ pub enum Cmd {
     Doctor(DoctorArgs),
     /// Print the SystemTap script for a query (the query is in its globals' initial values)
     StapScript(StapScriptArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: String,
+    },
+    /// Print the man page (roff): `whosent-deploy man | man -l -`
+    Man,
 }
 
 /// What to watch. Repeat a flag to match any of its values; different

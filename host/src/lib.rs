@@ -5,6 +5,7 @@ pub mod board;
 pub mod build;
 pub mod bundle;
 pub mod cli;
+pub mod completions;
 pub mod doctor;
 pub mod error;
 pub mod interrupt;

@@ -77,3 +77,34 @@ fn help_teaches_the_main_flags() {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_cli() {
+    let deploy = env!("CARGO_BIN_EXE_whosent-deploy");
+    let out = std::process::Command::new(deploy)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    let bash = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    for flag in ["--accept-new-host-key", "--sender-comm", "doctor", "parse"] {
+        assert!(bash.contains(flag), "bash completion lacks {flag}");
+    }
+    let out = std::process::Command::new(deploy)
+        .arg("man")
+        .output()
+        .unwrap();
+    let man = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH"),
+        "not roff: {}",
+        &man[..80.min(man.len())]
+    );
+    assert!(man.contains("whosent\\-deploy") && man.contains("known_hosts"));
+    let out = std::process::Command::new(deploy)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown shell 'tcsh'"));
+}
