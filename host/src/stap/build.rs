@@ -11,6 +11,8 @@
 //!   which is why that first build takes a minute or two.
 //! - `.build.lock`: builds wait for each other, so two runs that need the
 //!   same module build it once.
+//! - `failed-build/`: the last failed build's script, stap's output and
+//!   the command, to retry by hand.
 
 use super::script::{self, MODULE_NAME};
 use super::tree::Tree;
@@ -233,11 +235,19 @@ fn run_stap(
         MODULE_NAME.into(),
         script_path.display().to_string(),
     ]);
+    // As the user would retry it, from a directory holding the script.
+    let mut shown_args = flags.to_vec();
+    shown_args.extend([
+        "-m".into(),
+        MODULE_NAME.into(),
+        format!("{MODULE_NAME}.stp"),
+    ]);
     let shown = format!(
         "SYSTEMTAP_DIR={} stap {}",
-        stap_dir.display(),
-        args.iter()
-            .map(|a| crate::ssh::upload::quote(a))
+        super::shell_word(&stap_dir.display().to_string()),
+        shown_args
+            .iter()
+            .map(|a| super::shell_word(a))
             .collect::<Vec<_>>()
             .join(" ")
     );
@@ -320,10 +330,19 @@ fn run_stap(
     if !stderr.ends_with('\n') {
         eprintln!();
     }
-    eprintln!(
-        "whosent: the command was: (cd {} && {shown})",
-        work.display()
-    );
+    // Keep the script and the command to retry by hand (one slot).
+    let kept = cache.join("failed-build");
+    let _ = fs::remove_dir_all(&kept);
+    let saved = fs::create_dir_all(&kept)
+        .and_then(|()| fs::copy(&script_path, kept.join(format!("{MODULE_NAME}.stp"))))
+        .and_then(|_| fs::write(kept.join("stderr.txt"), &stderr))
+        .and_then(|()| fs::write(kept.join("command.sh"), format!("#!/bin/sh\n{shown}\n")));
+    if saved.is_ok() {
+        eprintln!(
+            "whosent: to retry by hand: cd {} && sh command.sh",
+            kept.display()
+        );
+    }
     Err(other(
         format!("stap could not build the module ({})", failed_pass(&stderr)),
         hint(&stderr),

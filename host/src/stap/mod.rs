@@ -58,3 +58,14 @@ pub fn cache_dir() -> Result<PathBuf, HostError> {
         })?;
     Ok(root.join("stap"))
 }
+
+/// `s` as a shell word: as it is when that is safe, else quoted, so
+/// that commands shown to the user read like commands.
+pub(crate) fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_+=.,/:@%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        crate::ssh::upload::quote(s)
+    }
+}

@@ -7,7 +7,6 @@
 use super::params::{self, ParamValue, Params};
 use crate::bundle::sha256_hex;
 use crate::error::HostError;
-use crate::ssh::upload::quote;
 use whosent_proto::query::Query;
 
 /// The template, as built into modules.
@@ -89,16 +88,6 @@ pub fn with_values(p: &Params) -> Result<String, String> {
     }
 }
 
-/// `s` as a shell word: as it is when that is safe, else quoted.
-fn shell_word(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_+=.,/:@%".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        quote(s)
-    }
-}
-
 /// `whosent-deploy stap-script`: the script for `q`, with a header that
 /// says how it was made and how to run it.
 pub fn generate(q: &Query, count: Option<u64>) -> Result<String, HostError> {
@@ -114,7 +103,7 @@ pub fn generate(q: &Query, count: Option<u64>) -> Result<String, HostError> {
         message: e,
         help: "scripts/stap/whosent.stp and host/src/stap/script.rs disagree; report a bug".into(),
     })?;
-    let mut args: Vec<String> = q.to_args().iter().map(|a| shell_word(a)).collect();
+    let mut args: Vec<String> = q.to_args().iter().map(|a| super::shell_word(a)).collect();
     if let Some(n) = count {
         args.extend(["--count".into(), n.to_string()]);
     }
