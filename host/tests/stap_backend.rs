@@ -415,6 +415,81 @@ fn the_host_filters_and_counts_what_the_module_cannot() {
     assert_clean(&b);
 }
 
+/// Installs the bundle on the board as its own `staprun` (in PATH) for
+/// as long as it lives.
+struct BoardStaprun<'a>(&'a Board);
+
+impl<'a> BoardStaprun<'a> {
+    fn install(b: &'a Board, bundle: &Path) -> Self {
+        let f = std::fs::File::open(bundle).unwrap();
+        let st = Command::new(root().join("scripts/board.sh"))
+            .args(["ssh", &b.name])
+            .arg(
+                "rm -rf /opt/whosent-staprun && mkdir -p /opt/whosent-staprun /usr/local/bin \
+                 && tar -xzf - -C /opt/whosent-staprun \
+                 && printf '#!/bin/sh\\nexec /opt/whosent-staprun/run-staprun \"$@\"\\n' > /usr/local/bin/staprun \
+                 && chmod 755 /usr/local/bin/staprun",
+            )
+            .stdin(f)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        BoardStaprun(b)
+    }
+}
+
+impl Drop for BoardStaprun<'_> {
+    fn drop(&mut self) {
+        self.0
+            .ssh("rm -rf /opt/whosent-staprun /usr/local/bin/staprun");
+    }
+}
+
+#[test]
+fn the_boards_own_staprun_is_used() {
+    let Some((b, s)) = ready("the_boards_own_staprun_is_used") else {
+        return;
+    };
+    let _g = exclusive(&b.name);
+    let _staprun = BoardStaprun::install(&b, &s.bundle);
+    assert_eq!(b.ssh("command -v staprun").trim(), "/usr/local/bin/staprun");
+    let v = victim(&b);
+    let args = [
+        strs(&[
+            "--json",
+            "--sig",
+            "TERM",
+            "--pid",
+            &v.to_string(),
+            "--count",
+            "1",
+        ]),
+        stap_flags(s, false),
+    ]
+    .concat();
+    let session = {
+        let b = b.clone();
+        std::thread::spawn(move || run(&b, &args))
+    };
+    assert!(
+        eventually(T, || !modules(&b).is_empty()),
+        "the module never showed up in /proc/modules"
+    );
+    let shell = kill_on_board(&b, "TERM", v);
+    let (st, out, err) = session.join().unwrap();
+    assert_eq!(st, 0, "{out}");
+    assert!(err.contains("using the board's staprun"), "{err}");
+    assert!(!err.contains("and staprun ("), "no bundle pushed: {err}");
+    let sig = out
+        .lines()
+        .map(json)
+        .find(|r| r["type"] == "signal")
+        .unwrap();
+    assert_eq!(sig["sender"]["pid"], shell);
+    assert_eq!(sig["target"]["pid"], v);
+    assert_clean(&b);
+}
+
 // ---- bad input: a clear error, exit 2, nothing left on the board ----
 
 #[test]
