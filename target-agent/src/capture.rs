@@ -32,8 +32,6 @@ pub struct Capture {
     pub tasks: TaskLayouts,
     pub page: PageLayout,
     pub filter: String,
-    /// The instance stamps events with CLOCK_MONOTONIC (`mono`, 4.0+).
-    pub mono_clock: bool,
     pub table: ProcTable,
     // Field order matters: readers must close before the instance is
     // removed, the instance before the probe, and fields drop in
@@ -122,8 +120,6 @@ pub fn start(o: &Options) -> Result<Capture> {
 
     let instance = Instance::create(&root)?;
     instance.set("buffer_size_kb", &o.buffer_kb.to_string())?;
-    // Before any event: changing the clock clears the buffer.
-    let mono_clock = instance.set("trace_clock", "mono").is_ok();
     // Wake the reader on any data (Linux 6.x defaults to half full).
     let _ = instance.set("buffer_percent", "0");
     let filter = filter::build(&o.query);
@@ -138,28 +134,12 @@ pub fn start(o: &Options) -> Result<Capture> {
             instance.set(&format!("events/{ev}/enable"), "1")?;
         }
     }
-    let mut argv_probe = None;
-    if o.lineage {
-        argv_probe = ArgvProbe::create(&root, &instance);
-        if let Some(p) = argv_probe.as_mut() {
-            let f = read_format(&root, &format!("events/{}/format", p.event))?;
-            if tasks.add_argv(&f).is_ok() {
-                p.enable(&instance)?;
-            }
-        } else {
-            eprintln!("whosent-agent: note: no argv uprobe here; command lines of programs that exit at once may be missing");
-        }
-    }
     let readers = Readers::open(&instance.dir)?;
     instance.set("events/signal/signal_generate/enable", "1")?;
 
     // Learn the watched processes now: a SIGKILL target is usually gone
-    // by the time its event is read. With the events already on, every
-    // process is either in the snapshot or born in the trace.
+    // by the time its event is read.
     let mut table = ProcTable::new("/proc");
-    if o.lineage {
-        table.snapshot();
-    }
     for &t in target_tids.iter().chain(&sender_tids) {
         table.lookup(t);
     }
@@ -169,10 +149,30 @@ pub fn start(o: &Options) -> Result<Capture> {
         tasks,
         page,
         filter,
-        mono_clock,
         table,
         readers,
         instance,
-        argv_probe,
+        argv_probe: None,
     })
+}
+
+impl Capture {
+    /// What lineage needs beyond the signals, done before `ready` so that
+    /// `ready` still means everything is live (it costs ~20 ms: the
+    /// kernel patches the loader in every process that maps it to enable
+    /// the uprobe; `--no-lineage` skips it). The task events are on
+    /// already, so every process is either in the /proc snapshot or born
+    /// in the trace.
+    pub fn add_lineage(&mut self) {
+        self.argv_probe = ArgvProbe::create(&self.tracefs, &self.instance).and_then(|mut p| {
+            let f = read_format(&self.tracefs, &format!("events/{}/format", p.event)).ok()?;
+            self.tasks.add_argv(&f).ok()?;
+            p.enable(&self.instance).ok()?;
+            Some(p)
+        });
+        if self.argv_probe.is_none() {
+            eprintln!("whosent-agent: note: no argv uprobe here; command lines of programs that exit at once may be missing");
+        }
+        self.table.snapshot();
+    }
 }

@@ -39,6 +39,9 @@ pub const MAX_LINEAGE: usize = 16;
 pub struct ProcTable {
     proc_root: String,
     map: HashMap<i32, Proc>,
+    /// Changes whenever an entry may have: a lineage computed at the
+    /// same generation is still right.
+    pub generation: u64,
 }
 
 impl ProcTable {
@@ -46,6 +49,7 @@ impl ProcTable {
         ProcTable {
             proc_root: proc_root.to_string(),
             map: HashMap::new(),
+            generation: 0,
         }
     }
 
@@ -77,19 +81,26 @@ impl ProcTable {
     /// Reads /proc for `tid` and fills in what the events could not
     /// tell; what they told stays.
     fn refresh(&mut self, tid: i32) {
-        let Some(fresh) = self.read_proc(tid) else {
+        let root = &self.proc_root;
+        let Some(t) = procfs::task(root, tid) else {
             return;
         };
+        self.generation += 1;
         let e = self.map.entry(tid).or_default();
-        e.tgid = e.tgid.or(fresh.tgid);
-        e.ppid = e.ppid.or(fresh.ppid);
-        e.uid = e.uid.or(fresh.uid);
-        e.exe = e.exe.take().or(fresh.exe);
-        e.cmdline = e.cmdline.take().or(fresh.cmdline);
-        if e.comm.is_empty() {
-            e.comm = fresh.comm;
+        e.tgid = e.tgid.or(Some(t.tgid));
+        e.ppid = e.ppid.or(Some(t.ppid));
+        e.uid = e.uid.or(Some(t.uid));
+        // Only what is missing: this runs at every exec.
+        if e.exe.is_none() {
+            e.exe = procfs::exe(root, t.tgid);
         }
-        e.nstgid = fresh.nstgid;
+        if e.cmdline.is_none() {
+            e.cmdline = procfs::cmdline(root, t.tgid);
+        }
+        if e.comm.is_empty() {
+            e.comm = t.comm;
+        }
+        e.nstgid = t.nstgid;
         e.read = true;
     }
 
@@ -126,6 +137,7 @@ impl ProcTable {
     }
 
     pub fn apply(&mut self, ev: &TaskEvent) {
+        self.generation += 1;
         if self.map.len() >= MAX_ENTRIES {
             self.map.retain(|_, p| !p.exited);
         }

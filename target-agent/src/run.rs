@@ -14,7 +14,9 @@ use whosent_ftrace::page::Page;
 use whosent_ftrace::signal_generate::RawSignal;
 use whosent_ftrace::task_events::TaskEvent;
 use whosent_proto::query::Query;
-use whosent_proto::record::{End, EndReason, Lost, Outcome, Ready, SignalEvent, Task};
+use whosent_proto::record::{
+    lineage_json, End, EndReason, Lost, Outcome, Ready, SignalEvent, Task,
+};
 use whosent_proto::render;
 
 /// Pages read from one CPU before moving on, so that a storm on one CPU
@@ -147,15 +149,18 @@ fn merge<T>(a: Vec<T>, b: Vec<T>, key: impl Fn(&T) -> u64) -> Vec<T> {
     }
 }
 
-/// How far behind the clock read before a CPU's buffer is drained an
-/// event may still be committing (an interrupted writer on that CPU).
-const COMMIT_SLACK_NS: u64 = 1_000_000;
-
-fn monotonic_ns() -> u64 {
-    // SAFETY: clock_gettime fills the zeroed timespec.
-    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+/// The sender's lineage as JSON, walked and encoded once per sender and
+/// table generation: in a storm from one sender, once.
+fn cached_lineage<'c>(
+    cache: &'c mut (i32, u64, String),
+    table: &mut ProcTable,
+    pid: i32,
+) -> &'c str {
+    if cache.0 != pid || cache.1 != table.generation {
+        let l = table.lineage(pid);
+        *cache = (pid, table.generation, lineage_json(&l));
+    }
+    &cache.2
 }
 
 struct Loop<'a> {
@@ -170,6 +175,10 @@ struct Loop<'a> {
     items: Vec<Item>,
     /// Every CPU's events up to this time have been read.
     horizon: u64,
+    /// The latest event time read so far.
+    seen: u64,
+    /// (pid, table generation, lineage JSON) of the last sender.
+    lineage: (i32, u64, String),
 }
 
 impl Loop<'_> {
@@ -181,18 +190,17 @@ impl Loop<'_> {
     /// before that was read; the agent may even be stopped between the
     /// two). Applying those out of order would name the child before its
     /// fork is known, so `horizon` says how far the merged order is
-    /// final: a CPU read to empty is complete up to the clock read just
-    /// before (the instance uses the `mono` trace clock), one cut at
-    /// PAGES_PER_ROUND up to its last event.
+    /// final: a CPU read to empty has given every event older than any
+    /// event read before it, one cut at PAGES_PER_ROUND every event up
+    /// to its last. A round that reads nothing releases what is left.
     fn drain(&mut self) -> Result<usize> {
         let mut n = 0;
         let mut horizon = u64::MAX;
         for i in 0..self.cap.readers.cpus.len() {
-            let mut complete = monotonic_ns().saturating_sub(COMMIT_SLACK_NS);
-            let mut last = 0;
+            let (mut last, mut cut) = (0, false);
             for round in 1.. {
                 if round > PAGES_PER_ROUND {
-                    complete = last;
+                    cut = true;
                     break;
                 }
                 let r = &mut self.cap.readers.cpus[i];
@@ -234,14 +242,10 @@ impl Loop<'_> {
                     }
                 }
             }
-            horizon = horizon.min(complete);
+            self.seen = self.seen.max(last);
+            horizon = horizon.min(if cut { last } else { self.seen });
         }
-        // Without the mono clock the order is final per round only.
-        self.horizon = if self.cap.mono_clock {
-            horizon
-        } else {
-            u64::MAX
-        };
+        self.horizon = if n == 0 { u64::MAX } else { horizon };
         Ok(n)
     }
 
@@ -290,21 +294,29 @@ impl Loop<'_> {
                     }
                     // Only for matches: the walk costs a lookup per parent.
                     let mut e = e;
-                    if let Some(pid) = e
+                    let lineage = e
                         .running
                         .pid
-                        .filter(|_| self.o.lineage && e.sender().is_some())
-                    {
-                        e.running.lineage = Some(self.cap.table.lineage(pid));
-                    }
+                        .filter(|_| self.o.lineage && e.sender().is_some());
                     if self.out.human {
+                        if let Some(pid) = lineage {
+                            e.running.lineage = Some(self.cap.table.lineage(pid));
+                        }
                         self.out.buf.push_str(&render::signal_line(&e));
                         self.out.buf.push('\n');
                     } else {
-                        e.encode(&mut self.out.buf);
+                        let json = lineage
+                            .map(|pid| cached_lineage(&mut self.lineage, &mut self.cap.table, pid));
+                        e.encode_with(&mut self.out.buf, json);
                     }
                     self.signals += 1;
                     done = self.o.count.is_some_and(|c| self.signals >= c);
+                    // A round can hold thousands of records: write them
+                    // as they come rather than grow the buffer (a failed
+                    // write is seen by the loop's own flush).
+                    if self.out.buf.len() >= 1 << 20 {
+                        let _ = self.out.flush();
+                    }
                 }
             }
         }
@@ -346,7 +358,10 @@ pub fn run(o: &Options) -> Result<u64> {
         query: crate::pidns::resolve(&o.query, "/proc")?,
         ..o.clone()
     };
-    let cap = crate::capture::start(o)?;
+    let mut cap = crate::capture::start(o)?;
+    if o.lineage {
+        cap.add_lineage();
+    }
     let (release, arch) = uname();
     let mut out = Output {
         human: o.human,
@@ -366,6 +381,7 @@ pub fn run(o: &Options) -> Result<u64> {
     } else {
         ready.encode(&mut out.buf);
     }
+
     let mut l = Loop {
         o,
         lost_reported: vec![0; cap.readers.cpus.len()],
@@ -375,6 +391,8 @@ pub fn run(o: &Options) -> Result<u64> {
         signals: 0,
         items: Vec::new(),
         horizon: 0,
+        seen: 0,
+        lineage: (0, u64::MAX, String::new()),
     };
     // A deadline past what Instant can hold is no deadline.
     let deadline = o.duration.and_then(|d| Instant::now().checked_add(d));
@@ -393,7 +411,7 @@ pub fn run(o: &Options) -> Result<u64> {
             break EndReason::Count;
         }
         if n == 0 {
-            // Held-back events need only the clock to move on.
+            // Held-back events are released by the next round.
             let most = Duration::from_millis(if l.items.is_empty() { 200 } else { 2 });
             let left = deadline.map_or(most, |d| d.saturating_duration_since(Instant::now()));
             if l.wait(&stop, left.min(most)) && stop.stdin_closed() {

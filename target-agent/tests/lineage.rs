@@ -17,7 +17,17 @@ use std::time::Duration;
 const AGENT: &str = env!("CARGO_BIN_EXE_whosent-agent");
 const T: Duration = Duration::from_secs(10);
 
-/// Starts the agent and waits for its `ready` record.
+/// Whether the agent's argv uprobe is on in its instance (before
+/// `ready`; for `--human`, which prints no record, this is the sign).
+fn argv_probe_on(instance: &str) -> bool {
+    let group = instance.replace('-', "_");
+    std::fs::read_to_string(format!(
+        "/sys/kernel/tracing/instances/{instance}/events/{group}/argv/enable"
+    ))
+    .is_ok_and(|s| s.trim() == "1")
+}
+
+/// Starts the agent and waits for its `ready` record and its argv probe.
 fn ready_agent(args: &[&str]) -> (Proc, String) {
     let mut a = Proc::spawn(Command::new(AGENT).args(args));
     let l = a.until(T, |l| {
@@ -25,7 +35,9 @@ fn ready_agent(args: &[&str]) -> (Proc, String) {
     });
     let v: Value = serde_json::from_str(&l).unwrap();
     assert_eq!(v["type"], "ready", "agent failed: {l}");
-    (a, v["instance"].as_str().unwrap().to_string())
+    let inst = v["instance"].as_str().unwrap().to_string();
+    assert!(eventually(T, || argv_probe_on(&inst)), "no argv probe");
+    (a, inst)
 }
 
 /// The agent's instance, once signal_generate is on in it (the last
@@ -47,7 +59,8 @@ fn live_instance(pid: i32) -> Option<String> {
 fn human_agent(args: &[&str]) -> (Proc, String) {
     let h = Proc::spawn(Command::new(AGENT).arg("--human").args(args));
     assert!(
-        eventually(T, || live_instance(h.pid()).is_some()),
+        eventually(T, || live_instance(h.pid())
+            .is_some_and(|i| argv_probe_on(&i))),
         "the --human agent never started tracing"
     );
     let inst = live_instance(h.pid()).unwrap();

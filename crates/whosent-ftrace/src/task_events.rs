@@ -45,21 +45,20 @@ pub enum TaskEvent {
 /// The fetch arguments of the argv uprobe, placed on the ELF
 /// interpreter's entry point: there the stack holds `argc`, then the
 /// `argv` pointers, and the argument strings lie back to back from
-/// `argv[0]` (the ELF ABI's process stack), so two 512-byte arrays read
-/// the first 1 KiB of them. Fixed-size arrays, not `:string`: an event
+/// `argv[0]` (the ELF ABI's process stack), so one array reads the first
+/// 512 bytes of them (64 words, the most a probe array may have). A
+/// fixed-size array, not `:string`s: an event
 /// larger than a page makes the kernel warn (`trace_uprobe.c`), and the
 /// strings past `argc` are the environment, which whosent does not want.
 /// `$stackN` is the N-th word on the user stack (`trace_probe.c`).
-pub const ARGV_PROBE_ARGS: &str =
-    "argc=$stack0:u32 args0=+0($stack1):x64[64] args1=+512($stack1):x64[64]";
+pub const ARGV_PROBE_ARGS: &str = "argc=$stack0:u32 args=+0($stack1):x64[64]";
 
 #[derive(Debug, Clone)]
 struct Argv {
     id: u16,
     common_pid: Field,
     argc: Field,
-    args0: Field,
-    args1: Field,
+    args: Field,
 }
 
 #[derive(Debug, Clone)]
@@ -154,8 +153,7 @@ impl TaskLayouts {
             id: f.id,
             common_pid: r("common_pid")?,
             argc: r("argc")?,
-            args0: r("args0")?,
-            args1: r("args1")?,
+            args: r("args")?,
         });
         Ok(())
     }
@@ -192,11 +190,10 @@ impl TaskLayouts {
             });
         }
         if let Some(l) = self.argv.as_ref().filter(|l| l.id == id) {
-            let bytes = |f: &Field| rec.get(f.offset..f.offset + f.size);
-            let args = [bytes(&l.args0)?, bytes(&l.args1)?].concat();
+            let args = rec.get(l.args.offset..l.args.offset + l.args.size)?;
             return Some(TaskEvent::Argv {
                 tid: int(&l.common_pid)?,
-                cmdline: cmdline(&args, l.argc.int(rec)? as usize),
+                cmdline: cmdline(args, l.argc.int(rec)? as usize),
             });
         }
         None
@@ -308,11 +305,11 @@ mod tests {
     #[test]
     fn argv_from_the_probe_arrays() {
         // The layout the kernel gives ARGV_PROBE_ARGS (x86_64, 6.18).
-        let txt = "name: argv\nID: 2326\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:unsigned long __probe_ip;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:u32 argc;\toffset:16;\tsize:4;\tsigned:0;\n\tfield:u64 args0[];\toffset:20;\tsize:512;\tsigned:0;\n\tfield:u64 args1[];\toffset:532;\tsize:512;\tsigned:0;\n";
+        let txt = "name: argv\nID: 2326\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:unsigned long __probe_ip;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:u32 argc;\toffset:16;\tsize:4;\tsigned:0;\n\tfield:u64 args[];\toffset:20;\tsize:512;\tsigned:0;\n";
         let f = EventFormat::parse(txt.as_bytes()).unwrap();
         let mut l = TaskLayouts::default();
         l.add_argv(&f).unwrap();
-        let mut rec = vec![0xeeu8; 1044];
+        let mut rec = vec![0xeeu8; 532];
         rec[4..8].copy_from_slice(&77i32.to_ne_bytes());
         rec[16..20].copy_from_slice(&3u32.to_ne_bytes());
         let strings = b"/bin/kill\0-USR1\x00123\0HOME=/root\0";
@@ -324,10 +321,10 @@ mod tests {
                 cmdline: "/bin/kill -USR1 123".into()
             })
         );
-        // Arguments longer than both arrays are cut, and say so.
-        let mut long = vec![b'x'; 1024];
+        // Arguments longer than the array are cut, and say so.
+        let mut long = vec![b'x'; 512];
         long[1] = 0;
-        assert_eq!(cmdline(&long, 3), format!("x {}…", "x".repeat(1022)));
+        assert_eq!(cmdline(&long, 3), format!("x {}…", "x".repeat(510)));
         assert_eq!(cmdline(b"sh\0", 0), "");
     }
 }

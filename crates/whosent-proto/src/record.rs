@@ -289,23 +289,39 @@ fn task(o: &mut Obj, t: &Task) {
         .opt_ints("nspid", t.nspid.as_deref());
 }
 
-fn task_full(o: &mut Obj, t: &Task) {
+fn ancestor(o: &mut Obj, a: &Ancestor) {
+    o.int("pid", a.pid as i64)
+        .str("comm", &a.comm)
+        .opt_str("exe", a.exe.as_deref())
+        .opt_str("cmdline", a.cmdline.as_deref());
+}
+
+/// A lineage as its JSON array, for [`SignalEvent::encode_with`].
+pub fn lineage_json(l: &[Ancestor]) -> String {
+    let mut s = String::new();
+    crate::json::array(&mut s, l, ancestor);
+    s
+}
+
+fn task_full(o: &mut Obj, t: &Task, lineage: Option<&str>) {
     task(o, t);
     o.opt_int("uid", t.uid.map(i64::from))
         .opt_str("cmdline", t.cmdline.as_deref());
-    match &t.lineage {
-        Some(l) => o.arr("lineage", l, |o, a| {
-            o.int("pid", a.pid as i64)
-                .str("comm", &a.comm)
-                .opt_str("exe", a.exe.as_deref())
-                .opt_str("cmdline", a.cmdline.as_deref());
-        }),
-        None => o.null("lineage"),
+    match (lineage, &t.lineage) {
+        (Some(json), _) => o.raw("lineage", json),
+        (None, Some(l)) => o.arr("lineage", l, ancestor),
+        (None, None) => o.null("lineage"),
     };
 }
 
 impl SignalEvent {
     pub fn encode(&self, out: &mut String) {
+        self.encode_with(out, None);
+    }
+
+    /// As [`encode`](Self::encode), with the sender's lineage given as
+    /// [`lineage_json`] text: a storm from one sender encodes it once.
+    pub fn encode_with(&self, out: &mut String, lineage: Option<&str>) {
         let mut o = Obj::new(out);
         o.str("type", "signal")
             .secs("ts", self.ts_ns)
@@ -329,11 +345,11 @@ impl SignalEvent {
         o.str("context", self.context.as_str())
             .str("origin", self.origin().as_str());
         if self.context == Context::Task {
-            o.obj("sender", |o| task_full(o, &self.running));
+            o.obj("sender", |o| task_full(o, &self.running, lineage));
             o.null("running");
         } else {
             o.null("sender");
-            o.obj("running", |o| task_full(o, &self.running));
+            o.obj("running", |o| task_full(o, &self.running, None));
         }
         o.obj("target", |o| task(o, &self.target));
         o.close();
@@ -444,6 +460,23 @@ mod tests {
                 "\n"
             )
         );
+    }
+
+    #[test]
+    fn a_lineage_encoded_once_is_the_same() {
+        let e = ev();
+        let (mut a, mut b) = (String::new(), String::new());
+        e.encode(&mut a);
+        let json = lineage_json(e.running.lineage.as_deref().unwrap());
+        SignalEvent {
+            running: Task {
+                lineage: None,
+                ..e.running.clone()
+            },
+            ..e
+        }
+        .encode_with(&mut b, Some(&json));
+        assert_eq!(a, b);
     }
 
     #[test]
