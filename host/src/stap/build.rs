@@ -366,8 +366,9 @@ fn failed_pass(stderr: &str) -> String {
 pub fn hint(stderr: &str) -> String {
     let pass4 = stderr.contains("Pass 4:");
     if pass4 && stderr.contains("task_work_cancel") {
-        "the SystemTap runtime does not fit this kernel (task_work_cancel): pass a fitting runtime \
-         with -R DIR and the macros it needs with -D (docs/stap-notes.md, section 2)"
+        "the SystemTap runtime does not fit this kernel (task_work_cancel): without -R, whosent \
+         adapts SystemTap 4.8's own; else pass a runtime that fits with -R DIR and the macros it \
+         needs with -D (docs/stap-notes.md, section 2)"
             .into()
     } else if pass4 {
         "the module did not compile against this kernel tree: if the errors name a -D you gave, fix \

@@ -137,9 +137,12 @@ impl Params {
             .collect()
     }
 
-    /// What the `ready` record's `filter` says: the options, or "".
+    /// What the `ready` record's `filter` says: the options that filter
+    /// (not `max_events`), or "".
     pub fn describe(&self) -> String {
-        self.module_args().join(" ")
+        let mut filter = self.clone();
+        filter.max_events = 0;
+        filter.module_args().join(" ")
     }
 }
 

@@ -185,7 +185,9 @@ struct Session<'a, W: Write> {
     module: Option<String>,
     signals: u64,
     lost: u64,
-    ended: bool,
+    /// Why the module said `end`; the `end` record is written once the
+    /// stream is over, because stap's loss warnings come after it.
+    ended: Option<EndReason>,
     why: &'a AtomicU8,
     halt: &'a AtomicBool,
     err_buf: Vec<u8>,
@@ -201,11 +203,13 @@ impl<W: Write> Session<'_, W> {
         ssh::Flow::Continue
     }
 
-    fn stop(&self, why: u8) {
-        let _ = self
-            .why
-            .compare_exchange(WHY_NONE, why, Ordering::SeqCst, Ordering::SeqCst);
-        self.halt.store(true, Ordering::SeqCst);
+    fn reason(&self) -> Option<EndReason> {
+        match self.why.load(Ordering::SeqCst) {
+            WHY_COUNT => Some(EndReason::Count),
+            WHY_DURATION => Some(EndReason::Duration),
+            WHY_INTERRUPTED => Some(EndReason::Interrupted),
+            _ => None,
+        }
     }
 
     fn line(&mut self, raw: &[u8]) -> ssh::Flow {
@@ -232,22 +236,30 @@ impl<W: Write> Session<'_, W> {
                 }
                 self.signals += 1;
                 if self.count.is_some_and(|c| self.signals >= c) {
-                    self.stop(WHY_COUNT);
+                    let _ = self.why.compare_exchange(
+                        WHY_NONE,
+                        WHY_COUNT,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                    // With max_events the module stops by itself; a stop
+                    // from here would only race it.
+                    if self.plan.params.max_events == 0 {
+                        self.halt.store(true, Ordering::SeqCst);
+                    }
                 }
                 e.encode(&mut json);
                 self.emit(&json)
             }
             Ok(Line::End(end)) => {
                 let max = self.plan.params.max_events;
-                let reason = match self.why.load(Ordering::SeqCst) {
-                    WHY_COUNT => EndReason::Count,
-                    WHY_DURATION => EndReason::Duration,
-                    WHY_INTERRUPTED => EndReason::Interrupted,
-                    _ if max > 0 && end.matched >= max as u64 => EndReason::Count,
+                self.ended = Some(match self.reason() {
+                    Some(r) => r,
+                    None if max > 0 && end.matched >= max as u64 => EndReason::Count,
                     // Nobody here stopped it: stapio got a signal on the board.
-                    _ => EndReason::Terminated,
-                };
-                self.end(reason)
+                    None => EndReason::Terminated,
+                });
+                ssh::Flow::Continue
             }
             Ok(Line::Other(l)) => {
                 if !l.is_empty() {
@@ -263,10 +275,6 @@ impl<W: Write> Session<'_, W> {
     }
 
     fn end(&mut self, reason: EndReason) -> ssh::Flow {
-        if self.ended {
-            return ssh::Flow::Continue;
-        }
-        self.ended = true;
         let mut json = String::new();
         End {
             reason,
@@ -426,7 +434,7 @@ pub fn run(r: &RunArgs, host: &str, stop: &'static AtomicBool) -> Result<i32, Ho
         module: None,
         signals: 0,
         lost: 0,
-        ended: false,
+        ended: None,
         why: &why,
         halt: &halt,
         err_buf: Vec::new(),
@@ -477,19 +485,14 @@ pub fn run(r: &RunArgs, host: &str, stop: &'static AtomicBool) -> Result<i32, Ho
         Err(e) => return Err(e.into()),
     };
     if let Some(m) = sess.module.clone() {
-        if !sess.ended {
+        let reason = sess.ended.or_else(|| {
             eprintln!("whosent-deploy: warning: the module's session ended without its end line (status {status})");
-            let reason = match why.load(Ordering::SeqCst) {
-                WHY_COUNT => EndReason::Count,
-                WHY_DURATION => EndReason::Duration,
-                WHY_INTERRUPTED => EndReason::Interrupted,
-                _ => EndReason::Error,
-            };
-            sess.end(reason);
+            Some(sess.reason().unwrap_or(EndReason::Error))
+        });
+        if !sess.out_gone {
+            sess.end(reason.unwrap_or(EndReason::Error));
         }
-        if !sess.out_gone || stop.load(Ordering::SeqCst) {
-            still_loaded(&conn, &m)?;
-        }
+        still_loaded(&conn, &m)?;
     }
     Ok(sess.report.status(status))
 }
