@@ -16,7 +16,10 @@
 //! - [`vermagic`]: the built module's `.modinfo`, checked against the
 //!   board before anything is pushed;
 //! - [`parse`]: the module's TAB-separated lines into whosent records;
-//! - [`run`]: push, `staprun`, stream, unload, clean up.
+//! - [`staprun`]: the board's staprun and the sh that unloads the
+//!   module on every way out;
+//! - [`session`]: a session's lines into records;
+//! - [`run`]: the whole flow: checks, build, push, stream, clean up.
 
 pub mod build;
 pub mod params;
@@ -24,6 +27,8 @@ pub mod parse;
 pub mod run;
 pub mod runtime;
 pub mod script;
+pub mod session;
+pub mod staprun;
 pub mod tree;
 pub mod vermagic;
 

@@ -7,330 +7,33 @@
 //!    module, check the module's vermagic against the board.
 //! 4. Upload the module (and the bundle) into a private directory and
 //!    check their sha256 there.
-//! 5. Run [`wrapper`] on the board, turn the module's lines into
-//!    records as they come, stop it on count, duration or Ctrl-C.
-//!
-//! # Unloading on every way out
-//!
-//! stapio unloads the module when it gets SIGINT, SIGTERM or SIGHUP, or
-//! when the script calls `exit()` (`max_events`). What it does *not*
-//! notice is the SSH channel closing: exec commands run without a
-//! terminal, so no SIGHUP comes, and stapio does not read its stdin; it
-//! was seen to stay loaded after the connection dropped until its next
-//! write failed. So the board runs stapio under a small sh that turns
-//! EOF on stdin into SIGTERM: the host stops a session by closing stdin
-//! (count, duration, Ctrl-C, stdout gone), and a dropped connection or
-//! a killed whosent-deploy closes it too. The sh then checks
-//! /proc/modules and unloads a module stapio left behind, and removes
-//! the directory. The host checks /proc/modules once more at the end.
+//! 5. Run [`wrapper`] on the board and turn the module's lines into
+//!    records as they come ([`Session`]); stop on count, duration or
+//!    Ctrl-C. How the module is unloaded on every way out:
+//!    [`super::staprun`]. At the end the host checks /proc/modules once
+//!    more.
 
-use super::params::{self, Plan};
-use super::parse::{self, Line};
 use super::script::MODULE_NAME;
+use super::session::{Session, WHY_DURATION, WHY_INTERRUPTED, WHY_NONE};
+use super::staprun::{read_bundle, wrapper, Staprun};
 use super::tree::{self, Tree};
-use super::{build, other, vermagic};
+use super::{build, other, params, vermagic};
 use crate::board::Facts;
-use crate::build::Target as Arch;
 use crate::bundle::sha256_hex;
 use crate::cli::RunArgs;
 use crate::error::HostError;
 use crate::remote::{self, RemoteDir};
 use crate::report::Report;
 use crate::ssh::upload::quote;
-use crate::ssh::{self, Conn, SshError, UploadOpts};
-use std::io::{self, IsTerminal, Read, Write};
+use crate::ssh::{Conn, SshError, UploadOpts};
+use std::io::{self, IsTerminal};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
-use whosent_proto::query::Query;
-use whosent_proto::record::{End, EndReason, Ready};
 
-/// staprun's buffer in MB; the default (about 32 MB) is a lot for a
-/// small board, and signals are few (docs/stap-notes.md).
-const BUFFER_MB: u32 = 1;
 /// How long to wait for the board to unload after a stop that the
 /// SSH layer gave up on.
 const UNLOAD_WAIT: Duration = Duration::from_secs(15);
-
-/// How the board runs staprun.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Staprun {
-    /// The board's own `staprun` (in PATH).
-    Board,
-    /// The bundle's bytes; pushed and run as `DIR/rt/run-staprun`.
-    Bundle(Vec<u8>),
-}
-
-/// A `--staprun-bundle`, read and looked into.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bundle {
-    pub data: Vec<u8>,
-    /// `e_machine` of its `bin/staprun`.
-    pub machine: u16,
-}
-
-const BUNDLE_HINT: &str =
-    "build one with scripts/staprun-bundle.sh ARCH (a tar.gz with run-staprun, bin/ and lib/)";
-
-/// Reads and checks a `--staprun-bundle`: a tar.gz with `run-staprun`
-/// and an ELF `bin/staprun`.
-pub fn read_bundle(path: &Path) -> Result<Bundle, HostError> {
-    let data = std::fs::read(path).map_err(|e| {
-        other(
-            format!("cannot read --staprun-bundle {}: {e}", path.display()),
-            BUNDLE_HINT,
-        )
-    })?;
-    let bad = |why: String| {
-        other(
-            format!("--staprun-bundle {}: {why}", path.display()),
-            BUNDLE_HINT,
-        )
-    };
-    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(data.as_slice()));
-    let (mut runner, mut machine) = (false, None);
-    let entries = ar
-        .entries()
-        .map_err(|e| bad(format!("not a tar.gz ({e})")))?;
-    for e in entries {
-        let mut e = e.map_err(|e| bad(format!("not a tar.gz ({e})")))?;
-        let p = e
-            .path()
-            .map(|p| p.to_string_lossy().trim_start_matches("./").to_string());
-        match p.as_deref() {
-            Ok("run-staprun") => runner = true,
-            Ok("bin/staprun") => {
-                let mut head = [0u8; 20];
-                if e.read_exact(&mut head).is_ok() && head.starts_with(b"\x7fELF") {
-                    let m = [head[18], head[19]];
-                    machine = Some(if head[5] == 2 {
-                        u16::from_be_bytes(m)
-                    } else {
-                        u16::from_le_bytes(m)
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    if !runner {
-        return Err(bad("it has no run-staprun at its top".into()));
-    }
-    let machine = machine.ok_or_else(|| bad("it has no bin/staprun ELF binary".into()))?;
-    Ok(Bundle { data, machine })
-}
-
-impl Bundle {
-    /// Its staprun must run on the board.
-    fn check(self, arch: Arch, path: &Path) -> Result<Vec<u8>, HostError> {
-        if self.machine != arch.elf_machine() {
-            return Err(other(
-                format!(
-                    "--staprun-bundle {} holds a staprun for ELF machine {}, but the board is {}",
-                    path.display(),
-                    self.machine,
-                    arch.name()
-                ),
-                "build the bundle for the board's architecture (scripts/staprun-bundle.sh arm64|armhf|amd64)",
-            ));
-        }
-        Ok(self.data)
-    }
-}
-
-/// The sh the board runs; see the module docs. `staprun` is the
-/// command (already quoted), `args` the module options.
-pub fn wrapper(dir: &str, staprun: &str, args: &[String]) -> String {
-    let opts: Vec<String> = args.iter().map(|a| quote(a)).collect();
-    format!(
-        r#"d={dir}
-cd "$d" || exit 2
-exec 3<&0
-{staprun} -b {BUFFER_MB} -R ./{MODULE_NAME}.ko {opts} </dev/null 3<&- &
-p=$!
-trap '' PIPE
-(while read -r _; do :; done <&3; [ -d "$d" ] && kill -TERM "$p") >/dev/null 2>&1 &
-w=$!
-exec 3<&- 0</dev/null
-wait "$p"; st=$?
-kill "$w" 2>/dev/null
-n={MODULE_NAME}; s="_$p"
-m=$(echo "$n" | cut -c1-$((${{#n}} - ${{#s}})))$s
-if grep -q "^$m " /proc/modules 2>/dev/null; then
-  echo "whosent: stapio left $m loaded; unloading it" >&2
-  {staprun} -d "$m" >/dev/null 2>&1 || rmmod "$m" 2>/dev/null
-fi
-cd / && rm -rf "$d"
-exit "$st"
-"#,
-        dir = quote(dir),
-        opts = opts.join(" "),
-    )
-}
-
-/// Why the host stopped the session.
-const WHY_NONE: u8 = 0;
-const WHY_COUNT: u8 = 1;
-const WHY_DURATION: u8 = 2;
-const WHY_INTERRUPTED: u8 = 3;
-
-/// What the stream has seen so far, and the records it makes of it.
-struct Session<'a, W: Write> {
-    report: Report<W>,
-    query: &'a Query,
-    plan: &'a Plan,
-    count: Option<u64>,
-    facts: &'a Facts,
-    /// The name the module was loaded under, from its `ready` line.
-    module: Option<String>,
-    signals: u64,
-    lost: u64,
-    /// Why the module said `end`; the `end` record is written once the
-    /// stream is over, because stap's loss warnings come after it.
-    ended: Option<EndReason>,
-    why: &'a AtomicU8,
-    halt: &'a AtomicBool,
-    err_buf: Vec<u8>,
-    out_gone: bool,
-}
-
-impl<W: Write> Session<'_, W> {
-    fn emit(&mut self, json: &str) -> ssh::Flow {
-        if self.report.line(json.trim_end().as_bytes()).is_err() {
-            self.out_gone = true;
-            return ssh::Flow::Stop;
-        }
-        ssh::Flow::Continue
-    }
-
-    fn reason(&self) -> Option<EndReason> {
-        match self.why.load(Ordering::SeqCst) {
-            WHY_COUNT => Some(EndReason::Count),
-            WHY_DURATION => Some(EndReason::Duration),
-            WHY_INTERRUPTED => Some(EndReason::Interrupted),
-            _ => None,
-        }
-    }
-
-    fn line(&mut self, raw: &[u8]) -> ssh::Flow {
-        let text = String::from_utf8_lossy(raw);
-        let mut json = String::new();
-        match parse::parse_line(&text) {
-            Ok(Line::Ready(r)) => {
-                self.check_params(&r);
-                self.module = Some(r.module.clone());
-                Ready::new(
-                    "stap",
-                    &self.facts.release,
-                    &self.facts.arch,
-                    &r.module,
-                    &self.plan.params.describe(),
-                )
-                .encode(&mut json);
-                self.emit(&json)
-            }
-            Ok(Line::Signal(e)) => {
-                if !params::matches(self.query, &e) || self.count.is_some_and(|c| self.signals >= c)
-                {
-                    return ssh::Flow::Continue;
-                }
-                self.signals += 1;
-                if self.count.is_some_and(|c| self.signals >= c) {
-                    let _ = self.why.compare_exchange(
-                        WHY_NONE,
-                        WHY_COUNT,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    );
-                    // With max_events the module stops by itself; a stop
-                    // from here would only race it.
-                    if self.plan.params.max_events == 0 {
-                        self.halt.store(true, Ordering::SeqCst);
-                    }
-                }
-                e.encode(&mut json);
-                self.emit(&json)
-            }
-            Ok(Line::End(end)) => {
-                let max = self.plan.params.max_events;
-                self.ended = Some(match self.reason() {
-                    Some(r) => r,
-                    None if max > 0 && end.matched >= max as u64 => EndReason::Count,
-                    // Nobody here stopped it: stapio got a signal on the board.
-                    None => EndReason::Terminated,
-                });
-                ssh::Flow::Continue
-            }
-            Ok(Line::Other(l)) => {
-                if !l.is_empty() {
-                    eprintln!("{l}");
-                }
-                ssh::Flow::Continue
-            }
-            Err(e) => {
-                eprintln!("whosent-deploy: warning: {e}");
-                ssh::Flow::Continue
-            }
-        }
-    }
-
-    fn end(&mut self, reason: EndReason) -> ssh::Flow {
-        let mut json = String::new();
-        End {
-            reason,
-            signals: self.signals,
-            lost: self.lost,
-        }
-        .encode(&mut json);
-        self.emit(&json)
-    }
-
-    /// The `ready` line echoes the parameters as the module saw them.
-    fn check_params(&self, r: &parse::Ready) {
-        for (k, v) in self.plan.params.pairs() {
-            let want = match v {
-                params::ParamValue::Int(n) => n.to_string(),
-                params::ParamValue::Str(s) => s.to_string(),
-            };
-            if let Some(got) = r.param(k) {
-                if got != want {
-                    eprintln!(
-                        "whosent-deploy: warning: the module reports {k}={got:?}, but {want:?} was passed"
-                    );
-                }
-            }
-        }
-    }
-
-    /// stderr from the board, passed on line by line; stap's loss
-    /// warnings are counted as lost events.
-    fn stderr(&mut self, chunk: &[u8]) {
-        self.err_buf.extend_from_slice(chunk);
-        while let Some(nl) = self.err_buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.err_buf.drain(..=nl).collect();
-            let line = String::from_utf8_lossy(&line);
-            self.lost += lost_in(&line);
-            eprint!("{line}");
-        }
-    }
-}
-
-/// Events a stap warning says were lost: "skipped probes: N" (probes
-/// that could not run, runtime/translate) and "There were N transport
-/// failures" (runtime/transport/transport.c).
-pub fn lost_in(line: &str) -> u64 {
-    let after = |pat: &str| -> Option<u64> {
-        let rest = &line[line.find(pat)? + pat.len()..];
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
-    after("skipped probes: ")
-        .or_else(|| after("There were "))
-        .filter(|_| line.contains("skipped probes") || line.contains("transport failures"))
-        .unwrap_or(0)
-}
 
 fn check_flags(r: &RunArgs, host: &str) -> Result<(), HostError> {
     let bad = |m: &str| Err(HostError::Usage(m.into()));
@@ -425,21 +128,7 @@ pub fn run(r: &RunArgs, host: &str, stop: &'static AtomicBool) -> Result<i32, Ho
     report.quiet = r.capture.json && !io::stderr().is_terminal();
     let why = AtomicU8::new(WHY_NONE);
     let halt = AtomicBool::new(false);
-    let mut sess = Session {
-        report,
-        query: &q,
-        plan: &plan,
-        count: r.capture.count,
-        facts: &facts,
-        module: None,
-        signals: 0,
-        lost: 0,
-        ended: None,
-        why: &why,
-        halt: &halt,
-        err_buf: Vec::new(),
-        out_gone: false,
-    };
+    let mut sess = Session::new(report, &q, &plan, r.capture.count, &facts, &why, &halt);
     let deadline = r
         .capture
         .duration
@@ -479,22 +168,15 @@ pub fn run(r: &RunArgs, host: &str, stop: &'static AtomicBool) -> Result<i32, Ho
             // The stop reached the board; stapio takes its time. The
             // wrapper still unloads; wait for that here.
             eprintln!("whosent: the board is slow to unload the module; waiting");
-            wait_unloaded(&conn, sess.module.as_deref());
+            wait_unloaded(&conn, sess.module());
             0
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(m) = sess.module.clone() {
-        let reason = sess.ended.or_else(|| {
-            eprintln!("whosent-deploy: warning: the module's session ended without its end line (status {status})");
-            Some(sess.reason().unwrap_or(EndReason::Error))
-        });
-        if !sess.out_gone {
-            sess.end(reason.unwrap_or(EndReason::Error));
-        }
+    if let Some(m) = sess.finish(status) {
         still_loaded(&conn, &m)?;
     }
-    Ok(sess.report.status(status))
+    Ok(sess.status(status))
 }
 
 /// Uploads the module (and the bundle) into `dir`, checked; returns
@@ -640,38 +322,4 @@ fn still_loaded(conn: &Conn, module: &str) -> Result<(), HostError> {
         ));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loss_warnings() {
-        assert_eq!(
-            lost_in("WARNING: Number of errors: 0, skipped probes: 12\n"),
-            12
-        );
-        assert_eq!(
-            lost_in("WARNING: There were 3 transport failures. Try stap -s to increase the buffer size from 1.\n"),
-            3
-        );
-        assert_eq!(lost_in("There were 3 cats\n"), 0);
-        assert_eq!(lost_in("hello"), 0);
-    }
-
-    #[test]
-    fn the_wrapper_quotes_what_it_is_given() {
-        let w = wrapper(
-            "/tmp/whosent.ab12",
-            "staprun",
-            &["target_comm=\"it's me\"".into(), "target_sig=9".into()],
-        );
-        assert!(w.starts_with("d='/tmp/whosent.ab12'\n"), "{w}");
-        assert!(w.contains("staprun -b 1 -R ./whosent_session.ko 'target_comm=\"it'\\''s me\"' 'target_sig=9' </dev/null 3<&- &"), "{w}");
-        assert!(
-            w.contains("m=$(echo \"$n\" | cut -c1-$((${#n} - ${#s})))$s\n"),
-            "{w}"
-        );
-    }
 }
