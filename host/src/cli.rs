@@ -75,6 +75,9 @@ pub struct QueryArgs {
     /// Sending command name
     #[arg(long, value_name = "NAME")]
     pub sender_comm: Option<String>,
+    /// --pid and --sender-pid are pids inside the pid namespace of process PID (as seen on the board)
+    #[arg(long, value_name = "PID")]
+    pub pid_ns: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -15,7 +15,8 @@ pub fn from_args(q: &QueryArgs) -> Result<Query, HostError> {
         .chain(q.pid.iter().map(|v| ("--pid", v)))
         .chain(q.comm.iter().map(|v| ("--comm", v)))
         .chain(q.sender_pid.iter().map(|v| ("--sender-pid", v)))
-        .chain(q.sender_comm.iter().map(|v| ("--sender-comm", v)));
+        .chain(q.sender_comm.iter().map(|v| ("--sender-comm", v)))
+        .chain(q.pid_ns.iter().map(|v| ("--pid-ns", v)));
     for (flag, v) in pairs {
         out.parse_flag(flag, v).map_err(|e| HostError::Usage(e.0))?;
     }
