@@ -12,14 +12,18 @@ use whosent_ftrace::signal_generate::SignalLayout;
 use whosent_ftrace::text::{self, TextItem};
 
 fn fixture(board: &str, rel: &str) -> Vec<u8> {
-    let p = format!("{}/../../tests/fixtures/{board}/{rel}", env!("CARGO_MANIFEST_DIR"));
+    let p = format!(
+        "{}/../../tests/fixtures/{board}/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
 }
 
 fn check(board: &str, commit_size: usize) {
     let layout = PageLayout::parse(fixture(board, "events/header_page").as_slice()).unwrap();
     assert_eq!(layout.commit_size, commit_size);
-    let fmt = EventFormat::parse(fixture(board, "events/signal/signal_generate/format").as_slice()).unwrap();
+    let fmt = EventFormat::parse(fixture(board, "events/signal/signal_generate/format").as_slice())
+        .unwrap();
     let sig = SignalLayout::new(&fmt).unwrap();
     let raw = fixture(board, "per_cpu/cpu0/trace_pipe_raw");
     let page = Page::parse(&layout, &raw).unwrap();
@@ -37,12 +41,19 @@ fn check(board: &str, commit_size: usize) {
         })
         .collect();
     assert!(!text.is_empty());
-    assert_eq!(decoded.len(), text.len(), "{board}: raw and text disagree on the count");
+    assert_eq!(
+        decoded.len(),
+        text.len(),
+        "{board}: raw and text disagree on the count"
+    );
     for ((ts_us, r), t) in decoded.iter().zip(&text) {
         assert_eq!(*ts_us, t.ts_ns / 1000, "{board}: timestamp");
         assert_eq!(r.running_tid, t.running_tid);
         assert_eq!((r.sig, r.errno, r.code), (t.sig, t.errno, t.code));
-        assert_eq!((r.target_tid, r.target_comm.as_str()), (t.target_tid, t.target_comm.as_str()));
+        assert_eq!(
+            (r.target_tid, r.target_comm.as_str()),
+            (t.target_tid, t.target_comm.as_str())
+        );
         assert_eq!(r.group.map(i32::from), t.group);
         assert_eq!(r.result, t.result);
         assert_eq!(r.context, t.context);
