@@ -10,7 +10,7 @@ use crate::ssh;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use whosent_proto::query::Query;
-use whosent_proto::record::{End, EndReason, Ready};
+use whosent_proto::record::{End, EndReason, Ready, SignalEvent};
 
 /// Why the host stopped the session.
 pub const WHY_NONE: u8 = 0;
@@ -36,6 +36,8 @@ pub struct Session<'a, W: Write> {
     halt: &'a AtomicBool,
     err_buf: Vec<u8>,
     out_gone: bool,
+    /// Signal lines that came before the ready line.
+    early: Vec<SignalEvent>,
 }
 
 impl<'a, W: Write> Session<'a, W> {
@@ -64,6 +66,7 @@ impl<'a, W: Write> Session<'a, W> {
             halt,
             err_buf: Vec::new(),
             out_gone: false,
+            early: Vec::new(),
         }
     }
 
@@ -125,30 +128,23 @@ impl<'a, W: Write> Session<'a, W> {
                     &self.plan.params.describe(),
                 )
                 .encode(&mut json);
-                self.emit(&json)
-            }
-            Ok(Line::Signal(e)) => {
-                if !params::matches(self.query, &e) || self.count.is_some_and(|c| self.signals >= c)
-                {
-                    return ssh::Flow::Continue;
+                if self.emit(&json) == ssh::Flow::Stop {
+                    return ssh::Flow::Stop;
                 }
-                self.signals += 1;
-                if self.count.is_some_and(|c| self.signals >= c) {
-                    let _ = self.why.compare_exchange(
-                        WHY_NONE,
-                        WHY_COUNT,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    );
-                    // With max_events the module stops by itself; a stop
-                    // from here would only race it.
-                    if self.plan.params.max_events == 0 {
-                        self.halt.store(true, Ordering::SeqCst);
+                for e in std::mem::take(&mut self.early) {
+                    if self.signal(&e) == ssh::Flow::Stop {
+                        return ssh::Flow::Stop;
                     }
                 }
-                e.encode(&mut json);
-                self.emit(&json)
+                ssh::Flow::Continue
             }
+            // Each CPU's output reaches stapio on its own, so a signal
+            // line can overtake the ready line: hold it until then.
+            Ok(Line::Signal(e)) if self.module.is_none() => {
+                self.early.push(*e);
+                ssh::Flow::Continue
+            }
+            Ok(Line::Signal(e)) => self.signal(&e),
             Ok(Line::End(end)) => {
                 let max = self.plan.params.max_events;
                 self.ended = Some(match self.reason() {
@@ -180,6 +176,26 @@ impl<'a, W: Write> Session<'a, W> {
             lost: self.lost,
         }
         .encode(&mut json);
+        self.emit(&json)
+    }
+
+    fn signal(&mut self, e: &SignalEvent) -> ssh::Flow {
+        if !params::matches(self.query, e) || self.count.is_some_and(|c| self.signals >= c) {
+            return ssh::Flow::Continue;
+        }
+        self.signals += 1;
+        if self.count.is_some_and(|c| self.signals >= c) {
+            let _ =
+                self.why
+                    .compare_exchange(WHY_NONE, WHY_COUNT, Ordering::SeqCst, Ordering::SeqCst);
+            // With max_events the module stops by itself; a stop from
+            // here would only race it.
+            if self.plan.params.max_events == 0 {
+                self.halt.store(true, Ordering::SeqCst);
+            }
+        }
+        let mut json = String::new();
+        e.encode(&mut json);
         self.emit(&json)
     }
 
@@ -249,6 +265,12 @@ mod tests {
     }
 
     const SENDER: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sender.txt");
+    const SIGS: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sigs.txt");
+
+    /// The name the recorded module was loaded under.
+    fn module() -> &'static str {
+        SENDER.lines().next().unwrap().split('\t').nth(4).unwrap()
+    }
 
     /// Replays the board recording through a session, as the stream
     /// would; returns the JSON lines written and the session's flags.
@@ -273,7 +295,7 @@ mod tests {
                 assert_eq!(sess.line(l.as_bytes()), ssh::Flow::Continue);
             }
             sess.stderr(stderr.as_bytes());
-            assert_eq!(sess.finish(0).as_deref(), Some("whosent_ses_150"));
+            assert_eq!(sess.finish(0).as_deref(), Some(module()));
         }
         let lines = String::from_utf8(out)
             .unwrap()
@@ -300,7 +322,11 @@ mod tests {
             "{}",
             out[0]
         );
-        assert!(out[0].ends_with(r#","backend":"stap","kernel":"6.1.0-56-arm64","arch":"aarch64","instance":"whosent_ses_150","filter":"target_sig=9"}"#), "{}", out[0]);
+        let tail = format!(
+            r#","backend":"stap","kernel":"6.1.0-56-arm64","arch":"aarch64","instance":"{}","filter":"target_sig=9"}}"#,
+            module()
+        );
+        assert!(out[0].ends_with(&tail), "{}", out[0]);
         assert!(
             out[1].contains(r#""sig":9,"signame":"SIGKILL""#),
             "{}",
@@ -337,7 +363,8 @@ mod tests {
                 ("--sig", "USR1"),
                 ("--sig", "KILL"),
                 ("--sender-pid", "1"),
-                ("--sender-pid", "175"),
+                // `sigs P …` in sigs.txt: the sender of the USR1s.
+                ("--sender-pid", SIGS.split_whitespace().nth(1).unwrap()),
             ],
             Some(2),
             "",
@@ -354,5 +381,38 @@ mod tests {
             2
         );
         assert_eq!((why, halt), (WHY_COUNT, true));
+    }
+
+    #[test]
+    fn a_signal_line_before_the_ready_line_waits_for_it() {
+        let mut lines: Vec<&str> = SENDER.lines().collect();
+        lines.swap(0, 1);
+        let q = Query::default();
+        let plan = params::plan(&q, None).unwrap();
+        let facts = Facts::default();
+        let (why, halt) = (AtomicU8::new(WHY_NONE), AtomicBool::new(false));
+        let mut out = Vec::new();
+        {
+            let mut sess = Session::new(
+                Report::new(&mut out, true, None),
+                &q,
+                &plan,
+                None,
+                &facts,
+                &why,
+                &halt,
+            );
+            for l in lines {
+                sess.line(l.as_bytes());
+            }
+            sess.finish(0);
+        }
+        let out = String::from_utf8(out).unwrap();
+        let types: Vec<&str> = out
+            .lines()
+            .map(|l| &l[9..l[9..].find('"').unwrap() + 9])
+            .collect();
+        assert_eq!(types[..3], ["ready", "signal", "signal"], "{out}");
+        assert_eq!(types.len(), 11);
     }
 }
