@@ -119,6 +119,8 @@ pub fn generate(q: &Query, count: Option<u64>) -> Result<String, HostError> {
          // other queries at load time (staprun {MODULE_NAME}.ko target_sig=9).\n\
          // On the machine itself:  stap -g whosent.stp\n\
          // For a board:  stap -p4 -g -a ARCH -B CROSS_COMPILE=PREFIX -r BUILD_TREE -m {MODULE_NAME} whosent.stp\n\
+         //   (stap 4.8 against kernels with task_work_cancel_func, e.g. Debian 12's 6.1:\n\
+         //   add -R ADAPTED_RUNTIME -D STAPCONF_TASK_WORK_CANCEL_FUNC; docs/stap-notes.md)\n\
          //   then, there:  staprun {MODULE_NAME}.ko\n\
          {body}"
     ))
