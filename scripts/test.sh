@@ -13,3 +13,5 @@ echo "== tests" >&2
 # Tests that touch the kernel filter on their own pids, so they run in
 # parallel; two threads match this kind of machine.
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2
+echo "== benchmark smoke (small storms; proves the harness, not the figures)" >&2
+scripts/bench.sh --smoke
