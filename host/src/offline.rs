@@ -22,17 +22,7 @@ pub fn parse<R: BufRead, W: Write>(
         match item {
             Ok(TextItem::Signal(s)) => {
                 let e = s.into_event();
-                let sender = e.sender();
-                let keep = (q.sigs.is_empty() || q.sigs.contains(&e.sig))
-                    && (q.pids.is_empty()
-                        || q.pids.contains(&e.target.tid)
-                        || e.target.pid.is_some_and(|p| q.pids.contains(&p)))
-                    && q.comm.as_ref().is_none_or(|c| *c == e.target.comm)
-                    && (q.sender_pids.is_empty()
-                        || sender.is_some_and(|s| q.sender_pids.contains(&s.pid.unwrap_or(s.tid))))
-                    && q.sender_comm
-                        .as_ref()
-                        .is_none_or(|c| sender.is_some_and(|s| s.comm == *c));
+                let keep = q.matches(&e);
                 if !keep {
                     continue;
                 }

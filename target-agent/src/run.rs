@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use whosent_ftrace::page::Page;
 use whosent_ftrace::signal_generate::RawSignal;
 use whosent_ftrace::task_events::TaskEvent;
-use whosent_proto::query::Query;
 use whosent_proto::record::{
     lineage_json, End, EndReason, Lost, Outcome, Ready, SignalEvent, Task,
 };
@@ -91,20 +90,6 @@ fn task(table: &mut ProcTable, tid: i32, comm: Option<&str>, full: bool) -> Task
         nspid: (!p.nstgid.is_empty()).then(|| p.nstgid.clone()),
         lineage: None,
     }
-}
-
-fn matches(q: &Query, e: &SignalEvent) -> bool {
-    let sender = e.sender();
-    (q.sigs.is_empty() || q.sigs.contains(&e.sig))
-        && (q.pids.is_empty() || e.target.pid.is_some_and(|p| q.pids.contains(&p)))
-        && q.comm.as_ref().is_none_or(|c| *c == e.target.comm)
-        && (q.sender_pids.is_empty()
-            || sender
-                .and_then(|s| s.pid)
-                .is_some_and(|p| q.sender_pids.contains(&p)))
-        && q.sender_comm
-            .as_ref()
-            .is_none_or(|c| sender.is_some_and(|s| s.comm == *c))
 }
 
 /// Sorts `items` by `key`, stably, by merging its ascending runs: each
@@ -289,7 +274,7 @@ impl Loop<'_> {
                             ..target
                         },
                     };
-                    if !matches(&self.o.query, &e) {
+                    if !self.o.query.matches(&e) {
                         continue;
                     }
                     // Only for matches: the walk costs a lookup per parent.

@@ -4,6 +4,7 @@
 //! ([`Query::to_args`]); the agent parses them back with
 //! [`Query::parse_flag`]. Keeping both here means the two cannot drift.
 
+use crate::record::{SignalEvent, Task};
 use crate::signal;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,7 +46,30 @@ pub fn parse_pid(flag: &str, v: &str) -> Result<i32, QueryError> {
     }
 }
 
+/// A task's process id; when the process is unknown (a text trace, a
+/// task that exited unseen) its thread id stands in, which is exact for
+/// a process's main thread, whose tid is its pid.
+fn process_of(t: &Task) -> i32 {
+    t.pid.unwrap_or(t.tid)
+}
+
 impl Query {
+    /// Whether an event answers this query. The one definition every
+    /// backend and `parse` apply: the target by process, the sender only
+    /// in task context (in interrupt context nobody sent it).
+    pub fn matches(&self, e: &SignalEvent) -> bool {
+        let sender = e.sender();
+        (self.sigs.is_empty() || self.sigs.contains(&e.sig))
+            && (self.pids.is_empty() || self.pids.contains(&process_of(&e.target)))
+            && self.comm.as_ref().is_none_or(|c| *c == e.target.comm)
+            && (self.sender_pids.is_empty()
+                || sender.is_some_and(|s| self.sender_pids.contains(&process_of(s))))
+            && self
+                .sender_comm
+                .as_ref()
+                .is_none_or(|c| sender.is_some_and(|s| s.comm == *c))
+    }
+
     /// Applies one query flag; returns `Ok(false)` if `flag` is not a
     /// query flag.
     pub fn parse_flag(&mut self, flag: &str, value: &str) -> Result<bool, QueryError> {
@@ -126,6 +150,50 @@ mod tests {
         }
         assert_eq!(back, q);
         assert_eq!(q.sigs, vec![9, 37]);
+    }
+
+    #[test]
+    fn matches_by_process_and_credits_no_sender_in_interrupts() {
+        use crate::record::{Context, Outcome};
+        let task = |pid: Option<i32>, tid: i32, comm: &str| Task {
+            pid,
+            tid,
+            comm: comm.into(),
+            ..Default::default()
+        };
+        let mut e = SignalEvent {
+            ts_ns: 0,
+            cpu: 0,
+            sig: 9,
+            code: 0,
+            errno: 0,
+            group: Some(false),
+            result: Some(Outcome::Delivered),
+            context: Context::Task,
+            running: task(Some(7), 8, "kill"),
+            target: task(Some(100), 103, "worker"),
+        };
+        let q = |f: &[(&str, &str)]| {
+            let mut q = Query::default();
+            for (k, v) in f {
+                q.parse_flag(k, v).unwrap();
+            }
+            q
+        };
+        assert!(q(&[("--pid", "100"), ("--sig", "KILL")]).matches(&e));
+        assert!(
+            !q(&[("--pid", "103")]).matches(&e),
+            "a thread id is not the process"
+        );
+        assert!(q(&[("--sender-pid", "7"), ("--comm", "worker")]).matches(&e));
+        assert!(!q(&[("--sig", "TERM")]).matches(&e));
+        // Unknown process: the thread id stands in (exact for main threads).
+        e.target.pid = None;
+        assert!(q(&[("--pid", "103")]).matches(&e));
+        // In interrupt context nobody sent it.
+        e.context = Context::Hardirq;
+        assert!(!q(&[("--sender-comm", "kill")]).matches(&e));
+        assert!(q(&[("--sig", "9")]).matches(&e));
     }
 
     #[test]

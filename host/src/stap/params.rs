@@ -5,12 +5,11 @@
 //! built once. The script filters on one signal (or a mask), one target
 //! pid, one sender pid and two comms. What it cannot express (several
 //! pids, a comm with a `"`) is left to the host, which applies the whole
-//! query to every event anyway ([`matches`]), with the same meaning as
+//! query to every event anyway (`Query::matches`), with the same meaning as
 //! the ftrace agent.
 
 use crate::error::HostError;
 use whosent_proto::query::Query;
-use whosent_proto::record::SignalEvent;
 
 /// The script's parameters; 0 and "" mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -150,22 +149,6 @@ impl Params {
 pub enum ParamValue<'a> {
     Int(i64),
     Str(&'a str),
-}
-
-/// The query's meaning, as the ftrace agent applies it: target by tgid,
-/// sender only in task context (in interrupt context nobody sent it).
-pub fn matches(q: &Query, e: &SignalEvent) -> bool {
-    let sender = e.sender();
-    (q.sigs.is_empty() || q.sigs.contains(&e.sig))
-        && (q.pids.is_empty() || e.target.pid.is_some_and(|p| q.pids.contains(&p)))
-        && q.comm.as_ref().is_none_or(|c| *c == e.target.comm)
-        && (q.sender_pids.is_empty()
-            || sender
-                .and_then(|s| s.pid)
-                .is_some_and(|p| q.sender_pids.contains(&p)))
-        && q.sender_comm
-            .as_ref()
-            .is_none_or(|c| sender.is_some_and(|s| s.comm == *c))
 }
 
 #[cfg(test)]

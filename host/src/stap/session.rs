@@ -180,7 +180,7 @@ impl<'a, W: Write> Session<'a, W> {
     }
 
     fn signal(&mut self, e: &SignalEvent) -> ssh::Flow {
-        if !params::matches(self.query, e) || self.count.is_some_and(|c| self.signals >= c) {
+        if !self.query.matches(e) || self.count.is_some_and(|c| self.signals >= c) {
             return ssh::Flow::Continue;
         }
         self.signals += 1;
