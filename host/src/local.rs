@@ -54,13 +54,11 @@ pub fn run<W: Write>(
     let mut broken = false;
     for line in BufReader::new(stdout).split(b'\n') {
         let Ok(line) = line else { break };
-        if report.line(&line).is_err() {
-            // Our stdout is gone (`| head`): stop the agent, not an error.
+        // Once our stdout is gone (`| head`), stop the agent and only
+        // drain its output until it exits: not an error.
+        if !broken && report.line(&line).is_err() {
             broken = true;
             stop.store(true, Ordering::SeqCst);
-        }
-        if broken {
-            continue;
         }
     }
     let status = child

@@ -366,12 +366,10 @@ pub fn run(
 
     let mut report = Report::new(io::stdout().lock(), r.capture.json, Some(host.to_string()));
     report.quiet = r.capture.json && !io::stderr().is_terminal();
-    let mut out_gone = false;
     let status = conn.stream(
         &cmd,
         &mut |line| {
             if report.line(line).is_err() {
-                out_gone = true;
                 return ssh::Flow::Stop;
             }
             ssh::Flow::Continue
@@ -381,6 +379,5 @@ pub fn run(
         },
         stop,
     )?;
-    let _ = out_gone;
     Ok(report.status(status))
 }

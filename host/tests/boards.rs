@@ -41,35 +41,11 @@ fn json(l: &str) -> Value {
     serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))
 }
 
-/// Starts a victim on the board, detached from the SSH session.
-fn victim(b: &Board) -> i64 {
-    let pid: i64 = b
-        .ssh("sleep 600 </dev/null >/dev/null 2>&1 & echo $!")
-        .trim()
-        .parse()
-        .unwrap();
-    // Until it has exec'd, its comm is the shell's.
-    assert!(eventually(Duration::from_secs(5), || b
-        .ssh(&format!("cat /proc/{pid}/comm"))
-        .trim()
-        == "sleep"));
-    pid
-}
-
-/// Runs a kill on the board from a short-lived shell; returns that
-/// shell's pid as the board reports it.
-fn kill_on_board(b: &Board, sig: &str, pid: i64) -> i64 {
-    b.ssh(&format!("sh -c 'kill -{sig} {pid}; echo $$'"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// Deploys, kills a victim inside the board, and checks whosent's answer
-/// against the pids the board printed. Returns the agent's stderr lines.
+/// against the pids the board printed, and that nothing is left behind.
 fn kill_is_reported(b: &Board, extra: &[&str]) {
     let _g = exclusive(&b.name);
-    let v = victim(b);
+    let v = b.victim();
     let vs = v.to_string();
     let mut d = deploy(
         b,
@@ -83,7 +59,7 @@ fn kill_is_reported(b: &Board, extra: &[&str]) {
         l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
     }));
     assert_eq!(ready["type"], "ready", "{ready}");
-    let sender = kill_on_board(b, "TERM", v);
+    let sender = b.kill_from_shell("TERM", v);
     let e = json(&d.until(Duration::from_secs(20), |l| {
         l.contains(r#""type":"signal""#)
     }));

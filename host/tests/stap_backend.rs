@@ -186,29 +186,6 @@ fn assert_clean(b: &Board) {
     );
 }
 
-/// Starts a victim on the board, detached from the SSH session, and
-/// waits until it has exec'd (before that its comm is the shell's).
-fn victim(b: &Board) -> i64 {
-    let pid: i64 = b
-        .ssh("sleep 600 </dev/null >/dev/null 2>&1 & echo $!")
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(eventually(Duration::from_secs(5), || b
-        .ssh(&format!("cat /proc/{pid}/comm"))
-        .trim()
-        == "sleep"));
-    pid
-}
-
-/// Kills from a short-lived shell on the board; returns that shell's pid.
-fn kill_on_board(b: &Board, sig: &str, pid: i64) -> i64 {
-    b.ssh(&format!("sh -c 'kill -{sig} {pid}; echo $$'"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn keys(v: &Value) -> Vec<String> {
     let mut k: Vec<String> = v
         .as_object()
@@ -224,7 +201,7 @@ fn one_kill_traced_by_both_backends_gives_the_same_sender_and_target() {
         return;
     };
     let _g = exclusive(&b.name);
-    let v = victim(&b);
+    let v = b.victim();
     let q = strs(&[
         "--json",
         "--sig",
@@ -252,7 +229,7 @@ fn one_kill_traced_by_both_backends_gives_the_same_sender_and_target() {
     );
     assert_eq!(r_s["filter"], format!("target_sig=15 target_pid={v}"));
 
-    let shell = kill_on_board(&b, "TERM", v);
+    let shell = b.kill_from_shell("TERM", v);
     let e_f = json(&ftrace.until(T, is("signal")));
     let e_s = json(&stap.until(T, is("signal")));
     for e in [&e_f, &e_s] {
@@ -313,7 +290,7 @@ fn duration_stops_and_unloads() {
         return;
     };
     let _g = exclusive(&b.name);
-    let v = victim(&b).to_string();
+    let v = b.victim().to_string();
     let args = [
         strs(&["--json", "--sig", "USR2", "--pid", &v, "--duration", "3"]),
         stap_flags(s, true),
@@ -376,7 +353,7 @@ fn the_host_filters_and_counts_what_the_module_cannot() {
         return;
     };
     let _g = exclusive(&b.name);
-    let (v1, v2, other) = (victim(&b), victim(&b), victim(&b));
+    let (v1, v2, other) = (b.victim(), b.victim(), b.victim());
     let q = strs(&[
         "--json",
         "--sig",
@@ -394,9 +371,9 @@ fn the_host_filters_and_counts_what_the_module_cannot() {
         r["filter"], "target_sig=15",
         "no pid and no count in the module"
     );
-    kill_on_board(&b, "TERM", other);
-    kill_on_board(&b, "TERM", v1);
-    kill_on_board(&b, "TERM", v2);
+    b.kill_from_shell("TERM", other);
+    b.kill_from_shell("TERM", v1);
+    b.kill_from_shell("TERM", v2);
     let got: Vec<Value> = (0..2).map(|_| json(&d.until(T, is("signal")))).collect();
     let targets: Vec<i64> = got
         .iter()
@@ -450,7 +427,7 @@ fn the_boards_own_staprun_is_used() {
     let _g = exclusive(&b.name);
     let _staprun = BoardStaprun::install(&b, &s.bundle);
     assert_eq!(b.ssh("command -v staprun").trim(), "/usr/local/bin/staprun");
-    let v = victim(&b);
+    let v = b.victim();
     let args = [
         strs(&[
             "--json",
@@ -479,7 +456,7 @@ fn the_boards_own_staprun_is_used() {
         "",
         "no bundle pushed"
     );
-    let shell = kill_on_board(&b, "TERM", v);
+    let shell = b.kill_from_shell("TERM", v);
     let sig = json(&d.until(T, is("signal")));
     assert_eq!(sig["sender"]["pid"], shell);
     assert_eq!(sig["target"]["pid"], v);

@@ -197,6 +197,35 @@ impl Board {
         out
     }
 
+    /// Starts a victim (`sleep 600`) on the board, detached from the SSH
+    /// session, and waits until it has exec'd: before that its comm is
+    /// the shell's, and a signal would name the wrong target.
+    pub fn victim(&self) -> i64 {
+        let pid: i64 = self
+            .ssh("sleep 600 </dev/null >/dev/null 2>&1 & echo $!")
+            .trim()
+            .parse()
+            .unwrap();
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.ssh(&format!("cat /proc/{pid}/comm")).trim() != "sleep" {
+            assert!(
+                std::time::Instant::now() < end,
+                "victim {pid} never became sleep"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        pid
+    }
+
+    /// Sends `sig` to `pid` from a short-lived shell on the board; returns
+    /// that shell's pid as the board reports it.
+    pub fn kill_from_shell(&self, sig: &str, pid: i64) -> i64 {
+        self.ssh(&format!("sh -c 'kill -{sig} {pid}; echo $$'"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// What whosent may have left on the board: instances and files.
     pub fn leftovers(&self) -> String {
         self.ssh("ls /sys/kernel/tracing/instances 2>/dev/null | grep whosent; ls -d ${TMPDIR:-/tmp}/whosent* 2>/dev/null; true")

@@ -53,12 +53,22 @@ impl Conn {
     pub fn run(&self, cmd: &str) -> Result<Output, SshError> {
         let _busy = self.lock();
         let mut channel = open_exec(&self.session, cmd)?;
+        self.collect(&mut channel, cmd)
+    }
+
+    /// Runs an open channel to its end, collecting stdout and stderr.
+    /// The caller holds the session lock.
+    pub(crate) fn collect(
+        &self,
+        channel: &mut OwnedChannel<'_>,
+        cmd: &str,
+    ) -> Result<Output, SshError> {
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let never = AtomicBool::new(false);
         let status = pump(
             &self.session,
             self.fd,
-            &mut channel,
+            channel,
             cmd,
             &mut |d| {
                 stdout.extend_from_slice(d);

@@ -13,12 +13,12 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ssh2::Channel;
 
-use super::exec::{open_exec, pump, read_some, Flow, NonBlocking, OwnedChannel, Timeout};
+use super::exec::{open_exec, read_some, NonBlocking, Output, OwnedChannel, Timeout};
 use super::session::Conn;
 use super::SshError;
 
@@ -238,20 +238,11 @@ impl Conn {
     fn finish(&self, mut channel: OwnedChannel<'_>, cmd: &str) -> Result<(), SshError> {
         let _busy = self.lock();
         let _ = channel.send_eof();
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let never = AtomicBool::new(false);
-        let status = pump(
-            &self.session,
-            self.fd,
-            &mut channel,
-            cmd,
-            &mut |d| {
-                stdout.extend_from_slice(d);
-                Flow::Continue
-            },
-            &mut |d| stderr.extend_from_slice(d),
-            &never,
-        )?;
+        let Output {
+            status,
+            stdout,
+            mut stderr,
+        } = self.collect(&mut channel, cmd)?;
         if status != 0 {
             // scp reports errors on stdout after a \x01 or \x02 byte.
             stderr.extend(stdout.iter().filter(|b| **b >= b' ' || **b == b'\n'));
