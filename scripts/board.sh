@@ -25,8 +25,11 @@ RUN=${WHOSENT_RUN:-/tmp/whosent-boards}
 BOOT_TIMEOUT=${WHOSENT_BOARD_TIMEOUT:-60}
 KEY=$BOARDS/id_ed25519
 
-log() { printf 'board: %s\n' "$*" >&2; }
-die() { printf 'board: error: %s\n' "$*" >&2; exit 1; }
+PROG=board
+# shellcheck source=lib/steps.sh
+. "$SCRIPT_DIR/lib/steps.sh"
+# Each progress line names the step that runs next, for the error line.
+log() { step "$*"; printf 'board: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -399,8 +402,7 @@ build_board() {
 
     local work
     work=$(mktemp -d "$OUT/.work.XXXXXX")
-    # shellcheck disable=SC2064
-    trap "rm -rf '$work'" EXIT
+    on_exit "rm -rf '$work'"
     UNPACK=$work/unpack ROOT=$work/root
     mkdir -p "$UNPACK" "$ROOT"
     for p in "${PKGS[@]}"; do
@@ -532,7 +534,6 @@ EOF
     cp "$ROOT/etc/whosent-board.packages" "$OUT/packages"
     echo "$stamp" >"$OUT/stamp"
     rm -rf "$work"
-    trap - EXIT
     exec 8>&-
     log "built $ARCH-$VARIANT (kernel $KVER, initramfs $(du -h "$OUT/initramfs.cpio.gz" | cut -f1)) in $(elapsed "$t0")s"
 }
@@ -649,7 +650,9 @@ cmd_up() {
             -kernel "$OUT/vmlinuz" -initrd "$OUT/initramfs.cpio.gz"
             -append "console=ttyAMA0 rdinit=/init panic=-1 quiet cryptomgr.notests ${WHOSENT_BOARD_CMDLINE:-}"
             -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$p-:22"
-            -device virtio-net-pci,netdev=n0 -device virtio-rng-pci
+            # romfile=: no iPXE option ROM (efi-virtio.rom is in ipxe-qemu,
+            # only a Recommends of qemu-system-arm); -kernel boots need none.
+            -device virtio-net-pci,netdev=n0,romfile= -device virtio-rng-pci
             -display none -monitor none -serial "file:$dir/serial.log"
             -no-reboot -daemonize -pidfile "$dir/qemu.pid" -name "whosent-$name")
         t0=$(now)
@@ -658,9 +661,10 @@ cmd_up() {
             break
         fi
         if [[ -n $port ]] || ! grep -qi 'host forwarding\|address already in use' "$dir/qemu.stderr"; then
-            cat "$dir/qemu.stderr" >&2
+            local why
+            why=$(grep -v '^\s*$' "$dir/qemu.stderr" | head -n 2 | tr '\n' ' ')
             rm -rf "$dir"
-            die "qemu failed to start $name"
+            die "qemu failed to start $name: ${why:-no message}"
         fi
         log "port $p busy, retrying"
     done
@@ -677,11 +681,11 @@ cmd_up() {
     local deadline ready=0
     deadline=$(awk -v a="$t0" -v t="$BOOT_TIMEOUT" 'BEGIN { printf "%d", a + t }')
     fail() {
-        log "$name: $1; last serial lines ($dir/serial.log):"
-        tail -n 25 "$dir/serial.log" 2>/dev/null | sed 's/^/  | /' >&2 || true
+        local last
+        last=$(grep -av '^\s*$' "$dir/serial.log" 2>/dev/null | tail -n 1 | tr -cd '[:print:]' | cut -c1-120 || true)
         cp "$dir/serial.log" "$RUN/$name.failed-serial.log" 2>/dev/null || true
-        stop_board "$dir" quiet
-        die "$name did not come up (serial log kept in $RUN/$name.failed-serial.log)"
+        stop_board "$dir" quiet || true
+        die "$name did not come up: $1 (last serial line: '${last:-none}'; whole log: $RUN/$name.failed-serial.log)"
     }
     # 1. dropbear's line on the serial console (an earlier SSH probe is
     #    accepted by slirp and then stalls ~3 s in TCP retransmit)
@@ -698,7 +702,7 @@ cmd_up() {
             break
         fi
         qemu_alive "$pid" || fail "qemu exited during boot"
-        (($(date +%s) < deadline)) || { cat "$dir/ssh-probe.err" >&2; fail "SSH not answering within ${BOOT_TIMEOUT}s"; }
+        (($(date +%s) < deadline)) || fail "SSH not answering within ${BOOT_TIMEOUT}s ($(tail -n 1 "$dir/ssh-probe.err" 2>/dev/null))"
         sleep 0.2
     done
     local took
