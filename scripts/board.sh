@@ -774,7 +774,11 @@ cmd_ssh() {
     ssh_opts "$dir" "$(<"$dir/port")"
     local user=root
     if [[ ${1:-} == --user ]]; then user=${2:?}; shift 2; fi
-    exec ssh "${SSH_OPTS[@]}" "$user@127.0.0.1" "$@"
+    # Not exec, so the EXIT hooks (scripts/lib/steps.sh) run; the
+    # command's status is passed through without an error line.
+    local rc=0
+    ssh "${SSH_OPTS[@]}" "$user@127.0.0.1" "$@" || rc=$?
+    exit "$rc"
 }
 
 cmd_env() {

@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+echo "== setup check (every outside file comes from a package setup.sh names)" >&2
+scripts/setup.sh --check >/dev/null
 echo "== build" >&2
 cargo build --workspace --all-targets --locked
 echo "== tests" >&2

@@ -471,6 +471,46 @@ fn script(dir: &Path, name: &str, body: &str) {
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// gcc-arm-linux-gnueabihf without its Recommends (libc6-dev-armhf-cross):
+/// the linker is there but links nothing (issue #10). The gcc here is a
+/// stand-in that, like the real one without the package, prints the bare
+/// name back for `-print-file-name=crt1.o`.
+#[test]
+fn armv7_without_the_cross_libc_names_the_package() {
+    let dir = fresh_dir("no-cross-libc");
+    script(
+        &dir,
+        "arm-linux-gnueabihf-gcc",
+        "case \"$1\" in -print-file-name=*) echo \"${1#-print-file-name=}\" ;; *) exit 1 ;; esac",
+    );
+    // A rustup that has the glibc target but cannot add musl's.
+    script(
+        &dir,
+        "rustup",
+        "case \"$1 $2\" in\n\
+         \"target list\") echo armv7-unknown-linux-gnueabihf ;;\n\
+         \"target add\") echo \"error: component download failed for rust-std-$3\" >&2; exit 1 ;;\n\
+         *) exit 1 ;;\n\
+         esac",
+    );
+    let o = deploy(
+        &["build", "--target", "armv7"],
+        &fresh_dir("no-cross-libc-cache"),
+    )
+    .env(build::RUSTUP_ENV, dir.join("rustup"))
+    .env("PATH", path_without_cross(&dir))
+    .output()
+    .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(exit_code(&o), 2, "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.contains("has no C runtime (crt1.o)")
+            && last.contains("apt-get install libc6-dev-armhf-cross"),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_cross_builder_without_cross_is_a_clear_error() {
     let empty = fresh_dir("no-cross-bin");

@@ -18,7 +18,7 @@ mod toolchain;
 
 pub use builder::{Builder, LINK_DIR_ENV};
 pub use elf::{check_elf, parse as parse_elf, ElfInfo};
-pub use recipe::{GNUEABIHF_LINKER, GNUEABIHF_LINKER_PACKAGE};
+pub use recipe::{GNUEABIHF_LIBC_PACKAGE, GNUEABIHF_LINKER, GNUEABIHF_LINKER_PACKAGE};
 pub use target::{supported, Target, ALL};
 pub use toolchain::RUSTUP_ENV;
 
@@ -222,7 +222,25 @@ fn pick_triple(
             help: format!("install the Debian package {GNUEABIHF_LINKER_PACKAGE} (`apt-get install {GNUEABIHF_LINKER_PACKAGE}`), or use --builder cross"),
         });
     }
+    if builder == Builder::Local && !linker_has_crt1(GNUEABIHF_LINKER) {
+        return Err(HostError::Other {
+            message: format!("{GNUEABIHF_LINKER} is installed but has no C runtime (crt1.o) or static libc to link the armv7 agent with"),
+            help: format!("install the Debian package {GNUEABIHF_LIBC_PACKAGE} (`apt-get install {GNUEABIHF_LIBC_PACKAGE}`; {GNUEABIHF_LINKER_PACKAGE} only recommends it), or use --builder cross"),
+        });
+    }
     Ok(fallback)
+}
+
+/// Whether a gcc finds its target's crt1.o: `-print-file-name` prints
+/// the bare name back when the file is not in its search path.
+fn linker_has_crt1(gcc: &str) -> bool {
+    std::process::Command::new(gcc)
+        .arg("-print-file-name=crt1.o")
+        .output()
+        .is_ok_and(|o| {
+            let p = String::from_utf8_lossy(&o.stdout);
+            o.status.success() && Path::new(p.trim()).is_absolute() && Path::new(p.trim()).exists()
+        })
 }
 
 /// Writes `content` to `path` unless it is there already; through a

@@ -13,6 +13,10 @@ pub const DISCARD_EH_FILE: &str = "discard-eh.ld";
 /// Debian package that has it.
 pub const GNUEABIHF_LINKER: &str = "arm-linux-gnueabihf-gcc";
 pub const GNUEABIHF_LINKER_PACKAGE: &str = "gcc-arm-linux-gnueabihf";
+/// The C runtime and static libc that linker needs (crt1.o, crti.o,
+/// libc.a): only a Recommends of the gcc package, so a machine that
+/// installs without Recommends has the linker and cannot link.
+pub const GNUEABIHF_LIBC_PACKAGE: &str = "libc6-dev-armhf-cross";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipe {
