@@ -37,6 +37,7 @@ PKGS=(
   libc6-dev-armhf-cross      # ... with its crt1.o, crti.o and libc.a (only a Recommends of the gcc)
   openssh-client             # ssh, ssh-keygen
   openssh-server             # the local sshd the deploy tests log into
+  dropbear-bin               # the local dropbear server of the SSH tests (what boards run)
   sudo util-linux procps iproute2
   systemtap                  # the stap backend and its cross-builds
   trace-cmd bpftrace         # the benchmark's peers
@@ -71,6 +72,7 @@ FILES=(
   "ssh openssh-client the tests' and demo's SSH client"
   "ssh-keygen openssh-client test keys"
   "/usr/sbin/sshd openssh-server the local sshd of the deploy tests"
+  "/usr/sbin/dropbear dropbear-bin the local dropbear of the SSH tests (scripts/local-sshd.sh --dropbear)"
   "sudo sudo --sudo tests"
   "setpriv util-linux non-root and uid-changing senders in tests"
   "unshare util-linux pid-namespace tests"
