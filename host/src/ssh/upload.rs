@@ -28,6 +28,8 @@ pub enum UploadMethod {
     Scp,
     /// `cat > FILE` in an exec channel.
     Exec,
+    /// Written in place: the board is this machine (`--host local`).
+    Copy,
 }
 
 /// Options for [`Conn::upload_with`].
