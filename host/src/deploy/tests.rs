@@ -6,6 +6,7 @@ use super::flow::{self, Plan};
 use super::Backend;
 use crate::agent::Agent;
 use crate::error::{HostError, EXIT_STATUS};
+use crate::ssh::upload::quote;
 use crate::stap::backend::Stap;
 use crate::stap::staprun::Staprun;
 use crate::transport::fake::{Board, FakeBoard, Script, DIR};
@@ -60,7 +61,7 @@ fn fails(board: &FakeBoard, res: Result<i32, HostError>, message: &str, help: &s
     assert!(line.contains(message), "{line}");
     assert!(e.help().contains(help), "{}", e.help());
     assert_eq!(EXIT_STATUS, 2);
-    let rm = format!("rm -rf '{DIR}'");
+    let rm = format!("rm -rf {}", quote(DIR));
     assert!(
         board.log().iter().any(|c| c.contains(&rm)),
         "{:#?}",
@@ -84,13 +85,14 @@ fn a_good_board_gets_the_bundle_runs_the_agent_and_is_left_clean() {
         log.contains(&format!("upload {DIR}/bundle.tar.gz")),
         "{log:#?}"
     );
+    let agent = quote(&format!("{DIR}/whosent-agent"));
     assert!(log
         .iter()
-        .any(|c| c.starts_with(&format!("sha256sum '{DIR}/whosent-agent'"))));
+        .any(|c| c.starts_with(&format!("sha256sum {agent}"))));
     let run = log.last().unwrap();
     assert_eq!(
         run,
-        &format!("'{DIR}/whosent-agent' '--sig' '9'; st=$?; rm -rf '{DIR}'; exit $st")
+        &format!("{agent} --sig 9; st=$?; rm -rf {}; exit $st", quote(DIR))
     );
     assert!(board.files().is_empty(), "{:#?}", board.files().keys());
 }
@@ -247,10 +249,8 @@ fn sudo_as_a_user_login_prefixes_the_agent() {
     };
     assert_eq!(deploy(&board, &plan, &mut agent()).0.unwrap(), 0);
     let run = board.log().last().unwrap().clone();
-    assert!(
-        run.starts_with(&format!("sudo -n '{DIR}/whosent-agent' ")),
-        "{run}"
-    );
+    let agent = quote(&format!("{DIR}/whosent-agent"));
+    assert!(run.starts_with(&format!("sudo -n {agent} ")), "{run}");
 }
 
 const SENDER: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sender.txt");
@@ -285,12 +285,11 @@ fn stap_with_sudo_as_a_user_login_loads_through_sudo() {
         .rfind(|c| c.contains("; exit $st"))
         .unwrap()
         .clone();
+    // The wrapper runs through sudo, so the module is loaded as root.
+    assert!(run.starts_with("sudo -n sh -c "), "{run}");
+    assert!(run.contains(&format!("d={DIR}")), "{run}");
     assert!(
-        run.starts_with("sudo -n sh -c 'd='\\''/tmp/whosent.fake'\\''"),
-        "{run}"
-    );
-    assert!(
-        run.ends_with(&format!("; st=$?; rm -rf '{DIR}'; exit $st")),
+        run.ends_with(&format!("; st=$?; rm -rf {}; exit $st", quote(DIR))),
         "{run}"
     );
     let lines: Vec<&str> = out.lines().collect();
@@ -324,7 +323,7 @@ fn stap_as_root_loads_without_sudo() {
         .rfind(|c| c.contains("; exit $st"))
         .unwrap()
         .clone();
-    assert!(run.starts_with("sh -c 'd="), "{run}");
+    assert!(run.starts_with("sh -c ") && !run.contains("sudo"), "{run}");
     assert!(board
         .log()
         .contains(&format!("upload {DIR}/whosent_session.ko")));
