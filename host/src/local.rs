@@ -40,7 +40,8 @@ pub fn run(agent: &Path, args: &[String], json: bool, stop: &AtomicBool) -> Resu
             e,
         ));
     }
-    let mut cmd = quote(&agent.display().to_string());
+    // exec: the agent itself, not a shell, gets the stdin and signals.
+    let mut cmd = format!("exec {}", quote(&agent.display().to_string()));
     for a in args {
         cmd.push(' ');
         cmd.push_str(&quote(a));
