@@ -48,7 +48,7 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
         let mut stap = Stap::new(r, host)?;
         return deploy::run(r, host, &mut stap, stop);
     }
-    stap_flags_need_stap(r)?;
+    r.stap.only_for_stap()?;
     let q = query::from_args(&r.query)?;
     let args = query::agent_args(&q, &r.capture)?;
     let stop = interrupt::install();
@@ -59,23 +59,4 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
     }
     let mut agent = Agent::new(args, r.agent.clone());
     deploy::run(r, host, &mut agent, stop)
-}
-
-/// The SystemTap flags mean nothing to the ftrace agent: say so rather
-/// than ignore them.
-fn stap_flags_need_stap(r: &RunArgs) -> Result<(), HostError> {
-    let s = &r.stap;
-    let given = [
-        ("--kernel-build", s.kernel_build.is_some()),
-        ("--sysroot", s.sysroot.is_some()),
-        ("--staprun-bundle", s.staprun_bundle.is_some()),
-        ("-R/--stap-runtime", s.stap_runtime.is_some()),
-        ("-D", !s.define.is_empty()),
-    ];
-    match given.iter().find(|(_, g)| *g) {
-        Some((flag, _)) => Err(HostError::Usage(format!(
-            "{flag} is for --backend stap; add --backend stap, or drop it for the ftrace agent"
-        ))),
-        None => Ok(()),
-    }
 }

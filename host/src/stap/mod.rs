@@ -5,6 +5,7 @@
 //! release, arch, stap version): the query goes in as module parameters
 //! when `staprun` loads it on the board, so one build serves every
 //! query. The pieces, in the order a run uses them:
+//! - [`flags`]: its command-line flags;
 //! - [`params`]: the query as module parameters, and what only the host
 //!   can filter;
 //! - [`script`]: the template (`scripts/stap/whosent.stp`) and the
@@ -26,6 +27,7 @@
 
 pub mod backend;
 pub mod build;
+pub mod flags;
 pub mod lines;
 pub mod params;
 pub mod parse;
