@@ -111,7 +111,7 @@ impl Backend for Agent {
                 p.dir
             );
         } else {
-            let how = self.upload(p, self.arch.unwrap_or(Arch::Aarch64))?;
+            let how = self.upload(p, self.arch.expect("prepared"))?;
             verify()?;
             eprintln!(
                 "whosent: uploaded {how} to {}; sha256 verified on the board",

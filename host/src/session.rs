@@ -73,10 +73,6 @@ impl<'a> Session<'a> {
         }
     }
 
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// Why the host stopped the capture, if it did.
     pub fn why(&self) -> Option<EndReason> {
         self.stop.why()

@@ -13,8 +13,13 @@ use crate::transport::Transport;
 use std::time::{Duration, Instant};
 
 /// How long to wait for the board to unload after a stop that the
-/// SSH layer gave up on.
-const UNLOAD_WAIT: Duration = Duration::from_secs(15);
+/// SSH layer gave up on. Short in unit tests, where the fake board
+/// keeps a module loaded on purpose.
+const UNLOAD_WAIT: Duration = if cfg!(test) {
+    Duration::from_millis(600)
+} else {
+    Duration::from_secs(15)
+};
 
 /// Uploads the module (and the bundle) into the directory, checked;
 /// returns the staprun command to use there.
