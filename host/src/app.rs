@@ -1,28 +1,27 @@
 //! Dispatch from the parsed command line to the modules that do the
 //! work; returns the process exit status.
 
+use crate::agent::Agent;
 use crate::cli::{Backend, Cli, Cmd, RunArgs};
 use crate::error::HostError;
-use crate::report::Report;
-use crate::{interrupt, local, offline, query};
-use std::io::{self, BufReader, IsTerminal};
+use crate::stap::backend::Stap;
+use crate::{deploy, interrupt, local, offline, query};
+use std::io::{self, BufReader};
 use std::path::PathBuf;
 
 pub fn run(cli: Cli) -> Result<i32, HostError> {
     match cli.cmd {
         Some(Cmd::Parse(p)) => {
             let q = query::from_args(&p.query)?;
-            let mut report = Report::new(io::stdout().lock(), p.json, None);
-            report.quiet = true;
+            let mut out = io::stdout().lock();
             if p.file == "-" {
-                offline::parse(io::stdin().lock(), &q, &mut report)?;
+                offline::parse(io::stdin().lock(), &q, &mut out, p.json)
             } else {
                 let path = PathBuf::from(&p.file);
                 let f = std::fs::File::open(&path)
                     .map_err(|source| HostError::Input { path, source })?;
-                offline::parse(BufReader::new(f), &q, &mut report)?;
+                offline::parse(BufReader::new(f), &q, &mut out, p.json)
             }
-            Ok(report.status(0))
         }
         Some(Cmd::Build(b)) => crate::build::command(&b),
         Some(Cmd::Doctor(d)) => crate::doctor::command(&d),
@@ -46,38 +45,18 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
     if r.stap.backend == Backend::Stap {
         let stop = interrupt::install();
         interrupt::stop_when_stdout_closes();
-        return crate::stap::run::run(r, host, stop);
+        let mut stap = Stap::new(r, host)?;
+        return deploy::run(r, host, &mut stap, stop);
     }
-    stap_flags_need_stap(r)?;
+    r.stap.only_for_stap()?;
     let q = query::from_args(&r.query)?;
     let args = query::agent_args(&q, &r.capture)?;
     let stop = interrupt::install();
     interrupt::stop_when_stdout_closes();
     if host == "local" {
         let agent = local::find_agent(r.agent.as_deref())?;
-        let mut report = Report::new(io::stdout().lock(), r.capture.json, None);
-        report.quiet = !io::stderr().is_terminal() && r.capture.json;
-        let status = local::run(&agent, &args, &mut report, stop)?;
-        return Ok(report.status(status));
+        return local::run(&agent, &args, r.capture.json, stop);
     }
-    crate::remote::run(r, host, &args, stop)
-}
-
-/// The SystemTap flags mean nothing to the ftrace agent: say so rather
-/// than ignore them.
-fn stap_flags_need_stap(r: &RunArgs) -> Result<(), HostError> {
-    let s = &r.stap;
-    let given = [
-        ("--kernel-build", s.kernel_build.is_some()),
-        ("--sysroot", s.sysroot.is_some()),
-        ("--staprun-bundle", s.staprun_bundle.is_some()),
-        ("-R/--stap-runtime", s.stap_runtime.is_some()),
-        ("-D", !s.define.is_empty()),
-    ];
-    match given.iter().find(|(_, g)| *g) {
-        Some((flag, _)) => Err(HostError::Usage(format!(
-            "{flag} is for --backend stap; add --backend stap, or drop it for the ftrace agent"
-        ))),
-        None => Ok(()),
-    }
+    let mut agent = Agent::new(args, r.agent.clone());
+    deploy::run(r, host, &mut agent, stop)
 }

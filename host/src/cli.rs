@@ -4,6 +4,9 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The stap backend owns its flags; they are flattened into [`RunArgs`].
+pub use crate::stap::flags::StapArgs;
+
 const ABOUT: &str = "Who sent that signal? Cross-builds a small static agent, pushes it to a \
 board over SSH, traces signal:signal_generate there and prints who sent which signal to whom.";
 
@@ -155,36 +158,6 @@ pub enum Backend {
     Ftrace,
     /// A SystemTap module cross-compiled here and loaded with staprun on the board
     Stap,
-}
-
-const KERNEL_BUILD_HELP: &str = "The board kernel's build tree, as stap -r takes it: \
-lib/modules/RELEASE/build of a Yocto or Buildroot build, or of a Debian headers layout \
-(scripts/stap-kernel-tree.sh makes one for Debian kernels). Its release must be the board's `uname -r`.";
-
-const STAPRUN_BUNDLE_HELP: &str = "A tar.gz with run-staprun, bin/staprun, bin/stapio and \
-their libraries (scripts/staprun-bundle.sh builds one), pushed with the module and run from \
-there when the board has no staprun of its own.";
-
-/// The SystemTap backend: `--backend stap` and what it needs.
-#[derive(Debug, Args, Clone, Default)]
-#[command(next_help_heading = "SystemTap backend")]
-pub struct StapArgs {
-    /// Trace with the ftrace agent or with a SystemTap module
-    #[arg(long, value_enum, default_value_t = Backend::Ftrace, value_name = "BACKEND")]
-    pub backend: Backend,
-    #[arg(long, value_name = "DIR", long_help = KERNEL_BUILD_HELP)]
-    pub kernel_build: Option<PathBuf>,
-    /// A sysroot holding lib/modules/RELEASE/build for the board's release (instead of --kernel-build)
-    #[arg(long, value_name = "DIR", conflicts_with = "kernel_build")]
-    pub sysroot: Option<PathBuf>,
-    #[arg(long, value_name = "FILE", long_help = STAPRUN_BUNDLE_HELP)]
-    pub staprun_bundle: Option<PathBuf>,
-    /// stap -R: use this SystemTap runtime (turns off whosent's own runtime adaptation)
-    #[arg(short = 'R', long = "stap-runtime", value_name = "DIR")]
-    pub stap_runtime: Option<PathBuf>,
-    /// stap -D: a C macro for the module build (repeatable), e.g. -D MAXSKIPPED=1000
-    #[arg(short = 'D', value_name = "NAME[=VALUE]")]
-    pub define: Vec<String>,
 }
 
 #[derive(Debug, Args)]

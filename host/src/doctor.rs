@@ -5,8 +5,8 @@
 use crate::board::Facts;
 use crate::build::Target as Arch;
 use crate::cli::DoctorArgs;
+use crate::deploy;
 use crate::error::HostError;
-use crate::remote;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -151,8 +151,8 @@ pub fn can_deploy(rows: &[Row]) -> bool {
 }
 
 pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
-    let (target, conn) = remote::connect(&d.ssh)?;
-    let facts = remote::probe(&conn, d.sudo)?;
+    let (target, conn) = deploy::connect(&d.ssh)?;
+    let facts = deploy::probe::probe(&conn, d.sudo)?;
     let rows = findings(&facts, d.sudo);
     println!(
         "whosent doctor: {}@{}:{}",

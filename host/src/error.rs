@@ -23,7 +23,22 @@ pub enum HostError {
     Other { message: String, help: String },
 }
 
+/// The exit status of every error.
+pub const EXIT_STATUS: i32 = 2;
+
 impl HostError {
+    pub fn other(message: impl Into<String>, help: impl Into<String>) -> HostError {
+        HostError::Other {
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+
+    /// The one line main prints for this error on stderr.
+    pub fn line(&self) -> String {
+        format!("whosent-deploy: error: {self} (help: {})", self.help())
+    }
+
     pub fn help(&self) -> String {
         match self {
             HostError::Usage(_) => "see `whosent-deploy --help`".into(),

@@ -1,19 +1,23 @@
 //! whosent-deploy as a library: the binary is glue over these modules.
 
+pub mod agent;
 pub mod app;
 pub mod board;
 pub mod build;
 pub mod bundle;
 pub mod cli;
 pub mod completions;
+pub mod deploy;
 pub mod doctor;
 pub mod error;
 pub mod interrupt;
 pub mod local;
 pub mod offline;
 pub mod password;
+pub mod progress;
 pub mod query;
-pub mod remote;
 pub mod report;
+pub mod session;
 pub mod ssh;
 pub mod stap;
+pub mod transport;

@@ -1,14 +1,17 @@
 //! `--host local`: the same agent and record stream as on a board,
-//! without SSH. The agent's stdin is a pipe, so closing it stops the
-//! agent exactly as a dropped SSH session would.
+//! without SSH ([`crate::transport::local`]). The agent's stdin is a
+//! pipe, so closing it stops the agent exactly as a dropped SSH session
+//! would.
 
 use crate::error::HostError;
 use crate::report::Report;
-use std::io::{BufRead, BufReader, Write};
+use crate::session::{Limits, Session, Stop};
+use crate::ssh::upload::quote;
+use crate::transport::local::Local;
+use crate::transport::Transport;
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
 
 /// The agent for this machine: `--agent`, `WHOSENT_AGENT`, or the
 /// `whosent-agent` installed next to whosent-deploy.
@@ -28,41 +31,35 @@ pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf, HostError> {
     Err(HostError::NoLocalAgent(sibling))
 }
 
-pub fn run<W: Write>(
-    agent: &Path,
-    args: &[String],
-    report: &mut Report<W>,
-    stop: &'static AtomicBool,
-) -> Result<i32, HostError> {
-    let mut child = Command::new(agent)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| HostError::Io(format!("cannot start {}", agent.display()), e))?;
-    let stdin = child.stdin.take();
-    // Closing the agent's stdin is the one way to stop it that works the
-    // same here and over SSH.
-    std::thread::spawn(move || {
-        let _stdin = stdin;
-        while !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    let stdout = child.stdout.take().expect("stdout was piped");
-    let mut broken = false;
-    for line in BufReader::new(stdout).split(b'\n') {
-        let Ok(line) = line else { break };
-        // Once our stdout is gone (`| head`), stop the agent and only
-        // drain its output until it exits: not an error.
-        if !broken && report.line(&line).is_err() {
-            broken = true;
-            stop.store(true, Ordering::SeqCst);
-        }
+/// Runs the agent here and reports its records; returns the exit status.
+pub fn run(agent: &Path, args: &[String], json: bool, stop: &AtomicBool) -> Result<i32, HostError> {
+    // sh would report a missing agent as status 127; say which file.
+    if let Err(e) = std::fs::metadata(agent) {
+        return Err(HostError::Io(
+            format!("cannot start {}", agent.display()),
+            e,
+        ));
     }
-    let status = child
-        .wait()
-        .map_err(|e| HostError::Io("waiting for the agent".into(), e))?;
-    Ok(status.code().unwrap_or(2))
+    // exec: the agent itself, not a shell, gets the stdin and signals.
+    let mut cmd = format!("exec {}", quote(&agent.display().to_string()));
+    for a in args {
+        cmd.push(' ');
+        cmd.push_str(&quote(a));
+    }
+    let mut out = io::stdout().lock();
+    let mut report = Report::new(&mut out as &mut dyn Write, json, None);
+    report.quiet = !io::stderr().is_terminal() && json;
+    let halt = Stop::default();
+    let mut session = Session::new(report, Limits::default(), &halt);
+    // Once our stdout is gone (`| head`), the stream stops the agent
+    // and only drains its output until it exits: not an error.
+    let status = Local.stream(
+        &cmd,
+        &mut |line| session.agent_line(line),
+        &mut |chunk| {
+            let _ = io::stderr().write_all(chunk);
+        },
+        stop,
+    )?;
+    Ok(session.status(status))
 }

@@ -3,56 +3,52 @@
 
 use crate::error::HostError;
 use crate::report::Report;
+use crate::session::{Limits, Session, Stop};
+use crate::transport::Flow;
 use std::io::{BufRead, Write};
 use whosent_ftrace::text::{self, TextItem};
+use whosent_proto::decode::Record;
 use whosent_proto::query::Query;
-use whosent_proto::record::{End, EndReason, Lost};
+use whosent_proto::record::{EndReason, Lost};
 
-/// Parses `input`, writing records through `report`. Malformed
-/// signal_generate lines are reported on stderr and skipped.
-pub fn parse<R: BufRead, W: Write>(
+/// Parses `input`, writing records to `out` (JSON Lines with `json`);
+/// returns the exit status. Malformed signal_generate lines are reported
+/// on stderr and skipped.
+pub fn parse<R: BufRead>(
     input: R,
     q: &Query,
-    report: &mut Report<W>,
-) -> Result<(), HostError> {
-    let mut buf = String::new();
-    let (mut signals, mut lost) = (0u64, 0u64);
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<i32, HostError> {
+    let mut report = Report::new(&mut *out as &mut dyn Write, json, None);
+    report.quiet = true;
+    let stop = Stop::default();
+    let mut session = Session::new(report, Limits::default(), &stop);
     for item in text::parse(input) {
-        buf.clear();
-        match item {
+        let flow = match item {
             Ok(TextItem::Signal(s)) => {
                 let e = s.into_event();
-                let keep = q.matches(&e);
-                if !keep {
+                if !q.matches(&e) {
                     continue;
                 }
-                signals += 1;
-                e.encode(&mut buf);
+                session.signal(e)
             }
             Ok(TextItem::Lost { cpu, count }) => {
-                lost += count.unwrap_or(0);
-                Lost {
+                let lost = Lost {
                     cpu: cpu.unwrap_or(0),
                     count,
-                }
-                .encode(&mut buf);
+                };
+                session.record(&Record::Lost(lost), None)
             }
             Err(e) => {
                 eprintln!("whosent-deploy: warning: {e}");
                 continue;
             }
-        }
-        if report.line(buf.as_bytes()).is_err() {
-            return Ok(());
+        };
+        if flow == Flow::Stop {
+            return Ok(session.status(0));
         }
     }
-    buf.clear();
-    End {
-        reason: EndReason::Eof,
-        signals,
-        lost,
-    }
-    .encode(&mut buf);
-    let _ = report.line(buf.as_bytes());
-    Ok(())
+    session.end(EndReason::Eof);
+    Ok(session.status(0))
 }

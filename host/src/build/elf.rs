@@ -2,16 +2,14 @@
 //! ELF header must name the board's machine and class, and it must be
 //! static, because a board may lack any C library (or have another one).
 //! Only the header, the program headers and the dynamic section are
-//! read; the layout is the System V gABI's (Linux `include/uapi/linux/elf.h`).
+//! read, with the `object` crate.
 
 use super::target::{Target, ELFCLASS32, ELFCLASS64, EM_AARCH64, EM_ARM, EM_X86_64};
 use crate::error::HostError;
+use object::elf;
+use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+use object::{Endian, Endianness};
 use std::path::Path;
-
-const PT_DYNAMIC: u32 = 2;
-const PT_INTERP: u32 = 3;
-const DT_NULL: u64 = 0;
-const DT_NEEDED: u64 = 1;
 
 /// What the checks need from an ELF file.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,126 +23,45 @@ pub struct ElfInfo {
     pub needed: usize,
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    le: bool,
-    wide: bool,
-}
-
-impl Reader<'_> {
-    fn bytes<const N: usize>(&self, at: usize) -> Result<[u8; N], String> {
-        at.checked_add(N)
-            .and_then(|end| self.b.get(at..end))
-            .map(|s| s.try_into().expect("slice of length N"))
-            .ok_or_else(|| format!("truncated at byte {at}"))
-    }
-    fn u16(&self, at: usize) -> Result<u16, String> {
-        let b = self.bytes::<2>(at)?;
-        Ok(if self.le {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        })
-    }
-    fn u32(&self, at: usize) -> Result<u32, String> {
-        let b = self.bytes::<4>(at)?;
-        Ok(if self.le {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    }
-    fn u64(&self, at: usize) -> Result<u64, String> {
-        let b = self.bytes::<8>(at)?;
-        Ok(if self.le {
-            u64::from_le_bytes(b)
-        } else {
-            u64::from_be_bytes(b)
-        })
-    }
-    /// A word: 4 bytes in a 32-bit file, 8 in a 64-bit one.
-    fn word(&self, at: usize) -> Result<u64, String> {
-        if self.wide {
-            self.u64(at)
-        } else {
-            self.u32(at).map(u64::from)
-        }
-    }
-}
-
-fn index(v: u64) -> Result<usize, String> {
-    usize::try_from(v).map_err(|_| format!("offset {v} is out of range"))
+/// The ELF machine (`e_machine`) of a file, if it is an ELF file.
+pub fn machine(b: &[u8]) -> Option<u16> {
+    parse(b).ok().map(|i| i.machine)
 }
 
 /// Reads the facts from a whole ELF file.
 pub fn parse(b: &[u8]) -> Result<ElfInfo, String> {
-    if b.get(..4) != Some(b"\x7fELF") {
-        return Err("no ELF magic".into());
+    match object::FileKind::parse(b) {
+        Ok(object::FileKind::Elf32) => parse_as::<elf::FileHeader32<Endianness>>(b),
+        Ok(object::FileKind::Elf64) => parse_as::<elf::FileHeader64<Endianness>>(b),
+        _ => Err("no ELF magic".into()),
     }
-    let class = *b.get(4).ok_or("truncated header")?;
-    if class != ELFCLASS32 && class != ELFCLASS64 {
-        return Err(format!("unknown ELF class {class}"));
-    }
-    let little_endian = match b.get(5) {
-        Some(1) => true,
-        Some(2) => false,
-        other => return Err(format!("unknown ELF data encoding {other:?}")),
-    };
-    let r = Reader {
-        b,
-        le: little_endian,
-        wide: class == ELFCLASS64,
-    };
-    let machine = r.u16(18)?;
-    // e_phoff, e_phentsize and e_phnum sit after the entry point, whose
-    // width depends on the class.
-    let (phoff, phentsize, phnum) = if r.wide {
-        (r.u64(32)?, r.u16(54)?, r.u16(56)?)
-    } else {
-        (u64::from(r.u32(28)?), r.u16(42)?, r.u16(44)?)
-    };
+}
+
+fn parse_as<H: FileHeader<Endian = Endianness>>(b: &[u8]) -> Result<ElfInfo, String> {
+    let err = |e: object::Error| e.to_string();
+    let h = H::parse(b).map_err(err)?;
+    let endian = h.endian().map_err(err)?;
     let mut info = ElfInfo {
-        class,
-        little_endian,
-        machine,
+        class: if h.is_class_64() {
+            ELFCLASS64
+        } else {
+            ELFCLASS32
+        },
+        little_endian: endian.is_little_endian(),
+        machine: h.e_machine(endian).0,
         interp: None,
         needed: 0,
     };
-    for i in 0..u64::from(phnum) {
-        let ph = index(
-            phoff
-                .checked_add(i * u64::from(phentsize))
-                .ok_or("program headers out of range")?,
-        )?;
-        let p_type = r.u32(ph)?;
-        // Elf64_Phdr puts p_flags before p_offset; Elf32_Phdr after p_filesz.
-        let (offset, filesz) = if r.wide {
-            (r.u64(ph + 8)?, r.u64(ph + 32)?)
-        } else {
-            (u64::from(r.u32(ph + 4)?), u64::from(r.u32(ph + 16)?))
-        };
-        let (start, len) = (index(offset)?, index(filesz)?);
-        let seg = start
-            .checked_add(len)
-            .and_then(|end| b.get(start..end))
-            .ok_or("a program header points past the end of the file")?;
-        match p_type {
-            PT_INTERP => {
-                let path = seg.split(|&c| c == 0).next().unwrap_or_default();
-                info.interp = Some(String::from_utf8_lossy(path).into_owned());
+    for ph in h.program_headers(endian, b).map_err(err)? {
+        if let Some(path) = ph.interpreter(endian, b).map_err(err)? {
+            info.interp = Some(String::from_utf8_lossy(path).into_owned());
+        }
+        for d in ph.dynamic(endian, b).map_err(err)?.unwrap_or_default() {
+            match d.d_tag(endian) {
+                elf::DT_NULL => break,
+                elf::DT_NEEDED => info.needed += 1,
+                _ => {}
             }
-            PT_DYNAMIC => {
-                let d = Reader { b: seg, ..r };
-                let entry = if r.wide { 16 } else { 8 };
-                for at in (0..seg.len() / entry).map(|k| k * entry) {
-                    match d.word(at)? {
-                        DT_NULL => break,
-                        DT_NEEDED => info.needed += 1,
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
         }
     }
     Ok(info)
@@ -225,6 +142,11 @@ pub fn check_elf(path: &Path, target: Target) -> Result<(), HostError> {
 mod tests {
     use super::*;
 
+    const PT_INTERP: u32 = 3;
+    const PT_DYNAMIC: u32 = 2;
+    const DT_NULL: u64 = 0;
+    const DT_NEEDED: u64 = 1;
+
     /// A minimal ELF image: header, program headers, then segment data.
     fn image(wide: bool, machine: u16, segs: &[(u32, Vec<u8>)]) -> Vec<u8> {
         let (eh, ph) = if wide { (64, 56) } else { (52, 32) };
@@ -232,6 +154,7 @@ mod tests {
         b[..4].copy_from_slice(b"\x7fELF");
         b[4] = if wide { ELFCLASS64 } else { ELFCLASS32 };
         b[5] = 1;
+        b[6] = 1; // EV_CURRENT
         b[18..20].copy_from_slice(&machine.to_le_bytes());
         let put32 =
             |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());

@@ -11,7 +11,7 @@
 
 mod builder;
 mod cache;
-mod elf;
+pub mod elf;
 mod recipe;
 mod target;
 mod toolchain;

@@ -28,6 +28,8 @@ pub enum UploadMethod {
     Scp,
     /// `cat > FILE` in an exec channel.
     Exec,
+    /// Written in place: the board is this machine (`--host local`).
+    Copy,
 }
 
 /// Options for [`Conn::upload_with`].
@@ -256,9 +258,15 @@ impl Conn {
     }
 }
 
-/// Quotes for a POSIX shell: `'...'`, with `'` as `'\''`.
+/// Quotes for a POSIX shell (shlex): a word as it is when the shell
+/// would take it literally, else in quotes.
 pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    match shlex::try_quote(s) {
+        Ok(q) => q.into_owned(),
+        // Only a NUL byte is refused, and no shell word can hold one (nor
+        // can a command-line argument); quote it anyway, it will fail there.
+        Err(_) => format!("'{}'", s.replace('\'', r"'\''")),
+    }
 }
 
 #[cfg(test)]
@@ -267,8 +275,22 @@ mod tests {
 
     #[test]
     fn quotes_survive_the_shell() {
+        for s in [
+            "/tmp/a b",
+            "it's",
+            "",
+            "$(reboot)",
+            "a\"b`c`\\",
+            "plain-word_1.2",
+            "x\ny",
+        ] {
+            let out = std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {}", quote(s))])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), s, "{}", quote(s));
+        }
         assert_eq!(quote("/tmp/a b"), "'/tmp/a b'");
-        assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote(""), "''");
     }
 }

@@ -20,7 +20,7 @@ use super::{other, runtime};
 use crate::bundle::sha256_hex;
 use crate::error::HostError;
 use std::fs;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -273,7 +273,7 @@ fn run_stap(
         t.release,
         t.stap_arch()
     );
-    let tty = io::stderr().is_terminal();
+    let spinner = crate::progress::spinner("building the module: 0 s");
     let start = Instant::now();
     let mut shown_at = Duration::ZERO;
     let status = loop {
@@ -286,8 +286,8 @@ fn run_stap(
         if stop.load(Ordering::SeqCst) {
             let _ = child.kill();
             let _ = child.wait();
-            if tty {
-                eprintln!();
+            if let Some(s) = &spinner {
+                s.abandon();
             }
             return Err(other(
                 "interrupted while building the SystemTap module",
@@ -295,24 +295,19 @@ fn run_stap(
             ));
         }
         let el = start.elapsed();
-        let every = if tty {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(5)
-        };
-        if el >= shown_at + every {
-            shown_at = el;
-            if tty {
-                eprint!("\rwhosent: building the module: {} s", el.as_secs());
-                let _ = io::stderr().flush();
-            } else {
+        match &spinner {
+            Some(s) => s.set_message(format!("building the module: {} s", el.as_secs())),
+            // Without a terminal, a line every 5 s says it is alive.
+            None if el >= shown_at + Duration::from_secs(5) => {
+                shown_at = el;
                 eprintln!("whosent: building the module: {} s", el.as_secs());
             }
+            None => {}
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    if tty {
-        eprintln!();
+    if let Some(s) = spinner {
+        s.finish();
     }
     let stderr = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
     let secs = start.elapsed().as_secs_f64();

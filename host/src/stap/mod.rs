@@ -5,6 +5,7 @@
 //! release, arch, stap version): the query goes in as module parameters
 //! when `staprun` loads it on the board, so one build serves every
 //! query. The pieces, in the order a run uses them:
+//! - [`flags`]: its command-line flags;
 //! - [`params`]: the query as module parameters, and what only the host
 //!   can filter;
 //! - [`script`]: the template (`scripts/stap/whosent.stp`) and the
@@ -18,16 +19,21 @@
 //! - [`parse`]: the module's TAB-separated lines into whosent records;
 //! - [`staprun`]: the board's staprun and the sh that unloads the
 //!   module on every way out;
-//! - [`session`]: a session's lines into records;
-//! - [`run`]: the whole flow: checks, build, push, stream, clean up.
+//! - [`lines`]: the module's lines into typed records;
+//! - [`push`]: the module (and the bundle) on the board, and the check
+//!   that it is unloaded at the end;
+//! - [`backend`]: all of it as a [`crate::deploy::Backend`]; the flow
+//!   itself (connect, probe, upload, stream) is [`crate::deploy`]'s.
 
+pub mod backend;
 pub mod build;
+pub mod flags;
+pub mod lines;
 pub mod params;
 pub mod parse;
-pub mod run;
+pub mod push;
 pub mod runtime;
 pub mod script;
-pub mod session;
 pub mod staprun;
 pub mod tree;
 pub mod vermagic;

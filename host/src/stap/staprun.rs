@@ -78,14 +78,9 @@ pub fn read_bundle(path: &Path) -> Result<Bundle, HostError> {
         match p.as_deref() {
             Ok("run-staprun") => runner = true,
             Ok("bin/staprun") => {
-                let mut head = [0u8; 20];
-                if e.read_exact(&mut head).is_ok() && head.starts_with(b"\x7fELF") {
-                    let m = [head[18], head[19]];
-                    machine = Some(if head[5] == 2 {
-                        u16::from_be_bytes(m)
-                    } else {
-                        u16::from_le_bytes(m)
-                    });
+                let mut elf = Vec::new();
+                if e.read_to_end(&mut elf).is_ok() {
+                    machine = crate::build::elf::machine(&elf);
                 }
             }
             _ => {}
@@ -157,8 +152,18 @@ mod tests {
             "staprun",
             &["target_comm=\"it's me\"".into(), "target_sig=9".into()],
         );
-        assert!(w.starts_with("d='/tmp/whosent.ab12'\n"), "{w}");
-        assert!(w.contains("staprun -b 1 -R ./whosent_session.ko 'target_comm=\"it'\\''s me\"' 'target_sig=9' </dev/null 3<&- &"), "{w}");
+        assert!(w.starts_with("d=/tmp/whosent.ab12\n"), "{w}");
+        let opts = format!(
+            "{} {}",
+            quote("target_comm=\"it's me\""),
+            quote("target_sig=9")
+        );
+        assert!(
+            w.contains(&format!(
+                "staprun -b 1 -R ./whosent_session.ko {opts} </dev/null 3<&- &"
+            )),
+            "{w}"
+        );
         assert!(
             w.contains("m=$(echo \"$n\" | cut -c1-$((${#n} - ${#s})))$s\n"),
             "{w}"

@@ -5,12 +5,15 @@
 //! (`kernel/module/version.c`, `same_magic`), so it is checked here,
 //! before the push, with a message that says what to do.
 //!
-//! Only the ELF header and the section headers are read (System V gABI;
-//! Linux `include/uapi/linux/elf.h`), for either class and byte order.
+//! Only the ELF header and the section headers are read, with the
+//! `object` crate, for either class and byte order.
 
 use super::other;
 use crate::build::Target as Arch;
 use crate::error::HostError;
+use object::elf;
+use object::read::elf::{FileHeader, SectionHeader};
+use object::Endianness;
 use std::path::Path;
 
 /// `.modinfo`'s entries, in file order.
@@ -44,104 +47,41 @@ impl ModInfo {
     }
 }
 
-struct Elf<'a> {
-    b: &'a [u8],
-    le: bool,
-    wide: bool,
-}
-
-impl Elf<'_> {
-    fn uint(&self, at: usize, n: usize) -> Result<u64, String> {
-        let s = at
-            .checked_add(n)
-            .and_then(|end| self.b.get(at..end))
-            .ok_or_else(|| format!("truncated at byte {at}"))?;
-        let mut v = 0u64;
-        for i in 0..n {
-            let byte = if self.le { s[n - 1 - i] } else { s[i] };
-            v = v << 8 | u64::from(byte);
-        }
-        Ok(v)
-    }
-    /// 4 bytes in a 32-bit file, 8 in a 64-bit one.
-    fn word(&self, at: usize) -> Result<u64, String> {
-        self.uint(at, if self.wide { 8 } else { 4 })
-    }
-    fn at(v: u64) -> Result<usize, String> {
-        usize::try_from(v).map_err(|_| format!("offset {v} is out of range"))
-    }
-    fn slice(&self, off: u64, size: u64) -> Result<&[u8], String> {
-        let (off, size) = (Self::at(off)?, Self::at(size)?);
-        off.checked_add(size)
-            .and_then(|end| self.b.get(off..end))
-            .ok_or_else(|| format!("section at {off}+{size} is outside the file"))
-    }
-}
-
 /// Reads `.modinfo` from a whole `.ko` file.
 pub fn parse(b: &[u8]) -> Result<ModInfo, String> {
-    if b.get(..4) != Some(b"\x7fELF") {
-        return Err("not an ELF file".into());
+    match object::FileKind::parse(b) {
+        Ok(object::FileKind::Elf32) => parse_as::<elf::FileHeader32<Endianness>>(b),
+        Ok(object::FileKind::Elf64) => parse_as::<elf::FileHeader64<Endianness>>(b),
+        _ => Err("not an ELF file".into()),
     }
-    let wide = match b.get(4) {
-        Some(1) => false,
-        Some(2) => true,
-        c => return Err(format!("unknown ELF class {c:?}")),
-    };
-    let le = match b.get(5) {
-        Some(1) => true,
-        Some(2) => false,
-        d => return Err(format!("unknown ELF byte order {d:?}")),
-    };
-    let e = Elf { b, le, wide };
-    let machine = e.uint(18, 2)? as u16;
-    // e_shoff, then (after e_flags, e_ehsize, e_phentsize, e_phnum)
-    // e_shentsize, e_shnum, e_shstrndx.
-    let (shoff, rest) = if wide {
-        (e.uint(40, 8)?, 58)
-    } else {
-        (e.uint(32, 4)?, 46)
-    };
-    let shentsize = e.uint(rest, 2)?;
-    let shnum = e.uint(rest + 2, 2)?;
-    let shstrndx = e.uint(rest + 4, 2)?;
-    if shoff == 0 || shnum == 0 {
+}
+
+fn parse_as<H: FileHeader<Endian = Endianness>>(b: &[u8]) -> Result<ModInfo, String> {
+    let err = |e: object::Error| e.to_string();
+    let h = H::parse(b).map_err(err)?;
+    let endian = h.endian().map_err(err)?;
+    let sections = h.sections(endian, b).map_err(err)?;
+    if sections.is_empty() {
         return Err("no section headers".into());
     }
-    // sh_name at 0; sh_offset and sh_size after sh_type, sh_flags, sh_addr.
-    let section = |i: u64| -> Result<(u64, u64, u64), String> {
-        let h = Elf::at(shoff + i * shentsize)?;
-        let (off_at, size_at) = if wide {
-            (h + 24, h + 32)
-        } else {
-            (h + 16, h + 20)
-        };
-        Ok((e.uint(h, 4)?, e.word(off_at)?, e.word(size_at)?))
-    };
-    let (_, str_off, str_size) = section(shstrndx)?;
-    let names = e.slice(str_off, str_size)?;
-    for i in 0..shnum {
-        let (name, off, size) = section(i)?;
-        let name = names
-            .get(Elf::at(name)?..)
-            .and_then(|n| n.split(|&c| c == 0).next())
-            .unwrap_or_default();
-        if name != b".modinfo" {
-            continue;
-        }
-        let entries = e
-            .slice(off, size)?
-            .split(|&c| c == 0)
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| {
-                let s = String::from_utf8_lossy(s);
-                let (k, v) = s.split_once('=')?;
-                Some((k.to_string(), v.to_string()))
-            })
-            .collect();
-        return Ok(ModInfo { machine, entries });
-    }
-    Err("no .modinfo section (not a kernel module?)".into())
+    let (_, modinfo) = sections
+        .section_by_name(endian, b".modinfo")
+        .ok_or("no .modinfo section (not a kernel module?)")?;
+    let entries = modinfo
+        .data(endian, b)
+        .map_err(err)?
+        .split(|&c| c == 0)
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| {
+            let s = String::from_utf8_lossy(s);
+            let (k, v) = s.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect();
+    Ok(ModInfo {
+        machine: h.e_machine(endian).0,
+        entries,
+    })
 }
 
 /// Reads and parses a `.ko`.

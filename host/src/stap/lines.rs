@@ -1,71 +1,43 @@
-//! One session's stream: the module's lines into whosent's records, with
-//! the host's share of the query (what the module cannot filter, the
-//! count) and the `end` record's reason.
+//! A stap session's stream: the module's TAB-separated lines into
+//! whosent's typed records for the [`Session`], with the host's share
+//! of the query (what the module cannot filter) and the `end` record's
+//! reason. Counting and `--count` are the session's.
 
 use super::params::{self, Plan};
 use super::parse::{self, Line};
 use crate::board::Facts;
-use crate::report::Report;
-use crate::ssh;
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use crate::session::Session;
+use crate::transport::Flow;
+use whosent_proto::decode::Record;
 use whosent_proto::query::Query;
-use whosent_proto::record::{End, EndReason, Ready, SignalEvent};
+use whosent_proto::record::{EndReason, Ready, SignalEvent};
 
-/// Why the host stopped the session.
-pub const WHY_NONE: u8 = 0;
-pub const WHY_COUNT: u8 = 1;
-pub const WHY_DURATION: u8 = 2;
-pub const WHY_INTERRUPTED: u8 = 3;
-
-/// What the stream has seen so far, and the records it makes of it.
-pub struct Session<'a, W: Write> {
-    report: Report<W>,
-    query: &'a Query,
-    plan: &'a Plan,
-    count: Option<u64>,
-    facts: &'a Facts,
+/// What the module's stream has said so far.
+pub struct Lines {
+    query: Query,
+    plan: Plan,
+    release: String,
+    arch: String,
     /// The name the module was loaded under, from its `ready` line.
     module: Option<String>,
-    signals: u64,
-    lost: u64,
     /// Why the module said `end`; the `end` record is written once the
     /// stream is over, because stap's loss warnings come after it.
     ended: Option<EndReason>,
-    why: &'a AtomicU8,
-    halt: &'a AtomicBool,
     err_buf: Vec<u8>,
-    out_gone: bool,
     /// Signal lines that came before the ready line.
     early: Vec<SignalEvent>,
 }
 
-impl<'a, W: Write> Session<'a, W> {
-    /// `why` and `halt` are shared with whoever else may stop the
-    /// stream (Ctrl-C, `--duration`); `halt` is the stream's stop flag.
-    pub fn new(
-        report: Report<W>,
-        query: &'a Query,
-        plan: &'a Plan,
-        count: Option<u64>,
-        facts: &'a Facts,
-        why: &'a AtomicU8,
-        halt: &'a AtomicBool,
-    ) -> Self {
-        Session {
-            report,
+impl Lines {
+    pub fn new(query: Query, plan: Plan, facts: &Facts) -> Self {
+        Lines {
             query,
             plan,
-            count,
-            facts,
+            release: facts.release.clone(),
+            arch: facts.arch.clone(),
             module: None,
-            signals: 0,
-            lost: 0,
             ended: None,
-            why,
-            halt,
             err_buf: Vec::new(),
-            out_gone: false,
             early: Vec::new(),
         }
     }
@@ -77,126 +49,77 @@ impl<'a, W: Write> Session<'a, W> {
 
     /// After the stream: writes the `end` record (a session that never
     /// got ready has none) and returns the loaded module's name.
-    pub fn finish(&mut self, status: i32) -> Option<String> {
+    pub fn finish(&mut self, status: i32, s: &mut Session<'_>) -> Option<String> {
         let m = self.module.clone()?;
         let reason = self.ended.unwrap_or_else(|| {
             eprintln!(
                 "whosent-deploy: warning: the module's session ended without its end line (status {status})"
             );
-            self.reason().unwrap_or(EndReason::Error)
+            s.why().unwrap_or(EndReason::Error)
         });
-        if !self.out_gone {
-            self.end(reason);
-        }
+        s.end(reason);
         Some(m)
     }
 
-    /// The exit status, as for the agent (see [`Report::status`]).
-    pub fn status(&self, stapio: i32) -> i32 {
-        self.report.status(stapio)
-    }
-
-    fn emit(&mut self, json: &str) -> ssh::Flow {
-        if self.report.line(json.trim_end().as_bytes()).is_err() {
-            self.out_gone = true;
-            return ssh::Flow::Stop;
-        }
-        ssh::Flow::Continue
-    }
-
-    fn reason(&self) -> Option<EndReason> {
-        match self.why.load(Ordering::SeqCst) {
-            WHY_COUNT => Some(EndReason::Count),
-            WHY_DURATION => Some(EndReason::Duration),
-            WHY_INTERRUPTED => Some(EndReason::Interrupted),
-            _ => None,
-        }
-    }
-
-    pub fn line(&mut self, raw: &[u8]) -> ssh::Flow {
+    pub fn line(&mut self, raw: &[u8], s: &mut Session<'_>) -> Flow {
         let text = String::from_utf8_lossy(raw);
-        let mut json = String::new();
         match parse::parse_line(&text) {
             Ok(Line::Ready(r)) => {
                 self.check_params(&r);
                 self.module = Some(r.module.clone());
-                Ready::new(
+                let ready = Ready::new(
                     "stap",
-                    &self.facts.release,
-                    &self.facts.arch,
+                    &self.release,
+                    &self.arch,
                     &r.module,
                     &self.plan.params.describe(),
-                )
-                .encode(&mut json);
-                if self.emit(&json) == ssh::Flow::Stop {
-                    return ssh::Flow::Stop;
+                );
+                if s.record(&Record::Ready(ready), None) == Flow::Stop {
+                    return Flow::Stop;
                 }
                 for e in std::mem::take(&mut self.early) {
-                    if self.signal(&e) == ssh::Flow::Stop {
-                        return ssh::Flow::Stop;
+                    if self.signal(e, s) == Flow::Stop {
+                        return Flow::Stop;
                     }
                 }
-                ssh::Flow::Continue
+                Flow::Continue
             }
             // Each CPU's output reaches stapio on its own, so a signal
             // line can overtake the ready line: hold it until then.
             Ok(Line::Signal(e)) if self.module.is_none() => {
                 self.early.push(*e);
-                ssh::Flow::Continue
+                Flow::Continue
             }
-            Ok(Line::Signal(e)) => self.signal(&e),
+            Ok(Line::Signal(e)) => self.signal(*e, s),
             Ok(Line::End(end)) => {
                 let max = self.plan.params.max_events;
-                self.ended = Some(match self.reason() {
+                self.ended = Some(match s.why() {
                     Some(r) => r,
                     None if max > 0 && end.matched >= max as u64 => EndReason::Count,
                     // Nobody here stopped it: stapio got a signal on the board.
                     None => EndReason::Terminated,
                 });
-                ssh::Flow::Continue
+                Flow::Continue
             }
             Ok(Line::Other(l)) => {
                 if !l.is_empty() {
                     eprintln!("{l}");
                 }
-                ssh::Flow::Continue
+                Flow::Continue
             }
             Err(e) => {
                 eprintln!("whosent-deploy: warning: {e}");
-                ssh::Flow::Continue
+                Flow::Continue
             }
         }
     }
 
-    fn end(&mut self, reason: EndReason) -> ssh::Flow {
-        let mut json = String::new();
-        End {
-            reason,
-            signals: self.signals,
-            lost: self.lost,
+    /// The host's share of the query; the session counts.
+    fn signal(&mut self, e: SignalEvent, s: &mut Session<'_>) -> Flow {
+        if !self.query.matches(&e) {
+            return Flow::Continue;
         }
-        .encode(&mut json);
-        self.emit(&json)
-    }
-
-    fn signal(&mut self, e: &SignalEvent) -> ssh::Flow {
-        if !self.query.matches(e) || self.count.is_some_and(|c| self.signals >= c) {
-            return ssh::Flow::Continue;
-        }
-        self.signals += 1;
-        if self.count.is_some_and(|c| self.signals >= c) {
-            let _ =
-                self.why
-                    .compare_exchange(WHY_NONE, WHY_COUNT, Ordering::SeqCst, Ordering::SeqCst);
-            // With max_events the module stops by itself; a stop from
-            // here would only race it.
-            if self.plan.params.max_events == 0 {
-                self.halt.store(true, Ordering::SeqCst);
-            }
-        }
-        let mut json = String::new();
-        e.encode(&mut json);
-        self.emit(&json)
+        s.signal(e)
     }
 
     /// The `ready` line echoes the parameters as the module saw them.
@@ -218,12 +141,12 @@ impl<'a, W: Write> Session<'a, W> {
 
     /// stderr from the board, passed on line by line; stap's loss
     /// warnings are counted as lost events.
-    pub fn stderr(&mut self, chunk: &[u8]) {
+    pub fn stderr(&mut self, chunk: &[u8], s: &mut Session<'_>) {
         self.err_buf.extend_from_slice(chunk);
         while let Some(nl) = self.err_buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.err_buf.drain(..=nl).collect();
             let line = String::from_utf8_lossy(&line);
-            self.lost += lost_in(&line);
+            s.lost_events(lost_in(&line));
             eprint!("{line}");
         }
     }
@@ -249,6 +172,9 @@ pub fn lost_in(line: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Report;
+    use crate::session::Stop;
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn loss_warnings() {
@@ -273,8 +199,13 @@ mod tests {
     }
 
     /// Replays the board recording through a session, as the stream
-    /// would; returns the JSON lines written and the session's flags.
-    fn replay(flags: &[(&str, &str)], count: Option<u64>, stderr: &str) -> (Vec<String>, u8, bool) {
+    /// would; returns the JSON lines written, why the host stopped and
+    /// whether it halted the stream.
+    fn replay(
+        flags: &[(&str, &str)],
+        count: Option<u64>,
+        stderr: &str,
+    ) -> (Vec<String>, Option<EndReason>, bool) {
         let mut q = Query::default();
         for (f, v) in flags {
             q.parse_flag(f, v).unwrap();
@@ -285,28 +216,26 @@ mod tests {
             arch: "aarch64".into(),
             ..Facts::default()
         };
-        let (why, halt) = (AtomicU8::new(WHY_NONE), AtomicBool::new(false));
+        let stop = Stop::default();
         let mut out = Vec::new();
         {
-            let mut report = Report::new(&mut out, true, None);
+            let limits = super::super::backend::limits(&plan, count);
+            let mut report = Report::new(&mut out as &mut dyn std::io::Write, true, None);
             report.quiet = true;
-            let mut sess = Session::new(report, &q, &plan, count, &facts, &why, &halt);
+            let mut sess = Session::new(report, limits, &stop);
+            let mut lines = Lines::new(q, plan, &facts);
             for l in SENDER.lines() {
-                assert_eq!(sess.line(l.as_bytes()), ssh::Flow::Continue);
+                assert_eq!(lines.line(l.as_bytes(), &mut sess), Flow::Continue);
             }
-            sess.stderr(stderr.as_bytes());
-            assert_eq!(sess.finish(0).as_deref(), Some(module()));
+            lines.stderr(stderr.as_bytes(), &mut sess);
+            assert_eq!(lines.finish(0, &mut sess).as_deref(), Some(module()));
         }
         let lines = String::from_utf8(out)
             .unwrap()
             .lines()
             .map(String::from)
             .collect();
-        (
-            lines,
-            why.load(Ordering::SeqCst),
-            halt.load(Ordering::SeqCst),
-        )
+        (lines, stop.why(), stop.halt.load(Ordering::SeqCst))
     }
 
     #[test]
@@ -337,7 +266,7 @@ mod tests {
             out[2],
             r#"{"type":"end","reason":"terminated","signals":1,"lost":2}"#
         );
-        assert_eq!((why, halt), (WHY_NONE, false));
+        assert_eq!((why, halt), (None, false));
     }
 
     #[test]
@@ -355,7 +284,7 @@ mod tests {
             .last()
             .unwrap()
             .contains(r#""reason":"count","signals":1"#));
-        assert_eq!((why, halt), (WHY_COUNT, false));
+        assert_eq!((why, halt), (Some(EndReason::Count), false));
         // Two signals: a mask in the module; two pids: only the host can
         // tell, so it counts and stops the stream.
         let (out, why, halt) = replay(
@@ -380,7 +309,7 @@ mod tests {
                 .count(),
             2
         );
-        assert_eq!((why, halt), (WHY_COUNT, true));
+        assert_eq!((why, halt), (Some(EndReason::Count), true));
     }
 
     #[test]
@@ -389,23 +318,16 @@ mod tests {
         lines.swap(0, 1);
         let q = Query::default();
         let plan = params::plan(&q, None).unwrap();
-        let facts = Facts::default();
-        let (why, halt) = (AtomicU8::new(WHY_NONE), AtomicBool::new(false));
+        let stop = Stop::default();
         let mut out = Vec::new();
         {
-            let mut sess = Session::new(
-                Report::new(&mut out, true, None),
-                &q,
-                &plan,
-                None,
-                &facts,
-                &why,
-                &halt,
-            );
-            for l in lines {
-                sess.line(l.as_bytes());
+            let report = Report::new(&mut out as &mut dyn std::io::Write, true, None);
+            let mut sess = Session::new(report, Default::default(), &stop);
+            let mut l = Lines::new(q, plan, &Facts::default());
+            for line in lines {
+                l.line(line.as_bytes(), &mut sess);
             }
-            sess.finish(0);
+            l.finish(0, &mut sess);
         }
         let out = String::from_utf8(out).unwrap();
         let types: Vec<&str> = out

@@ -1,0 +1,128 @@
+//! The ftrace agent as a deploy backend: the payload is the static
+//! `whosent-agent` for the board's architecture (built here, or
+//! `--agent`), in a tar.gz bundle with its manifest where the board has
+//! tar; the command is the agent with the query as its flags; its
+//! stdout is JSON Lines, decoded once by the session. The agent counts,
+//! times and ends the capture itself, so the host enforces nothing.
+
+use crate::board::Facts;
+use crate::build::{self, Target as Arch};
+use crate::bundle;
+use crate::deploy::push::{method, Pusher};
+use crate::deploy::Backend;
+use crate::error::HostError;
+use crate::session::Session;
+use crate::ssh::upload::quote;
+use crate::transport::Flow;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+pub struct Agent {
+    /// The agent's flags (the query, --count, --duration).
+    args: Vec<String>,
+    /// `--agent`, else the one built for the board.
+    given: Option<PathBuf>,
+    /// Filled by `prepare`.
+    bytes: Vec<u8>,
+    hash: String,
+    arch: Option<Arch>,
+}
+
+impl Agent {
+    pub fn new(args: Vec<String>, given: Option<PathBuf>) -> Self {
+        Agent {
+            args,
+            given,
+            bytes: Vec::new(),
+            hash: String::new(),
+            arch: None,
+        }
+    }
+
+    /// An agent already at hand (tests): `prepare` keeps it.
+    pub fn with_bytes(args: Vec<String>, bytes: Vec<u8>) -> Self {
+        let mut a = Agent::new(args, None);
+        a.hash = bundle::sha256_hex(&bytes);
+        a.bytes = bytes;
+        a
+    }
+
+    /// Uploads the bundle (or the bare agent where there is no tar);
+    /// returns how it travelled.
+    fn upload(&self, p: &Pusher<'_>, arch: Arch) -> Result<String, HostError> {
+        let agent = &self.bytes;
+        p.need_free((agent.len() as u64 * 2).div_ceil(1024), |kb| {
+            format!(
+                "the board has {kb} KiB free in /tmp, too little for the {} KiB agent",
+                agent.len() / 1024
+            )
+        })?;
+        if !p.facts.has("tar") {
+            let m = p.put(bundle::AGENT_NAME, agent, 0o755, "uploading")?;
+            return Ok(format!(
+                "{} KiB agent via {} (no tar on the board)",
+                agent.len() / 1024,
+                method(m)
+            ));
+        }
+        let b = bundle::build(agent, arch.name())
+            .map_err(|e| HostError::Io("building the bundle".into(), e))?;
+        let m = p.put("bundle.tar.gz", &b, 0o600, "uploading")?;
+        p.unpack(
+            &format!(
+                "cd {} && tar -xzf bundle.tar.gz && rm -f bundle.tar.gz",
+                quote(p.dir)
+            ),
+            "the bundle",
+        )?;
+        Ok(format!("{} KiB bundle via {}", b.len() / 1024, method(m)))
+    }
+}
+
+impl Backend for Agent {
+    fn prepare(&mut self, _: &Facts, arch: Arch, _: &AtomicBool) -> Result<(), HostError> {
+        self.arch = Some(arch);
+        if !self.bytes.is_empty() {
+            return Ok(());
+        }
+        let path = match &self.given {
+            Some(p) => {
+                build::check_elf(p, arch)?;
+                p.clone()
+            }
+            None => build::agent_for(arch, "local", true)?,
+        };
+        self.bytes = std::fs::read(&path)
+            .map_err(|e| HostError::Io(format!("cannot read {}", path.display()), e))?;
+        self.hash = bundle::sha256_hex(&self.bytes);
+        Ok(())
+    }
+
+    fn keep(&self) -> Option<String> {
+        Some(self.hash.clone())
+    }
+
+    fn push(&mut self, p: &Pusher<'_>, existing: bool) -> Result<String, HostError> {
+        let remote = p.path(bundle::AGENT_NAME);
+        let verify = || p.verify(&remote, &self.hash, "agent", "running");
+        if existing && verify().is_ok() {
+            eprintln!(
+                "whosent: using the agent kept on the board in {} (sha256 verified)",
+                p.dir
+            );
+        } else {
+            let how = self.upload(p, self.arch.expect("prepared"))?;
+            verify()?;
+            eprintln!(
+                "whosent: uploaded {how} to {}; sha256 verified on the board",
+                p.dir
+            );
+        }
+        let quoted: Vec<String> = self.args.iter().map(|a| quote(a)).collect();
+        Ok(format!("{} {}", quote(&remote), quoted.join(" ")))
+    }
+
+    fn line(&mut self, raw: &[u8], s: &mut Session<'_>) -> Flow {
+        s.agent_line(raw)
+    }
+}

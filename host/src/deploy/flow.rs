@@ -1,0 +1,119 @@
+//! The deploy flow's steps, in order, over any transport.
+
+use super::backend::Backend;
+use super::push::Pusher;
+use super::{dir, probe};
+use crate::error::HostError;
+use crate::report::Report;
+use crate::session::{Session, Stop};
+use crate::ssh::upload::quote;
+use crate::transport::Transport;
+use std::cell::RefCell;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use whosent_proto::record::EndReason;
+
+/// What the flow needs of the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// `user@host:port`, for the "connected" line.
+    pub login: String,
+    /// The `host` given, added to JSON records.
+    pub host: String,
+    /// `--target`.
+    pub target: Option<String>,
+    pub sudo: bool,
+    pub keep: bool,
+    pub json: bool,
+    /// No human progress on stderr.
+    pub quiet: bool,
+}
+
+/// Runs `backend` on the board behind `t`, its records to `out`;
+/// returns the exit status. `stop` is Ctrl-C (and stdout gone).
+pub fn run(
+    t: &dyn Transport,
+    plan: &Plan,
+    backend: &mut dyn Backend,
+    out: &mut dyn Write,
+    stop: &AtomicBool,
+) -> Result<i32, HostError> {
+    let facts = probe::probe(t, plan.sudo)?;
+    let arch = probe::arch(plan.target.as_deref(), &facts)?;
+    probe::check_privileges(&facts, plan.sudo)?;
+    eprintln!(
+        "whosent: connected to {} ({}, Linux {})",
+        plan.login, facts.arch, facts.release
+    );
+    backend.prepare(&facts, arch, stop)?;
+    let keep = if plan.keep { backend.keep() } else { None };
+    let mut dir = dir::make(t, keep.as_deref())?;
+    let pusher = Pusher {
+        t,
+        facts: &facts,
+        dir: &dir.path,
+    };
+    let cmd = backend.push(&pusher, dir.existing)?;
+    let cleanup = if keep.is_some() {
+        String::new()
+    } else {
+        format!("rm -rf {}; ", quote(&dir.path))
+    };
+    let sudo = probe::sudo_prefix(&facts);
+    let cmd = format!("{sudo}{cmd}; st=$?; {cleanup}exit $st");
+    // From here the remote command removes the directory itself.
+    dir.remove_on_drop = false;
+
+    let mut report = Report::new(
+        &mut *out as &mut dyn Write,
+        plan.json,
+        Some(plan.host.clone()),
+    );
+    report.quiet = plan.quiet;
+    let halt = Stop::default();
+    let limits = backend.limits();
+    let mut session = Session::new(report, limits, &halt);
+    let deadline = limits
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let done = AtomicBool::new(false);
+    // A Ctrl-C during the build or upload: start stopped.
+    if stop.load(Ordering::SeqCst) {
+        halt.request(EndReason::Interrupted, true);
+    }
+    let streamed = std::thread::scope(|sc| {
+        // Ctrl-C and a host-side --duration become a stop of this stream.
+        sc.spawn(|| watch(stop, deadline, &halt, &done));
+        // Both callbacks feed the one session, never at the same time.
+        let shared = RefCell::new((&mut *backend, &mut session));
+        let res = t.stream(
+            &cmd,
+            &mut |line| {
+                let (b, s) = &mut *shared.borrow_mut();
+                b.line(line, s)
+            },
+            &mut |chunk| {
+                let (b, s) = &mut *shared.borrow_mut();
+                b.stderr(chunk, s)
+            },
+            &halt.halt,
+        );
+        done.store(true, Ordering::SeqCst);
+        res
+    });
+    let status = backend.finish(t, streamed, &mut session)?;
+    Ok(session.status(status))
+}
+
+fn watch(stop: &AtomicBool, deadline: Option<Instant>, halt: &Stop, done: &AtomicBool) {
+    while !done.load(Ordering::SeqCst) {
+        if stop.load(Ordering::SeqCst) {
+            return halt.request(EndReason::Interrupted, true);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return halt.request(EndReason::Duration, true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

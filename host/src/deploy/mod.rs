@@ -1,0 +1,59 @@
+//! The one deploy flow, for every backend: connect, probe, check the
+//! architecture and privileges, decide sudo, make a private directory,
+//! let the backend push its payload (uploaded and sha256-checked there),
+//! stream its records, clean up. What differs between the ftrace agent
+//! and a stap module is a [`Backend`]; what carries the commands is a
+//! [`crate::transport::Transport`], so the flow is tested against a
+//! fake board ([`crate::transport::fake`]).
+//!
+//! Clean-up does not depend on this process surviving: the remote
+//! command removes the directory itself after the backend's command
+//! exits, and that command exits when its stdin closes, which is what
+//! happens when the SSH connection drops or whosent-deploy is killed.
+//!
+//! - [`connect`]: SSH as ssh would, with known_hosts and a password prompt;
+//! - [`probe`]: the board's facts, its architecture, privileges and sudo;
+//! - [`dir`]: the private directory;
+//! - [`push`]: uploading and checking files there;
+//! - [`backend`]: what a backend owns;
+//! - [`flow`]: the steps in order.
+
+pub mod backend;
+pub mod connect;
+pub mod dir;
+pub mod flow;
+pub mod probe;
+pub mod push;
+
+#[cfg(test)]
+mod tests;
+
+pub use backend::Backend;
+pub use connect::connect;
+pub use flow::Plan;
+
+use crate::cli::RunArgs;
+use crate::error::HostError;
+use std::io::{self, IsTerminal};
+use std::sync::atomic::AtomicBool;
+
+/// Traces `host` over SSH with `backend`; returns the exit status.
+pub fn run(
+    r: &RunArgs,
+    host: &str,
+    backend: &mut dyn Backend,
+    stop: &AtomicBool,
+) -> Result<i32, HostError> {
+    let (target, conn) = connect(&r.ssh)?;
+    let plan = Plan {
+        login: format!("{}@{}:{}", target.user, target.host, target.port),
+        host: host.to_string(),
+        target: r.target.clone(),
+        sudo: r.sudo,
+        keep: r.keep,
+        json: r.capture.json,
+        quiet: r.capture.json && !io::stderr().is_terminal(),
+    };
+    let mut out = io::stdout().lock();
+    flow::run(&conn, &plan, backend, &mut out, stop)
+}

@@ -1,0 +1,427 @@
+//! The deploy flow against the fake board: what the user sees (the
+//! records, the one-line error and its help, the exit status) and what
+//! is left on the board, for each way a deploy goes wrong.
+
+use super::flow::{self, Plan};
+use super::Backend;
+use crate::agent::Agent;
+use crate::error::{HostError, EXIT_STATUS};
+use crate::ssh::upload::quote;
+use crate::stap::backend::Stap;
+use crate::stap::staprun::Staprun;
+use crate::transport::fake::{Board, FakeBoard, Script, DIR};
+use std::sync::atomic::AtomicBool;
+use whosent_proto::query::Query;
+
+const AGENT: &[u8] = b"\x7fELF pretend agent for the fake board";
+const READY: &str = r#"{"type":"ready","v":1,"agent":"0.1.0","backend":"ftrace","kernel":"6.1","arch":"aarch64","instance":"whosent-1-2","filter":"sig == 9"}"#;
+const SIGNAL: &str = r#"{"type":"signal","ts":1.5,"cpu":0,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"group":true,"result":"delivered","context":"task","sender":{"pid":6993,"tid":6993,"comm":"test_sender","uid":0,"cmdline":null},"running":null,"target":{"pid":6985,"tid":6985,"comm":"test_receiver"}}"#;
+const END: &str = r#"{"type":"end","reason":"count","signals":1,"lost":0}"#;
+
+fn plan() -> Plan {
+    Plan {
+        login: "root@board:22".into(),
+        host: "board".into(),
+        json: true,
+        quiet: true,
+        ..Plan::default()
+    }
+}
+
+fn agent_script() -> Script {
+    Script {
+        stdout: vec![READY.into(), SIGNAL.into(), END.into()],
+        ..Script::default()
+    }
+}
+
+fn agent() -> Agent {
+    Agent::with_bytes(vec!["--sig".into(), "9".into()], AGENT.to_vec())
+}
+
+/// Runs the flow; returns its result and what it printed on stdout.
+fn deploy(
+    board: &FakeBoard,
+    plan: &Plan,
+    backend: &mut dyn Backend,
+) -> (Result<i32, HostError>, String) {
+    let mut out = Vec::new();
+    let never = AtomicBool::new(false);
+    let res = flow::run(board, plan, backend, &mut out, &never);
+    (res, String::from_utf8(out).unwrap())
+}
+
+/// The error as main prints it, its exit status, and that the board
+/// was cleaned up (the directory removed, nothing left).
+fn fails(board: &FakeBoard, res: Result<i32, HostError>, message: &str, help: &str) {
+    let e = res.expect_err("the deploy should fail");
+    let line = e.line();
+    assert!(line.starts_with("whosent-deploy: error: "), "{line}");
+    assert!(!line.contains('\n'), "{line}");
+    assert!(line.contains(message), "{line}");
+    assert!(e.help().contains(help), "{}", e.help());
+    assert_eq!(EXIT_STATUS, 2);
+    let rm = format!("rm -rf {}", quote(DIR));
+    assert!(
+        board.log().iter().any(|c| c.contains(&rm)),
+        "{:#?}",
+        board.log()
+    );
+    assert!(board.files().is_empty(), "{:#?}", board.files().keys());
+}
+
+fn tagged(line: &str) -> String {
+    format!("{{\"host\":\"board\",{}", &line[1..])
+}
+
+#[test]
+fn a_good_board_gets_the_bundle_runs_the_agent_and_is_left_clean() {
+    let board = FakeBoard::new(Board::default(), agent_script());
+    let (res, out) = deploy(&board, &plan(), &mut agent());
+    assert_eq!(res.unwrap(), 0);
+    assert_eq!(out, [READY, SIGNAL, END].map(tagged).join("\n") + "\n");
+    let log = board.log();
+    assert!(
+        log.contains(&format!("upload {DIR}/bundle.tar.gz")),
+        "{log:#?}"
+    );
+    let agent = quote(&format!("{DIR}/whosent-agent"));
+    assert!(log
+        .iter()
+        .any(|c| c.starts_with(&format!("sha256sum {agent}"))));
+    let run = log.last().unwrap();
+    assert_eq!(
+        run,
+        &format!("{agent} --sig 9; st=$?; rm -rf {}; exit $st", quote(DIR))
+    );
+    assert!(board.files().is_empty(), "{:#?}", board.files().keys());
+}
+
+#[test]
+fn a_sha256_mismatch_stops_before_running_and_cleans_up() {
+    let b = Board {
+        corrupt_uploads: true,
+        tools: vec!["sha256sum", "mktemp"],
+        ..Board::default()
+    };
+    let board = FakeBoard::new(b, agent_script());
+    let (res, out) = deploy(&board, &plan(), &mut agent());
+    assert!(out.is_empty());
+    fails(
+        &board,
+        res,
+        "the agent on the board has sha256 ",
+        "check the board's storage",
+    );
+    assert!(
+        !board.log().iter().any(|c| c.contains("; exit $st")),
+        "ran the agent"
+    );
+}
+
+#[test]
+fn no_tar_on_the_board_uploads_the_bare_agent() {
+    let b = Board {
+        tools: vec!["sha256sum", "mktemp"],
+        ..Board::default()
+    };
+    let board = FakeBoard::new(b, agent_script());
+    let (res, _) = deploy(&board, &plan(), &mut agent());
+    assert_eq!(res.unwrap(), 0);
+    let log = board.log();
+    assert!(
+        log.contains(&format!("upload {DIR}/whosent-agent")),
+        "{log:#?}"
+    );
+    assert!(!log.iter().any(|c| c.contains("tar -xzf")), "{log:#?}");
+    assert!(board.files().is_empty());
+}
+
+#[test]
+fn a_bundle_that_does_not_unpack_is_an_error() {
+    let board = FakeBoard::new(Board::default(), agent_script());
+    board.on(
+        "tar -xzf bundle.tar.gz",
+        crate::transport::Output {
+            status: 1,
+            stdout: vec![],
+            stderr: b"tar: write error: No space left on device\n".to_vec(),
+        },
+    );
+    let (res, _) = deploy(&board, &plan(), &mut agent());
+    // The scripted tar did not unpack: the bundle is still there until
+    // the directory goes.
+    fails(
+        &board,
+        res,
+        "unpacking the bundle on the board failed: tar: write error: No space left on device",
+        "check free space in /tmp",
+    );
+}
+
+#[test]
+fn a_full_tmp_is_refused_before_the_upload() {
+    let b = Board {
+        tmp_free_kb: 0,
+        ..Board::default()
+    };
+    let board = FakeBoard::new(b, agent_script());
+    let (res, _) = deploy(&board, &plan(), &mut agent());
+    fails(
+        &board,
+        res,
+        "the board has 0 KiB free in /tmp, too little for the 0 KiB agent",
+        "free space in /tmp on the board",
+    );
+    assert!(!board.log().iter().any(|c| c.starts_with("upload ")));
+}
+
+#[test]
+fn a_channel_dropped_mid_stream_keeps_what_came_and_exits_2() {
+    let script = Script {
+        drop_after: Some(2),
+        ..agent_script()
+    };
+    let board = FakeBoard::new(Board::default(), script);
+    let (res, out) = deploy(&board, &plan(), &mut agent());
+    assert_eq!(out, [READY, SIGNAL].map(tagged).join("\n") + "\n");
+    // The board's own command removes the directory when the agent
+    // sees its stdin close.
+    fails(
+        &board,
+        res,
+        "I/O error while reading the output of ",
+        "the connection to the board broke",
+    );
+}
+
+#[test]
+fn a_user_login_without_sudo_is_refused_before_anything_is_made() {
+    let b = Board {
+        login_uid: 1000,
+        ..Board::default()
+    };
+    let board = FakeBoard::new(b, agent_script());
+    let e = deploy(&board, &plan(), &mut agent()).0.unwrap_err();
+    assert!(
+        e.line().contains("the login user (uid 1000) is not root"),
+        "{}",
+        e.line()
+    );
+    assert!(e.help().contains("--sudo"));
+    assert_eq!(board.log().len(), 1, "only the probe: {:#?}", board.log());
+}
+
+#[test]
+fn sudo_that_wants_a_password_is_refused() {
+    let b = Board {
+        login_uid: 1000,
+        ..Board::default()
+    };
+    let board = FakeBoard::new(b, agent_script());
+    let plan = Plan {
+        sudo: true,
+        ..plan()
+    };
+    let e = deploy(&board, &plan, &mut agent()).0.unwrap_err();
+    assert!(
+        e.line().contains("`sudo -n true` fails on the board"),
+        "{}",
+        e.line()
+    );
+}
+
+fn sudo_board() -> Board {
+    Board {
+        login_uid: 1000,
+        sudo_ok: true,
+        tools: vec!["tar", "sha256sum", "mktemp", "gzip", "sudo", "staprun"],
+        ..Board::default()
+    }
+}
+
+#[test]
+fn sudo_as_a_user_login_prefixes_the_agent() {
+    let board = FakeBoard::new(sudo_board(), agent_script());
+    let plan = Plan {
+        sudo: true,
+        ..plan()
+    };
+    assert_eq!(deploy(&board, &plan, &mut agent()).0.unwrap(), 0);
+    let run = board.log().last().unwrap().clone();
+    let agent = quote(&format!("{DIR}/whosent-agent"));
+    assert!(run.starts_with(&format!("sudo -n {agent} ")), "{run}");
+}
+
+const SENDER: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sender.txt");
+
+fn stap(q: Query) -> Stap {
+    Stap::with_module(q, None, b"\x7fELF pretend module".to_vec(), Staprun::Board)
+}
+
+fn stap_script() -> Script {
+    Script {
+        stdout: SENDER.lines().map(String::from).collect(),
+        ..Script::default()
+    }
+}
+
+/// Issue 11: stap decided sudo from the probe's uid, which is root's
+/// under --sudo, so a user login loaded the module without sudo.
+#[test]
+fn stap_with_sudo_as_a_user_login_loads_through_sudo() {
+    let board = FakeBoard::new(sudo_board(), stap_script());
+    let plan = Plan {
+        sudo: true,
+        ..plan()
+    };
+    let mut q = Query::default();
+    q.parse_flag("--sig", "KILL").unwrap();
+    let (res, out) = deploy(&board, &plan, &mut stap(q));
+    assert_eq!(res.unwrap(), 0, "{out}");
+    let run = board
+        .log()
+        .iter()
+        .rfind(|c| c.contains("; exit $st"))
+        .unwrap()
+        .clone();
+    // The wrapper runs through sudo, so the module is loaded as root.
+    assert!(run.starts_with("sudo -n sh -c "), "{run}");
+    assert!(run.contains(&format!("d={DIR}")), "{run}");
+    assert!(
+        run.ends_with(&format!("; st=$?; rm -rf {}; exit $st", quote(DIR))),
+        "{run}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with(r#"{"host":"board","type":"ready","#),
+        "{out}"
+    );
+    assert!(lines[0].contains(r#""backend":"stap""#), "{out}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains(r#""type":"end","reason":"terminated","signals":1"#),
+        "{out}"
+    );
+    assert!(board.files().is_empty());
+}
+
+#[test]
+fn stap_as_root_loads_without_sudo() {
+    let b = Board {
+        tools: vec!["tar", "sha256sum", "mktemp", "staprun"],
+        ..Board::default()
+    };
+    let board = FakeBoard::new(b, stap_script());
+    let (res, _) = deploy(&board, &plan(), &mut stap(Query::default()));
+    assert_eq!(res.unwrap(), 0);
+    let run = board
+        .log()
+        .iter()
+        .rfind(|c| c.contains("; exit $st"))
+        .unwrap()
+        .clone();
+    assert!(run.starts_with("sh -c ") && !run.contains("sudo"), "{run}");
+    assert!(board
+        .log()
+        .contains(&format!("upload {DIR}/whosent_session.ko")));
+}
+
+#[test]
+fn stap_bundle_without_tar_is_an_error() {
+    let b = Board {
+        tools: vec!["sha256sum", "mktemp"],
+        ..Board::default()
+    };
+    let board = FakeBoard::new(b, stap_script());
+    let mut s = Stap::with_module(
+        Query::default(),
+        None,
+        b"ko".to_vec(),
+        Staprun::Bundle(b"tgz".to_vec()),
+    );
+    let res = deploy(&board, &plan(), &mut s).0;
+    fails(&board, res, "no staprun and no tar", "install tar");
+}
+
+#[test]
+fn a_stap_module_left_loaded_is_an_error() {
+    let b = Board {
+        tools: vec!["tar", "sha256sum", "mktemp", "staprun"],
+        modules: vec![SENDER
+            .lines()
+            .next()
+            .unwrap()
+            .split('\t')
+            .nth(4)
+            .unwrap()
+            .into()],
+        ..Board::default()
+    };
+    let board = FakeBoard::new(b, stap_script());
+    let e = deploy(&board, &plan(), &mut stap(Query::default()))
+        .0
+        .unwrap_err();
+    assert!(
+        e.line().contains("is still loaded on the board"),
+        "{}",
+        e.line()
+    );
+    assert!(e.help().contains("staprun -d"));
+}
+
+#[test]
+fn keep_reuses_the_agent_kept_on_the_board() {
+    let board = FakeBoard::new(Board::default(), agent_script());
+    let plan = Plan {
+        keep: true,
+        ..plan()
+    };
+    assert_eq!(deploy(&board, &plan, &mut agent()).0.unwrap(), 0);
+    let kept: Vec<String> = board.files().into_keys().collect();
+    assert_eq!(kept.len(), 2, "the agent and its manifest: {kept:?}");
+    let run = board.log().last().unwrap().clone();
+    assert!(!run.contains("rm -rf"), "{run}");
+    let uploads = |b: &FakeBoard| b.log().iter().filter(|c| c.starts_with("upload ")).count();
+    assert_eq!(uploads(&board), 1);
+    let res = deploy(&board, &plan, &mut agent()).0;
+    assert_eq!(res.unwrap(), 0, "{:#?}", board.log());
+    assert_eq!(uploads(&board), 1, "uploaded again: {:#?}", board.log());
+}
+
+#[test]
+fn a_stop_closes_the_agents_stdin_and_its_end_record_comes_through() {
+    let script = Script {
+        stdout: vec![READY.into(), SIGNAL.into()],
+        on_stop: vec![r#"{"type":"end","reason":"stdin_closed","signals":0,"lost":0}"#.into()],
+        ..Script::default()
+    };
+    let board = FakeBoard::new(Board::default(), script);
+    let stop = AtomicBool::new(true);
+    let mut out = Vec::new();
+    let st = flow::run(&board, &plan(), &mut agent(), &mut out, &stop).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.ends_with("\"reason\":\"stdin_closed\",\"signals\":0,\"lost\":0}\n"),
+        "{out}"
+    );
+    assert_eq!(st, 1);
+    assert!(board.files().is_empty());
+}
+
+#[test]
+fn a_wrong_target_is_refused() {
+    let board = FakeBoard::new(Board::default(), agent_script());
+    let plan = Plan {
+        target: Some("armv7".into()),
+        ..plan()
+    };
+    let e = deploy(&board, &plan, &mut agent()).0.unwrap_err();
+    assert!(
+        e.line().contains("--target armv7 does not match the board"),
+        "{}",
+        e.line()
+    );
+}
