@@ -10,3 +10,5 @@ pub mod page;
 pub mod signal_generate;
 pub mod task_events;
 pub mod text;
+#[cfg(feature = "tracedat")]
+pub mod tracedat;

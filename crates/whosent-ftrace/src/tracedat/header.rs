@@ -1,0 +1,84 @@
+//! The start of every trace.dat (`trace-cmd.dat.v6(5)` and
+//! `trace-cmd.dat.v7(5)`, "INITIAL FORMAT"): magic, version, byte
+//! order, user-space long size, page size; v7 adds the compression
+//! algorithm and the offset of the first options section.
+
+use super::bytes::Cursor;
+use super::compress::Codec;
+use super::error::TraceDatError;
+
+/// `0x17 0x08 0x44` then `tracing`: TRACECMD_MAGIC in trace-cmd's
+/// lib/trace-cmd/include/trace-cmd-local.h, and the literal that
+/// tracecmd_alloc_fd() compares.
+pub const MAGIC: &[u8; 10] = b"\x17\x08\x44tracing";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileHeader {
+    /// 6 or 7.
+    pub version: u32,
+    pub big_endian: bool,
+    /// The traced machine's user-space `long` (4 or 8); the kernel's
+    /// word size is header_page's commit size.
+    pub long_size: u8,
+    pub page_size: u32,
+    /// v7: the algorithm and its version string; `None` for v6 and for
+    /// v7's `"none"`.
+    pub compression: Option<(Codec, String)>,
+    /// v7: where the first options section starts.
+    pub options_offset: Option<u64>,
+}
+
+impl FileHeader {
+    /// Reads the header; `c` is left where the rest of the file starts.
+    pub(crate) fn read(c: &mut Cursor<'_>) -> Result<Self, TraceDatError> {
+        if c.remaining() < MAGIC.len() || c.take(MAGIC.len() as u64, "magic")? != MAGIC {
+            return Err(TraceDatError::NotTraceDat);
+        }
+        let version = c.cstr("file version")?;
+        let version = match version.as_str() {
+            "6" => 6,
+            "7" => 7,
+            _ => return Err(TraceDatError::Version(version)),
+        };
+        let at = c.offset();
+        let big_endian = match c.u8("byte order")? {
+            0 => false,
+            1 => true,
+            b => return Err(TraceDatError::corrupt(format!("byte order flag {b}"), at)),
+        };
+        // The page decoder and format fields read the host's order.
+        if big_endian != cfg!(target_endian = "big") {
+            return Err(TraceDatError::ForeignEndian { big: big_endian });
+        }
+        c.set_big_endian(big_endian);
+        let at = c.offset();
+        let long_size = c.u8("long size")?;
+        if long_size != 4 && long_size != 8 {
+            return Err(TraceDatError::corrupt(format!("long size {long_size}"), at));
+        }
+        let at = c.offset();
+        let page_size = c.u32("page size")?;
+        if !(1024..=1 << 20).contains(&page_size) || !page_size.is_power_of_two() {
+            return Err(TraceDatError::corrupt(format!("page size {page_size}"), at));
+        }
+        let (mut compression, mut options_offset) = (None, None);
+        if version >= 7 {
+            let name = c.cstr("compression name")?;
+            let cver = c.cstr("compression version")?;
+            compression = Codec::from_name(&name)?.map(|codec| (codec, cver));
+            options_offset = Some(c.u64("options offset")?);
+        }
+        Ok(FileHeader {
+            version,
+            big_endian,
+            long_size,
+            page_size,
+            compression,
+            options_offset,
+        })
+    }
+
+    pub fn codec(&self) -> Option<Codec> {
+        self.compression.as_ref().map(|(c, _)| *c)
+    }
+}
