@@ -15,12 +15,12 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
             let mut report = Report::new(io::stdout().lock(), p.json, None);
             report.quiet = true;
             if p.file == "-" {
-                offline::parse(io::stdin().lock(), &q, &mut report)?;
+                offline::parse(io::stdin().lock(), "stdin", &q, &mut report)?;
             } else {
                 let path = PathBuf::from(&p.file);
                 let f = std::fs::File::open(&path)
                     .map_err(|source| HostError::Input { path, source })?;
-                offline::parse(BufReader::new(f), &q, &mut report)?;
+                offline::parse(BufReader::new(f), &p.file, &q, &mut report)?;
             }
             Ok(report.status(0))
         }

@@ -38,11 +38,9 @@ impl<'a> Cursor<'a> {
                 big_endian,
                 base: 0,
             }),
-            _ => Err(TraceDatError::Corrupt {
-                what: format!(
-                    "{what} offset {offset} is past the end of the {}-byte file",
-                    buf.len()
-                ),
+            // Offsets point forward: a file cut short ends before them.
+            _ => Err(TraceDatError::Truncated {
+                what: format!("the {what} section (the file has {} bytes)", buf.len()),
                 at: offset,
             }),
         }

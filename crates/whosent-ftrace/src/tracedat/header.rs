@@ -7,10 +7,7 @@ use super::bytes::Cursor;
 use super::compress::Codec;
 use super::error::TraceDatError;
 
-/// `0x17 0x08 0x44` then `tracing`: TRACECMD_MAGIC in trace-cmd's
-/// lib/trace-cmd/include/trace-cmd-local.h, and the literal that
-/// tracecmd_alloc_fd() compares.
-pub const MAGIC: &[u8; 10] = b"\x17\x08\x44tracing";
+pub use crate::detect::TRACE_DAT_MAGIC as MAGIC;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileHeader {

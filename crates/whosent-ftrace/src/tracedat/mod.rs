@@ -79,11 +79,6 @@ pub fn default_limit(file_len: usize) -> u64 {
     (1u64 << 30).max(file_len as u64 * 64)
 }
 
-/// Whether `prefix` (the first bytes of a file) is a trace.dat.
-pub fn is_trace_dat(prefix: &[u8]) -> bool {
-    prefix.starts_with(MAGIC)
-}
-
 impl<'a> TraceDat<'a> {
     pub fn parse(file: &'a [u8]) -> Result<Self, TraceDatError> {
         Self::parse_with_limit(file, default_limit(file.len()))
