@@ -55,7 +55,7 @@ impl FileHeader {
         }
         let at = c.offset();
         let page_size = c.u32("page size")?;
-        if !(1024..=1 << 20).contains(&page_size) || !page_size.is_power_of_two() {
+        if !plausible_page_size(page_size) {
             return Err(TraceDatError::corrupt(format!("page size {page_size}"), at));
         }
         let (mut compression, mut options_offset) = (None, None);
@@ -77,5 +77,62 @@ impl FileHeader {
 
     pub fn codec(&self) -> Option<Codec> {
         self.compression.as_ref().map(|(c, _)| *c)
+    }
+}
+
+/// Linux pages are powers of two from 4 KiB (1 KiB allowed for old
+/// ports) to 1 MiB; anything else is a corrupt field.
+pub(crate) fn plausible_page_size(n: u32) -> bool {
+    (1024..=1 << 20).contains(&n) && n.is_power_of_two()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(b: &[u8]) -> Result<FileHeader, TraceDatError> {
+        FileHeader::read(&mut Cursor::new(b, false))
+    }
+
+    #[test]
+    fn v6_and_v7_headers() {
+        let v6 = read(b"\x17\x08\x44tracing6\0\0\x08\x00\x10\0\0").unwrap();
+        assert_eq!((v6.version, v6.long_size, v6.page_size), (6, 8, 4096));
+        assert_eq!((v6.compression, v6.options_offset), (None, None));
+        let v7 = read(b"\x17\x08\x44tracing7\0\0\x04\x00\x10\0\0zstd\01.5.4\0\x20\0\0\0\0\0\0\0")
+            .unwrap();
+        assert_eq!(v7.compression, Some((Codec::Zstd, "1.5.4".into())));
+        assert_eq!((v7.long_size, v7.options_offset), (4, Some(32)));
+        let none =
+            read(b"\x17\x08\x44tracing7\0\0\x08\x00\x10\0\0none\0\0\x20\0\0\0\0\0\0\0").unwrap();
+        assert_eq!(none.codec(), None);
+    }
+
+    #[test]
+    fn what_is_refused_and_why() {
+        assert_eq!(read(b"# tracer: nop\n"), Err(TraceDatError::NotTraceDat));
+        assert_eq!(
+            read(b"\x17\x08\x44tracing5\0\0\x08\x00\x10\0\0"),
+            Err(TraceDatError::Version("5".into()))
+        );
+        let other = if cfg!(target_endian = "big") { 0u8 } else { 1 };
+        let mut b = b"\x17\x08\x44tracing6\0".to_vec();
+        b.extend([other, 8, 0, 0x10, 0, 0]);
+        assert_eq!(
+            read(&b),
+            Err(TraceDatError::ForeignEndian { big: other == 1 })
+        );
+        assert!(matches!(
+            read(b"\x17\x08\x44tracing6\0\0\x08\x00\x10\0"),
+            Err(TraceDatError::Truncated { .. })
+        ));
+        assert!(matches!(
+            read(b"\x17\x08\x44tracing6\0\0\x08\x01\x10\0\0"),
+            Err(TraceDatError::Corrupt { .. })
+        ));
+        assert_eq!(
+            read(b"\x17\x08\x44tracing7\0\0\x08\x00\x10\0\0lz4\01\0"),
+            Err(TraceDatError::Compression("lz4".into()))
+        );
     }
 }

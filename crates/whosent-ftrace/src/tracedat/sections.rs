@@ -154,11 +154,18 @@ fn buffer_option(c: &mut Cursor<'_>, hdr: &FileHeader) -> Result<(BufferSpec, u6
     let clock = c.cstr("BUFFER clock")?;
     let mut probe = c.clone();
     let old_count = probe.u32("BUFFER CPU count")? as usize;
+    let at = c.offset();
     let page_size = if c.remaining() == 4 + old_count.saturating_mul(20) {
         hdr.page_size
     } else {
         c.u32("BUFFER page size")?
     };
+    if !super::header::plausible_page_size(page_size) {
+        return Err(TraceDatError::corrupt(
+            format!("BUFFER page size {page_size}"),
+            at,
+        ));
+    }
     let n = c.u32("BUFFER CPU count")?;
     let cpus = (0..n)
         .map(|_| {
