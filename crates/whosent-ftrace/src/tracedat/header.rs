@@ -99,7 +99,7 @@ mod tests {
         let v6 = read(b"\x17\x08\x44tracing6\0\0\x08\x00\x10\0\0").unwrap();
         assert_eq!((v6.version, v6.long_size, v6.page_size), (6, 8, 4096));
         assert_eq!((v6.compression, v6.options_offset), (None, None));
-        let v7 = read(b"\x17\x08\x44tracing7\0\0\x04\x00\x10\0\0zstd\01.5.4\0\x20\0\0\0\0\0\0\0")
+        let v7 = read(b"\x17\x08\x44tracing7\0\0\x04\x00\x10\0\0zstd\x001.5.4\0\x20\0\0\0\0\0\0\0")
             .unwrap();
         assert_eq!(v7.compression, Some((Codec::Zstd, "1.5.4".into())));
         assert_eq!((v7.long_size, v7.options_offset), (4, Some(32)));
@@ -131,7 +131,7 @@ mod tests {
             Err(TraceDatError::Corrupt { .. })
         ));
         assert_eq!(
-            read(b"\x17\x08\x44tracing7\0\0\x08\x00\x10\0\0lz4\01\0"),
+            read(b"\x17\x08\x44tracing7\0\0\x08\x00\x10\0\0lz4\x001\0"),
             Err(TraceDatError::Compression("lz4".into()))
         );
     }
