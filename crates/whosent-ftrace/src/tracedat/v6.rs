@@ -76,7 +76,7 @@ fn flyrecord(
             }
             let size = c.u32("option size")?;
             let data = c.take(size as u64, "option")?;
-            on_option(id, Cursor::new(data, hdr_order(c)))?;
+            on_option(id, Cursor::new(data, c.big_endian()))?;
         }
         at = c.offset();
         tag = c.take(10, "section tag")?;
@@ -100,10 +100,6 @@ fn flyrecord(
             })
         })
         .collect()
-}
-
-fn hdr_order(c: &Cursor<'_>) -> bool {
-    c.big_endian()
 }
 
 /// The clock in brackets in a `trace_clock` listing.
