@@ -69,7 +69,8 @@ for target in tracedat text; do
 		cargo fuzz run --fuzz-dir fuzz --sanitizer none --debug-assertions "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
 		-max_total_time="$secs" -max_len=262144 -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 2> "fuzz/$target.log"; then
-		tail -n 40 "fuzz/$target.log" >&2
+		# The log ends with the input as a Debug dump: keep the short lines.
+		grep -v '^[[:space:]]*\[' "fuzz/$target.log" | cut -c1-300 | tail -n 30 >&2
 		echo "fuzz: error: $target crashed; the input is in fuzz/artifacts/$target/ (help: reproduce with \`RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz $target FILE\`)" >&2
 		status=1
 		continue
