@@ -105,7 +105,13 @@ pub(crate) fn read(
                 OPT_BUFFER => buffers.push(buffer_option(&mut data, hdr)?),
                 OPT_TRACECLOCK => clock = selected_clock(&data.cstr("TRACECLOCK")?),
                 OPT_HEADER_INFO | OPT_FTRACE_EVENTS | OPT_EVENT_FORMATS | OPT_CMDLINES => {
-                    offsets.push((id, data.u64("section offset")?));
+                    // One section per kind, the last option naming it
+                    // wins (section_add_or_update() in trace-input.c);
+                    // a file naming one section a thousand times is not
+                    // read a thousand times.
+                    let offset = data.u64("section offset")?;
+                    offsets.retain(|&(i, _)| i != id);
+                    offsets.push((id, offset));
                 }
                 _ => {}
             }
