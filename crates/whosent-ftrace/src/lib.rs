@@ -10,3 +10,4 @@ pub mod page;
 pub mod signal_generate;
 pub mod task_events;
 pub mod text;
+pub mod uid_events;
