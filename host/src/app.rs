@@ -4,7 +4,7 @@
 use crate::cli::{Backend, Cli, Cmd, RunArgs};
 use crate::error::HostError;
 use crate::report::Report;
-use crate::{interrupt, local, offline, query};
+use crate::{interrupt, local, offline, query, stream};
 use std::io::{self, BufReader, IsTerminal};
 use std::path::PathBuf;
 
@@ -14,13 +14,19 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
             let q = query::from_args(&p.query)?;
             let mut report = Report::new(io::stdout().lock(), p.json, None);
             report.quiet = true;
-            if p.file == "-" {
-                offline::parse(io::stdin().lock(), &q, &mut report)?;
+            let mut input: Box<dyn io::BufRead> = if p.file == "-" {
+                Box::new(io::stdin().lock())
             } else {
                 let path = PathBuf::from(&p.file);
                 let f = std::fs::File::open(&path)
                     .map_err(|source| HostError::Input { path, source })?;
-                offline::parse(BufReader::new(f), &q, &mut report)?;
+                Box::new(BufReader::new(f))
+            };
+            // A saved capture stream (`--save`) is told by its magic.
+            if stream::detect(&mut input)? {
+                stream::parse(input, &q, &mut report)?;
+            } else {
+                offline::parse(input, &q, &mut report)?;
             }
             Ok(report.status(0))
         }
@@ -50,17 +56,26 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
     }
     stap_flags_need_stap(r)?;
     let q = query::from_args(&r.query)?;
-    let args = query::agent_args(&q, &r.capture)?;
+    let mut args = query::agent_args(&q, &r.capture)?;
+    // The agent records; this side decodes (crate::stream).
+    args.push("--stream".into());
+    let save = r
+        .capture
+        .save
+        .as_deref()
+        .map(stream::create_save)
+        .transpose()?;
     let stop = interrupt::install();
     interrupt::stop_when_stdout_closes();
     if host == "local" {
         let agent = local::find_agent(r.agent.as_deref())?;
         let mut report = Report::new(io::stdout().lock(), r.capture.json, None);
         report.quiet = !io::stderr().is_terminal() && r.capture.json;
-        let status = local::run(&agent, &args, &mut report, stop)?;
+        let feed = stream::Feed::new(&mut report, q, r.capture.count, save);
+        let status = local::run(&agent, &args, feed, stop)?;
         return Ok(report.status(status));
     }
-    crate::remote::run(r, host, &args, stop)
+    crate::remote::run(r, host, &args, (q, save), stop)
 }
 
 /// The SystemTap flags mean nothing to the ftrace agent: say so rather

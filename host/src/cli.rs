@@ -92,6 +92,9 @@ pub struct CaptureArgs {
     /// Print the agent's JSON Lines records instead of one line per signal
     #[arg(long)]
     pub json: bool,
+    /// Also write the capture stream to FILE as it is recorded (read it back with `parse FILE`)
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

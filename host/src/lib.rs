@@ -17,3 +17,4 @@ pub mod remote;
 pub mod report;
 pub mod ssh;
 pub mod stap;
+pub mod stream;

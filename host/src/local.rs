@@ -3,8 +3,8 @@
 //! agent exactly as a dropped SSH session would.
 
 use crate::error::HostError;
-use crate::report::Report;
-use std::io::{BufRead, BufReader, Write};
+use crate::stream::Feed;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +31,7 @@ pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf, HostError> {
 pub fn run<W: Write>(
     agent: &Path,
     args: &[String],
-    report: &mut Report<W>,
+    mut feed: Feed<'_, W>,
     stop: &'static AtomicBool,
 ) -> Result<i32, HostError> {
     let mut child = Command::new(agent)
@@ -50,17 +50,22 @@ pub fn run<W: Write>(
             std::thread::sleep(Duration::from_millis(50));
         }
     });
-    let stdout = child.stdout.take().expect("stdout was piped");
-    let mut broken = false;
-    for line in BufReader::new(stdout).split(b'\n') {
-        let Ok(line) = line else { break };
-        // Once our stdout is gone (`| head`), stop the agent and only
-        // drain its output until it exits: not an error.
-        if !broken && report.line(&line).is_err() {
-            broken = true;
+    let mut stdout = child.stdout.take().expect("stdout was piped");
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match stdout.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        // Once our stdout is gone (`| head`) or --count is reached, stop
+        // the agent and drain its output until it exits: not an error.
+        if !feed.bytes(&buf[..n]) {
             stop.store(true, Ordering::SeqCst);
         }
     }
+    feed.finish(whosent_proto::record::EndReason::Hangup);
     let status = child
         .wait()
         .map_err(|e| HostError::Io("waiting for the agent".into(), e))?;

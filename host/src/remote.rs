@@ -311,6 +311,10 @@ pub fn run(
     r: &RunArgs,
     host: &str,
     args: &[String],
+    (query, save): (
+        whosent_proto::query::Query,
+        Option<(std::path::PathBuf, std::fs::File)>,
+    ),
     stop: &'static AtomicBool,
 ) -> Result<i32, HostError> {
     let (target, conn) = connect(&r.ssh)?;
@@ -366,11 +370,16 @@ pub fn run(
 
     let mut report = Report::new(io::stdout().lock(), r.capture.json, Some(host.to_string()));
     report.quiet = r.capture.json && !io::stderr().is_terminal();
-    let status = conn.stream(
+    let mut feed = crate::stream::Feed::new(&mut report, query, r.capture.count, save);
+    let status = conn.stream_bytes(
         &cmd,
-        &mut |line| {
-            if report.line(line).is_err() {
-                return ssh::Flow::Stop;
+        &mut |chunk| {
+            if !feed.bytes(chunk) {
+                if feed.output_gone() {
+                    return ssh::Flow::Stop;
+                }
+                // --count reached: stop the agent, take its last frames.
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             ssh::Flow::Continue
         },
@@ -379,5 +388,6 @@ pub fn run(
         },
         stop,
     )?;
+    feed.finish(whosent_proto::record::EndReason::Hangup);
     Ok(report.status(status))
 }

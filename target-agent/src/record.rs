@@ -89,12 +89,25 @@ impl Recorder {
                 }
                 continue;
             }
+            let ev_ts = ev.ts;
             match self.cap.tasks.decode(id, ev.data) {
-                Some(TaskEvent::NewTask { tid, thread, .. }) if !thread => {
-                    reads.push((tid, why::NEWTASK, ev.ts))
-                }
-                Some(TaskEvent::NewTask { tid, .. }) => {
-                    self.known.insert(tid);
+                Some(TaskEvent::NewTask {
+                    parent_tid,
+                    tid,
+                    thread,
+                    ..
+                }) => {
+                    // The table takes the child's process and parent from
+                    // the parent, e.g. a thread the snapshot (processes
+                    // only) did not list.
+                    if !self.known.contains(&parent_tid) {
+                        reads.push((parent_tid, why::MISS, ev_ts));
+                    }
+                    if thread {
+                        self.known.insert(tid);
+                    } else {
+                        reads.push((tid, why::NEWTASK, ev_ts));
+                    }
                 }
                 Some(TaskEvent::Exec { tid, .. }) => reads.push((tid, why::EXEC, ev.ts)),
                 _ => {}
