@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod capture;
+pub mod drain;
 pub mod elf;
 pub mod error;
 pub mod instance;

@@ -7,14 +7,13 @@
 
 use crate::args::Options;
 use crate::capture::Capture;
-use crate::error::{AgentError, Result};
+use crate::drain::{self, Pages};
+use crate::error::Result;
 use crate::procfs;
 use crate::reader::lost_by_stats;
-use crate::run::{bad_page, should_stop, teardown, uname, wait, PAGES_PER_ROUND};
+use crate::run::{bad_page, teardown, uname};
 use crate::spool::Spool;
 use crate::stop::Stop;
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
 use whosent_ftrace::page::Page;
 use whosent_ftrace::task_events::TaskEvent;
 use whosent_proto::record::EndReason;
@@ -23,19 +22,44 @@ use whosent_stream::frame::{reason, why, Ready};
 
 const STDOUT: i32 = 1;
 
-/// Tasks whose facts were sent (or could not be read): bounded, since a
-/// task forgotten here is only read again.
-const MAX_KNOWN: usize = 1 << 16;
+/// Tasks whose facts were sent (or could not be read), one bit per tid:
+/// smaller in the agent than a hash set (docs/agent-size.md), and only
+/// the touched pages of it are ever resident. A reused tid stays known,
+/// which is harmless: a new process is read at its fork anyway.
+#[derive(Default)]
+struct Known(Vec<u64>);
+
+impl Known {
+    fn contains(&self, t: i32) -> bool {
+        let t = t as u32 as usize;
+        self.0.get(t / 64).is_some_and(|w| w & (1 << (t % 64)) != 0)
+    }
+
+    /// Marks `t`; false if it was already.
+    fn insert(&mut self, t: i32) -> bool {
+        let t = t as u32 as usize;
+        if t / 64 >= self.0.len() {
+            // pid_max is at most 2^22 (include/linux/threads.h).
+            if t >= 1 << 22 {
+                return true;
+            }
+            self.0.resize(t / 64 + 1, 0);
+        }
+        let (w, bit) = (&mut self.0[t / 64], 1 << (t % 64));
+        let new = *w & bit == 0;
+        *w |= bit;
+        new
+    }
+}
 
 struct Recorder {
-    cap: Capture,
     spool: Spool,
-    page: Vec<u8>,
-    known: HashSet<i32>,
+    known: Known,
     lineage: bool,
     /// The last round sent read something: an empty one must follow, so
     /// the host releases what it holds back.
     busy: bool,
+    page_size: usize,
 }
 
 fn end_code(r: EndReason) -> u8 {
@@ -55,9 +79,6 @@ impl Recorder {
     fn read(&mut self, tid: i32, why: u8, ts: u64) {
         let mut next = Some(tid);
         while let Some(t) = next.take() {
-            if self.known.len() >= MAX_KNOWN {
-                self.known.clear();
-            }
             // Exec and fork are news even about a known task.
             if t <= 0 || (!self.known.insert(t) && (t != tid || why == why::MISS)) {
                 break;
@@ -72,25 +93,24 @@ impl Recorder {
     }
 
     /// The /proc reads this page's events call for.
-    fn scan(&mut self, page: &Page<'_>) -> Result<usize> {
+    fn scan(&mut self, cap: &Capture, page: &Page<'_>) -> Result<usize> {
         let mut n = 0;
         let mut reads: Vec<(i32, u8, u64)> = Vec::new();
         for ev in page.events() {
             let ev = ev.map_err(bad_page)?;
             let Some(id) = ev.id() else { continue };
             n += 1;
-            if id == self.cap.signal.id {
-                if let Some((running, target)) = self.cap.signal.tids(ev.data) {
+            if id == cap.signal.id {
+                if let Some((running, target)) = cap.signal.tids(ev.data) {
                     for t in [running, target] {
-                        if !self.known.contains(&t) {
+                        if !self.known.contains(t) {
                             reads.push((t, why::MISS, ev.ts));
                         }
                     }
                 }
                 continue;
             }
-            let ev_ts = ev.ts;
-            match self.cap.tasks.decode(id, ev.data) {
+            match cap.tasks.decode(id, ev.data) {
                 Some(TaskEvent::NewTask {
                     parent_tid,
                     tid,
@@ -100,13 +120,13 @@ impl Recorder {
                     // The table takes the child's process and parent from
                     // the parent, e.g. a thread the snapshot (processes
                     // only) did not list.
-                    if !self.known.contains(&parent_tid) {
-                        reads.push((parent_tid, why::MISS, ev_ts));
+                    if !self.known.contains(parent_tid) {
+                        reads.push((parent_tid, why::MISS, ev.ts));
                     }
                     if thread {
                         self.known.insert(tid);
                     } else {
-                        reads.push((tid, why::NEWTASK, ev_ts));
+                        reads.push((tid, why::NEWTASK, ev.ts));
                     }
                 }
                 Some(TaskEvent::Exec { tid, .. }) => reads.push((tid, why::EXEC, ev.ts)),
@@ -119,49 +139,13 @@ impl Recorder {
         Ok(n)
     }
 
-    /// One drain round: every CPU's pages while the spool has room.
-    fn round(&mut self) -> Result<usize> {
-        let mut n = 0;
-        let mut cut = Vec::new();
-        for i in 0..self.cap.readers.cpus.len() {
-            let cpu = self.cap.readers.cpus[i].cpu;
-            for round in 1.. {
-                // Full, or at the page limit: not read to empty.
-                if round > PAGES_PER_ROUND || !self.spool.room(2 * self.page.len()) {
-                    cut.push(cpu);
-                    break;
-                }
-                let len = self.cap.readers.cpus[i]
-                    .read_page(&mut self.page)
-                    .map_err(|e| {
-                        AgentError::io("cannot read", &format!("cpu{cpu}/trace_pipe_raw"), e)
-                    })?;
-                if len == 0 {
-                    break;
-                }
-                let page_buf = std::mem::take(&mut self.page);
-                let page = Page::parse(&self.cap.page, &page_buf[..len]).map_err(bad_page)?;
-                let used = page.used(&self.cap.page).min(len);
-                encode::page(&mut self.spool.buf, cpu, &page_buf[..used]);
-                let r = self.scan(&page);
-                self.page = page_buf;
-                n += r?;
-            }
-        }
-        if n > 0 || self.busy {
-            encode::round(&mut self.spool.buf, &cut);
-        }
-        self.busy = n > 0;
-        Ok(n)
-    }
-
-    fn start(&mut self, o: &Options) {
+    fn start(&mut self, o: &Options, cap: &mut Capture) {
         let s = &mut self.spool.buf;
         encode::header(s);
-        for (role, text) in &self.cap.formats {
+        for (role, text) in &cap.formats {
             encode::format(s, *role, text);
         }
-        for mut f in std::mem::take(&mut self.cap.known) {
+        for mut f in std::mem::take(&mut cap.known) {
             self.known.insert(f.tid);
             f.why = why::SNAPSHOT;
             encode::proc(s, &f);
@@ -171,42 +155,56 @@ impl Recorder {
             agent: env!("CARGO_PKG_VERSION").into(),
             kernel,
             arch,
-            instance: self.cap.instance.name.clone(),
-            filter: self.cap.filter.clone(),
-            cpus: self.cap.readers.cpus.iter().map(|r| r.cpu).collect(),
+            instance: cap.instance.name.clone(),
+            filter: cap.filter.clone(),
+            cpus: cap.readers.cpus.iter().map(|r| r.cpu).collect(),
             pids: o.query.pids.clone(),
             sender_pids: o.query.sender_pids.clone(),
             lineage: o.lineage,
-            uid_events: !self.cap.uid.is_empty(),
+            uid_events: !cap.uid.is_empty(),
         };
         encode::ready(s, &r);
     }
+}
 
-    fn capture(&mut self, o: &Options, stop: &Stop) -> Result<EndReason> {
-        let deadline = o.duration.and_then(|d| Instant::now().checked_add(d));
-        loop {
-            if self.spool.write(STDOUT).is_err() {
-                return Ok(EndReason::Hangup);
-            }
-            if let Some(r) = should_stop(stop, deadline) {
-                return Ok(r);
-            }
-            let full = !self.spool.room(2 * self.page.len());
-            let n = if full { 0 } else { self.round()? };
-            if n == 0 {
-                let most = Duration::from_millis(if self.busy { 2 } else { 200 });
-                let left = deadline.map_or(most, |d| d.saturating_duration_since(Instant::now()));
-                let out = (self.spool.pending() > 0).then_some(STDOUT);
-                if wait(&self.cap, stop, left.min(most), out) && stop.stdin_closed() {
-                    return Ok(EndReason::StdinClosed);
-                }
-            }
+impl Pages for Recorder {
+    fn page(&mut self, cap: &Capture, cpu: u32, buf: &[u8]) -> Result<usize> {
+        let page = Page::parse(&cap.page, buf).map_err(bad_page)?;
+        let used = page.used(&cap.page).min(buf.len());
+        encode::page(&mut self.spool.buf, cpu, &buf[..used]);
+        self.scan(cap, &page)
+    }
+    fn end_round(&mut self, _: &[u32], cut: &[u32], events: usize) {
+        if events > 0 || self.busy {
+            encode::round(&mut self.spool.buf, cut);
         }
+        self.busy = events > 0;
+    }
+    fn room(&self) -> bool {
+        // A page and the /proc facts its events may bring.
+        self.spool.room(2 * self.page_size)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.spool.write(STDOUT)
+    }
+    fn holding(&self) -> bool {
+        self.busy
+    }
+    fn batch(&self) -> Option<std::time::Duration> {
+        // 2 MiB per CPU holds about 80 ms of a 500k/s storm
+        // (docs/benchmarks.md): 5 ms leaves a wide margin.
+        Some(std::time::Duration::from_millis(5))
+    }
+    fn settle(&mut self) {
+        let _ = self.spool.write_all(STDOUT);
+    }
+    fn out_fd(&self) -> Option<i32> {
+        (self.spool.pending() > 0).then_some(STDOUT)
     }
 }
 
 /// Records until told to stop; the signals are counted by the host.
-pub fn run(o: &Options, cap: Capture, stop: &Stop) -> Result<u64> {
+pub fn run(o: &Options, mut cap: Capture, stop: &Stop) -> Result<u64> {
     // SAFETY: fcntl on stdout. Non-blocking, so a slow reader never
     // stalls the draining; a bigger pipe means fewer wake-ups (the
     // kernel caps it at pipe-max-size; failure is harmless).
@@ -216,29 +214,19 @@ pub fn run(o: &Options, cap: Capture, stop: &Stop) -> Result<u64> {
         libc::fcntl(STDOUT, libc::F_SETPIPE_SZ, 1 << 20);
     }
     let mut r = Recorder {
-        page: vec![0; cap.readers.page_size],
         spool: Spool::new(o.spool_kb as usize * 1024),
-        cap,
-        known: HashSet::new(),
+        known: Known::default(),
         lineage: o.lineage,
         busy: false,
+        page_size: cap.readers.page_size,
     };
-    r.start(o);
-    let result = r.capture(o, stop).and_then(|reason| {
-        // What is already in the buffer was generated before we stopped:
-        // wait for stdout rather than leave it unread (one round, as a
-        // storm that goes on must not keep the agent from stopping).
-        if r.spool.write_all(STDOUT).is_ok() {
-            r.round()?;
-        }
-        Ok(reason)
-    });
-    let lost: Vec<(u32, u64)> = r
-        .cap
+    r.start(o, &mut cap);
+    let result = drain::capture(&mut cap, stop, o.duration, &mut r);
+    let lost: Vec<(u32, u64)> = cap
         .readers
         .cpus
         .iter()
-        .map(|c| (c.cpu, lost_by_stats(&r.cap.instance.dir, c.cpu)))
+        .map(|c| (c.cpu, lost_by_stats(&cap.instance.dir, c.cpu)))
         .collect();
     encode::stats(&mut r.spool.buf, &lost);
     match &result {
@@ -246,7 +234,7 @@ pub fn run(o: &Options, cap: Capture, stop: &Stop) -> Result<u64> {
         Err(e) => encode::error(&mut r.spool.buf, e.kind, &e.message, &e.help),
     }
     let _ = r.spool.write_all(STDOUT);
-    teardown(r.cap)?;
+    teardown(cap)?;
     match result {
         Ok(_) => Ok(1),
         Err(e) => {

@@ -33,6 +33,8 @@ pub struct Proc {
     /// /proc was read for this task since its last fork or exec.
     pub read: bool,
     pub exited: bool,
+    /// A set*uid call it entered and has not returned from.
+    pub uid_call: Option<UidCall>,
 }
 
 /// Bounded so that a long capture on a busy board does not grow
@@ -45,8 +47,6 @@ pub const MAX_LINEAGE: usize = 16;
 
 pub struct ProcTable {
     map: HashMap<i32, Proc>,
-    /// A set*uid call entered and not yet returned, per thread.
-    uid_calls: HashMap<i32, UidCall>,
     /// The capture has the set*uid events: uid changes are all seen.
     pub uid_events: bool,
     /// Changes whenever an entry may have: a lineage computed at the
@@ -66,6 +66,7 @@ impl Proc {
             nstgid: f.nstgid,
             read: true,
             exited: false,
+            uid_call: None,
         }
     }
 }
@@ -80,7 +81,6 @@ impl ProcTable {
     pub fn new() -> Self {
         ProcTable {
             map: HashMap::new(),
-            uid_calls: HashMap::new(),
             uid_events: false,
             generation: 0,
         }
@@ -151,13 +151,16 @@ impl ProcTable {
     pub fn apply_uid(&mut self, ev: &UidEvent) {
         match *ev {
             UidEvent::Enter { tid, call } => {
-                self.uid_calls.insert(tid, call);
+                // A task the table does not know has no uid to follow.
+                if let Some(p) = self.map.get_mut(&tid) {
+                    p.uid_call = Some(call);
+                }
             }
             UidEvent::Exit { tid, ret } => {
-                let Some(call) = self.uid_calls.remove(&tid) else {
+                let Some(p) = self.map.get_mut(&tid) else {
                     return;
                 };
-                let Some(p) = self.map.get_mut(&tid).filter(|_| ret == 0) else {
+                let Some(call) = p.uid_call.take().filter(|_| ret == 0) else {
                     return;
                 };
                 self.generation += 1;
@@ -207,6 +210,7 @@ impl ProcTable {
                     nstgid: if *thread { parent.nstgid } else { Vec::new() },
                     read: false,
                     exited: false,
+                    uid_call: None,
                 };
                 self.map.insert(*tid, child);
             }
