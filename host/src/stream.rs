@@ -139,7 +139,7 @@ impl<'r, W: Write> Feed<'r, W> {
         }
         self.decoder.push(chunk);
         loop {
-            match self.decoder.next() {
+            match self.decoder.next_frame() {
                 Ok(Some(f)) => {
                     if let Err(e) = self.session.frame(f, &mut self.out) {
                         self.fail(&e.to_string());

@@ -1,6 +1,6 @@
 //! Reading the stream incrementally: [`Decoder::push`] the bytes as
 //! they arrive (an SSH channel, a pipe, a file), then take frames with
-//! [`Decoder::next`] until it answers `Ok(None)` (it needs more bytes).
+//! [`Decoder::next_frame`] until it answers `Ok(None)` (it needs more bytes).
 //! At the end of input, [`Decoder::finish`] says whether the stream was
 //! complete or cut, and where: everything before the cut has been
 //! yielded.
@@ -184,7 +184,7 @@ impl Decoder {
 
     /// The next whole frame; `Ok(None)` when more input is needed. An
     /// error is final: the stream cannot be resynchronised.
-    pub fn next(&mut self) -> Result<Option<Frame<'_>>, StreamError> {
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, StreamError> {
         if !self.header {
             let Some(h) = self.buf.get(..HEADER_LEN) else {
                 if !MAGIC.starts_with(&self.buf[..self.buf.len().min(MAGIC.len())]) {
@@ -242,7 +242,7 @@ impl Decoder {
         self.base + self.pos as u64
     }
 
-    /// Call once the input has ended and [`next`](Self::next) gave `None`.
+    /// Call once the input has ended and [`next_frame`](Self::next_frame) gave `None`.
     pub fn finish(&self) -> Ending {
         let pending = self.buf.len() - self.pos;
         if self.ended && pending == 0 {

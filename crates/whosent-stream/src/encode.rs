@@ -26,7 +26,7 @@ pub fn begin(out: &mut Vec<u8>, kind: u8) -> usize {
 }
 
 /// Ends the frame started at `at` by writing its payload length.
-pub fn end(out: &mut Vec<u8>, at: usize) {
+pub fn end(out: &mut [u8], at: usize) {
     let len = (out.len() - at - 4) as u32;
     out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }

@@ -48,7 +48,7 @@ fn sample() -> Vec<u8> {
 
 fn all(d: &mut Decoder) -> Vec<String> {
     let mut out = Vec::new();
-    while let Some(f) = d.next().unwrap() {
+    while let Some(f) = d.next_frame().unwrap() {
         out.push(format!("{f:?}"));
     }
     out
@@ -59,7 +59,7 @@ fn every_frame_round_trips() {
     let mut d = Decoder::new();
     d.push(&sample());
     let mut got = Vec::new();
-    while let Some(f) = d.next().unwrap() {
+    while let Some(f) = d.next_frame().unwrap() {
         got.push(format!("{f:?}"));
         if let Frame::Proc(p) = &f {
             assert_eq!(*p, facts());
@@ -99,7 +99,7 @@ fn a_cut_stream_yields_every_whole_frame_before_the_cut() {
     let mut whole = Decoder::new();
     whole.push(&s);
     let mut ends = Vec::new();
-    while whole.next().unwrap().is_some() {
+    while whole.next_frame().unwrap().is_some() {
         ends.push(whole.offset() as usize);
     }
     for cut in 0..s.len() {
@@ -124,12 +124,12 @@ fn a_cut_stream_yields_every_whole_frame_before_the_cut() {
 fn foreign_input_and_other_versions_are_refused() {
     let mut d = Decoder::new();
     d.push(b"SIGKILL: test_sender(6993) -> test_receiver(6985)\n");
-    assert!(d.next().unwrap_err().0.contains("no magic"));
+    assert!(d.next_frame().unwrap_err().0.contains("no magic"));
     let mut s = sample();
     s[8] = 9;
     let mut d = Decoder::new();
     d.push(&s);
-    assert!(d.next().unwrap_err().0.contains("version 9"));
+    assert!(d.next_frame().unwrap_err().0.contains("version 9"));
     assert!(is_stream(&sample()) && !is_stream(b"# tracer: nop"));
 }
 
@@ -141,7 +141,7 @@ fn a_huge_length_is_refused_before_it_is_buffered() {
     s.extend_from_slice(&u32::MAX.to_le_bytes());
     let mut d = Decoder::new();
     d.push(&s);
-    assert!(d.next().unwrap_err().0.contains("at most"));
+    assert!(d.next_frame().unwrap_err().0.contains("at most"));
 }
 
 #[test]
@@ -156,8 +156,8 @@ fn unknown_kinds_are_skipped_and_short_payloads_are_errors() {
     encode::end(&mut s, at);
     let mut d = Decoder::new();
     d.push(&s);
-    assert_eq!(d.next().unwrap(), Some(Frame::Unknown { kind: 200 }));
-    assert!(d.next().is_err());
+    assert_eq!(d.next_frame().unwrap(), Some(Frame::Unknown { kind: 200 }));
+    assert!(d.next_frame().is_err());
     // A list count larger than its frame cannot allocate.
     let mut s = Vec::new();
     encode::header(&mut s);
@@ -166,5 +166,5 @@ fn unknown_kinds_are_skipped_and_short_payloads_are_errors() {
     encode::end(&mut s, at);
     let mut d = Decoder::new();
     d.push(&s);
-    assert!(d.next().unwrap_err().0.contains("does not fit"));
+    assert!(d.next_frame().unwrap_err().0.contains("does not fit"));
 }
