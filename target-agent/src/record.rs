@@ -59,6 +59,10 @@ struct Recorder {
     /// The last round sent read something: an empty one must follow, so
     /// the host releases what it holds back.
     busy: bool,
+    /// This round read task events: a new process may exec and exit at
+    /// once, so the next round must not wait (see `batch`).
+    tasks: bool,
+    tasks_last: bool,
     page_size: usize,
 }
 
@@ -110,7 +114,9 @@ impl Recorder {
                 }
                 continue;
             }
-            match cap.tasks.decode(id, ev.data) {
+            let decoded = cap.tasks.decode(id, ev.data);
+            self.tasks |= decoded.is_some();
+            match decoded {
                 Some(TaskEvent::NewTask {
                     parent_tid,
                     tid,
@@ -175,6 +181,7 @@ impl Pages for Recorder {
         self.scan(cap, &page)
     }
     fn end_round(&mut self, _: &[u32], cut: &[u32], events: usize) {
+        self.tasks_last = std::mem::take(&mut self.tasks);
         if events > 0 || self.busy {
             encode::round(&mut self.spool.buf, cut);
         }
@@ -192,8 +199,10 @@ impl Pages for Recorder {
     }
     fn batch(&self) -> Option<std::time::Duration> {
         // 2 MiB per CPU holds about 80 ms of a 500k/s storm
-        // (docs/benchmarks.md): 5 ms leaves a wide margin.
-        Some(std::time::Duration::from_millis(5))
+        // (docs/benchmarks.md): 5 ms leaves a wide margin. Not after task
+        // events: the /proc facts of a short-lived process must be read
+        // while it still runs.
+        (!self.tasks_last).then(|| std::time::Duration::from_millis(5))
     }
     fn settle(&mut self) {
         let _ = self.spool.write_all(STDOUT);
@@ -218,6 +227,8 @@ pub fn run(o: &Options, mut cap: Capture, stop: &Stop) -> Result<u64> {
         known: Known::default(),
         lineage: o.lineage,
         busy: false,
+        tasks: false,
+        tasks_last: false,
         page_size: cap.readers.page_size,
     };
     r.start(o, &mut cap);
