@@ -132,7 +132,10 @@ pub fn capture(
             // Held-back events are released by the next round.
             let most = Duration::from_millis(if p.holding() { 2 } else { 200 });
             let left = deadline.map_or(most, |d| d.saturating_duration_since(Instant::now()));
-            if wait(cap, stop, left.min(most), p.out_fd(), true) && stop.stdin_closed() {
+            // With the spool full, new data cannot be read: wait for
+            // stdout only, or a busy kernel buffer would spin the loop.
+            let data = p.room();
+            if wait(cap, stop, left.min(most), p.out_fd(), data) && stop.stdin_closed() {
                 break EndReason::StdinClosed;
             }
         } else if let Some(b) = p.batch() {

@@ -63,6 +63,14 @@ struct Recorder {
     /// once, so the next round must not wait (see `batch`).
     tasks: bool,
     tasks_last: bool,
+    /// The most pages read from one CPU in this round, and in the last.
+    pages: usize,
+    pages_last: usize,
+    /// Pages read in a row from `cpu`.
+    cpu: Option<u32>,
+    cpu_pages: usize,
+    /// Pages in each CPU's kernel buffer (`--buffer-kb`).
+    buffer_pages: usize,
     page_size: usize,
 }
 
@@ -178,10 +186,19 @@ impl Pages for Recorder {
         let page = Page::parse(&cap.page, buf).map_err(bad_page)?;
         let used = page.used(&cap.page).min(buf.len());
         encode::page(&mut self.spool.buf, cpu, &buf[..used]);
+        self.cpu_pages = if self.cpu == Some(cpu) {
+            self.cpu_pages + 1
+        } else {
+            1
+        };
+        self.cpu = Some(cpu);
+        self.pages = self.pages.max(self.cpu_pages);
         self.scan(cap, &page)
     }
     fn end_round(&mut self, _: &[u32], cut: &[u32], events: usize) {
         self.tasks_last = std::mem::take(&mut self.tasks);
+        self.pages_last = std::mem::take(&mut self.pages);
+        self.cpu = None;
         if events > 0 || self.busy {
             encode::round(&mut self.spool.buf, cut);
         }
@@ -202,7 +219,10 @@ impl Pages for Recorder {
         // (docs/benchmarks.md): 5 ms leaves a wide margin. Not after task
         // events: the /proc facts of a short-lived process must be read
         // while it still runs.
-        (!self.tasks_last).then(|| std::time::Duration::from_millis(5))
+        // And only while a round takes a small part of the kernel's
+        // buffer: a small --buffer-kb fills up within the wait.
+        let calm = self.pages_last * 4 < self.buffer_pages;
+        (!self.tasks_last && calm).then(|| std::time::Duration::from_millis(5))
     }
     fn settle(&mut self) {
         let _ = self.spool.write_all(STDOUT);
@@ -229,6 +249,11 @@ pub fn run(o: &Options, mut cap: Capture, stop: &Stop) -> Result<u64> {
         busy: false,
         tasks: false,
         tasks_last: false,
+        pages: 0,
+        pages_last: 0,
+        cpu: None,
+        cpu_pages: 0,
+        buffer_pages: o.buffer_kb as usize * 1024 / cap.readers.page_size.max(1),
         page_size: cap.readers.page_size,
     };
     r.start(o, &mut cap);
