@@ -24,7 +24,7 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
             };
             // A saved capture stream (`--save`) is told by its magic.
             if stream::detect(&mut input)? {
-                stream::parse(input, &q, &mut report)?;
+                stream::parse(input, &q, &mut report, !p.json && !p.every)?;
             } else {
                 offline::parse(input, &q, &mut report)?;
             }
@@ -71,7 +71,8 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
         let agent = local::find_agent(r.agent.as_deref())?;
         let mut report = Report::new(io::stdout().lock(), r.capture.json, None);
         report.quiet = !io::stderr().is_terminal() && r.capture.json;
-        let feed = stream::Feed::new(&mut report, q, r.capture.count, save);
+        let fold = !r.capture.json && !r.capture.every;
+        let feed = stream::Feed::new(&mut report, q, r.capture.count, save, fold);
         let status = local::run(&agent, &args, feed, stop)?;
         return Ok(report.status(status));
     }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod completions;
 pub mod doctor;
 pub mod error;
+pub mod fold;
 pub mod interrupt;
 pub mod local;
 pub mod offline;

@@ -370,7 +370,8 @@ pub fn run(
 
     let mut report = Report::new(io::stdout().lock(), r.capture.json, Some(host.to_string()));
     report.quiet = r.capture.json && !io::stderr().is_terminal();
-    let mut feed = crate::stream::Feed::new(&mut report, query, r.capture.count, save);
+    let fold = !r.capture.json && !r.capture.every;
+    let mut feed = crate::stream::Feed::new(&mut report, query, r.capture.count, save, fold);
     let status = conn.stream_bytes(
         &cmd,
         &mut |chunk| {

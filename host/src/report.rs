@@ -117,6 +117,16 @@ impl<W: Write> Report<W> {
         Ok(())
     }
 
+    /// A line of its own in human output, such as the count that closes
+    /// a folded storm (crate::fold); nothing in JSON mode.
+    pub fn note(&mut self, text: &str) -> io::Result<()> {
+        if self.json {
+            return Ok(());
+        }
+        writeln!(self.out, "{text}")?;
+        self.out.flush()
+    }
+
     /// The exit status for what was seen; `agent_status` is the agent's own.
     pub fn status(&self, agent_status: i32) -> i32 {
         if self.error.is_some() || agent_status == 2 || (!self.ready && agent_status != 0) {

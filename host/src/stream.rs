@@ -8,6 +8,7 @@
 //! Report takes lines today); a typed Report will take them directly.
 
 use crate::error::HostError;
+use crate::fold::Fold;
 use crate::report::Report;
 use std::fs::File;
 use std::io::{BufRead, Write};
@@ -24,9 +25,20 @@ struct Lines<'r, W: Write> {
     buf: String,
     /// stdout is gone: nothing more is written.
     broken: bool,
+    /// Human mode without `--every`: storms are folded.
+    fold: Option<Fold>,
 }
 
 impl<W: Write> Lines<'_, W> {
+    /// Closes a folded run before any other line.
+    fn close_run(&mut self) {
+        if let Some(line) = self.fold.as_mut().and_then(Fold::close) {
+            if !self.broken && self.report.note(&line).is_err() {
+                self.broken = true;
+            }
+        }
+    }
+
     fn send(&mut self) {
         if !self.broken && self.report.line(self.buf.as_bytes()).is_err() {
             self.broken = true;
@@ -37,10 +49,22 @@ impl<W: Write> Lines<'_, W> {
 
 impl<W: Write> Sink for Lines<'_, W> {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>) {
+        if let Some(f) = &mut self.fold {
+            let (print, closed) = f.signal(e);
+            if let Some(line) = closed {
+                if !self.broken && self.report.note(&line).is_err() {
+                    self.broken = true;
+                }
+            }
+            if !print {
+                return;
+            }
+        }
         e.encode_with(&mut self.buf, lineage.map(|l| l.json.as_str()));
         self.send();
     }
     fn lost(&mut self, l: &Lost) {
+        self.close_run();
         l.encode(&mut self.buf);
         self.send();
     }
@@ -52,10 +76,12 @@ impl<W: Write> Records for Lines<'_, W> {
         self.send();
     }
     fn end(&mut self, e: &End) {
+        self.close_run();
         e.encode(&mut self.buf);
         self.send();
     }
     fn error(&mut self, e: &ErrorRec) {
+        self.close_run();
         e.encode(&mut self.buf);
         self.send();
     }
@@ -89,17 +115,20 @@ pub fn create_save(path: &Path) -> Result<(PathBuf, File), HostError> {
 }
 
 impl<'r, W: Write> Feed<'r, W> {
+    /// `fold`: fold storms (human mode without `--every`).
     pub fn new(
         report: &'r mut Report<W>,
         query: Query,
         count: Option<u64>,
         save: Option<(PathBuf, File)>,
+        fold: bool,
     ) -> Self {
         Feed {
             out: Lines {
                 report,
                 buf: String::new(),
                 broken: false,
+                fold: fold.then(Fold::default),
             },
             session: Session::new(query, count),
             decoder: Decoder::new(),
@@ -214,13 +243,14 @@ pub fn detect(r: &mut impl BufRead) -> Result<bool, HostError> {
     Ok(is_stream(head))
 }
 
-/// `whosent-deploy parse FILE` for a saved stream.
+/// `whosent-deploy parse FILE` for a saved stream; `fold` as for [`Feed::new`].
 pub fn parse<R: BufRead, W: Write>(
     mut input: R,
     q: &Query,
     report: &mut Report<W>,
+    fold: bool,
 ) -> Result<(), HostError> {
-    let mut feed = Feed::new(report, q.clone(), None, None);
+    let mut feed = Feed::new(report, q.clone(), None, None, fold);
     loop {
         let n = {
             let chunk = input
