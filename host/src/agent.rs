@@ -1,9 +1,10 @@
 //! The ftrace agent as a deploy backend: the payload is the static
 //! `whosent-agent` for the board's architecture (built here, or
 //! `--agent`), in a tar.gz bundle with its manifest where the board has
-//! tar; the command is the agent with the query as its flags; its
-//! stdout is JSON Lines, decoded once by the session. The agent counts,
-//! times and ends the capture itself, so the host enforces nothing.
+//! tar; the command is the agent with the query as its flags and
+//! `--stream`: it records, and its stdout is the binary capture stream
+//! (docs/stream-format.md), decoded here by [`crate::stream::Feed`]. The
+//! agent times and ends the capture itself; `--count` is the feed's.
 
 use crate::board::Facts;
 use crate::build::{self, Target as Arch};
@@ -13,6 +14,7 @@ use crate::deploy::Backend;
 use crate::error::HostError;
 use crate::session::Session;
 use crate::ssh::upload::quote;
+use crate::stream::Feed;
 use crate::transport::Flow;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -26,22 +28,26 @@ pub struct Agent {
     bytes: Vec<u8>,
     hash: String,
     arch: Option<Arch>,
+    feed: Feed,
 }
 
 impl Agent {
-    pub fn new(args: Vec<String>, given: Option<PathBuf>) -> Self {
+    /// `args` are the agent's flags, `--stream` included; `feed`
+    /// decodes what it records.
+    pub fn new(args: Vec<String>, given: Option<PathBuf>, feed: Feed) -> Self {
         Agent {
             args,
             given,
             bytes: Vec::new(),
             hash: String::new(),
             arch: None,
+            feed,
         }
     }
 
     /// An agent already at hand (tests): `prepare` keeps it.
-    pub fn with_bytes(args: Vec<String>, bytes: Vec<u8>) -> Self {
-        let mut a = Agent::new(args, None);
+    pub fn with_bytes(args: Vec<String>, bytes: Vec<u8>, feed: Feed) -> Self {
+        let mut a = Agent::new(args, None, feed);
         a.hash = bundle::sha256_hex(&bytes);
         a.bytes = bytes;
         a
@@ -122,7 +128,24 @@ impl Backend for Agent {
         Ok(format!("{} {}", quote(&remote), quoted.join(" ")))
     }
 
+    fn raw_output(&self) -> bool {
+        true
+    }
+
     fn line(&mut self, raw: &[u8], s: &mut Session<'_>) -> Flow {
-        s.agent_line(raw)
+        self.feed.bytes(raw, s)
+    }
+
+    /// The records before a cut come out whatever ended the stream; a
+    /// dropped connection ends it as `hangup`.
+    fn finish(
+        &mut self,
+        _: &dyn crate::transport::Transport,
+        streamed: Result<i32, crate::transport::SshError>,
+        s: &mut Session<'_>,
+    ) -> Result<i32, HostError> {
+        self.feed
+            .finish(whosent_proto::record::EndReason::Hangup, s);
+        Ok(streamed?)
     }
 }

@@ -5,7 +5,7 @@ use crate::agent::Agent;
 use crate::cli::{Backend, Cli, Cmd, RunArgs};
 use crate::error::HostError;
 use crate::stap::backend::Stap;
-use crate::{deploy, interrupt, local, offline, query};
+use crate::{deploy, interrupt, local, offline, query, stream};
 use std::io::{self, BufReader};
 use std::path::PathBuf;
 
@@ -15,12 +15,12 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
             let q = query::from_args(&p.query)?;
             let mut out = io::stdout().lock();
             if p.file == "-" {
-                offline::parse(io::stdin().lock(), "stdin", &q, &mut out, p.json)
+                offline::parse(io::stdin().lock(), "stdin", &q, &mut out, p.json, p.every)
             } else {
                 let path = PathBuf::from(&p.file);
                 let f = std::fs::File::open(&path)
                     .map_err(|source| HostError::Input { path, source })?;
-                offline::parse(BufReader::new(f), &p.file, &q, &mut out, p.json)
+                offline::parse(BufReader::new(f), &p.file, &q, &mut out, p.json, p.every)
             }
         }
         Some(Cmd::Build(b)) => crate::build::command(&b),
@@ -50,13 +50,23 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
     }
     r.stap.only_for_stap()?;
     let q = query::from_args(&r.query)?;
-    let args = query::agent_args(&q, &r.capture)?;
+    let mut args = query::agent_args(&q, &r.capture)?;
+    // The agent records; this side decodes (crate::stream).
+    args.push("--stream".into());
+    let save = r
+        .capture
+        .save
+        .as_deref()
+        .map(stream::create_save)
+        .transpose()?;
+    let fold = !r.capture.json && !r.capture.every;
+    let feed = stream::Feed::new(q, r.capture.count, save, fold);
     let stop = interrupt::install();
     interrupt::stop_when_stdout_closes();
     if host == "local" {
         let agent = local::find_agent(r.agent.as_deref())?;
-        return local::run(&agent, &args, r.capture.json, stop);
+        return local::run(&agent, &args, r.capture.json, feed, stop);
     }
-    let mut agent = Agent::new(args, r.agent.clone());
+    let mut agent = Agent::new(args, r.agent.clone(), feed);
     deploy::run(r, host, &mut agent, stop)
 }

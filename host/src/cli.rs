@@ -95,6 +95,12 @@ pub struct CaptureArgs {
     /// Print the agent's JSON Lines records instead of one line per signal
     #[arg(long)]
     pub json: bool,
+    /// Also write the capture stream to FILE as it is recorded (read it back with `parse FILE`)
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Print every signal of a storm; by default a run of identical ones is printed once with its count
+    #[arg(long)]
+    pub every: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -189,6 +195,9 @@ pub struct ParseArgs {
     /// Print JSON Lines records instead of one line per signal
     #[arg(long)]
     pub json: bool,
+    /// Print every signal of a storm (saved streams); by default a run of identical ones is printed once with its count
+    #[arg(long)]
+    pub every: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,11 +7,13 @@ use crate::error::HostError;
 use crate::report::Report;
 use crate::session::{Limits, Session, Stop};
 use crate::ssh::upload::quote;
+use crate::stream::Feed;
 use crate::transport::local::Local;
 use crate::transport::Transport;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use whosent_proto::record::EndReason;
 
 /// The agent for this machine: `--agent`, `WHOSENT_AGENT`, or the
 /// `whosent-agent` installed next to whosent-deploy.
@@ -31,8 +33,15 @@ pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf, HostError> {
     Err(HostError::NoLocalAgent(sibling))
 }
 
-/// Runs the agent here and reports its records; returns the exit status.
-pub fn run(agent: &Path, args: &[String], json: bool, stop: &AtomicBool) -> Result<i32, HostError> {
+/// Runs the agent here (with `--stream` in `args`) and reports what
+/// `feed` decodes of it; returns the exit status.
+pub fn run(
+    agent: &Path,
+    args: &[String],
+    json: bool,
+    mut feed: Feed,
+    stop: &AtomicBool,
+) -> Result<i32, HostError> {
     // sh would report a missing agent as status 127; say which file.
     if let Err(e) = std::fs::metadata(agent) {
         return Err(HostError::Io(
@@ -51,15 +60,22 @@ pub fn run(agent: &Path, args: &[String], json: bool, stop: &AtomicBool) -> Resu
     report.quiet = !io::stderr().is_terminal() && json;
     let halt = Stop::default();
     let mut session = Session::new(report, Limits::default(), &halt);
-    // Once our stdout is gone (`| head`), the stream stops the agent
-    // and only drains its output until it exits: not an error.
-    let status = Local.stream(
-        &cmd,
-        &mut |line| session.agent_line(line),
-        &mut |chunk| {
-            let _ = io::stderr().write_all(chunk);
-        },
-        stop,
-    )?;
-    Ok(session.status(status))
+    let done = AtomicBool::new(false);
+    // Once our stdout is gone (`| head`) or --count is reached, the
+    // stream stops the agent and drains its output until it exits.
+    let streamed = std::thread::scope(|sc| {
+        sc.spawn(|| crate::deploy::flow::watch(stop, None, &halt, &done));
+        let res = Local.stream_bytes(
+            &cmd,
+            &mut |chunk| feed.bytes(chunk, &mut session),
+            &mut |chunk| {
+                let _ = io::stderr().write_all(chunk);
+            },
+            &halt.halt,
+        );
+        done.store(true, Ordering::SeqCst);
+        res
+    });
+    feed.finish(EndReason::Hangup, &mut session);
+    Ok(session.status(streamed?))
 }

@@ -1,11 +1,14 @@
 //! `whosent-deploy parse`: a recorded trace into the same records and
 //! lines as a live capture, for traces users already have. The format
-//! is told by content (`whosent_ftrace::detect`); the decoding is in
-//! whosent-ftrace (`text`, `tracedat`), this is glue.
+//! is told by content (`whosent_ftrace::detect`, and the capture
+//! stream's magic); the decoding is in whosent-ftrace (`text`,
+//! `tracedat`) and whosent-analysis (a stream saved with `--save`),
+//! this is glue.
 
 use crate::error::HostError;
 use crate::report::Report;
 use crate::session::{Limits, Session, Stop};
+use crate::stream::{self, Feed};
 use crate::transport::Flow;
 use std::io::{BufRead, BufReader, Read, Write};
 use whosent_ftrace::detect::Format;
@@ -17,15 +20,17 @@ use whosent_proto::query::Query;
 use whosent_proto::record::{EndReason, Lost};
 
 /// Parses `input` (named `name` in messages), writing records to `out`
-/// (JSON Lines with `json`); returns the exit status. Damage that leaves
-/// the rest readable (a malformed text line, a truncated page) is a
-/// warning on stderr.
+/// (JSON Lines with `json`; storms of a saved stream folded unless
+/// `every`); returns the exit status. Damage that leaves the rest
+/// readable (a malformed text line, a truncated page, a cut stream) is
+/// a warning on stderr.
 pub fn parse<R: Read>(
     mut input: R,
     name: &str,
     q: &Query,
     out: &mut dyn Write,
     json: bool,
+    every: bool,
 ) -> Result<i32, HostError> {
     let read_err = |e| HostError::Io(format!("cannot read {name}"), e);
     let mut prefix = Vec::with_capacity(Format::PREFIX_LEN);
@@ -33,6 +38,9 @@ pub fn parse<R: Read>(
         .take(Format::PREFIX_LEN as u64)
         .read_to_end(&mut prefix)
         .map_err(read_err)?;
+    if stream::is_stream(&prefix) {
+        return saved_stream(prefix.as_slice().chain(input), name, q, out, json, every);
+    }
     match Format::detect(&prefix) {
         Format::Text => {
             let r = BufReader::new(prefix.as_slice().chain(input));
@@ -64,6 +72,36 @@ pub fn parse<R: Read>(
             ))
         }
     }
+}
+
+/// A stream saved with `--save`: the same decoding as a live capture.
+fn saved_stream(
+    mut input: impl Read,
+    name: &str,
+    q: &Query,
+    out: &mut dyn Write,
+    json: bool,
+    every: bool,
+) -> Result<i32, HostError> {
+    let mut report = Report::new(&mut *out as &mut dyn Write, json, None);
+    report.quiet = true;
+    let stop = Stop::default();
+    let mut session = Session::new(report, Limits::default(), &stop);
+    let mut feed = Feed::new(q.clone(), None, None, !json && !every);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HostError::Io(format!("cannot read {name}"), e)),
+        };
+        if feed.bytes(&buf[..n], &mut session) == Flow::Stop {
+            break;
+        }
+    }
+    feed.finish(EndReason::Eof, &mut session);
+    Ok(session.status(0))
 }
 
 /// Text items in the shape trace.dat's come in.

@@ -31,6 +31,56 @@ fn encode(rec: &Record) -> Option<String> {
 }
 
 impl<W: Write> Report<W> {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// A signal record, without building a [`Record`] for it (the hot
+    /// path of a storm); `wire` as for [`Report::write`].
+    pub fn write_signal(
+        &mut self,
+        e: &whosent_proto::record::SignalEvent,
+        wire: Option<&str>,
+    ) -> io::Result<()> {
+        if self.json {
+            let mut own = String::new();
+            let text = match wire {
+                Some(w) => w,
+                None => {
+                    e.encode(&mut own);
+                    own.trim_end()
+                }
+            };
+            return self.json_line(text);
+        }
+        writeln!(self.out, "{}", render::signal_line(e))?;
+        self.out.flush()
+    }
+
+    /// A line of its own in human output, such as the count that closes
+    /// a folded storm (crate::fold); nothing in JSON mode.
+    pub fn note(&mut self, text: &str) -> io::Result<()> {
+        if self.json {
+            return Ok(());
+        }
+        writeln!(self.out, "{text}")?;
+        self.out.flush()
+    }
+
+    fn json_line(&mut self, text: &str) -> io::Result<()> {
+        match &self.host {
+            Some(h) => {
+                let mut tagged = String::from("{\"host\":");
+                whosent_proto::json::string(&mut tagged, h);
+                tagged.push(',');
+                tagged.push_str(&text[1..]);
+                writeln!(self.out, "{tagged}")?;
+            }
+            None => writeln!(self.out, "{text}")?,
+        }
+        self.out.flush()
+    }
+
     pub fn new(out: W, json: bool, host: Option<String>) -> Self {
         Report {
             out,
@@ -45,27 +95,16 @@ impl<W: Write> Report<W> {
     /// fields this host does not know survive. An `Err` means stdout is
     /// gone (e.g. a closed pipe): the caller should stop quietly.
     pub fn write(&mut self, rec: &Record, wire: Option<&str>) -> io::Result<()> {
+        if let Record::Signal(e) = rec {
+            return self.write_signal(e, wire);
+        }
         if self.json {
             let Some(text) = wire.map(str::to_string).or_else(|| encode(rec)) else {
                 return Ok(());
             };
-            match &self.host {
-                Some(h) => {
-                    let mut tagged = String::from("{\"host\":");
-                    whosent_proto::json::string(&mut tagged, h);
-                    tagged.push(',');
-                    tagged.push_str(&text[1..]);
-                    writeln!(self.out, "{tagged}")?;
-                }
-                None => writeln!(self.out, "{text}")?,
-            }
-            return self.out.flush();
+            return self.json_line(&text);
         }
         match rec {
-            Record::Signal(e) => {
-                writeln!(self.out, "{}", render::signal_line(e))?;
-                self.out.flush()?;
-            }
             Record::Ready(r) if !self.quiet => {
                 let on = self
                     .host

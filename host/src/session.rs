@@ -86,17 +86,7 @@ impl<'a> Session<'a> {
             return Flow::Stop;
         }
         match rec {
-            Record::Signal(_) => {
-                let count = self.limits.count;
-                if count.is_some_and(|c| self.signals >= c) {
-                    return Flow::Continue;
-                }
-                self.signals += 1;
-                if count.is_some_and(|c| self.signals >= c) {
-                    self.stop
-                        .request(EndReason::Count, self.limits.halt_on_count);
-                }
-            }
+            Record::Signal(e) => return self.signal_ref(e, wire),
             Record::Lost(l) => self.lost += l.count.unwrap_or(0),
             Record::Ready(_) => self.ready = true,
             Record::Error(_) => self.error = true,
@@ -111,6 +101,66 @@ impl<'a> Session<'a> {
 
     pub fn signal(&mut self, e: SignalEvent) -> Flow {
         self.record(&Record::Signal(e), None)
+    }
+
+    /// Counts a signal against a host-side `--count`; false if it is
+    /// past it (dropped).
+    fn count_signal(&mut self) -> bool {
+        let count = self.limits.count;
+        if count.is_some_and(|c| self.signals >= c) {
+            return false;
+        }
+        self.signals += 1;
+        if count.is_some_and(|c| self.signals >= c) {
+            self.stop
+                .request(EndReason::Count, self.limits.halt_on_count);
+        }
+        true
+    }
+
+    /// A signal by reference (a storm's hot path); `wire` as for
+    /// [`Session::record`].
+    pub fn signal_ref(&mut self, e: &SignalEvent, wire: Option<&str>) -> Flow {
+        if self.out_gone {
+            return Flow::Stop;
+        }
+        if !self.count_signal() {
+            return Flow::Continue;
+        }
+        if self.report.write_signal(e, wire).is_err() {
+            self.out_gone = true;
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
+    /// A signal folded into the storm line before it (human mode): it
+    /// counts as reported, and its line is the fold's count.
+    pub fn folded_signal(&mut self) -> Flow {
+        if self.out_gone {
+            return Flow::Stop;
+        }
+        self.count_signal();
+        Flow::Continue
+    }
+
+    /// A line of human output of its own (a folded storm's count).
+    pub fn note(&mut self, text: &str) -> Flow {
+        if self.out_gone || self.report.note(text).is_err() {
+            self.out_gone = true;
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
+    pub fn json(&self) -> bool {
+        self.report.json()
+    }
+
+    /// Stops the stream for `why` (the source keeps delivering its last
+    /// records until it exits).
+    pub fn halt(&self, why: EndReason) {
+        self.stop.request(why, true);
     }
 
     /// Events the source says it lost without a `lost` record of its own

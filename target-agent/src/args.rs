@@ -27,6 +27,10 @@ CAPTURE:
       --count N          stop after N signals
       --duration SECS    stop after SECS seconds
       --human            print one line per signal instead of JSON
+      --stream           write the binary capture stream (docs/stream-format.md) for a
+                         host to decode, instead of records; what whosent-deploy runs
+      --spool-kb KB      with --stream: user-space spool between the kernel's buffers and
+                         a slow stdout [default: 2048]
       --no-lineage       do not report the sender's parents (skips the /proc snapshot
                          and the argv uprobe on the dynamic loader)
       --buffer-kb KB     per-CPU ring buffer of the private instance [default: 2048]
@@ -43,6 +47,9 @@ pub struct Options {
     pub count: Option<u64>,
     pub duration: Option<Duration>,
     pub human: bool,
+    /// Write the capture stream instead of records.
+    pub stream: bool,
+    pub spool_kb: u32,
     /// Report each sender's lineage (on unless `--no-lineage`).
     pub lineage: bool,
     pub buffer_kb: u32,
@@ -82,6 +89,7 @@ fn seconds(v: &str) -> Option<Duration> {
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
     let mut o = Options {
         buffer_kb: 2048,
+        spool_kb: 2048,
         lineage: true,
         ..Default::default()
     };
@@ -97,6 +105,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
             "-V" | "--version" => return Ok(Parsed::Version),
             "--human" => {
                 o.human = true;
+                continue;
+            }
+            "--stream" => {
+                o.stream = true;
                 continue;
             }
             "--no-lineage" => {
@@ -137,6 +149,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
                 }
             }
             "--buffer-kb" => o.buffer_kb = number(&flag, &value()?, "a size in KiB")?,
+            "--spool-kb" => match number(&flag, &value()?, "a size in KiB")? {
+                0 => return Err(AgentError::usage("--spool-kb must be at least 1")),
+                kb => o.spool_kb = kb,
+            },
             "--tracefs" => o.tracefs = Some(value()?),
             f if f.starts_with('-') => {
                 let v = value()?;

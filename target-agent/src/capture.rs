@@ -5,7 +5,6 @@
 use crate::args::Options;
 use crate::error::{AgentError, Result};
 use crate::instance::{self, Instance};
-use crate::proctable::ProcTable;
 use crate::reader::Readers;
 use crate::uprobe::{self, ArgvProbe};
 use crate::{procfs, tracefs};
@@ -16,6 +15,8 @@ use whosent_ftrace::format::EventFormat;
 use whosent_ftrace::header_page::PageLayout;
 use whosent_ftrace::signal_generate::SignalLayout;
 use whosent_ftrace::task_events::TaskLayouts;
+use whosent_ftrace::uid_events::{UidLayouts, UID_EVENTS};
+use whosent_stream::frame::{role, ProcFacts};
 
 /// Task lifecycle events kept in the same instance for the process
 /// table; a kernel without some of them just names fewer exited tasks.
@@ -30,9 +31,15 @@ pub struct Capture {
     pub tracefs: String,
     pub signal: SignalLayout,
     pub tasks: TaskLayouts,
+    pub uid: UidLayouts,
     pub page: PageLayout,
+    /// The kernel's texts behind the layouts, for the capture stream:
+    /// (FORMAT role, text).
+    pub formats: Vec<(u8, Vec<u8>)>,
     pub filter: String,
-    pub table: ProcTable,
+    /// What /proc said at the start about the watched processes and,
+    /// with lineage, every process (the snapshot).
+    pub known: Vec<ProcFacts>,
     // Field order matters: readers must close before the instance is
     // removed, the instance before the probe, and fields drop in
     // declaration order.
@@ -57,17 +64,18 @@ fn read_whole(p: &Path) -> std::io::Result<Vec<u8>> {
     }
 }
 
-fn read_format(root: &str, rel: &str) -> Result<EventFormat> {
+fn read_format(root: &str, rel: &str) -> Result<(EventFormat, Vec<u8>)> {
     let p = Path::new(root).join(rel);
     let bytes =
         read_whole(&p).map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
-    EventFormat::parse(bytes.as_slice()).map_err(|e| {
+    let f = EventFormat::parse(bytes.as_slice()).map_err(|e| {
         AgentError::new(
             "bad_format",
             format!("{}: {e}", p.display()),
             "report this with the kernel release",
         )
-    })
+    })?;
+    Ok((f, bytes))
 }
 
 /// Thread ids of each process named by `flag`; a pid that does not
@@ -97,7 +105,8 @@ pub fn start(o: &Options) -> Result<Capture> {
     {
         eprintln!("whosent-agent: removed stale {name} (its owner is gone)");
     }
-    let signal_fmt = read_format(&root, "events/signal/signal_generate/format")?;
+    let (signal_fmt, text) = read_format(&root, "events/signal/signal_generate/format")?;
+    let mut formats = vec![(role::SIGNAL, text)];
     let signal = SignalLayout::new(&signal_fmt).map_err(|e| {
         AgentError::new(
             "bad_format",
@@ -106,17 +115,16 @@ pub fn start(o: &Options) -> Result<Capture> {
         )
     })?;
     let header = Path::new(&root).join("events/header_page");
-    let page = read_whole(&header)
-        .map_err(|e| AgentError::io("cannot read", &header.display().to_string(), e))
-        .and_then(|b| {
-            PageLayout::parse(b.as_slice()).map_err(|e| {
-                AgentError::new(
-                    "bad_format",
-                    e.to_string(),
-                    "report this with the kernel release",
-                )
-            })
-        })?;
+    let header = read_whole(&header)
+        .map_err(|e| AgentError::io("cannot read", &header.display().to_string(), e))?;
+    let page = PageLayout::parse(header.as_slice()).map_err(|e| {
+        AgentError::new(
+            "bad_format",
+            e.to_string(),
+            "report this with the kernel release",
+        )
+    })?;
+    formats.push((role::HEADER_PAGE, header));
 
     let instance = Instance::create(&root)?;
     instance.set("buffer_size_kb", &o.buffer_kb.to_string())?;
@@ -127,29 +135,51 @@ pub fn start(o: &Options) -> Result<Capture> {
 
     let mut tasks = TaskLayouts::default();
     for ev in TASK_EVENTS {
-        let Ok(f) = read_format(&root, &format!("events/{ev}/format")) else {
+        let Ok((f, text)) = read_format(&root, &format!("events/{ev}/format")) else {
             continue;
         };
         if tasks.add(&f).is_ok() {
             instance.set(&format!("events/{ev}/enable"), "1")?;
+            formats.push((role::TASK, text));
         }
+    }
+    // Uid changes, where the kernel has syscall events: all six or none,
+    // since an exit without its enter (or the reverse) tells nothing.
+    let mut uid = UidLayouts::default();
+    let uid_formats: Vec<_> = UID_EVENTS
+        .iter()
+        .map_while(|ev| read_format(&root, &format!("events/{ev}/format")).ok())
+        .collect();
+    if uid_formats.len() == UID_EVENTS.len()
+        && uid_formats.iter().all(|(f, _)| uid.add(f).is_ok())
+        && UID_EVENTS
+            .iter()
+            .all(|ev| instance.set(&format!("events/{ev}/enable"), "1").is_ok())
+    {
+        formats.extend(uid_formats.into_iter().map(|(_, t)| (role::TASK, t)));
+    } else {
+        uid = UidLayouts::default();
+        let _ = instance.set("events/syscalls/enable", "0");
     }
     let readers = Readers::open(&instance.dir)?;
     instance.set("events/signal/signal_generate/enable", "1")?;
 
     // Learn the watched processes now: a SIGKILL target is usually gone
     // by the time its event is read.
-    let mut table = ProcTable::new("/proc");
-    for &t in target_tids.iter().chain(&sender_tids) {
-        table.lookup(t);
-    }
+    let known = target_tids
+        .iter()
+        .chain(&sender_tids)
+        .filter_map(|&t| procfs::facts("/proc", t))
+        .collect();
     Ok(Capture {
         tracefs: root,
         signal,
         tasks,
+        uid,
         page,
+        formats,
         filter,
-        table,
+        known,
         readers,
         instance,
         argv_probe: None,
@@ -165,14 +195,20 @@ impl Capture {
     /// in the trace.
     pub fn add_lineage(&mut self) {
         self.argv_probe = ArgvProbe::create(&self.tracefs, &self.instance).and_then(|mut p| {
-            let f = read_format(&self.tracefs, &format!("events/{}/format", p.event)).ok()?;
+            let (f, text) =
+                read_format(&self.tracefs, &format!("events/{}/format", p.event)).ok()?;
             self.tasks.add_argv(&f).ok()?;
+            self.formats.push((role::ARGV, text));
             p.enable(&self.instance).ok()?;
             Some(p)
         });
         if self.argv_probe.is_none() {
             eprintln!("whosent-agent: note: no argv uprobe here; command lines of programs that exit at once may be missing");
         }
-        self.table.snapshot();
+        self.known.extend(
+            procfs::pids("/proc")
+                .into_iter()
+                .filter_map(|p| procfs::facts("/proc", p)),
+        );
     }
 }

@@ -3,14 +3,16 @@
 
 pub mod args;
 pub mod capture;
+pub mod drain;
 pub mod elf;
 pub mod error;
 pub mod instance;
 pub mod pidns;
 pub mod procfs;
-pub mod proctable;
 pub mod reader;
+pub mod record;
 pub mod run;
+pub mod spool;
 pub mod stop;
 pub mod tracefs;
 pub mod uprobe;

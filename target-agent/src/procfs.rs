@@ -3,6 +3,7 @@
 //! falls back to what the trace itself recorded.
 
 use std::fs;
+use whosent_stream::frame::ProcFacts;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskInfo {
@@ -41,6 +42,31 @@ pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
             .filter_map(|n| n.parse().ok())
             .collect(),
     })
+}
+
+/// Everything the process table takes from /proc about `tid`.
+pub fn facts(root: &str, tid: i32) -> Option<ProcFacts> {
+    let t = task(root, tid)?;
+    Some(ProcFacts {
+        tid,
+        tgid: t.tgid,
+        ppid: t.ppid,
+        uid: t.uid,
+        exe: exe(root, t.tgid),
+        cmdline: cmdline(root, t.tgid),
+        comm: t.comm,
+        nstgid: t.nstgid,
+        ..Default::default()
+    })
+}
+
+/// /proc as the process table's source of facts, read when it asks.
+pub struct Live;
+
+impl whosent_analysis::facts::FactSource for Live {
+    fn facts(&mut self, tid: i32, _exec_ts: Option<u64>) -> Option<ProcFacts> {
+        facts("/proc", tid)
+    }
 }
 
 /// The program file (`/proc/<pid>/exe`); `None` for kernel threads and

@@ -13,3 +13,4 @@ pub mod task_events;
 pub mod text;
 #[cfg(feature = "tracedat")]
 pub mod tracedat;
+pub mod uid_events;

@@ -88,6 +88,18 @@ impl<'a> Page<'a> {
         Ok(Page { ts, missed, data })
     }
 
+    /// How much of the buffer the page uses: its header, its committed
+    /// data and the missed-events count the kernel may store after it
+    /// (`ring_buffer_read_page()`); the rest is stale.
+    pub fn used(&self, layout: &PageLayout) -> usize {
+        let extra = if self.missed.is_some() {
+            layout.commit_size
+        } else {
+            0
+        };
+        layout.data_offset + self.data.len() + extra
+    }
+
     pub fn events(&self) -> Events<'a> {
         Events {
             data: self.data,

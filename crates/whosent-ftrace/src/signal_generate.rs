@@ -72,6 +72,12 @@ impl SignalLayout {
         self.result.is_some()
     }
 
+    /// The running task and the target's tid, without decoding the rest:
+    /// the recorder only needs to know whom to read /proc for.
+    pub fn tids(&self, rec: &[u8]) -> Option<(i32, i32)> {
+        Some((self.common_pid.int(rec)? as i32, self.pid.int(rec)? as i32))
+    }
+
     /// Decodes one record; `None` if it is too short for this layout.
     pub fn decode(&self, rec: &[u8]) -> Option<RawSignal> {
         let int = |f: &Field| f.int(rec).map(|v| v as i32);

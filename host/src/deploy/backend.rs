@@ -33,7 +33,14 @@ pub trait Backend {
         Limits::default()
     }
 
-    /// One line of the command's stdout, turned into records.
+    /// Whether the command's stdout is a byte stream (the agent's
+    /// capture stream) rather than lines.
+    fn raw_output(&self) -> bool {
+        false
+    }
+
+    /// One line of the command's stdout (with [`Backend::raw_output`],
+    /// a chunk of it as it arrived), turned into records.
     fn line(&mut self, raw: &[u8], s: &mut Session<'_>) -> Flow;
 
     /// A chunk of the command's stderr; by default passed on.

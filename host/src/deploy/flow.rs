@@ -86,19 +86,21 @@ pub fn run(
         // Ctrl-C and a host-side --duration become a stop of this stream.
         sc.spawn(|| watch(stop, deadline, &halt, &done));
         // Both callbacks feed the one session, never at the same time.
+        let raw = backend.raw_output();
         let shared = RefCell::new((&mut *backend, &mut session));
-        let res = t.stream(
-            &cmd,
-            &mut |line| {
-                let (b, s) = &mut *shared.borrow_mut();
-                b.line(line, s)
-            },
-            &mut |chunk| {
-                let (b, s) = &mut *shared.borrow_mut();
-                b.stderr(chunk, s)
-            },
-            &halt.halt,
-        );
+        let mut on_out = |data: &[u8]| {
+            let (b, s) = &mut *shared.borrow_mut();
+            b.line(data, s)
+        };
+        let mut on_err = |chunk: &[u8]| {
+            let (b, s) = &mut *shared.borrow_mut();
+            b.stderr(chunk, s)
+        };
+        let res = if raw {
+            t.stream_bytes(&cmd, &mut on_out, &mut on_err, &halt.halt)
+        } else {
+            t.stream(&cmd, &mut on_out, &mut on_err, &halt.halt)
+        };
         done.store(true, Ordering::SeqCst);
         res
     });
@@ -106,7 +108,9 @@ pub fn run(
     Ok(session.status(status))
 }
 
-fn watch(stop: &AtomicBool, deadline: Option<Instant>, halt: &Stop, done: &AtomicBool) {
+/// Until `done`: turns Ctrl-C (`stop`) and the deadline into a stop of
+/// the stream (`halt`).
+pub(crate) fn watch(stop: &AtomicBool, deadline: Option<Instant>, halt: &Stop, done: &AtomicBool) {
     while !done.load(Ordering::SeqCst) {
         if stop.load(Ordering::SeqCst) {
             return halt.request(EndReason::Interrupted, true);

@@ -36,7 +36,10 @@ fn agent_script() -> Script {
 }
 
 fn agent() -> Agent {
-    Agent::with_bytes(vec!["--sig".into(), "9".into()], AGENT.to_vec())
+    // The fake board replays the agent's JSON lines (an agent that
+    // answers without --stream): the feed decodes them as lines.
+    let feed = crate::stream::Feed::new(Default::default(), None, None, false);
+    Agent::with_bytes(vec!["--sig".into(), "9".into()], AGENT.to_vec(), feed)
 }
 
 /// Runs the flow; returns its result and what it printed on stdout.

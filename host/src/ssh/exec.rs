@@ -140,6 +140,30 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// As [`Conn::stream`], with stdout handed over in chunks as they
+    /// arrive rather than split into lines: for the binary capture stream.
+    pub fn stream_bytes(
+        &self,
+        cmd: &str,
+        on_data: &mut dyn FnMut(&[u8]) -> Flow,
+        on_stderr: &mut dyn FnMut(&[u8]),
+        stop: &AtomicBool,
+    ) -> Result<i32, SshError> {
+        let _busy = self.lock();
+        let mut channel = open_exec(&self.session, cmd)?;
+        pump(
+            &self.session,
+            self.fd,
+            &mut channel,
+            cmd,
+            on_data,
+            on_stderr,
+            stop,
+        )
+    }
+}
+
 /// Opens a session channel and starts `cmd` in it.
 pub(crate) fn open_exec<'a>(session: &'a Session, cmd: &str) -> Result<OwnedChannel<'a>, SshError> {
     let _t = Timeout::set(session, OPEN_TIMEOUT);

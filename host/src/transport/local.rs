@@ -67,6 +67,41 @@ impl Transport for Local {
         on_stderr: &mut dyn FnMut(&[u8]),
         stop: &AtomicBool,
     ) -> Result<i32, SshError> {
+        let mut pending = Vec::new();
+        let mut deliver = true;
+        let status = self.stream_bytes(
+            cmd,
+            &mut |data| {
+                pending.extend_from_slice(data);
+                let mut start = 0;
+                while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+                    let line = &pending[start..start + nl];
+                    start += nl + 1;
+                    if on_line(line) == Flow::Stop {
+                        deliver = false;
+                        pending.clear();
+                        return Flow::Stop;
+                    }
+                }
+                pending.drain(..start);
+                Flow::Continue
+            },
+            on_stderr,
+            stop,
+        );
+        if deliver && !pending.is_empty() {
+            on_line(&pending);
+        }
+        status
+    }
+
+    fn stream_bytes(
+        &self,
+        cmd: &str,
+        on_data: &mut dyn FnMut(&[u8]) -> Flow,
+        on_stderr: &mut dyn FnMut(&[u8]),
+        stop: &AtomicBool,
+    ) -> Result<i32, SshError> {
         let mut child = Command::new("sh")
             .args(["-c", cmd])
             .stdin(Stdio::piped())
@@ -74,7 +109,7 @@ impl Transport for Local {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(io_err(format!("starting `{cmd}`")))?;
-        let status = pump(&mut child, cmd, on_line, on_stderr, stop);
+        let status = pump(&mut child, cmd, on_data, on_stderr, stop);
         if status.is_err() {
             let _ = child.kill();
             let _ = child.wait();
@@ -83,19 +118,20 @@ impl Transport for Local {
     }
 }
 
-/// Reads both pipes as data comes (poll), line by line for stdout; on a
-/// stop closes stdin and gives the command [`STOP_GRACE`] to exit.
+/// Reads both pipes as data comes (poll), stdout in chunks; on a stop
+/// closes stdin and gives the command [`STOP_GRACE`] to exit. Once
+/// `on_data` says stop, nothing more is delivered (as over SSH).
 fn pump(
     child: &mut Child,
     cmd: &str,
-    on_line: &mut dyn FnMut(&[u8]) -> Flow,
+    on_data: &mut dyn FnMut(&[u8]) -> Flow,
     on_stderr: &mut dyn FnMut(&[u8]),
     stop: &AtomicBool,
 ) -> Result<i32, SshError> {
     let mut stdin = child.stdin.take();
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
-    let (mut pending, mut buf) = (Vec::new(), vec![0u8; 32 * 1024]);
+    let mut buf = vec![0u8; 64 * 1024];
     let mut deliver = true;
     let mut stopping: Option<Instant> = None;
     while out.is_some() || err.is_some() {
@@ -130,17 +166,12 @@ fn pump(
             let n = out.as_mut().map_or(Ok(0), |o| o.read(&mut buf));
             match n.map_err(io_err(format!("reading the output of `{cmd}`")))? {
                 0 => out = None,
-                n => pending.extend_from_slice(&buf[..n]),
-            }
-            let mut start = 0;
-            while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-                let line = &pending[start..start + nl];
-                start += nl + 1;
-                if deliver && on_line(line) == Flow::Stop {
-                    deliver = false;
+                n => {
+                    if deliver && on_data(&buf[..n]) == Flow::Stop {
+                        deliver = false;
+                    }
                 }
             }
-            pending.drain(..start);
         }
         if pfd[1].revents != 0 {
             let n = err.as_mut().map_or(Ok(0), |e| e.read(&mut buf));
@@ -149,9 +180,6 @@ fn pump(
                 n => on_stderr(&buf[..n]),
             }
         }
-    }
-    if deliver && !pending.is_empty() {
-        on_line(&pending);
     }
     drop(stdin);
     let st = child

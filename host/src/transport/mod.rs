@@ -43,4 +43,30 @@ pub trait Transport {
         on_stderr: &mut dyn FnMut(&[u8]),
         stop: &AtomicBool,
     ) -> Result<i32, SshError>;
+
+    /// As [`Transport::stream`], with stdout handed to `on_data` in
+    /// chunks as they arrive: for the agent's binary capture stream
+    /// (docs/stream-format.md). By default built on `stream`, whose lines
+    /// joined again with `\n` are the same bytes (a last line without
+    /// its `\n` gets none), for transports that only replay lines.
+    fn stream_bytes(
+        &self,
+        cmd: &str,
+        on_data: &mut dyn FnMut(&[u8]) -> Flow,
+        on_stderr: &mut dyn FnMut(&[u8]),
+        stop: &AtomicBool,
+    ) -> Result<i32, SshError> {
+        let mut line = Vec::new();
+        self.stream(
+            cmd,
+            &mut |l| {
+                line.clear();
+                line.extend_from_slice(l);
+                line.push(b'\n');
+                on_data(&line)
+            },
+            on_stderr,
+            stop,
+        )
+    }
 }

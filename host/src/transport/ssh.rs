@@ -32,4 +32,14 @@ impl Transport for Conn {
     ) -> Result<i32, SshError> {
         Conn::stream(self, cmd, on_line, on_stderr, stop)
     }
+
+    fn stream_bytes(
+        &self,
+        cmd: &str,
+        on_data: &mut dyn FnMut(&[u8]) -> Flow,
+        on_stderr: &mut dyn FnMut(&[u8]),
+        stop: &AtomicBool,
+    ) -> Result<i32, SshError> {
+        Conn::stream_bytes(self, cmd, on_data, on_stderr, stop)
+    }
 }

@@ -1,0 +1,277 @@
+//! The agent's capture stream on the host: bytes in (from SSH, the
+//! local agent's pipe, or a saved file), typed records out into the one
+//! [`Session`]. All decoding is whosent-analysis's; this module only
+//! moves bytes, folds storms in human mode, keeps the `--save` copy and
+//! says when the stream was cut.
+
+use crate::error::HostError;
+use crate::fold::Fold;
+use crate::session::Session;
+use crate::transport::Flow;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use whosent_analysis::pipeline::{Lineage, Sink};
+use whosent_analysis::session::{Records, Session as Decoding};
+use whosent_proto::decode::Record;
+use whosent_proto::query::Query;
+use whosent_proto::record::{End, EndReason, ErrorRec, Lost, Ready, SignalEvent};
+use whosent_stream::decode::{Decoder, Ending};
+
+pub use whosent_stream::decode::is_stream;
+
+/// The `--save` file: written as the bytes arrive, removed if the
+/// capture never started (nothing left behind on a failed run).
+pub struct Save {
+    path: PathBuf,
+    file: File,
+}
+
+/// Creates the `--save` file up front, so a bad path fails before
+/// anything runs on the board.
+pub fn create_save(path: &Path) -> Result<Save, HostError> {
+    let file = File::create(path)
+        .map_err(|e| HostError::Io(format!("cannot create --save file {}", path.display()), e))?;
+    Ok(Save {
+        path: path.to_path_buf(),
+        file,
+    })
+}
+
+/// One capture stream being read.
+pub struct Feed {
+    decoding: Decoding,
+    decoder: Decoder,
+    /// Human mode without `--every`: storms are folded.
+    fold: Option<Fold>,
+    buf: String,
+    /// The agent answered with JSON lines (an error before the stream
+    /// started, or an agent without `--stream`): decoded as lines.
+    lines: Option<Vec<u8>>,
+    save: Option<Save>,
+    failed: bool,
+    gone: bool,
+}
+
+/// The records of one call, into the session.
+struct Out<'x, 'a> {
+    s: &'x mut Session<'a>,
+    fold: &'x mut Option<Fold>,
+    buf: &'x mut String,
+    gone: &'x mut bool,
+}
+
+impl Out<'_, '_> {
+    fn flow(&mut self, f: Flow) {
+        if f == Flow::Stop {
+            *self.gone = true;
+        }
+    }
+
+    /// Closes a folded run before any other line.
+    fn close_run(&mut self) {
+        if let Some(line) = self.fold.as_mut().and_then(Fold::close) {
+            let f = self.s.note(&line);
+            self.flow(f);
+        }
+    }
+
+    fn record(&mut self, rec: Record) {
+        if *self.gone {
+            return;
+        }
+        let f = self.s.record(&rec, None);
+        self.flow(f);
+    }
+}
+
+impl Sink for Out<'_, '_> {
+    fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>) {
+        if *self.gone {
+            return;
+        }
+        if let Some(fold) = self.fold.as_mut() {
+            let (print, closed) = fold.signal(e);
+            if let Some(line) = closed {
+                let f = self.s.note(&line);
+                self.flow(f);
+            }
+            if !print {
+                // Folded, but counted as reported.
+                let f = self.s.folded_signal();
+                self.flow(f);
+                return;
+            }
+        }
+        let f = if self.s.json() {
+            // The lineage is encoded once per sender (whosent-analysis).
+            self.buf.clear();
+            e.encode_with(self.buf, lineage.map(|l| l.json.as_str()));
+            self.s.signal_ref(e, Some(self.buf.trim_end()))
+        } else {
+            match lineage {
+                Some(l) => {
+                    let mut e = e.clone();
+                    e.running.lineage = Some(l.list.clone());
+                    self.s.signal_ref(&e, None)
+                }
+                None => self.s.signal_ref(e, None),
+            }
+        };
+        self.flow(f);
+    }
+
+    fn lost(&mut self, l: &Lost) {
+        self.close_run();
+        self.record(Record::Lost(l.clone()));
+    }
+}
+
+impl Records for Out<'_, '_> {
+    fn ready(&mut self, r: &Ready) {
+        self.record(Record::Ready(r.clone()));
+    }
+    fn end(&mut self, e: &End) {
+        self.close_run();
+        self.record(Record::End(e.clone()));
+    }
+    fn error(&mut self, e: &ErrorRec) {
+        self.close_run();
+        self.record(Record::Error(e.clone()));
+    }
+}
+
+impl Feed {
+    /// `fold`: fold storms (human mode without `--every`); `count`:
+    /// stop after that many signals (the agent does not count when it
+    /// records).
+    pub fn new(query: Query, count: Option<u64>, save: Option<Save>, fold: bool) -> Self {
+        Feed {
+            decoding: Decoding::new(query, count),
+            decoder: Decoder::new(),
+            fold: fold.then(Fold::default),
+            buf: String::new(),
+            lines: None,
+            save,
+            failed: false,
+            gone: false,
+        }
+    }
+
+    /// Takes bytes as they arrive. `Stop` once stdout is gone or the
+    /// stream is bad; at `--count` the session is asked to stop the
+    /// agent, and its last frames are still taken.
+    pub fn bytes(&mut self, chunk: &[u8], s: &mut Session<'_>) -> Flow {
+        if let Some(sv) = &mut self.save {
+            if let Err(e) = sv.file.write_all(chunk) {
+                eprintln!(
+                    "whosent-deploy: warning: cannot write {}: {e}; no longer saving",
+                    sv.path.display()
+                );
+                self.save = None;
+            }
+        }
+        if self.lines.is_none() && self.decoder.offset() == 0 && chunk.first() == Some(&b'{') {
+            self.lines = Some(Vec::new());
+        }
+        if let Some(pending) = &mut self.lines {
+            pending.extend_from_slice(chunk);
+            while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=nl).collect();
+                if s.agent_line(&line) == Flow::Stop {
+                    self.gone = true;
+                    return Flow::Stop;
+                }
+            }
+            return Flow::Continue;
+        }
+        if self.failed || self.gone {
+            return Flow::Stop;
+        }
+        self.decoder.push(chunk);
+        loop {
+            let frame = match self.decoder.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    let e = e.to_string();
+                    self.fail(&e, s);
+                    return Flow::Stop;
+                }
+            };
+            let mut out = Out {
+                s: &mut *s,
+                fold: &mut self.fold,
+                buf: &mut self.buf,
+                gone: &mut self.gone,
+            };
+            if let Err(e) = self.decoding.frame(frame, &mut out) {
+                self.fail(&e.to_string(), s);
+                return Flow::Stop;
+            }
+        }
+        if self.gone {
+            return Flow::Stop;
+        }
+        if self.decoding.done() {
+            s.halt(EndReason::Count);
+        }
+        Flow::Continue
+    }
+
+    fn fail(&mut self, message: &str, s: &mut Session<'_>) {
+        self.failed = true;
+        eprintln!("whosent-deploy: error: {message}");
+        let mut out = Out {
+            s,
+            fold: &mut self.fold,
+            buf: &mut self.buf,
+            gone: &mut self.gone,
+        };
+        out.error(&ErrorRec {
+            kind: "bad_stream".into(),
+            message: message.into(),
+            help: "report this with the saved stream (--save FILE) and both versions".into(),
+        });
+    }
+
+    /// The input has ended: the rest of the records and the `end`.
+    /// `cut` is the end reason if the stream stopped before its END
+    /// (`hangup` for a dropped link, `eof` for a file).
+    pub fn finish(&mut self, cut: EndReason, s: &mut Session<'_>) {
+        if let Some(rest) = self.lines.take() {
+            if !rest.is_empty() {
+                s.agent_line(&rest);
+            }
+            self.discard_save();
+            return;
+        }
+        let ending = self.decoder.finish();
+        if let Ending::Cut { offset, pending } = ending {
+            if !self.failed && !self.gone && !self.decoding.done() {
+                eprintln!(
+                    "whosent-deploy: warning: the capture stream was cut after {offset} bytes{}; what came before is reported, what followed is lost",
+                    if pending > 0 { format!(" ({pending} bytes of an unfinished frame dropped)") } else { String::new() }
+                );
+            }
+        }
+        let started = s.ready;
+        let mut out = Out {
+            s,
+            fold: &mut self.fold,
+            buf: &mut self.buf,
+            gone: &mut self.gone,
+        };
+        self.decoding.finish(&ending, cut, &mut out);
+        if !started {
+            self.discard_save();
+        }
+    }
+
+    fn discard_save(&mut self) {
+        if let Some(sv) = self.save.take() {
+            drop(sv.file);
+            let _ = std::fs::remove_file(&sv.path);
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! `--stream`: the agent records, the host explains. Each CPU's pages
+//! are read as they fill and sent raw in the capture stream
+//! (docs/stream-format.md) through a bounded [`Spool`]; the only
+//! decoding here is what must happen on the board and at once: the /proc
+//! facts of a process that is born, execs, or shows up unknown in a
+//! signal, read before it can exit.
+
+use crate::args::Options;
+use crate::capture::Capture;
+use crate::drain::{self, Pages};
+use crate::error::Result;
+use crate::procfs;
+use crate::reader::lost_by_stats;
+use crate::run::{bad_page, teardown, uname};
+use crate::spool::Spool;
+use crate::stop::Stop;
+use whosent_ftrace::page::Page;
+use whosent_ftrace::task_events::TaskEvent;
+use whosent_proto::record::EndReason;
+use whosent_stream::encode;
+use whosent_stream::frame::{reason, why, Ready};
+
+const STDOUT: i32 = 1;
+
+/// Tasks whose facts were sent (or could not be read), one bit per tid:
+/// smaller in the agent than a hash set (docs/agent-size.md), and only
+/// the touched pages of it are ever resident. A reused tid stays known,
+/// which is harmless: a new process is read at its fork anyway.
+#[derive(Default)]
+struct Known(Vec<u64>);
+
+impl Known {
+    fn contains(&self, t: i32) -> bool {
+        let t = t as u32 as usize;
+        self.0.get(t / 64).is_some_and(|w| w & (1 << (t % 64)) != 0)
+    }
+
+    /// Marks `t`; false if it was already.
+    fn insert(&mut self, t: i32) -> bool {
+        let t = t as u32 as usize;
+        if t / 64 >= self.0.len() {
+            // pid_max is at most 2^22 (include/linux/threads.h).
+            if t >= 1 << 22 {
+                return true;
+            }
+            self.0.resize(t / 64 + 1, 0);
+        }
+        let (w, bit) = (&mut self.0[t / 64], 1 << (t % 64));
+        let new = *w & bit == 0;
+        *w |= bit;
+        new
+    }
+}
+
+struct Recorder {
+    spool: Spool,
+    known: Known,
+    lineage: bool,
+    /// The last round sent read something: an empty one must follow, so
+    /// the host releases what it holds back.
+    busy: bool,
+    /// This round read task events: a new process may exec and exit at
+    /// once, so the next round must not wait (see `batch`).
+    tasks: bool,
+    tasks_last: bool,
+    /// The most pages read from one CPU in this round, and in the last.
+    pages: usize,
+    pages_last: usize,
+    /// Pages read in a row from `cpu`.
+    cpu: Option<u32>,
+    cpu_pages: usize,
+    /// Pages in each CPU's kernel buffer (`--buffer-kb`).
+    buffer_pages: usize,
+    page_size: usize,
+}
+
+fn end_code(r: EndReason) -> u8 {
+    match r {
+        EndReason::Count => reason::COUNT,
+        EndReason::Duration => reason::DURATION,
+        EndReason::Interrupted => reason::INTERRUPTED,
+        EndReason::Terminated => reason::TERMINATED,
+        EndReason::StdinClosed => reason::STDIN_CLOSED,
+        _ => reason::HANGUP,
+    }
+}
+
+impl Recorder {
+    /// Sends /proc facts about `tid` (and, for lineage, its unknown
+    /// parents), once.
+    fn read(&mut self, tid: i32, why: u8, ts: u64) {
+        let mut next = Some(tid);
+        while let Some(t) = next.take() {
+            // Exec and fork are news even about a known task.
+            if t <= 0 || (!self.known.insert(t) && (t != tid || why == why::MISS)) {
+                break;
+            }
+            let Some(mut f) = procfs::facts("/proc", t) else {
+                break;
+            };
+            (f.why, f.ts) = (why, ts);
+            next = Some(f.ppid).filter(|_| self.lineage && why == why::MISS);
+            encode::proc(&mut self.spool.buf, &f);
+        }
+    }
+
+    /// The /proc reads this page's events call for.
+    fn scan(&mut self, cap: &Capture, page: &Page<'_>) -> Result<usize> {
+        let mut n = 0;
+        let mut reads: Vec<(i32, u8, u64)> = Vec::new();
+        for ev in page.events() {
+            let ev = ev.map_err(bad_page)?;
+            let Some(id) = ev.id() else { continue };
+            n += 1;
+            if id == cap.signal.id {
+                if let Some((running, target)) = cap.signal.tids(ev.data) {
+                    for t in [running, target] {
+                        if !self.known.contains(t) {
+                            reads.push((t, why::MISS, ev.ts));
+                        }
+                    }
+                }
+                continue;
+            }
+            let decoded = cap.tasks.decode(id, ev.data);
+            self.tasks |= decoded.is_some();
+            match decoded {
+                Some(TaskEvent::NewTask {
+                    parent_tid,
+                    tid,
+                    thread,
+                    ..
+                }) => {
+                    // The table takes the child's process and parent from
+                    // the parent, e.g. a thread the snapshot (processes
+                    // only) did not list.
+                    if !self.known.contains(parent_tid) {
+                        reads.push((parent_tid, why::MISS, ev.ts));
+                    }
+                    if thread {
+                        self.known.insert(tid);
+                    } else {
+                        reads.push((tid, why::NEWTASK, ev.ts));
+                    }
+                }
+                Some(TaskEvent::Exec { tid, .. }) => reads.push((tid, why::EXEC, ev.ts)),
+                _ => {}
+            }
+        }
+        for (t, w, ts) in reads {
+            self.read(t, w, ts);
+        }
+        Ok(n)
+    }
+
+    fn start(&mut self, o: &Options, cap: &mut Capture) {
+        let s = &mut self.spool.buf;
+        encode::header(s);
+        for (role, text) in &cap.formats {
+            encode::format(s, *role, text);
+        }
+        for mut f in std::mem::take(&mut cap.known) {
+            self.known.insert(f.tid);
+            f.why = why::SNAPSHOT;
+            encode::proc(s, &f);
+        }
+        let (kernel, arch) = uname();
+        let r = Ready {
+            agent: env!("CARGO_PKG_VERSION").into(),
+            kernel,
+            arch,
+            instance: cap.instance.name.clone(),
+            filter: cap.filter.clone(),
+            cpus: cap.readers.cpus.iter().map(|r| r.cpu).collect(),
+            pids: o.query.pids.clone(),
+            sender_pids: o.query.sender_pids.clone(),
+            lineage: o.lineage,
+            uid_events: !cap.uid.is_empty(),
+        };
+        encode::ready(s, &r);
+    }
+}
+
+impl Pages for Recorder {
+    fn page(&mut self, cap: &Capture, cpu: u32, buf: &[u8]) -> Result<usize> {
+        let page = Page::parse(&cap.page, buf).map_err(bad_page)?;
+        let used = page.used(&cap.page).min(buf.len());
+        encode::page(&mut self.spool.buf, cpu, &buf[..used]);
+        self.cpu_pages = if self.cpu == Some(cpu) {
+            self.cpu_pages + 1
+        } else {
+            1
+        };
+        self.cpu = Some(cpu);
+        self.pages = self.pages.max(self.cpu_pages);
+        self.scan(cap, &page)
+    }
+    fn end_round(&mut self, _: &[u32], cut: &[u32], events: usize) {
+        self.tasks_last = std::mem::take(&mut self.tasks);
+        self.pages_last = std::mem::take(&mut self.pages);
+        self.cpu = None;
+        if events > 0 || self.busy {
+            encode::round(&mut self.spool.buf, cut);
+        }
+        self.busy = events > 0;
+    }
+    fn room(&self) -> bool {
+        // A page and the /proc facts its events may bring.
+        self.spool.room(2 * self.page_size)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.spool.write(STDOUT)
+    }
+    fn holding(&self) -> bool {
+        self.busy
+    }
+    fn batch(&self) -> Option<std::time::Duration> {
+        // 2 MiB per CPU holds about 80 ms of a 500k/s storm
+        // (docs/benchmarks.md): 5 ms leaves a wide margin. Not after task
+        // events: the /proc facts of a short-lived process must be read
+        // while it still runs.
+        // And only while a round takes a small part of the kernel's
+        // buffer: a small --buffer-kb fills up within the wait.
+        let calm = self.pages_last * 4 < self.buffer_pages;
+        (!self.tasks_last && calm).then(|| std::time::Duration::from_millis(5))
+    }
+    fn settle(&mut self) {
+        let _ = self.spool.write_all(STDOUT);
+    }
+    fn out_fd(&self) -> Option<i32> {
+        (self.spool.pending() > 0).then_some(STDOUT)
+    }
+}
+
+/// Records until told to stop; the signals are counted by the host.
+pub fn run(o: &Options, mut cap: Capture, stop: &Stop) -> Result<u64> {
+    // SAFETY: fcntl on stdout. Non-blocking, so a slow reader never
+    // stalls the draining; a bigger pipe means fewer wake-ups (the
+    // kernel caps it at pipe-max-size; failure is harmless).
+    unsafe {
+        let fl = libc::fcntl(STDOUT, libc::F_GETFL);
+        libc::fcntl(STDOUT, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        libc::fcntl(STDOUT, libc::F_SETPIPE_SZ, 1 << 20);
+    }
+    let mut r = Recorder {
+        spool: Spool::new(o.spool_kb as usize * 1024),
+        known: Known::default(),
+        lineage: o.lineage,
+        busy: false,
+        tasks: false,
+        tasks_last: false,
+        pages: 0,
+        pages_last: 0,
+        cpu: None,
+        cpu_pages: 0,
+        buffer_pages: o.buffer_kb as usize * 1024 / cap.readers.page_size.max(1),
+        page_size: cap.readers.page_size,
+    };
+    r.start(o, &mut cap);
+    let result = drain::capture(&mut cap, stop, o.duration, &mut r);
+    let lost: Vec<(u32, u64)> = cap
+        .readers
+        .cpus
+        .iter()
+        .map(|c| (c.cpu, lost_by_stats(&cap.instance.dir, c.cpu)))
+        .collect();
+    encode::stats(&mut r.spool.buf, &lost);
+    match &result {
+        Ok(reason) => encode::end_frame(&mut r.spool.buf, end_code(*reason)),
+        Err(e) => encode::error(&mut r.spool.buf, e.kind, &e.message, &e.help),
+    }
+    let _ = r.spool.write_all(STDOUT);
+    teardown(cap)?;
+    match result {
+        Ok(_) => Ok(1),
+        Err(e) => {
+            // The host has the ERROR frame; stdout must stay a stream.
+            eprintln!("whosent-agent: error: {} (help: {})", e.message, e.help);
+            std::process::exit(2)
+        }
+    }
+}
