@@ -77,6 +77,9 @@ impl EventFormat {
     }
 }
 
+/// The largest offset or size a field can have.
+const MAX_FIELD_END: usize = 1 << 20;
+
 /// Parses every `field:` line; other lines are ignored.
 pub fn parse_fields<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Field>, FormatError> {
     let mut out = Vec::new();
@@ -100,6 +103,13 @@ pub fn parse_fields<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Fiel
         }
         let bad = || FormatError(format!("bad field line '{line}'"));
         let (ty, name) = split_decl(decl).ok_or_else(bad)?;
+        // Offsets and sizes sit inside a ring-buffer page (at most 1 MiB
+        // with `buffer_subbuf_size_kb`, kernel/trace/ring_buffer.c); a
+        // larger one comes from a damaged file (a trace.dat carries the
+        // format text), and would overflow `offset + size` below.
+        if offset.max(size).is_some_and(|v| v > MAX_FIELD_END) {
+            return Err(bad());
+        }
         out.push(Field {
             data_loc: ty.starts_with("__data_loc") || ty.starts_with("__rel_loc"),
             name,
@@ -219,6 +229,15 @@ mod tests {
         let f = EventFormat::parse(probe.as_bytes()).unwrap();
         let a = f.field("args0").unwrap();
         assert_eq!((a.ty.as_str(), a.size, a.data_loc), ("u64[]", 512, false));
+    }
+
+    #[test]
+    fn offsets_and_sizes_beyond_a_page_are_refused() {
+        let f = |off: &str| format!("name: x\nID: 1\n\tfield:int a;\toffset:{off};\tsize:4;\n");
+        assert!(EventFormat::parse(f("1048576").as_bytes()).is_ok());
+        for off in ["1048577", "18446744073709551615"] {
+            assert!(EventFormat::parse(f(off).as_bytes()).is_err(), "{off}");
+        }
     }
 
     #[test]
