@@ -84,6 +84,31 @@ pub enum SshError {
         lines: Vec<usize>,
     },
 
+    /// Whatever the policy: the key is on a matching `@revoked` line.
+    #[error(
+        "REVOKED HOST KEY DETECTED for '{host}': it presents {key_type} key {fingerprint}, which {}:{line} marks as revoked (a stolen key could be used to impersonate the board)",
+        known_hosts.display()
+    )]
+    HostKeyRevoked {
+        host: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        /// 1-based line of the `@revoked` entry.
+        line: usize,
+    },
+
+    /// A `@cert-authority` line names the host and no plain key does.
+    #[error(
+        "host '{host}' is vouched for by the certificate authority at {}:{line}, but whosent-deploy does not support host certificates",
+        known_hosts.display()
+    )]
+    HostCertificatesUnsupported {
+        host: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+
     #[error("cannot read known hosts file {}: {source}", path.display())]
     KnownHostsRead { path: PathBuf, source: io::Error },
 
@@ -159,6 +184,13 @@ impl SshError {
             ),
             HostKeyChanged { host, known_hosts, .. } => format!(
                 "if the board was reflashed or its keys regenerated, remove the old entry with `ssh-keygen -R '{host}' -f {}` and run again with --accept-new-host-key; otherwise do not connect",
+                known_hosts.display()
+            ),
+            HostKeyRevoked { .. } => {
+                "do not connect: no flag accepts a revoked key; give the board new host keys and record the new one".into()
+            }
+            HostCertificatesUnsupported { known_hosts, .. } => format!(
+                "record the board's own host key in {} (check its fingerprint on the board with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`)",
                 known_hosts.display()
             ),
             KnownHostsRead { .. } | KnownHostsWrite { .. } => {

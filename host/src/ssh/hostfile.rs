@@ -1,0 +1,259 @@
+//! known_hosts lines, parsed and matched as OpenSSH does, without I/O.
+//!
+//! The format is sshd(8)'s SSH_KNOWN_HOSTS FILE FORMAT: an optional
+//! marker (`@cert-authority` or `@revoked`), a comma-separated list of
+//! host patterns, the key type, the base64 key and an optional comment.
+//! The matching follows OpenSSH's `hostfile.c` (`match_maybe_hashed`)
+//! and `match.c` (`match_hostname`, `match_pattern_list`,
+//! `match_pattern`):
+//! - `*` matches any run of characters, `?` exactly one; there are no
+//!   character classes, so the `[` of `[host]:port` is literal;
+//! - a pattern starting with `!` negates: if it matches, the whole line
+//!   does not apply to that host, whatever its other patterns say;
+//! - host names and patterns compare case-insensitively (ASCII);
+//! - a hashed host field `|1|SALT|HASH` (`HashKnownHosts`) stands for one
+//!   name: HASH is HMAC-SHA1 keyed with SALT over that name, both in
+//!   base64; it holds no list and no wildcards.
+
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
+use super::base64;
+
+/// The marker in front of a line (`hostfile.c` `check_markers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// A plain host key.
+    None,
+    /// `@revoked`: this key must never be accepted for the hosts named.
+    Revoked,
+    /// `@cert-authority`: this key signs the hosts' certificates.
+    CertAuthority,
+}
+
+/// One meaningful known_hosts line, borrowed from the file's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line<'a> {
+    pub marker: Marker,
+    /// The host field as written: patterns, or one `|1|` hash.
+    pub hosts: &'a str,
+    pub key_type: &'a str,
+    /// The key blob (base64-decoded).
+    pub key: Vec<u8>,
+}
+
+/// Parses one line; `None` for blank lines, comments, unknown markers
+/// and lines too short or with a key that is not base64 (OpenSSH skips
+/// those too).
+pub fn parse_line(raw: &str) -> Option<Line<'_>> {
+    let line = raw.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let mut fields = line.split_whitespace();
+    let mut first = fields.next()?;
+    let marker = match first {
+        "@revoked" => Marker::Revoked,
+        "@cert-authority" => Marker::CertAuthority,
+        m if m.starts_with('@') => return None,
+        _ => Marker::None,
+    };
+    if marker != Marker::None {
+        first = fields.next()?;
+    }
+    let key_type = fields.next()?;
+    let key = base64::decode(fields.next()?)?;
+    Some(Line {
+        marker,
+        hosts: first,
+        key_type,
+        key,
+    })
+}
+
+impl Line<'_> {
+    /// Whether this line applies to `name`, the known_hosts name of the
+    /// host (`host`, or `[host]:port` off port 22).
+    pub fn names(&self, name: &str) -> bool {
+        if self.hosts.starts_with('|') {
+            hashed_matches(self.hosts, &name.to_ascii_lowercase())
+        } else {
+            match_hostname(name, self.hosts) == ListMatch::Positive
+        }
+    }
+}
+
+/// What a comma-separated pattern list says about a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListMatch {
+    /// No pattern matched.
+    None,
+    /// A pattern matched and no negated one did.
+    Positive,
+    /// A negated pattern matched: this overrides any positive one.
+    Negative,
+}
+
+/// `match.c` `match_hostname`: the host lowercased, against a pattern
+/// list, itself compared lowercased.
+pub fn match_hostname(host: &str, patterns: &str) -> ListMatch {
+    let host = host.to_ascii_lowercase();
+    let mut positive = false;
+    for pat in patterns.split(',') {
+        let (negated, pat) = match pat.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pat),
+        };
+        if match_pattern(host.as_bytes(), pat.to_ascii_lowercase().as_bytes()) {
+            if negated {
+                return ListMatch::Negative;
+            }
+            positive = true;
+        }
+    }
+    if positive {
+        ListMatch::Positive
+    } else {
+        ListMatch::None
+    }
+}
+
+/// `match.c` `match_pattern`: `*` any run (also empty), `?` one byte,
+/// everything else literal; the whole string must match.
+pub fn match_pattern(s: &[u8], pat: &[u8]) -> bool {
+    match pat.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => (0..=s.len()).any(|i| match_pattern(&s[i..], rest)),
+        Some((&p, rest)) => match s.split_first() {
+            Some((&c, s_rest)) if p == b'?' || p == c => match_pattern(s_rest, rest),
+            _ => false,
+        },
+    }
+}
+
+/// `|1|SALT|HASH` names `name` when HMAC-SHA1(SALT, name) is HASH
+/// (`hostfile.c` `host_hash`). A malformed hash names nothing.
+fn hashed_matches(field: &str, name: &str) -> bool {
+    let Some(rest) = field.strip_prefix("|1|") else {
+        return false;
+    };
+    let Some((salt, hash)) = rest.split_once('|') else {
+        return false;
+    };
+    let (Some(salt), Some(hash)) = (base64::decode(salt), base64::decode(hash)) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(&salt) else {
+        return false;
+    };
+    mac.update(name.as_bytes());
+    mac.verify_slice(&hash).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIGwQeS6eVUdkOUeNPINZBwlhY4El4feXUHrS/lKvDc3D";
+
+    fn names(hosts: &str, name: &str) -> bool {
+        parse_line(&format!("{hosts} ssh-ed25519 {KEY}"))
+            .unwrap()
+            .names(name)
+    }
+
+    #[test]
+    fn wildcards_match_as_in_openssh() {
+        assert!(match_pattern(b"board.lan", b"*.lan"));
+        assert!(match_pattern(b"board.lan", b"b?ard.*"));
+        assert!(match_pattern(b"", b"*"));
+        assert!(match_pattern(b"abc", b"a**c"));
+        assert!(!match_pattern(b"board.lan", b"*.local"));
+        assert!(!match_pattern(b"board", b"boar"));
+        assert!(!match_pattern(b"boar", b"board"));
+        assert!(!match_pattern(b"board", b"?board"));
+        assert!(names("*", "anything"));
+        assert!(names("192.168.1.?", "192.168.1.7"));
+        assert!(!names("192.168.1.?", "192.168.1.17"));
+        // `[` is literal: the bracketed form matches as written.
+        assert!(names("[10.0.0.*]:2222", "[10.0.0.5]:2222"));
+        assert!(!names("[10.0.0.*]:2222", "10.0.0.5"));
+    }
+
+    #[test]
+    fn a_negated_pattern_wins_over_any_positive_one() {
+        assert_eq!(
+            match_hostname("evil.lan", "*.lan,!evil.lan"),
+            ListMatch::Negative
+        );
+        assert_eq!(
+            match_hostname("evil.lan", "!evil.lan,*.lan"),
+            ListMatch::Negative
+        );
+        assert!(!names("*.lan,!evil.lan", "evil.lan"));
+        assert!(names("*.lan,!evil.lan", "good.lan"));
+        // A negation alone names nothing.
+        assert_eq!(match_hostname("good.lan", "!evil.lan"), ListMatch::None);
+        assert!(!names("!evil.lan", "good.lan"));
+    }
+
+    #[test]
+    fn names_compare_case_insensitively_and_lists_split_on_commas() {
+        assert!(names("Board.LAN", "board.lan"));
+        assert!(names("board.lan", "BOARD.lan"));
+        assert!(names("a,board,c", "board"));
+        assert!(!names("a,boardx,c", "board"));
+    }
+
+    #[test]
+    fn hashed_entries_match_their_one_name() {
+        // The bracketed name, with a salt of our own.
+        let salt = [7u8; 20];
+        let mut mac = Hmac::<Sha1>::new_from_slice(&salt).unwrap();
+        mac.update(b"[127.0.0.1]:2222");
+        let hash = mac.finalize().into_bytes();
+        let field = format!("|1|{}|{}", base64::encode(&salt), base64::encode(&hash));
+        assert!(names(&field, "[127.0.0.1]:2222"));
+        assert!(!names(&field, "[127.0.0.1]:2223"));
+        assert!(!names(&field, "127.0.0.1"));
+        assert!(!names("|1|bad|hash", "127.0.0.1"));
+        assert!(!names("|2|x|y", "127.0.0.1"));
+    }
+
+    #[test]
+    fn a_hashed_entry_from_ssh_keygen_matches() {
+        // Made with OpenSSH 9.2: `echo "board.lan ssh-ed25519 KEY" > kh;
+        // ssh-keygen -H -f kh`.
+        let line = format!(
+            "|1|2S1IOIGAlUtLTIU7gT5uXT/5qkI=|tt3pQ0vtCOzuFHkRiqdvEnFqm4Q= ssh-ed25519 {KEY}"
+        );
+        let l = parse_line(&line).unwrap();
+        assert_eq!(l.marker, Marker::None);
+        assert!(l.names("board.lan"));
+        assert!(
+            l.names("BOARD.lan"),
+            "ssh lowercases the name before hashing"
+        );
+        assert!(!l.names("board.lan2"));
+    }
+
+    #[test]
+    fn markers_are_read_and_unknown_ones_skip_the_line() {
+        let text = format!("@revoked * ssh-ed25519 {KEY} old key");
+        let r = parse_line(&text).unwrap();
+        assert_eq!(
+            (r.marker, r.hosts, r.key_type),
+            (Marker::Revoked, "*", "ssh-ed25519")
+        );
+        assert_eq!(base64::encode(&r.key), KEY);
+        let text = format!("@cert-authority *.lan ssh-ed25519 {KEY}");
+        let ca = parse_line(&text).unwrap();
+        assert_eq!(ca.marker, Marker::CertAuthority);
+        assert!(parse_line(&format!("@bogus * ssh-ed25519 {KEY}")).is_none());
+        assert!(parse_line("# comment").is_none());
+        assert!(parse_line("   ").is_none());
+        assert!(parse_line("host ssh-ed25519").is_none());
+        assert!(parse_line("host ssh-ed25519 not*base64").is_none());
+        assert!(parse_line("@revoked ssh-ed25519").is_none());
+    }
+}
