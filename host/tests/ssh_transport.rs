@@ -934,6 +934,62 @@ fn dropbear_without_scp_gets_the_file_through_exec() {
 }
 
 // ---------------------------------------------------------------------
+// Destinations (no server needed)
+
+#[test]
+fn a_password_in_the_destination_is_refused_and_never_printed() {
+    const SECRET: &str = "Sup3rS3cretPw";
+    let tmp = TempDir::new("password");
+    let kh = tmp.path().join("known_hosts");
+    let runs: Vec<Vec<String>> = [
+        vec![
+            format!("--host=root:{SECRET}@127.0.0.1:2222"),
+            "--sig=KILL".into(),
+        ],
+        vec!["--host".into(), format!("root:{SECRET}@[::1]:2222")],
+        vec!["--host".into(), format!("ssh://pi:{SECRET}@board/")],
+        vec![
+            "--host".into(),
+            "root@127.0.0.1:2222".into(),
+            "-l".into(),
+            format!("root:{SECRET}"),
+        ],
+        vec![
+            "doctor".into(),
+            "--host".into(),
+            format!("root:{SECRET}@board"),
+        ],
+    ]
+    .into();
+    for args in runs {
+        let out = Command::new(env!("CARGO_BIN_EXE_whosent-deploy"))
+            .args(&args)
+            .arg("--known-hosts")
+            .arg(&kh)
+            .args(["--connect-timeout", "1"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(
+                "passwords are not taken on the command line (use WHOSENT_PASSWORD or a key)"
+            ),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        for part in [SECRET, "S3cret", "3cretPw"] {
+            assert!(
+                !stdout.contains(part) && !stderr.contains(part),
+                "{args:?} printed the password: {stdout}{stderr}"
+            );
+        }
+        assert!(!kh.exists(), "{args:?}");
+    }
+}
+
+// ---------------------------------------------------------------------
 // Connection failures (no server needed)
 
 fn loopback_target(port: u16) -> Target {

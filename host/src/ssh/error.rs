@@ -15,6 +15,11 @@ pub enum SshError {
     #[error("bad destination '{dest}': {reason}")]
     BadDestination { dest: String, reason: String },
 
+    /// `user:password@host`. Carries nothing of what was typed, so that
+    /// no message can show the password.
+    #[error("passwords are not taken on the command line (use WHOSENT_PASSWORD or a key)")]
+    PasswordInDestination,
+
     #[error("cannot read ssh config {}: {source}", path.display())]
     ConfigRead { path: PathBuf, source: io::Error },
 
@@ -158,6 +163,9 @@ impl SshError {
         match self {
             BadDestination { .. } => {
                 "write the destination as [USER@]HOST[:PORT], e.g. root@board.local:2222 or root@[fe80::2%eth0]:22".into()
+            }
+            PasswordInDestination => {
+                "write the destination as USER@HOST[:PORT], and log in with a key (-i KEY) or set WHOSENT_PASSWORD in the environment".into()
             }
             ConfigRead { .. } => "fix the permissions of the ssh config file, or point at another one".into(),
             ConfigInvalid { .. } => "fix that line of the ssh config (see `man ssh_config`)".into(),
