@@ -57,7 +57,8 @@ pub fn run(agent: &Path, args: &[String], json: bool, stop: &AtomicBool) -> Resu
         &cmd,
         &mut |line| session.agent_line(line),
         &mut |chunk| {
-            let _ = io::stderr().write_all(chunk);
+            let text = whosent_proto::escape::escape_lines(chunk);
+            let _ = io::stderr().write_all(text.as_bytes());
         },
         stop,
     )?;

@@ -41,7 +41,11 @@ pub fn parse<R: BufRead>(
                 session.record(&Record::Lost(lost), None)
             }
             Err(e) => {
-                eprintln!("whosent-deploy: warning: {e}");
+                // The line may hold names from the board.
+                eprintln!(
+                    "whosent-deploy: warning: {}",
+                    whosent_proto::escape::escape(&e.to_string())
+                );
                 continue;
             }
         };
