@@ -83,6 +83,87 @@ impl Line<'_> {
     }
 }
 
+/// One line of a file that applies to the host looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// 1-based line number.
+    pub line: usize,
+    pub marker: Marker,
+    pub key_type: String,
+    pub key: Vec<u8>,
+}
+
+/// The lines of a known_hosts file's `text` that apply to `name`, in
+/// file order.
+pub fn entries(text: &str, name: &str) -> Vec<Entry> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let l = parse_line(raw)?;
+            l.names(name).then(|| Entry {
+                line: i + 1,
+                marker: l.marker,
+                key_type: l.key_type.to_string(),
+                key: l.key,
+            })
+        })
+        .collect()
+}
+
+/// What a file says about the key a host presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A plain line for the host holds this key.
+    Known,
+    /// A `@revoked` line for the host holds this key: refused whatever
+    /// else the file says (`hostfile.c` `check_key_not_revoked` runs
+    /// after the search and overrides its result).
+    Revoked { line: usize },
+    /// Plain lines for the host hold other keys: those of the presented
+    /// key's type, or all of them when none has its type.
+    Changed { lines: Vec<usize> },
+    /// No plain line, but a `@cert-authority` line names the host.
+    CertificateOnly { line: usize },
+    /// Nothing in the file is about this host.
+    Unknown,
+}
+
+/// Judges the key `blob` of type `key_type` that `name` presented.
+pub fn judge(entries: &[Entry], key_type: &str, blob: &[u8]) -> Verdict {
+    if let Some(r) = entries
+        .iter()
+        .find(|e| e.marker == Marker::Revoked && e.key == blob)
+    {
+        return Verdict::Revoked { line: r.line };
+    }
+    let plain: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.marker == Marker::None)
+        .collect();
+    if plain.iter().any(|e| e.key == blob) {
+        return Verdict::Known;
+    }
+    if !plain.is_empty() {
+        // Same type and another key, or (since the known types are
+        // offered first) a host that no longer has the recorded type.
+        let same: Vec<usize> = plain
+            .iter()
+            .filter(|e| e.key_type == key_type)
+            .map(|e| e.line)
+            .collect();
+        let lines = if same.is_empty() {
+            plain.iter().map(|e| e.line).collect()
+        } else {
+            same
+        };
+        return Verdict::Changed { lines };
+    }
+    match entries.iter().find(|e| e.marker == Marker::CertAuthority) {
+        Some(ca) => Verdict::CertificateOnly { line: ca.line },
+        None => Verdict::Unknown,
+    }
+}
+
 /// What a comma-separated pattern list says about a string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListMatch {
@@ -235,6 +316,64 @@ mod tests {
             "ssh lowercases the name before hashing"
         );
         assert!(!l.names("board.lan2"));
+    }
+
+    /// A key blob whose base64 is `KEY` with its last letters changed.
+    fn other_key() -> Vec<u8> {
+        let mut k = base64::decode(KEY).unwrap();
+        *k.last_mut().unwrap() ^= 1;
+        k
+    }
+
+    fn verdict(text: &str, name: &str, blob: &[u8]) -> Verdict {
+        judge(&entries(text, name), "ssh-ed25519", blob)
+    }
+
+    #[test]
+    fn a_revoked_key_is_refused_even_when_also_recorded() {
+        let key = base64::decode(KEY).unwrap();
+        let text = format!("board ssh-ed25519 {KEY}\n# note\n@revoked * ssh-ed25519 {KEY}\n");
+        assert_eq!(verdict(&text, "board", &key), Verdict::Revoked { line: 3 });
+        // Only for the hosts its patterns name, as in OpenSSH.
+        let text = format!("board ssh-ed25519 {KEY}\n@revoked *,!board ssh-ed25519 {KEY}\n");
+        assert_eq!(verdict(&text, "board", &key), Verdict::Known);
+        assert_eq!(verdict(&text, "other", &key), Verdict::Revoked { line: 2 });
+        // Another host's revoked key says nothing about this one.
+        let text = format!("@revoked * ssh-ed25519 {KEY}\n");
+        assert_eq!(verdict(&text, "board", &other_key()), Verdict::Unknown);
+    }
+
+    #[test]
+    fn a_cert_authority_alone_is_told_apart_from_an_unknown_host() {
+        let key = base64::decode(KEY).unwrap();
+        let ca = format!("@cert-authority *.lan ssh-ed25519 {KEY}\n");
+        assert_eq!(
+            verdict(&ca, "board.lan", &other_key()),
+            Verdict::CertificateOnly { line: 1 }
+        );
+        assert_eq!(verdict(&ca, "board.local", &other_key()), Verdict::Unknown);
+        // A plain key for the host decides, whatever the CA line says.
+        let both = format!("{ca}board.lan ssh-ed25519 {KEY}\n");
+        assert_eq!(verdict(&both, "board.lan", &key), Verdict::Known);
+        assert_eq!(
+            verdict(&both, "board.lan", &other_key()),
+            Verdict::Changed { lines: vec![2] }
+        );
+    }
+
+    #[test]
+    fn a_changed_key_names_the_lines_of_its_type() {
+        let text =
+            format!("board ssh-rsa {KEY}\nboard ssh-ed25519 {KEY}\nelse ssh-ed25519 {KEY}\n");
+        assert_eq!(
+            verdict(&text, "board", &other_key()),
+            Verdict::Changed { lines: vec![2] }
+        );
+        let text = format!("board ssh-rsa {KEY}\n");
+        assert_eq!(
+            verdict(&text, "board", &other_key()),
+            Verdict::Changed { lines: vec![1] }
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use ssh2::{MethodType, Session};
 
-use super::hostfile::{self, Marker};
+use super::hostfile::{self, Entry, Marker, Verdict};
 use super::{base64, SshError};
 
 /// What to do with a host whose key is not in known_hosts yet.
@@ -73,42 +73,16 @@ pub fn blob_key_type(blob: &[u8]) -> String {
     }
 }
 
-/// One known_hosts line whose host part names the host we look up.
-#[derive(Debug)]
-struct Entry {
-    /// 1-based line number.
-    line: usize,
-    marker: Marker,
-    key_type: String,
-    key: Vec<u8>,
-}
-
-/// The entries of `path` for `name`, in file order. A missing file has
-/// none.
+/// The lines of `path` that apply to `name`. A missing file has none.
 fn entries_for(path: &Path, name: &str) -> Result<Vec<Entry>, SshError> {
-    let text = match fs::read(path) {
-        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(SshError::KnownHostsRead {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
-    Ok(text
-        .lines()
-        .enumerate()
-        .filter_map(|(i, raw)| {
-            let l = hostfile::parse_line(raw)?;
-            l.names(name).then(|| Entry {
-                line: i + 1,
-                marker: l.marker,
-                key_type: l.key_type.to_string(),
-                key: l.key,
-            })
-        })
-        .collect())
+    match fs::read(path) {
+        Ok(t) => Ok(hostfile::entries(&String::from_utf8_lossy(&t), name)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(SshError::KnownHostsRead {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// The host key algorithms to offer, the types already known for this
@@ -169,68 +143,42 @@ pub(crate) fn verify(
     })?;
     let name = host_name(host, port);
     let key_type = blob_key_type(blob);
-    let all = entries_for(path, &name)?;
-    // Before anything else, and under every policy.
-    if let Some(r) = all
-        .iter()
-        .find(|e| e.marker == Marker::Revoked && e.key == blob)
-    {
-        return Err(SshError::HostKeyRevoked {
+    let known_hosts = path.to_path_buf();
+    match hostfile::judge(&entries_for(path, &name)?, &key_type, blob) {
+        Verdict::Known => Ok(()),
+        Verdict::Revoked { line } => Err(SshError::HostKeyRevoked {
             host: name,
             key_type,
             fingerprint: fingerprint(blob),
-            known_hosts: path.to_path_buf(),
-            line: r.line,
-        });
-    }
-    let (entries, ca): (Vec<&Entry>, Vec<&Entry>) = all
-        .iter()
-        .filter(|e| e.marker != Marker::Revoked)
-        .partition(|e| e.marker == Marker::None);
-    if entries.iter().any(|e| e.key == blob) {
-        return Ok(());
-    }
-    if !entries.is_empty() {
-        // Same type and another key, or (since the known types were
-        // offered first) a host that no longer has the recorded type.
-        let same: Vec<usize> = entries
-            .iter()
-            .filter(|e| e.key_type == key_type)
-            .map(|e| e.line)
-            .collect();
-        let lines = if same.is_empty() {
-            entries.iter().map(|e| e.line).collect()
-        } else {
-            same
-        };
-        return Err(SshError::HostKeyChanged {
+            known_hosts,
+            line,
+        }),
+        Verdict::Changed { lines } => Err(SshError::HostKeyChanged {
             host: name,
             key_type,
             fingerprint: fingerprint(blob),
-            known_hosts: path.to_path_buf(),
+            known_hosts,
             lines,
-        });
-    }
-    if let Some(ca) = ca.first() {
+        }),
         // OpenSSH would ask for the host's certificate; recording its
         // plain key instead would quietly bypass the CA.
-        return Err(SshError::HostCertificatesUnsupported {
+        Verdict::CertificateOnly { line } => Err(SshError::HostCertificatesUnsupported {
             host: name,
-            known_hosts: path.to_path_buf(),
-            line: ca.line,
-        });
-    }
-    match policy {
-        HostKeyPolicy::Strict => Err(SshError::UnknownHostKey {
-            host: name,
-            key_type,
-            fingerprint: fingerprint(blob),
-            known_hosts: path.to_path_buf(),
+            known_hosts,
+            line,
         }),
-        HostKeyPolicy::AcceptNew => append(
-            path,
-            &format!("{name} {key_type} {}\n", base64::encode(blob)),
-        ),
+        Verdict::Unknown => match policy {
+            HostKeyPolicy::Strict => Err(SshError::UnknownHostKey {
+                host: name,
+                key_type,
+                fingerprint: fingerprint(blob),
+                known_hosts,
+            }),
+            HostKeyPolicy::AcceptNew => append(
+                path,
+                &format!("{name} {key_type} {}\n", base64::encode(blob)),
+            ),
+        },
     }
 }
 
