@@ -238,11 +238,31 @@ fn lines_list(lines: &[usize]) -> String {
     v.join(",")
 }
 
+/// The board's stderr, on the error's one line: escaped as names are,
+/// so a newline shows as `\n` and nothing reaches the terminal raw.
 fn stderr_note(stderr: &str) -> String {
     let s = stderr.trim();
     if s.is_empty() {
         String::new()
     } else {
-        format!(": {s}")
+        format!(": {}", whosent_proto::escape::escape(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_error_is_one_line_with_the_board_text_escaped() {
+        let e = SshError::RemoteCommand {
+            cmd: "mkdir x".into(),
+            status: 1,
+            stderr: "mkdir: x\x1b[2J: exists\nsecond line\n".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "remote command `mkdir x` failed with status 1: mkdir: x\\x1b[2J: exists\\nsecond line"
+        );
     }
 }

@@ -4,12 +4,9 @@
 //! marker (`@cert-authority` or `@revoked`), a comma-separated list of
 //! host patterns, the key type, the base64 key and an optional comment.
 //! The matching follows OpenSSH's `hostfile.c` (`match_maybe_hashed`)
-//! and `match.c` (`match_hostname`, `match_pattern_list`,
-//! `match_pattern`):
-//! - `*` matches any run of characters, `?` exactly one; there are no
-//!   character classes, so the `[` of `[host]:port` is literal;
-//! - a pattern starting with `!` negates: if it matches, the whole line
-//!   does not apply to that host, whatever its other patterns say;
+//! and `match.c` (`match_hostname`):
+//! - the patterns are [`super::pattern`]'s (`*`, `?`, `!`); the `[` of
+//!   `[host]:port` is literal;
 //! - host names and patterns compare case-insensitively (ASCII);
 //! - a hashed host field `|1|SALT|HASH` (`HashKnownHosts`) stands for one
 //!   name: HASH is HMAC-SHA1 keyed with SALT over that name, both in
@@ -19,6 +16,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
 use super::base64;
+use super::pattern::{match_list, ListMatch};
 
 /// The marker in front of a line (`hostfile.c` `check_markers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +76,8 @@ impl Line<'_> {
         if self.hosts.starts_with('|') {
             hashed_matches(self.hosts, &name.to_ascii_lowercase())
         } else {
-            match_hostname(name, self.hosts) == ListMatch::Positive
+            // `match.c` `match_hostname`: the name lowercased.
+            match_list(&name.to_ascii_lowercase(), self.hosts) == ListMatch::Positive
         }
     }
 }
@@ -164,54 +163,6 @@ pub fn judge(entries: &[Entry], key_type: &str, blob: &[u8]) -> Verdict {
     }
 }
 
-/// What a comma-separated pattern list says about a string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListMatch {
-    /// No pattern matched.
-    None,
-    /// A pattern matched and no negated one did.
-    Positive,
-    /// A negated pattern matched: this overrides any positive one.
-    Negative,
-}
-
-/// `match.c` `match_hostname`: the host lowercased, against a pattern
-/// list, itself compared lowercased.
-pub fn match_hostname(host: &str, patterns: &str) -> ListMatch {
-    let host = host.to_ascii_lowercase();
-    let mut positive = false;
-    for pat in patterns.split(',') {
-        let (negated, pat) = match pat.strip_prefix('!') {
-            Some(p) => (true, p),
-            None => (false, pat),
-        };
-        if match_pattern(host.as_bytes(), pat.to_ascii_lowercase().as_bytes()) {
-            if negated {
-                return ListMatch::Negative;
-            }
-            positive = true;
-        }
-    }
-    if positive {
-        ListMatch::Positive
-    } else {
-        ListMatch::None
-    }
-}
-
-/// `match.c` `match_pattern`: `*` any run (also empty), `?` one byte,
-/// everything else literal; the whole string must match.
-pub fn match_pattern(s: &[u8], pat: &[u8]) -> bool {
-    match pat.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|i| match_pattern(&s[i..], rest)),
-        Some((&p, rest)) => match s.split_first() {
-            Some((&c, s_rest)) if p == b'?' || p == c => match_pattern(s_rest, rest),
-            _ => false,
-        },
-    }
-}
-
 /// `|1|SALT|HASH` names `name` when HMAC-SHA1(SALT, name) is HASH
 /// (`hostfile.c` `host_hash`). A malformed hash names nothing.
 fn hashed_matches(field: &str, name: &str) -> bool {
@@ -244,37 +195,14 @@ mod tests {
     }
 
     #[test]
-    fn wildcards_match_as_in_openssh() {
-        assert!(match_pattern(b"board.lan", b"*.lan"));
-        assert!(match_pattern(b"board.lan", b"b?ard.*"));
-        assert!(match_pattern(b"", b"*"));
-        assert!(match_pattern(b"abc", b"a**c"));
-        assert!(!match_pattern(b"board.lan", b"*.local"));
-        assert!(!match_pattern(b"board", b"boar"));
-        assert!(!match_pattern(b"boar", b"board"));
-        assert!(!match_pattern(b"board", b"?board"));
+    fn patterns_and_negations_decide_which_hosts_a_line_names() {
         assert!(names("*", "anything"));
         assert!(names("192.168.1.?", "192.168.1.7"));
         assert!(!names("192.168.1.?", "192.168.1.17"));
-        // `[` is literal: the bracketed form matches as written.
         assert!(names("[10.0.0.*]:2222", "[10.0.0.5]:2222"));
         assert!(!names("[10.0.0.*]:2222", "10.0.0.5"));
-    }
-
-    #[test]
-    fn a_negated_pattern_wins_over_any_positive_one() {
-        assert_eq!(
-            match_hostname("evil.lan", "*.lan,!evil.lan"),
-            ListMatch::Negative
-        );
-        assert_eq!(
-            match_hostname("evil.lan", "!evil.lan,*.lan"),
-            ListMatch::Negative
-        );
         assert!(!names("*.lan,!evil.lan", "evil.lan"));
         assert!(names("*.lan,!evil.lan", "good.lan"));
-        // A negation alone names nothing.
-        assert_eq!(match_hostname("good.lan", "!evil.lan"), ListMatch::None);
         assert!(!names("!evil.lan", "good.lan"));
     }
 
