@@ -41,6 +41,7 @@ PKGS=(
   sudo util-linux procps iproute2
   systemtap                  # the stap backend and its cross-builds
   trace-cmd bpftrace         # the benchmark's peers
+  g++                        # scripts/fuzz.sh: libfuzzer-sys compiles libFuzzer (C++)
 )
 # Commands the scripts run that come from PKGS (checked after install).
 CMDS=(qemu-system-aarch64 qemu-system-arm qemu-aarch64-static qemu-arm-static
@@ -81,6 +82,7 @@ FILES=(
   "staprun systemtap-runtime loads stap modules (host tests)"
   "trace-cmd trace-cmd benchmark peer"
   "bpftrace bpftrace benchmark peer"
+  "g++ g++ compiles libFuzzer for scripts/fuzz.sh (libfuzzer-sys)"
 )
 # Files fetched as .debs into the cache (never installed on this machine).
 FETCHED=(

@@ -15,12 +15,12 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
             let q = query::from_args(&p.query)?;
             let mut out = io::stdout().lock();
             if p.file == "-" {
-                offline::parse(io::stdin().lock(), &q, &mut out, p.json)
+                offline::parse(io::stdin().lock(), "stdin", &q, &mut out, p.json)
             } else {
                 let path = PathBuf::from(&p.file);
                 let f = std::fs::File::open(&path)
                     .map_err(|source| HostError::Input { path, source })?;
-                offline::parse(BufReader::new(f), &q, &mut out, p.json)
+                offline::parse(BufReader::new(f), &p.file, &q, &mut out, p.json)
             }
         }
         Some(Cmd::Build(b)) => crate::build::command(&b),

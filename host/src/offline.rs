@@ -1,58 +1,124 @@
-//! `whosent-deploy parse`: recorded ftrace text into the same records
-//! and lines as a live capture, for traces users already have.
+//! `whosent-deploy parse`: a recorded trace into the same records and
+//! lines as a live capture, for traces users already have. The format
+//! is told by content (`whosent_ftrace::detect`); the decoding is in
+//! whosent-ftrace (`text`, `tracedat`), this is glue.
 
 use crate::error::HostError;
 use crate::report::Report;
 use crate::session::{Limits, Session, Stop};
 use crate::transport::Flow;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use whosent_ftrace::detect::Format;
 use whosent_ftrace::text::{self, TextItem};
+use whosent_ftrace::tracedat::signals::DatItem;
+use whosent_ftrace::tracedat::TraceDat;
 use whosent_proto::decode::Record;
 use whosent_proto::query::Query;
 use whosent_proto::record::{EndReason, Lost};
 
-/// Parses `input`, writing records to `out` (JSON Lines with `json`);
-/// returns the exit status. Malformed signal_generate lines are reported
-/// on stderr and skipped.
-pub fn parse<R: BufRead>(
-    input: R,
+/// Parses `input` (named `name` in messages), writing records to `out`
+/// (JSON Lines with `json`); returns the exit status. Damage that leaves
+/// the rest readable (a malformed text line, a truncated page) is a
+/// warning on stderr.
+pub fn parse<R: Read>(
+    mut input: R,
+    name: &str,
     q: &Query,
     out: &mut dyn Write,
     json: bool,
 ) -> Result<i32, HostError> {
+    let read_err = |e| HostError::Io(format!("cannot read {name}"), e);
+    let mut prefix = Vec::with_capacity(Format::PREFIX_LEN);
+    (&mut input)
+        .take(Format::PREFIX_LEN as u64)
+        .read_to_end(&mut prefix)
+        .map_err(read_err)?;
+    match Format::detect(&prefix) {
+        Format::Text => {
+            let r = BufReader::new(prefix.as_slice().chain(input));
+            Ok(emit(text_items(r), q, out, json))
+        }
+        Format::TraceDat => {
+            let mut buf = prefix;
+            input.read_to_end(&mut buf).map_err(read_err)?;
+            let dat_err = |e: whosent_ftrace::tracedat::TraceDatError| HostError::Other {
+                message: format!("{name}: {e}"),
+                help: e.help().into(),
+            };
+            let dat = TraceDat::parse(&buf).map_err(dat_err)?;
+            for w in &dat.warnings {
+                warn(&format!("{name}: {w} (help: {})", w.help()));
+            }
+            let signals = dat.signals().map_err(dat_err)?;
+            if !signals.has_signal_format() {
+                warn(&format!(
+                    "{name} has no signal:signal_generate events (help: record with \
+                     `trace-cmd record -e signal:signal_generate`)"
+                ));
+            }
+            Ok(emit(
+                signals.map(|i| i.map_err(|e| format!("{name}: {e}"))),
+                q,
+                out,
+                json,
+            ))
+        }
+    }
+}
+
+/// Text items in the shape trace.dat's come in.
+fn text_items(r: impl BufRead) -> impl Iterator<Item = Result<DatItem, String>> {
+    text::parse(r).map(|i| match i {
+        Ok(TextItem::Signal(s)) => Ok(DatItem::Signal(s.into_event())),
+        Ok(TextItem::Lost { cpu, count }) => Ok(DatItem::Lost {
+            cpu: cpu.unwrap_or(0),
+            count,
+        }),
+        Err(e) => Err(e.to_string()),
+    })
+}
+
+/// Warnings quote the recorded trace, names from the board included:
+/// escaped as the signal lines are.
+fn warn(msg: &str) {
+    eprintln!(
+        "whosent-deploy: warning: {}",
+        whosent_proto::escape::escape(msg)
+    );
+}
+
+/// Writes the records that match `q` through one session, then the
+/// `end` record; returns the exit status.
+fn emit(
+    items: impl Iterator<Item = Result<DatItem, String>>,
+    q: &Query,
+    out: &mut dyn Write,
+    json: bool,
+) -> i32 {
     let mut report = Report::new(&mut *out as &mut dyn Write, json, None);
     report.quiet = true;
     let stop = Stop::default();
     let mut session = Session::new(report, Limits::default(), &stop);
-    for item in text::parse(input) {
+    for item in items {
         let flow = match item {
-            Ok(TextItem::Signal(s)) => {
-                let e = s.into_event();
+            Ok(DatItem::Signal(e)) => {
                 if !q.matches(&e) {
                     continue;
                 }
                 session.signal(e)
             }
-            Ok(TextItem::Lost { cpu, count }) => {
-                let lost = Lost {
-                    cpu: cpu.unwrap_or(0),
-                    count,
-                };
-                session.record(&Record::Lost(lost), None)
+            Ok(DatItem::Lost { cpu, count }) => {
+                session.record(&Record::Lost(Lost { cpu, count }), None)
             }
             Err(e) => {
-                // The line may hold names from the board.
-                eprintln!(
-                    "whosent-deploy: warning: {}",
-                    whosent_proto::escape::escape(&e.to_string())
-                );
+                warn(&e);
                 continue;
             }
         };
         if flow == Flow::Stop {
-            return Ok(session.status(0));
+            return session.status(0);
         }
     }
     session.end(EndReason::Eof);
-    Ok(session.status(0))
+    session.status(0)
 }

@@ -3,6 +3,7 @@
 //! `BufRead` to these parsers, so everything here is tested on the host
 //! against recorded fixtures from real kernels (`tests/fixtures/`).
 
+pub mod detect;
 pub mod filter;
 pub mod format;
 pub mod header_page;
@@ -10,3 +11,5 @@ pub mod page;
 pub mod signal_generate;
 pub mod task_events;
 pub mod text;
+#[cfg(feature = "tracedat")]
+pub mod tracedat;

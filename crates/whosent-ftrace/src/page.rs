@@ -125,7 +125,21 @@ fn split_header(h: u32) -> (u32, u32) {
 impl<'a> Iterator for Events<'a> {
     type Item = Result<RawEvent<'a>, PageError>;
 
+    /// After an error the iteration ends: what follows a bad header
+    /// cannot be found, and an error repeated forever would hang a
+    /// caller that skips errors (found by fuzzing, see
+    /// tests/regression.rs).
     fn next(&mut self) -> Option<Self::Item> {
+        let item = self.step();
+        if let Some(Err(_)) = item {
+            self.pos = self.data.len();
+        }
+        item
+    }
+}
+
+impl<'a> Events<'a> {
+    fn step(&mut self) -> Option<Result<RawEvent<'a>, PageError>> {
         loop {
             if self.pos + 4 > self.data.len() {
                 return None;
