@@ -164,7 +164,9 @@ pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
             Status::Note => "note",
             Status::Missing => "MISSING",
         };
-        println!("  {:<17} {:<8} {}", r.check, s, r.detail);
+        // The details quote the board's own answers.
+        let detail = whosent_proto::escape::escape(&r.detail);
+        println!("  {:<17} {:<8} {detail}", r.check, s);
     }
     let ok = can_deploy(&rows);
     println!(

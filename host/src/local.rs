@@ -69,7 +69,9 @@ pub fn run(
             &cmd,
             &mut |chunk| feed.bytes(chunk, &mut session),
             &mut |chunk| {
-                let _ = io::stderr().write_all(chunk);
+                // The agent's stderr can carry names: no raw control bytes.
+                let text = whosent_proto::escape::escape_lines(chunk);
+                let _ = io::stderr().write_all(text.as_bytes());
             },
             &halt.halt,
         );

@@ -116,8 +116,13 @@ fn text_items(r: impl BufRead) -> impl Iterator<Item = Result<DatItem, String>> 
     })
 }
 
+/// Warnings quote the recorded trace, names from the board included:
+/// escaped as the signal lines are.
 fn warn(msg: &str) {
-    eprintln!("whosent-deploy: warning: {msg}");
+    eprintln!(
+        "whosent-deploy: warning: {}",
+        whosent_proto::escape::escape(msg)
+    );
 }
 
 /// Writes the records that match `q` through one session, then the

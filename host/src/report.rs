@@ -5,6 +5,7 @@
 
 use std::io::{self, Write};
 use whosent_proto::decode::Record;
+use whosent_proto::escape::escape;
 use whosent_proto::render;
 
 pub struct Report<W: Write> {
@@ -106,10 +107,12 @@ impl<W: Write> Report<W> {
         }
         match rec {
             Record::Ready(r) if !self.quiet => {
+                // All of it comes from the board (the filter echoes
+                // --comm names): escaped as the signal lines are.
                 let on = self
                     .host
                     .as_deref()
-                    .map(|h| format!(" on {h}"))
+                    .map(|h| format!(" on {}", escape(h)))
                     .unwrap_or_default();
                 let filter = if r.filter.is_empty() {
                     "none"
@@ -117,8 +120,11 @@ impl<W: Write> Report<W> {
                     r.filter.as_str()
                 };
                 eprintln!(
-                    "whosent: tracing{on}: Linux {} ({}), {} backend, kernel filter: {filter}; waiting for signals (Ctrl-C to stop)",
-                    r.kernel, r.arch, r.backend
+                    "whosent: tracing{on}: Linux {} ({}), {} backend, kernel filter: {}; waiting for signals (Ctrl-C to stop)",
+                    escape(&r.kernel),
+                    escape(&r.arch),
+                    escape(&r.backend),
+                    escape(filter)
                 );
             }
             Record::Lost(l) => match l.count {

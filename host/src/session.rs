@@ -189,7 +189,11 @@ impl<'a> Session<'a> {
         match parse_line(text) {
             Ok(rec) => self.record(&rec, Some(text)),
             Err(e) => {
-                eprintln!("whosent-deploy: warning: {e}");
+                // The line may hold names from the board.
+                eprintln!(
+                    "whosent-deploy: warning: {}",
+                    whosent_proto::escape::escape(&e.to_string())
+                );
                 Flow::Continue
             }
         }

@@ -273,3 +273,97 @@ fn live_records_match_the_readers_model() {
     let end = d.until(T, |l| l.contains(r#""type":"end""#));
     assert!(end.contains(r#""reason":"count","signals":1"#), "{end}");
 }
+
+/// Issue 13, item 1: a process name is chosen by whoever runs the
+/// process; printed raw, `\r\x1b[2K` erased the line and forged a
+/// SIGKILL from someone else. Both names here are hostile.
+#[test]
+fn hostile_names_are_escaped_in_human_output() {
+    if !real_kernel("hostile names") {
+        return;
+    }
+    // Each fits the kernel's 15 bytes of comm.
+    const SENDER: &str = "\r\x1b[2KSIGKILL: i";
+    const TARGET: &str = "\x1b]0;pwn\x07\x7f\u{9b}2J\\";
+    const SENDER_SHOWN: &str = r"\r\x1b[2KSIGKILL: i";
+    const TARGET_SHOWN: &str = r"\x1b]0;pwn\x07\x7f\u{009b}2J\\";
+    let mut r =
+        Proc::spawn(Command::new(sibling(DEPLOY, "test_receiver")).args(["--comm", TARGET, "10"]));
+    let rpid = num(&r.until(T, |l| l.starts_with("ready")), "pid") as i32;
+    wait_comm(rpid, TARGET);
+    let p = rpid.to_string();
+    let mut json = deploy(&["--json", "--sig", "USR1", "--pid", &p, "--count", "1"]);
+    json.until(T, |l| l.contains(r#""type":"ready""#));
+    let mut human = deploy(&["--sig", "USR1", "--pid", &p, "--count", "1"]);
+    // Sent until the human capture (whose readiness goes to stderr) has
+    // had time to start: it stops at the first one it sees.
+    let out = Command::new(sibling(DEPLOY, "test_sender"))
+        .args(["--comm", SENDER, "--repeat", "15", "--delay-ms", "200"])
+        .args(["kill", "10", &p])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let sender = num(
+        String::from_utf8_lossy(&out.stdout).lines().last().unwrap(),
+        "sender_pid",
+    );
+    assert_eq!(human.wait(T), 0);
+    let shown = human.rest(T).join("\n");
+    let bad: Vec<char> = shown
+        .chars()
+        .filter(|&c| c != '\n' && c.is_control())
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "raw control characters {bad:?} in {shown:?}"
+    );
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with("SIGUSR1: "))
+        .unwrap_or_else(|| panic!("no signal line in {shown:?}"));
+    assert!(
+        line.starts_with(&format!("SIGUSR1: {SENDER_SHOWN}({sender}) <- ")),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(&format!(
+            " -> {TARGET_SHOWN}({rpid})  code=SI_USER  delivered"
+        )),
+        "{line}"
+    );
+    // JSON carries the exact names, escaped for JSON only.
+    let rec = json.until(T, |l| l.contains(r#""type":"signal""#));
+    assert_eq!(json.wait(T), 0);
+    let v: serde_json::Value = serde_json::from_str(&rec).unwrap();
+    assert_eq!(v["sender"]["comm"], SENDER, "{rec}");
+    assert_eq!(v["target"]["comm"], TARGET, "{rec}");
+    assert_eq!(v["sender"]["lineage"][0]["comm"], SENDER, "{rec}");
+    assert!(!rec.chars().any(char::is_control), "{rec:?}");
+}
+
+/// The same for `parse`: ftrace text shows names raw.
+#[test]
+fn hostile_names_are_escaped_in_parse_output() {
+    use std::io::Write;
+    let text = "   \x1b[2Kev\x07il-1456    [001] d..1.   666.126292: signal_generate: \
+                sig=15 errno=0 code=0 comm=a\x1b]0;t\x07\u{9b}b pid=1459 grp=1 res=0\n";
+    let mut child = Command::new(DEPLOY)
+        .args(["parse", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        shown,
+        "SIGTERM: \\x1b[2Kev\\x07il(tid 1456) -> a\\x1b]0;t\\x07\\u{009b}b(tid 1459)  code=SI_USER  delivered\n"
+    );
+}

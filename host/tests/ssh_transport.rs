@@ -726,6 +726,117 @@ fn a_key_for_port_22_does_not_vouch_for_another_port() {
     assert!(matches!(err, SshError::UnknownHostKey { .. }), "{err}");
 }
 
+/// Both of the server's host keys, so whichever it presents is covered.
+fn both_host_keys(srv: &Server) -> [String; 2] {
+    [host_pub(srv, "ed25519"), host_pub(srv, "ecdsa")]
+}
+
+#[test]
+fn a_revoked_host_key_never_connects_even_with_accept_new() {
+    let srv = need_server!();
+    let tmp = TempDir::new("revoked");
+    let kh = tmp.path().join("known_hosts");
+    let name = format!("[127.0.0.1]:{}", srv.port);
+    let [ed, ecdsa] = both_host_keys(srv);
+    let revoked = format!("@revoked * {ed}\n@revoked [127.0.0.1]:* {ecdsa}\n");
+    // Revoked and nothing else; and revoked although also recorded as
+    // the host's key (the revocation wins, as in OpenSSH).
+    for text in [
+        revoked.clone(),
+        format!("{name} {ed}\n{name} {ecdsa}\n{revoked}"),
+    ] {
+        fs::write(&kh, &text).unwrap();
+        for policy in [HostKeyPolicy::AcceptNew, HostKeyPolicy::Strict] {
+            let err = Conn::connect(&target(srv, srv.port, &srv.user), &opts(&kh, policy))
+                .err()
+                .unwrap_or_else(|| panic!("{policy:?} connected with a revoked key:\n{text}"));
+            assert!(matches!(err, SshError::HostKeyRevoked { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(msg.contains("REVOKED HOST KEY DETECTED"), "{msg}");
+            assert!(msg.contains(&name), "{msg}");
+            assert_eq!(
+                fs::read_to_string(&kh).unwrap(),
+                text,
+                "known_hosts changed"
+            );
+        }
+    }
+    // What the user sees, from the command line.
+    fs::write(&kh, &revoked).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_whosent-deploy"))
+        .args(["--host", &format!("{}@127.0.0.1:{}", srv.user, srv.port)])
+        .arg("-i")
+        .arg(&srv.key)
+        .arg("--known-hosts")
+        .arg(&kh)
+        .args(["--accept-new-host-key", "--sig", "KILL", "--duration", "1"])
+        .env("WHOSENT_PASSWORD", "")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("REVOKED HOST KEY DETECTED"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(fs::read_to_string(&kh).unwrap(), revoked);
+}
+
+#[test]
+fn a_cert_authority_line_alone_is_refused_as_unsupported() {
+    let srv = need_server!();
+    let tmp = TempDir::new("ca");
+    let ca = new_keypair(tmp.path(), "ca");
+    let ca_pub = fs::read_to_string(ca.with_extension("pub")).unwrap();
+    let kh = tmp.path().join("known_hosts");
+    let text = format!("# a CA\n@cert-authority [127.0.0.1]:* {ca_pub}");
+    fs::write(&kh, &text).unwrap();
+    for policy in [HostKeyPolicy::AcceptNew, HostKeyPolicy::Strict] {
+        let err = Conn::connect(&target(srv, srv.port, &srv.user), &opts(&kh, policy))
+            .err()
+            .unwrap_or_else(|| panic!("{policy:?} connected past a CA line"));
+        assert!(
+            matches!(err, SshError::HostCertificatesUnsupported { line: 2, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("does not support host certificates"),
+            "{err}"
+        );
+        assert_eq!(fs::read_to_string(&kh).unwrap(), text);
+    }
+    // With the host's plain key beside it, the plain key is used.
+    let [ed, _] = both_host_keys(srv);
+    fs::write(&kh, format!("{text}[127.0.0.1]:{} {ed}\n", srv.port)).unwrap();
+    Conn::connect(
+        &target(srv, srv.port, &srv.user),
+        &opts(&kh, HostKeyPolicy::Strict),
+    )
+    .unwrap();
+}
+
+#[test]
+fn wildcard_and_negated_host_patterns_match_as_in_openssh() {
+    let srv = need_server!();
+    let tmp = TempDir::new("patterns");
+    let kh = tmp.path().join("known_hosts");
+    let [ed, ecdsa] = both_host_keys(srv);
+    let t = target(srv, srv.port, &srv.user);
+    fs::write(
+        &kh,
+        format!("board,[127.0.0.?]:* {ed}\n[127.*]:* {ecdsa}\n"),
+    )
+    .unwrap();
+    Conn::connect(&t, &opts(&kh, HostKeyPolicy::Strict)).unwrap();
+    // A negated pattern takes the line away from the host, whatever
+    // else on it matches.
+    let text = format!("[127.0.0.?]:*,![127.0.0.1]:{} {ed}\n", srv.port);
+    fs::write(&kh, &text).unwrap();
+    let err = Conn::connect(&t, &opts(&kh, HostKeyPolicy::Strict))
+        .err()
+        .expect("a negated host must not match");
+    assert!(matches!(err, SshError::UnknownHostKey { .. }), "{err}");
+}
+
 // ---------------------------------------------------------------------
 // Authentication
 
@@ -820,6 +931,62 @@ fn dropbear_without_scp_gets_the_file_through_exec() {
     // Again on the same connection, which now goes straight to exec
     // (libssh2's SCP state may be stale after such a failure).
     check_upload(&conn, false, UploadMethod::Exec);
+}
+
+// ---------------------------------------------------------------------
+// Destinations (no server needed)
+
+#[test]
+fn a_password_in_the_destination_is_refused_and_never_printed() {
+    const SECRET: &str = "Sup3rS3cretPw";
+    let tmp = TempDir::new("password");
+    let kh = tmp.path().join("known_hosts");
+    let runs: Vec<Vec<String>> = [
+        vec![
+            format!("--host=root:{SECRET}@127.0.0.1:2222"),
+            "--sig=KILL".into(),
+        ],
+        vec!["--host".into(), format!("root:{SECRET}@[::1]:2222")],
+        vec!["--host".into(), format!("ssh://pi:{SECRET}@board/")],
+        vec![
+            "--host".into(),
+            "root@127.0.0.1:2222".into(),
+            "-l".into(),
+            format!("root:{SECRET}"),
+        ],
+        vec![
+            "doctor".into(),
+            "--host".into(),
+            format!("root:{SECRET}@board"),
+        ],
+    ]
+    .into();
+    for args in runs {
+        let out = Command::new(env!("CARGO_BIN_EXE_whosent-deploy"))
+            .args(&args)
+            .arg("--known-hosts")
+            .arg(&kh)
+            .args(["--connect-timeout", "1"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(
+                "passwords are not taken on the command line (use WHOSENT_PASSWORD or a key)"
+            ),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        for part in [SECRET, "S3cret", "3cretPw"] {
+            assert!(
+                !stdout.contains(part) && !stderr.contains(part),
+                "{args:?} printed the password: {stdout}{stderr}"
+            );
+        }
+        assert!(!kh.exists(), "{args:?}");
+    }
 }
 
 // ---------------------------------------------------------------------

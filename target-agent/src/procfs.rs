@@ -23,6 +23,16 @@ fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// The name exactly as the kernel holds it. `/proc/<tid>/comm` is the
+/// raw bytes and a newline; status's `Name:` escapes `\n` and `\\`
+/// (fs/proc/array.c `proc_task_name`) and, trimmed, loses a leading
+/// `\r` or blank, so a hostile name would reach the JSON altered.
+fn comm(root: &str, tid: i32) -> Option<String> {
+    let raw = fs::read(format!("{root}/{tid}/comm")).ok()?;
+    let raw = raw.strip_suffix(b"\n").unwrap_or(&raw);
+    Some(String::from_utf8_lossy(raw).into_owned())
+}
+
 /// `/proc/<tid>/status` works for any thread id, not only group leaders.
 pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
     let status = fs::read_to_string(format!("{root}/{tid}/status")).ok()?;
@@ -35,7 +45,7 @@ pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
             .next()?
             .parse()
             .ok()?,
-        comm: status_field(&status, "Name:")?.to_string(),
+        comm: comm(root, tid).or_else(|| Some(status_field(&status, "Name:")?.to_string()))?,
         nstgid: status_field(&status, "NStgid:")
             .unwrap_or_default()
             .split_whitespace()
@@ -143,5 +153,22 @@ mod tests {
         assert!(start_time("/proc", me).unwrap() > 0);
         assert!(task("/proc", -5).is_none());
         assert!(threads("/proc", i32::MAX).is_none());
+    }
+
+    #[test]
+    fn a_name_with_blanks_backslashes_and_newlines_is_read_exactly() {
+        std::thread::spawn(|| {
+            let name = "\r a\\b\n\x1b ";
+            let c = std::ffi::CString::new(name).unwrap();
+            // SAFETY: PR_SET_NAME reads the NUL-terminated `c`; gettid
+            // has no preconditions.
+            let tid = unsafe {
+                assert_eq!(libc::prctl(libc::PR_SET_NAME, c.as_ptr()), 0);
+                libc::syscall(libc::SYS_gettid) as i32
+            };
+            assert_eq!(task("/proc", tid).unwrap().comm, name);
+        })
+        .join()
+        .unwrap();
     }
 }

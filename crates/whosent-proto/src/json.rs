@@ -136,26 +136,44 @@ pub fn array<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut Obj, &T)) 
 
 /// Writes `s` as a JSON string literal. Runs of plain text are copied
 /// whole: this is the agent's hottest function in a signal storm. The
-/// bytes to escape are all ASCII, so they never split a UTF-8 sequence.
+/// bytes to escape are ASCII, or the two-byte UTF-8 of a C1 control
+/// (0xC2 0x80..0x9F), so they never split a UTF-8 sequence.
+///
+/// JSON requires escaping only below U+0020; DEL and the C1 controls
+/// (U+009B is a one-character CSI on some terminals) are escaped too, so
+/// that `--json` printed on a terminal cannot drive it either.
 pub fn string(out: &mut String, s: &str) {
     out.push('"');
     let mut rest = s;
     while let Some(i) = rest
         .bytes()
-        .position(|b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
+        .position(|b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f || b == 0xc2)
     {
         out.push_str(&rest[..i]);
-        match rest.as_bytes()[i] {
+        let bytes = rest.as_bytes();
+        let mut len = 1;
+        match bytes[i] {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
             b'\n' => out.push_str("\\n"),
             b'\r' => out.push_str("\\r"),
             b'\t' => out.push_str("\\t"),
+            0xc2 => match bytes.get(i + 1) {
+                Some(&c1 @ 0x80..=0x9f) => {
+                    let _ = write!(out, "\\u{c1:04x}");
+                    len = 2;
+                }
+                // Another character starting with 0xC2 (U+00A0..U+00BF).
+                _ => {
+                    out.push_str(&rest[i..i + 2]);
+                    len = 2;
+                }
+            },
             b => {
                 let _ = write!(out, "\\u{b:04x}");
             }
         }
-        rest = &rest[i + 1..];
+        rest = &rest[i + len..];
     }
     out.push_str(rest);
     out.push('"');
@@ -173,6 +191,13 @@ mod tests {
         s.clear();
         string(&mut s, "");
         assert_eq!(s, r#""""#);
+    }
+
+    #[test]
+    fn c1_controls_are_escaped_and_their_neighbours_are_not() {
+        let mut s = String::new();
+        string(&mut s, "a\u{9b}2J\u{80}\u{9f}\u{a0}\u{bf}é");
+        assert_eq!(s, "\"a\\u009b2J\\u0080\\u009f\u{a0}\u{bf}é\"");
     }
 
     #[test]

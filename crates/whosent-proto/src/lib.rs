@@ -7,6 +7,7 @@
 //! [`SCHEMA_VERSION`] changes only when an existing field changes meaning.
 
 pub mod code;
+pub mod escape;
 pub mod json;
 pub mod query;
 pub mod record;

@@ -1,7 +1,10 @@
 //! The one-line human rendering of records, shared by the agent's
-//! `--human` and the host tool.
+//! `--human` and the host tool. Names come from the board and are
+//! chosen by whoever runs the process: they are printed through
+//! [`escape`], so that none can move the cursor or forge a line.
 
 use crate::code;
+use crate::escape::escape;
 use crate::record::{Origin, SignalEvent, Task};
 use crate::signal;
 
@@ -13,9 +16,9 @@ fn who(t: &Task) -> String {
         _ => String::new(),
     };
     match t.pid {
-        Some(p) if p == t.tid => format!("{}({p}{ns})", t.comm),
-        Some(p) => format!("{}({p}/{}{ns})", t.comm, t.tid),
-        None => format!("{}(tid {}{ns})", t.comm, t.tid),
+        Some(p) if p == t.tid => format!("{}({p}{ns})", escape(&t.comm)),
+        Some(p) => format!("{}({p}/{}{ns})", escape(&t.comm), t.tid),
+        None => format!("{}(tid {}{ns})", escape(&t.comm), t.tid),
     }
 }
 
@@ -26,7 +29,7 @@ fn sender(t: &Task) -> String {
     // The lineage starts with the sender's own process.
     let skip = usize::from(parents.first().is_some_and(|a| Some(a.pid) == t.pid));
     for a in &parents[skip..] {
-        s.push_str(&format!(" <- {}({})", a.comm, a.pid));
+        s.push_str(&format!(" <- {}({})", escape(&a.comm), a.pid));
     }
     s
 }
@@ -118,6 +121,53 @@ mod tests {
         irq.code = 0x80;
         irq.context = Context::Softirq;
         assert!(signal_line(&irq).starts_with("SIGIO: kernel [softirq on cpu 3, interrupted"));
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_in_the_line() {
+        let e = SignalEvent {
+            ts_ns: 0,
+            cpu: 0,
+            sig: 10,
+            code: 0,
+            errno: 0,
+            group: Some(true),
+            result: Some(Outcome::Delivered),
+            context: Context::Task,
+            running: Task {
+                pid: Some(7),
+                tid: 7,
+                comm: "\r\x1b[2KSIGKILL: i".into(),
+                lineage: Some(vec![
+                    Ancestor {
+                        pid: 7,
+                        comm: "x".into(),
+                        ..Default::default()
+                    },
+                    Ancestor {
+                        pid: 6,
+                        comm: "sh\x1b]0;t\x07".into(),
+                        ..Default::default()
+                    },
+                ]),
+                ..Default::default()
+            },
+            target: Task {
+                pid: Some(8),
+                tid: 9,
+                comm: "a\\b\u{9b}2J\x7f".into(),
+                ..Default::default()
+            },
+        };
+        let line = signal_line(&e);
+        assert_eq!(
+            line,
+            "SIGUSR1: \\r\\x1b[2KSIGKILL: i(7) <- sh\\x1b]0;t\\x07(6) -> a\\\\b\\u{009b}2J\\x7f(8/9)  code=SI_USER  delivered"
+        );
+        let mut irq = e.clone();
+        irq.context = Context::Hardirq;
+        assert!(signal_line(&irq).contains("interrupted \\r\\x1b[2KSIGKILL: i(7)"));
+        assert!(!signal_line(&irq).chars().any(char::is_control));
     }
 
     #[test]

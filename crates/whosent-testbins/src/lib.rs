@@ -105,6 +105,25 @@ pub fn errno_name(e: i32) -> String {
     name.to_string()
 }
 
+/// Sets the calling thread's name (its comm, what ftrace reports) with
+/// `prctl(PR_SET_NAME)`; the kernel keeps the first 15 bytes. Used by
+/// `--comm` to test hostile names. Exits with status 2 on a NUL.
+pub fn set_comm(prog: &str, name: &str) {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        eprintln!("{prog}: --comm cannot contain a NUL byte");
+        std::process::exit(2);
+    };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string, which `c` is
+    // and outlives the call.
+    if unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr()) } != 0 {
+        eprintln!(
+            "{prog}: prctl(PR_SET_NAME): {}",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(1);
+    }
+}
+
 /// Writes one line to stdout and flushes it. If stdout is gone (the
 /// reading test closed its end of the pipe) there is nobody left to
 /// report to, so the process exits quietly with status 1.

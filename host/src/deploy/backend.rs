@@ -43,9 +43,11 @@ pub trait Backend {
     /// a chunk of it as it arrived), turned into records.
     fn line(&mut self, raw: &[u8], s: &mut Session<'_>) -> Flow;
 
-    /// A chunk of the command's stderr; by default passed on.
+    /// A chunk of the command's stderr; by default passed on, escaped
+    /// for the terminal (it can echo names from the board).
     fn stderr(&mut self, chunk: &[u8], _s: &mut Session<'_>) {
-        let _ = std::io::stderr().write_all(chunk);
+        let text = whosent_proto::escape::escape_lines(chunk);
+        let _ = std::io::stderr().write_all(text.as_bytes());
     }
 
     /// After the stream: the last records and checks on the board.

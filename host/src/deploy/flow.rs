@@ -44,7 +44,9 @@ pub fn run(
     probe::check_privileges(&facts, plan.sudo)?;
     eprintln!(
         "whosent: connected to {} ({}, Linux {})",
-        plan.login, facts.arch, facts.release
+        plan.login,
+        whosent_proto::escape::escape(&facts.arch),
+        whosent_proto::escape::escape(&facts.release)
     );
     backend.prepare(&facts, arch, stop)?;
     let keep = if plan.keep { backend.keep() } else { None };

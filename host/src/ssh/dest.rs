@@ -56,6 +56,13 @@ pub fn parse(dest: &str) -> Result<Destination, SshError> {
         Some(at) => (Some(&s[..at]), &s[at + 1..]),
         None => (None, s),
     };
+    // `user:password@host` (RFC 3986 userinfo). User names cannot hold
+    // a ':' (it separates passwd(5) fields), so this is a password: it
+    // is refused without being echoed, as it would be on screen, in
+    // logs and in the shell's history.
+    if user.is_some_and(|u| u.contains(':')) {
+        return Err(SshError::PasswordInDestination);
+    }
     if user == Some("") {
         return Err(bad("the user before '@' is empty"));
     }
@@ -113,6 +120,10 @@ pub fn resolve(
     config: Option<&Path>,
 ) -> Result<Target, SshError> {
     let d = parse(dest)?;
+    // `-l user:password` is the same mistake.
+    if user.is_some_and(|u| u.contains(':')) {
+        return Err(SshError::PasswordInDestination);
+    }
     let default_config = home_dir().join(".ssh").join("config");
     let cfg = match config {
         Some(path) => config::lookup(path, &d.host)?,
@@ -301,6 +312,39 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert!(matches!(e, SshError::BadDestination { .. }), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_password_in_the_destination_is_refused_and_never_echoed() {
+        for dest in [
+            "root:hunter2@board",
+            "ssh://root:hunter2@board:22/",
+            "root:hunter2@[::1]:2222",
+            "root:hun@ter2@board",
+            ":hunter2@board",
+        ] {
+            let e = parse(dest).unwrap_err();
+            assert!(matches!(e, SshError::PasswordInDestination), "{dest}: {e}");
+            let shown = format!("{e} {}", e.help());
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("ter2"),
+                "{shown}"
+            );
+            assert!(
+                e.to_string().contains(
+                    "passwords are not taken on the command line (use WHOSENT_PASSWORD or a key)"
+                ),
+                "{e}"
+            );
+        }
+        // Colons elsewhere are ports and IPv6 addresses, as before.
+        assert_eq!(parse("[::1]:22").unwrap(), d(None, "::1", Some(22)));
+        assert_eq!(
+            parse("user@[::1]:2222").unwrap(),
+            d(Some("user"), "::1", Some(2222))
+        );
+        assert_eq!(parse("host:2222").unwrap(), d(None, "host", Some(2222)));
+        assert_eq!(parse("u@fe80::1").unwrap(), d(Some("u"), "fe80::1", None));
     }
 
     #[test]

@@ -15,6 +15,11 @@ pub enum SshError {
     #[error("bad destination '{dest}': {reason}")]
     BadDestination { dest: String, reason: String },
 
+    /// `user:password@host`. Carries nothing of what was typed, so that
+    /// no message can show the password.
+    #[error("passwords are not taken on the command line (use WHOSENT_PASSWORD or a key)")]
+    PasswordInDestination,
+
     #[error("cannot read ssh config {}: {source}", path.display())]
     ConfigRead { path: PathBuf, source: io::Error },
 
@@ -84,6 +89,31 @@ pub enum SshError {
         lines: Vec<usize>,
     },
 
+    /// Whatever the policy: the key is on a matching `@revoked` line.
+    #[error(
+        "REVOKED HOST KEY DETECTED for '{host}': it presents {key_type} key {fingerprint}, which {}:{line} marks as revoked (a stolen key could be used to impersonate the board)",
+        known_hosts.display()
+    )]
+    HostKeyRevoked {
+        host: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        /// 1-based line of the `@revoked` entry.
+        line: usize,
+    },
+
+    /// A `@cert-authority` line names the host and no plain key does.
+    #[error(
+        "host '{host}' is vouched for by the certificate authority at {}:{line}, but whosent-deploy does not support host certificates",
+        known_hosts.display()
+    )]
+    HostCertificatesUnsupported {
+        host: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+
     #[error("cannot read known hosts file {}: {source}", path.display())]
     KnownHostsRead { path: PathBuf, source: io::Error },
 
@@ -134,6 +164,9 @@ impl SshError {
             BadDestination { .. } => {
                 "write the destination as [USER@]HOST[:PORT], e.g. root@board.local:2222 or root@[fe80::2%eth0]:22".into()
             }
+            PasswordInDestination => {
+                "write the destination as USER@HOST[:PORT], and log in with a key (-i KEY) or set WHOSENT_PASSWORD in the environment".into()
+            }
             ConfigRead { .. } => "fix the permissions of the ssh config file, or point at another one".into(),
             ConfigInvalid { .. } => "fix that line of the ssh config (see `man ssh_config`)".into(),
             ConfigUnsupported { keyword, .. } => format!(
@@ -159,6 +192,13 @@ impl SshError {
             ),
             HostKeyChanged { host, known_hosts, .. } => format!(
                 "if the board was reflashed or its keys regenerated, remove the old entry with `ssh-keygen -R '{host}' -f {}` and run again with --accept-new-host-key; otherwise do not connect",
+                known_hosts.display()
+            ),
+            HostKeyRevoked { .. } => {
+                "do not connect: no flag accepts a revoked key; give the board new host keys and record the new one".into()
+            }
+            HostCertificatesUnsupported { known_hosts, .. } => format!(
+                "record the board's own host key in {} (check its fingerprint on the board with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`)",
                 known_hosts.display()
             ),
             KnownHostsRead { .. } | KnownHostsWrite { .. } => {
@@ -198,11 +238,31 @@ fn lines_list(lines: &[usize]) -> String {
     v.join(",")
 }
 
+/// The board's stderr, on the error's one line: escaped as names are,
+/// so a newline shows as `\n` and nothing reaches the terminal raw.
 fn stderr_note(stderr: &str) -> String {
     let s = stderr.trim();
     if s.is_empty() {
         String::new()
     } else {
-        format!(": {s}")
+        format!(": {}", whosent_proto::escape::escape(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_error_is_one_line_with_the_board_text_escaped() {
+        let e = SshError::RemoteCommand {
+            cmd: "mkdir x".into(),
+            status: 1,
+            stderr: "mkdir: x\x1b[2J: exists\nsecond line\n".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "remote command `mkdir x` failed with status 1: mkdir: x\\x1b[2J: exists\\nsecond line"
+        );
     }
 }

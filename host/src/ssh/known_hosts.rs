@@ -1,14 +1,19 @@
 //! Host key verification against an OpenSSH `known_hosts` file.
 //!
-//! Entries are parsed and matched by libssh2 (ssh2's [`KnownHosts`]),
-//! one line at a time so that errors can name the line to fix, and so
-//! that hashed entries (`|1|salt|hash`, Debian's default) match too.
+//! Lines are parsed and matched by [`super::hostfile`] (OpenSSH's
+//! patterns, negations and hashed entries), and each error names the
+//! line to fix.
 //!
 //! Like OpenSSH, a host on port 22 is looked up as `host` and any other
 //! port as `[host]:port`, and nothing else: a key recorded for the
 //! board's port 22 says nothing about a server on its port 2222.
-//! Not supported: wildcard host patterns, `@cert-authority` and
-//! `@revoked` lines (they are skipped).
+//!
+//! As in OpenSSH (`hostfile.c` `check_hostkeys_by_key_or_type` and
+//! `check_key_not_revoked`), a key on a matching `@revoked` line is
+//! refused whatever else the file or the flags say. `@cert-authority`
+//! lines need host certificates, which whosent does not negotiate: when
+//! one names the host and no plain key does, the connection is refused
+//! with that reason rather than treated as a new host.
 
 use std::fs;
 use std::io::{self, Write};
@@ -16,9 +21,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use ssh2::{CheckResult, KnownHostFileKind, MethodType, Session};
+use ssh2::{MethodType, Session};
 
-use super::SshError;
+use super::hostfile::{self, Entry, Marker, Verdict};
+use super::{base64, SshError};
 
 /// What to do with a host whose key is not in known_hosts yet.
 ///
@@ -52,7 +58,7 @@ pub fn host_name(host: &str, port: u16) -> String {
 /// The OpenSSH fingerprint of a public key blob: `SHA256:` and the
 /// unpadded base64 of its SHA-256, as `ssh-keygen -l` prints it.
 pub fn fingerprint(blob: &[u8]) -> String {
-    let b64 = base64(&Sha256::digest(blob));
+    let b64 = base64::encode(&Sha256::digest(blob));
     format!("SHA256:{}", b64.trim_end_matches('='))
 }
 
@@ -67,62 +73,16 @@ pub fn blob_key_type(blob: &[u8]) -> String {
     }
 }
 
-/// One known_hosts line whose host part names the host we look up.
-#[derive(Debug)]
-struct Entry {
-    /// 1-based line number.
-    line: usize,
-    key_type: String,
-    /// Base64 of the key blob, as written in the file.
-    key: String,
-}
-
-/// The entries of `path` for `name`, in file order. A missing file has
-/// none.
-fn entries_for(session: &Session, path: &Path, name: &str) -> Result<Vec<Entry>, SshError> {
-    let text = match fs::read(path) {
-        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(SshError::KnownHostsRead {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
-    let mut found = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('@') {
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        let (Some(_hosts), Some(key_type), Some(key)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        // libssh2 decides whether the host part names `name`: it knows
-        // hashed entries and comma lists. Checked against a key that
-        // cannot be in the file, a line for this host gives Mismatch.
-        let Ok(mut kh) = session.known_hosts() else {
-            continue;
-        };
-        if kh.read_str(line, KnownHostFileKind::OpenSSH).is_err() {
-            continue; // a key type libssh2 does not know
-        }
-        if matches!(
-            kh.check(name, b"\0"),
-            CheckResult::Mismatch | CheckResult::Match
-        ) {
-            found.push(Entry {
-                line: i + 1,
-                key_type: key_type.to_string(),
-                key: key.to_string(),
-            });
-        }
+/// The lines of `path` that apply to `name`. A missing file has none.
+fn entries_for(path: &Path, name: &str) -> Result<Vec<Entry>, SshError> {
+    match fs::read(path) {
+        Ok(t) => Ok(hostfile::entries(&String::from_utf8_lossy(&t), name)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(SshError::KnownHostsRead {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
-    Ok(found)
 }
 
 /// The host key algorithms to offer, the types already known for this
@@ -136,7 +96,10 @@ pub(crate) fn algorithm_prefs(
     host: &str,
     port: u16,
 ) -> Result<Option<String>, SshError> {
-    let entries = entries_for(session, path, &host_name(host, port))?;
+    let entries: Vec<Entry> = entries_for(path, &host_name(host, port))?
+        .into_iter()
+        .filter(|e| e.marker == Marker::None)
+        .collect();
     if entries.is_empty() {
         return Ok(None);
     }
@@ -180,40 +143,42 @@ pub(crate) fn verify(
     })?;
     let name = host_name(host, port);
     let key_type = blob_key_type(blob);
-    let key = base64(blob);
-    let entries = entries_for(session, path, &name)?;
-    if entries.iter().any(|e| e.key == key) {
-        return Ok(());
-    }
-    if !entries.is_empty() {
-        // Same type and another key, or (since the known types were
-        // offered first) a host that no longer has the recorded type.
-        let same: Vec<usize> = entries
-            .iter()
-            .filter(|e| e.key_type == key_type)
-            .map(|e| e.line)
-            .collect();
-        let lines = if same.is_empty() {
-            entries.iter().map(|e| e.line).collect()
-        } else {
-            same
-        };
-        return Err(SshError::HostKeyChanged {
+    let known_hosts = path.to_path_buf();
+    match hostfile::judge(&entries_for(path, &name)?, &key_type, blob) {
+        Verdict::Known => Ok(()),
+        Verdict::Revoked { line } => Err(SshError::HostKeyRevoked {
             host: name,
             key_type,
             fingerprint: fingerprint(blob),
-            known_hosts: path.to_path_buf(),
-            lines,
-        });
-    }
-    match policy {
-        HostKeyPolicy::Strict => Err(SshError::UnknownHostKey {
-            host: name,
-            key_type,
-            fingerprint: fingerprint(blob),
-            known_hosts: path.to_path_buf(),
+            known_hosts,
+            line,
         }),
-        HostKeyPolicy::AcceptNew => append(path, &format!("{name} {key_type} {key}\n")),
+        Verdict::Changed { lines } => Err(SshError::HostKeyChanged {
+            host: name,
+            key_type,
+            fingerprint: fingerprint(blob),
+            known_hosts,
+            lines,
+        }),
+        // OpenSSH would ask for the host's certificate; recording its
+        // plain key instead would quietly bypass the CA.
+        Verdict::CertificateOnly { line } => Err(SshError::HostCertificatesUnsupported {
+            host: name,
+            known_hosts,
+            line,
+        }),
+        Verdict::Unknown => match policy {
+            HostKeyPolicy::Strict => Err(SshError::UnknownHostKey {
+                host: name,
+                key_type,
+                fingerprint: fingerprint(blob),
+                known_hosts,
+            }),
+            HostKeyPolicy::AcceptNew => append(
+                path,
+                &format!("{name} {key_type} {}\n", base64::encode(blob)),
+            ),
+        },
     }
 }
 
@@ -251,47 +216,9 @@ fn append(path: &Path, entry: &str) -> Result<(), SshError> {
     f.write_all(text.as_bytes()).map_err(err)
 }
 
-/// Standard base64 with padding (RFC 4648), as known_hosts uses.
-pub(crate) fn base64(data: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (plain, enc) in cases {
-            assert_eq!(base64(plain.as_bytes()), enc);
-        }
-    }
 
     #[test]
     fn port_22_is_bare_and_others_bracketed() {

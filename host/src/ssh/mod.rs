@@ -16,11 +16,14 @@
 //! user what to do.
 
 mod auth;
+mod base64;
 mod config;
 pub mod dest;
 mod error;
 pub mod exec;
+mod hostfile;
 pub mod known_hosts;
+mod pattern;
 pub mod session;
 pub mod upload;
 

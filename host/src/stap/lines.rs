@@ -9,6 +9,7 @@ use crate::board::Facts;
 use crate::session::Session;
 use crate::transport::Flow;
 use whosent_proto::decode::Record;
+use whosent_proto::escape::{escape, escape_lines};
 use whosent_proto::query::Query;
 use whosent_proto::record::{EndReason, Ready, SignalEvent};
 
@@ -103,12 +104,12 @@ impl Lines {
             }
             Ok(Line::Other(l)) => {
                 if !l.is_empty() {
-                    eprintln!("{l}");
+                    eprintln!("{}", escape(&l));
                 }
                 Flow::Continue
             }
             Err(e) => {
-                eprintln!("whosent-deploy: warning: {e}");
+                eprintln!("whosent-deploy: warning: {}", escape(&e.to_string()));
                 Flow::Continue
             }
         }
@@ -145,9 +146,8 @@ impl Lines {
         self.err_buf.extend_from_slice(chunk);
         while let Some(nl) = self.err_buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.err_buf.drain(..=nl).collect();
-            let line = String::from_utf8_lossy(&line);
-            s.lost_events(lost_in(&line));
-            eprint!("{line}");
+            s.lost_events(lost_in(&String::from_utf8_lossy(&line)));
+            eprint!("{}", escape_lines(&line));
         }
     }
 }

@@ -27,6 +27,9 @@
 //! SI_TIMER). With `--wait-stdin` they are armed only after a line
 //! arrives on stdin.
 //!
+//! `--comm NAME` renames the process (prctl PR_SET_NAME) before anything
+//! else, for tests of hostile names.
+//!
 //! Output lines (stdout, flushed after each):
 //!   `pgrp=<pgid>`                               (with --pgrp)
 //!   `thread tid=<tid>`                          (one per --threads thread)
@@ -39,12 +42,12 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use whosent_testbins::{
     close, emit, errno, errno_name, getpid, gettid, parse_num, parse_sig_arg, pipe, read_exact_fd,
-    usage_exit,
+    set_comm, usage_exit,
 };
 
 const PROG: &str = "test_receiver";
 const USAGE: &str =
-    "test_receiver [--threads N] [--count N] [--ignore SIG]... [--segv|--alarm|--timer [--wait-stdin]] [--pgrp] [SIG...]";
+    "test_receiver [--threads N] [--count N] [--ignore SIG]... [--segv|--alarm|--timer [--wait-stdin]] [--pgrp] [--comm NAME] [SIG...]";
 
 /// Address dereferenced by `--segv`: below any mmap_min_addr, so never
 /// mapped, and not null, so the load is emitted as written.
@@ -190,6 +193,11 @@ fn parse_args() -> Opts {
             "--alarm" => o.alarm = true,
             "--timer" => o.timer = true,
             "--pgrp" => o.pgrp = true,
+            // Before any thread starts, so that all of them carry it.
+            "--comm" => match args.next() {
+                Some(n) => set_comm(PROG, &n),
+                None => usage_exit(PROG, "--comm needs a name", USAGE),
+            },
             "-h" | "--help" => usage_exit(PROG, "help requested", USAGE),
             s if s.starts_with('-') && s.parse::<i32>().is_err() => {
                 usage_exit(PROG, &format!("unknown option {s:?}"), USAGE)

@@ -13,11 +13,11 @@
 
 use std::time::Duration;
 use whosent_testbins::{
-    emit, errno, errno_name, getpid, gettid, getuid, parse_num, parse_sig_arg, usage_exit,
+    emit, errno, errno_name, getpid, gettid, getuid, parse_num, parse_sig_arg, set_comm, usage_exit,
 };
 
 const PROG: &str = "test_sender";
-const USAGE: &str = "test_sender [--repeat N] [--delay-ms M] \
+const USAGE: &str = "test_sender [--repeat N] [--delay-ms M] [--comm NAME] \
     (kill SIG PID | tgkill SIG TGID TID | sigqueue SIG PID VALUE | killpg SIG PGID)";
 
 enum How {
@@ -79,6 +79,10 @@ fn main() {
             Some(a) => match a.as_str() {
                 "--repeat" => repeat = parse_num(PROG, "--repeat", args.next(), USAGE),
                 "--delay-ms" => delay_ms = parse_num(PROG, "--delay-ms", args.next(), USAGE),
+                "--comm" => match args.next() {
+                    Some(n) => set_comm(PROG, &n),
+                    None => usage_exit(PROG, "--comm needs a name", USAGE),
+                },
                 s if s.starts_with('-') => {
                     usage_exit(PROG, &format!("unknown option {s:?}"), USAGE)
                 }
