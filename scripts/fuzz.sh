@@ -3,10 +3,12 @@
 # a bounded time, and fails on any crash.
 #   scripts/fuzz.sh [--smoke] [SECONDS]
 # --smoke: 30 s per target (CI); otherwise SECONDS per target (300).
-# Targets (fuzz/fuzz_targets/): tracedat (the trace.dat reader) and text
-# (the ftrace text parser), seeded from tests/fixtures each run. A crash
+# Targets (fuzz/fuzz_targets/): tracedat (the trace.dat reader), text
+# (the ftrace text parser) and stream (the capture stream decoder and
+# the session behind it), seeded from tests/fixtures each run. A crash
 # leaves its input in fuzz/artifacts/TARGET/; fix it and add it as a
-# regression test to crates/whosent-ftrace/tests/regression.rs.
+# regression test (crates/whosent-ftrace/tests/regression.rs for the
+# ftrace parsers, the decoder's own tests for the stream).
 #
 # Installs what it needs, idempotently: cargo-fuzz from crates.io, and
 # g++ (libfuzzer-sys compiles libFuzzer; also in scripts/setup.sh).
@@ -54,9 +56,10 @@ seeds() {
 shopt -s globstar nullglob
 seeds tracedat tests/fixtures/**/*.dat
 seeds text tests/fixtures/**/trace*.txt tests/fixtures/**/trace tests/fixtures/**/trace_pipe
+seeds stream tests/fixtures/**/*.wst
 
 status=0
-for target in tracedat text; do
+for target in tracedat text stream; do
 	mkdir -p "fuzz/corpus/$target"
 	echo "fuzz: $target for ${secs}s" >&2
 	start=$(date +%s)

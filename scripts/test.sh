@@ -15,5 +15,7 @@ echo "== tests" >&2
 # Tests that touch the kernel filter on their own pids, so they run in
 # parallel; two threads match this kind of machine.
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2
+echo "== fuzz smoke (each parser 30 s from the fixtures; a crash fails)" >&2
+scripts/fuzz.sh --smoke
 echo "== benchmark smoke (small storms; proves the harness, not the figures)" >&2
 scripts/bench.sh --smoke
