@@ -2,7 +2,10 @@
 //! (same sender, target, signal, code and result) is printed once, as
 //! it starts, and closed by one line with its count and time span, e.g.
 //! `  ×1000000 in 1.8 s`, so a storm does not bury the one kill the user
-//! is looking for. `--every` prints each; `--json` is never folded.
+//! is looking for; the kill is printed as it comes, and a count that no
+//! longer stands under its run's first line repeats that line. A few
+//! runs stay open at once, so interleaved storms fold too. `--every`
+//! prints each; `--json` is never folded.
 
 use whosent_proto::record::{Outcome, SignalEvent};
 
@@ -28,34 +31,82 @@ impl Key {
     }
 }
 
-#[derive(Debug, Default)]
+/// How many runs stay open at once. A storm's results alternate
+/// (`delivered`, then `already_pending` while the first is still
+/// pending: kernel/signal.c `__send_signal_locked`), and two senders can
+/// storm one target: interleaved runs fold as well as consecutive ones.
+const OPEN: usize = 4;
+
+struct Run {
+    key: Key,
+    first: u64,
+    last: u64,
+    n: u64,
+    /// Lines printed when this run's first line was.
+    at: u64,
+    /// Its first line, to name it when other lines came in between.
+    line: String,
+}
+
+#[derive(Default)]
 pub struct Fold {
-    run: Option<(Key, u64, u64, u64)>,
+    runs: Vec<Run>,
+    /// Lines printed so far (signals and counts).
+    printed: u64,
 }
 
 impl Fold {
-    /// Whether `e` starts a new run (print it); the line that closes the
-    /// run before it, if that run folded more than one signal.
+    /// Whether `e` starts a new run (print it); the count line of a run
+    /// it pushed out of the open ones, if that run folded more than one.
     pub fn signal(&mut self, e: &SignalEvent) -> (bool, Option<String>) {
         let key = Key::of(e);
-        match &mut self.run {
-            Some((k, _, last, n)) if *k == key => {
-                *last = e.ts_ns;
-                *n += 1;
-                (false, None)
-            }
-            _ => {
-                let closed = self.close();
-                self.run = Some((key, e.ts_ns, e.ts_ns, 1));
-                (true, closed)
-            }
+        if let Some(i) = self.runs.iter().position(|r| r.key == key) {
+            let mut r = self.runs.remove(i);
+            r.last = e.ts_ns;
+            r.n += 1;
+            // Most recent last: the first is the one to push out.
+            self.runs.push(r);
+            return (false, None);
         }
+        let closed = if self.runs.len() >= OPEN {
+            let r = self.runs.remove(0);
+            self.line(&r)
+        } else {
+            None
+        };
+        self.printed += 1;
+        self.runs.push(Run {
+            key,
+            first: e.ts_ns,
+            last: e.ts_ns,
+            n: 1,
+            at: self.printed,
+            line: whosent_proto::render::signal_line(e),
+        });
+        (true, closed)
     }
 
-    /// Ends the current run (before any other line, and at the end).
-    pub fn close(&mut self) -> Option<String> {
-        let (_, first, last, n) = self.run.take()?;
-        (n > 1).then(|| format!("  ×{n} in {}", span(last.saturating_sub(first))))
+    /// Ends every open run (before any other record, and at the end):
+    /// their count lines, in the order their first lines came.
+    pub fn close(&mut self) -> Vec<String> {
+        let mut runs = std::mem::take(&mut self.runs);
+        runs.sort_by_key(|r| r.at);
+        runs.iter().filter_map(|r| self.line(r)).collect()
+    }
+
+    fn line(&mut self, r: &Run) -> Option<String> {
+        if r.n < 2 {
+            return None;
+        }
+        let span = span(r.last.saturating_sub(r.first));
+        // Right under its first line the count needs no name.
+        let text = if self.printed == r.at {
+            format!("  ×{} in {span}", r.n)
+        } else {
+            format!("  ×{} in {span}: {}", r.n, r.line)
+        };
+        self.printed += 1;
+        Some(text)
     }
 }
 
@@ -101,12 +152,66 @@ mod tests {
             assert_eq!(f.signal(&ev(i * 1800, 7, 10)), (false, None));
         }
         // The one kill after the storm is printed, after the storm's count.
+        // The one kill after the storm is printed at once; the storm's
+        // count, when it ends, names it (a line came in between).
         let (print, closed) = f.signal(&ev(1_800_000_000, 8, 9));
         assert!(print);
-        assert_eq!(closed.as_deref(), Some("  ×1000000 in 1.8 s"));
-        assert_eq!(f.close(), None, "a run of one needs no count");
+        assert_eq!(closed, None);
+        assert_eq!(
+            f.close(),
+            vec![
+                "  ×1000000 in 1.8 s: SIGUSR1: x(7) -> x(650)  code=SI_USER  delivered".to_string()
+            ],
+            "a run of one needs no count"
+        );
         f.signal(&ev(5, 7, 10));
         f.signal(&ev(2_000_005, 7, 10));
-        assert_eq!(f.close().as_deref(), Some("  ×2 in 2 ms"));
+        assert_eq!(f.close(), vec!["  ×2 in 2 ms".to_string()]);
+    }
+
+    /// A storm whose results alternate between delivered and
+    /// already_pending folds into two lines and two counts, not a line
+    /// per change.
+    #[test]
+    fn alternating_results_fold_too() {
+        let mut f = Fold::default();
+        let mut printed = 0;
+        for i in 0..100_000u64 {
+            let mut e = ev(i * 1000, 7, 10);
+            if i % 3 == 1 {
+                e.result = Some(Outcome::AlreadyPending);
+            }
+            let (print, closed) = f.signal(&e);
+            printed += print as u32 + closed.is_some() as u32;
+        }
+        assert_eq!(printed, 2);
+        let counts = f.close();
+        assert_eq!(counts.len(), 2, "{counts:?}");
+        assert!(
+            counts[0].starts_with("  ×66667 in 99 ms: SIGUSR1"),
+            "{counts:?}"
+        );
+        assert!(
+            counts[1].starts_with("  ×33333 in 99 ms: SIGUSR1")
+                && counts[1].ends_with("already_pending"),
+            "{counts:?}"
+        );
+    }
+
+    /// More senders than open runs: the oldest run is closed with its
+    /// count when a new one pushes it out.
+    #[test]
+    fn the_oldest_run_is_pushed_out() {
+        let mut f = Fold::default();
+        for s in 1..=OPEN as i32 {
+            f.signal(&ev(0, s, 10));
+            f.signal(&ev(10_000, s, 10));
+        }
+        let (print, closed) = f.signal(&ev(20_000, 99, 10));
+        assert!(print);
+        assert_eq!(
+            closed.as_deref(),
+            Some("  ×2 in 10 µs: SIGUSR1: x(1) -> x(650)  code=SI_USER  delivered")
+        );
     }
 }

@@ -70,7 +70,8 @@ impl Out<'_, '_> {
 
     /// Closes a folded run before any other line.
     fn close_run(&mut self) {
-        if let Some(line) = self.fold.as_mut().and_then(Fold::close) {
+        let lines = self.fold.as_mut().map(Fold::close).unwrap_or_default();
+        for line in lines {
             let f = self.s.note(&line);
             self.flow(f);
         }

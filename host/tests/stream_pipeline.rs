@@ -181,3 +181,65 @@ fn a_save_path_that_cannot_be_written_fails_before_anything_runs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such process"));
     assert!(!saved.exists(), "{} was left behind", saved.display());
 }
+
+/// A storm in human mode is folded: a few lines, not 50,000, and the
+/// counts add up to what was sent; the delivered count is what the
+/// receiver's handler saw (signal_storm's `received=`).
+#[test]
+fn a_storm_is_folded_into_a_few_lines_whose_counts_match_the_receiver() {
+    if !real_kernel("storm folding") {
+        return;
+    }
+    const N: u64 = 50_000;
+    let mut storm = Proc::spawn(Command::new(sibling(DEPLOY, "signal_storm")).args([
+        "--count",
+        &N.to_string(),
+        "--sig",
+        "10",
+        "--wait-stdin",
+    ]));
+    let rpid = num(
+        &storm.until(T, |l| l.starts_with("storm ready")),
+        "receiver",
+    );
+    let mut d = Proc::spawn(Command::new(DEPLOY).args([
+        "--host",
+        "local",
+        "--pid",
+        &rpid.to_string(),
+        "--sig",
+        "USR1",
+        "--count",
+        &N.to_string(),
+    ]));
+    // The ready line goes to stderr: wait for the instance instead.
+    std::thread::sleep(Duration::from_millis(800));
+    storm.write_stdin("go\n");
+    let done = storm.until(T, |l| l.starts_with("storm sent="));
+    assert_eq!(num(&done, "sent") as u64, N);
+    let received = num(&done, "received") as u64;
+    let lines = d.rest(T);
+    assert_eq!(d.wait(T), 0, "{lines:?}");
+    assert!(lines.len() <= 8, "not folded: {} lines", lines.len());
+    let count = |l: &String| -> u64 {
+        l.trim_start()
+            .strip_prefix('×')
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let total: u64 = lines
+        .iter()
+        .map(|l| if l.starts_with("  ×") { count(l) } else { 0 })
+        .sum();
+    let single = lines.iter().filter(|l| l.starts_with("SIGUSR1:")).count() as u64;
+    let counted_runs = lines.iter().filter(|l| l.starts_with("  ×")).count() as u64;
+    // Each run is its first line plus, when it folded more, a count.
+    assert_eq!(total + (single - counted_runs), N, "{lines:#?}");
+    let delivered: u64 = lines
+        .iter()
+        .filter(|l| l.starts_with("  ×") && l.ends_with("delivered"))
+        .map(count)
+        .sum();
+    assert_eq!(delivered, received, "{lines:#?}");
+}
