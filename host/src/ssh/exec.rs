@@ -108,34 +108,17 @@ impl Conn {
     ) -> Result<i32, SshError> {
         let _busy = self.lock();
         let mut channel = open_exec(&self.session, cmd)?;
-        let mut pending: Vec<u8> = Vec::new();
-        let mut stopped = false;
+        let mut lines = super::lines::Lines::default();
         let status = pump(
             &self.session,
             self.fd,
             &mut channel,
             cmd,
-            &mut |data| {
-                pending.extend_from_slice(data);
-                let mut start = 0;
-                while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-                    let line = &pending[start..start + nl];
-                    start += nl + 1;
-                    if on_line(line) == Flow::Stop {
-                        stopped = true;
-                        pending.clear();
-                        return Flow::Stop;
-                    }
-                }
-                pending.drain(..start);
-                Flow::Continue
-            },
+            &mut |data| lines.feed(data, on_line),
             on_stderr,
             stop,
         )?;
-        if !stopped && !pending.is_empty() {
-            on_line(&pending);
-        }
+        lines.finish(on_line);
         Ok(status)
     }
 }

@@ -23,6 +23,7 @@ mod error;
 pub mod exec;
 mod hostfile;
 pub mod known_hosts;
+pub mod lines;
 mod pattern;
 pub mod session;
 pub mod upload;

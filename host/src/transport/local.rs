@@ -67,31 +67,9 @@ impl Transport for Local {
         on_stderr: &mut dyn FnMut(&[u8]),
         stop: &AtomicBool,
     ) -> Result<i32, SshError> {
-        let mut pending = Vec::new();
-        let mut deliver = true;
-        let status = self.stream_bytes(
-            cmd,
-            &mut |data| {
-                pending.extend_from_slice(data);
-                let mut start = 0;
-                while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-                    let line = &pending[start..start + nl];
-                    start += nl + 1;
-                    if on_line(line) == Flow::Stop {
-                        deliver = false;
-                        pending.clear();
-                        return Flow::Stop;
-                    }
-                }
-                pending.drain(..start);
-                Flow::Continue
-            },
-            on_stderr,
-            stop,
-        );
-        if deliver && !pending.is_empty() {
-            on_line(&pending);
-        }
+        let mut lines = crate::ssh::lines::Lines::default();
+        let status = self.stream_bytes(cmd, &mut |d| lines.feed(d, on_line), on_stderr, stop);
+        lines.finish(on_line);
         status
     }
 
