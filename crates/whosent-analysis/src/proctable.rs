@@ -15,6 +15,7 @@
 
 use crate::facts::{FactSource, ProcFacts};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use whosent_ftrace::task_events::TaskEvent;
 use whosent_ftrace::uid_events::{UidCall, UidEvent};
 use whosent_proto::record::Ancestor;
@@ -45,8 +46,33 @@ const MAX_ENTRIES: usize = 1 << 16;
 /// and a bound if a table built from lost events ever held a loop.
 pub const MAX_LINEAGE: usize = 16;
 
+/// Hashes a tid by one multiply (Fibonacci hashing; hashbrown takes its
+/// top bits as the tag and its low bits as the slot). std's SipHash and
+/// its per-process random keys cost the agent ~1.5 KB
+/// (docs/agent-size.md), and they are not needed here: the keys are tids
+/// the kernel hands out, not values an attacker picks.
+#[derive(Default)]
+struct TidHasher(u64);
+
+impl Hasher for TidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_i32(&mut self, tid: i32) {
+        self.write_u64(tid as u32 as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 pub struct ProcTable {
-    map: HashMap<i32, Proc>,
+    map: HashMap<i32, Proc, BuildHasherDefault<TidHasher>>,
     /// The capture has the set*uid events: uid changes are all seen.
     pub uid_events: bool,
     /// Changes whenever an entry may have: a lineage computed at the
@@ -80,7 +106,7 @@ impl Default for ProcTable {
 impl ProcTable {
     pub fn new() -> Self {
         ProcTable {
-            map: HashMap::new(),
+            map: HashMap::default(),
             uid_events: false,
             generation: 0,
         }
