@@ -156,11 +156,14 @@ pub fn run(o: &Options) -> Result<u64> {
     } else {
         Ready::new("ftrace", &release, &arch, &cap.instance.name, &cap.filter).encode(&mut out.buf);
     }
+    // Moved, not cloned: from here on only the pipeline decodes, and
+    // each clone of a layout's fields is code in the agent
+    // (docs/agent-size.md).
     let layouts = Layouts {
         page: cap.page,
         signal: cap.signal.clone(),
-        tasks: cap.tasks.clone(),
-        uid: cap.uid.clone(),
+        tasks: std::mem::take(&mut cap.tasks),
+        uid: std::mem::take(&mut cap.uid),
     };
     let mut s = Standalone {
         pipeline: Pipeline::new(layouts, o.query.clone(), o.lineage, o.count),
