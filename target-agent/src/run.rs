@@ -118,7 +118,10 @@ pub fn teardown(cap: Capture) -> Result<()> {
 }
 
 /// Runs a capture to its end; returns how many signals were reported.
-pub fn run(o: &Options) -> Result<u64> {
+/// Takes the options by value: the query is resolved and then moved into
+/// the pipeline, and each clone of it was code in the agent
+/// (docs/agent-size.md).
+pub fn run(mut o: Options) -> Result<u64> {
     let stop = Stop::install().map_err(|e| {
         AgentError::new(
             "io",
@@ -127,16 +130,13 @@ pub fn run(o: &Options) -> Result<u64> {
         )
     })?;
     // From here on, every pid in the query is a host pid.
-    let o = &Options {
-        query: crate::pidns::resolve(&o.query, "/proc")?,
-        ..o.clone()
-    };
-    let mut cap = crate::capture::start(o)?;
+    o.query = crate::pidns::resolve(&o.query, "/proc")?;
+    let mut cap = crate::capture::start(&o)?;
     if o.lineage {
         cap.add_lineage();
     }
     if o.stream {
-        return crate::record::run(o, cap, &stop);
+        return crate::record::run(&o, cap, &stop);
     }
     let (release, arch) = uname();
     let mut out = Output {
@@ -166,7 +166,7 @@ pub fn run(o: &Options) -> Result<u64> {
         uid: std::mem::take(&mut cap.uid),
     };
     let mut s = Standalone {
-        pipeline: Pipeline::new(layouts, o.query.clone(), o.lineage, o.count),
+        pipeline: Pipeline::new(layouts, o.query, o.lineage, o.count),
         out,
     };
     for f in std::mem::take(&mut cap.known) {
