@@ -35,9 +35,8 @@ impl Output {
 impl Sink for Output {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>) {
         if self.human {
-            let mut e = e.clone();
-            e.running.lineage = lineage.map(|l| l.list.clone());
-            self.buf.push_str(&render::signal_line(&e));
+            let lineage = lineage.map(|l| l.list.as_slice());
+            self.buf.push_str(&render::signal_line_with(e, lineage));
             self.buf.push('\n');
         } else {
             e.encode_with(&mut self.buf, lineage.map(|l| l.json.as_str()));
@@ -130,7 +129,7 @@ pub fn run(mut o: Options) -> Result<u64> {
         )
     })?;
     // From here on, every pid in the query is a host pid.
-    o.query = crate::pidns::resolve(&o.query, "/proc")?;
+    o.query = crate::pidns::resolve(std::mem::take(&mut o.query), "/proc")?;
     let mut cap = crate::capture::start(&o)?;
     if o.lineage {
         cap.add_lineage();
