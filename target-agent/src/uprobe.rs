@@ -97,7 +97,7 @@ pub fn remove_stale(tracefs: &str) -> Vec<String> {
     let mut removed = Vec::new();
     for def in defs.lines() {
         // `p:whosent_812_5521/argv /lib/ld-linux-aarch64.so.1:0x... args`
-        let Some(event) = def.split_whitespace().next().and_then(|d| d.get(2..)) else {
+        let Some(event) = def.split(' ').next().and_then(|d| d.get(2..)) else {
             continue;
         };
         let Some(group) = event.split('/').next() else {
