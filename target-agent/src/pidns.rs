@@ -29,22 +29,21 @@ pub fn resolve(mut q: Query, root: &str) -> Result<Query> {
         .filter(|&p| procfs::pid_ns(root, p).as_ref() == Some(&ns))
         .filter_map(|p| Some((*procfs::task(root, p)?.nstgid.last()?, p)))
         .collect();
+    // A loop, not a collect into Result<Vec>: smaller in the agent
+    // (docs/agent-size.md).
     let host = |flag: &str, pids: &[i32]| -> Result<Vec<i32>> {
-        pids.iter()
-            .map(|n| {
-                members
-                    .iter()
-                    .find(|m| m.0 == *n)
-                    .map(|m| m.1)
-                    .ok_or_else(|| {
-                        AgentError::new(
-                            "no_such_process",
-                            format!("{flag} {n}: no such process in the pid namespace of process {reference}"),
-                            format!("list its processes with `nsenter --target {reference} --pid --mount ps -e`"),
-                        )
-                    })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(pids.len());
+        for n in pids {
+            let Some(m) = members.iter().find(|m| m.0 == *n) else {
+                return Err(AgentError::new(
+                    "no_such_process",
+                    format!("{flag} {n}: no such process in the pid namespace of process {reference}"),
+                    format!("list its processes with `nsenter --target {reference} --pid --mount ps -e`"),
+                ));
+            };
+            out.push(m.1);
+        }
+        Ok(out)
     };
     q.pids = host("--pid", &q.pids)?;
     q.sender_pids = host("--sender-pid", &q.sender_pids)?;

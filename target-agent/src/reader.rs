@@ -30,8 +30,12 @@ impl Readers {
             .map_err(|e| AgentError::io("cannot list", &per_cpu.display().to_string(), e))?;
         let mut cpus = Vec::new();
         for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(cpu) = name.strip_prefix("cpu").and_then(|n| n.parse().ok()) else {
+            let name = e.file_name();
+            let Some(cpu) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("cpu"))
+                .and_then(|n| n.parse().ok())
+            else {
                 continue;
             };
             let p = e.path().join("trace_pipe_raw");
