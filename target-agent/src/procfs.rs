@@ -3,6 +3,7 @@
 //! falls back to what the trace itself recorded.
 
 use std::fs;
+use std::path::Path;
 use whosent_stream::frame::ProcFacts;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,6 +15,14 @@ pub struct TaskInfo {
     /// The tgid in each pid namespace, ours first (`NStgid:`, 4.1+;
     /// empty before).
     pub nstgid: Vec<i32>,
+}
+
+/// A text file, `None` if it cannot be read or is not UTF-8, as
+/// `fs::read_to_string(..).ok()` would; through `fs::read`, which the
+/// agent has anyway, so that std's `read_to_string` is not linked
+/// (docs/agent-size.md).
+pub fn read_text(path: &Path) -> Option<String> {
+    String::from_utf8(fs::read(path).ok()?).ok()
 }
 
 fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
@@ -35,7 +44,7 @@ fn comm(root: &str, tid: i32) -> Option<String> {
 
 /// `/proc/<tid>/status` works for any thread id, not only group leaders.
 pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
-    let status = fs::read_to_string(format!("{root}/{tid}/status")).ok()?;
+    let status = read_text(Path::new(&format!("{root}/{tid}/status")))?;
     Some(TaskInfo {
         tgid: status_field(&status, "Tgid:")?.parse().ok()?,
         ppid: status_field(&status, "PPid:")?.parse().ok()?,
@@ -136,7 +145,7 @@ pub fn threads(root: &str, pid: i32) -> Option<Vec<i32>> {
 /// Field 22 of /proc/<pid>/stat (start time in clock ticks): with the
 /// pid it names a process uniquely, across pid reuse.
 pub fn start_time(root: &str, pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("{root}/{pid}/stat")).ok()?;
+    let stat = read_text(Path::new(&format!("{root}/{pid}/stat")))?;
     // The comm in parentheses may itself contain spaces and ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     // Fields are separated by one space (fs/proc/array.c).

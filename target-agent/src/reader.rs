@@ -6,6 +6,7 @@
 //! has data (the instance's `buffer_percent` is set to 0 for that).
 
 use crate::error::{AgentError, Result};
+use crate::procfs::read_text;
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -51,8 +52,7 @@ impl Readers {
             cpus.insert(at, CpuReader { cpu, file });
         }
         // Linux 6.8+ lets the sub-buffer be larger than a page.
-        let page_size = fs::read_to_string(instance.join("buffer_subbuf_size_kb"))
-            .ok()
+        let page_size = read_text(&instance.join("buffer_subbuf_size_kb"))
             .and_then(|s| s.trim().parse::<usize>().ok())
             .map(|kb| kb * 1024)
             // SAFETY: sysconf has no preconditions.
@@ -79,7 +79,7 @@ impl CpuReader {
 
 /// Per-CPU `stats`: what the kernel itself counted as lost.
 pub fn lost_by_stats(instance: &Path, cpu: u32) -> u64 {
-    let Ok(s) = fs::read_to_string(instance.join(format!("per_cpu/cpu{cpu}/stats"))) else {
+    let Some(s) = read_text(&instance.join(format!("per_cpu/cpu{cpu}/stats"))) else {
         return 0;
     };
     s.lines()
