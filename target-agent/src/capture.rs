@@ -99,10 +99,12 @@ pub fn start(o: &Options) -> Result<Capture> {
     let target_tids = threads_of("--pid", &o.query.pids)?;
     let sender_tids = threads_of("--sender-pid", &o.query.sender_pids)?;
     let root = tracefs::locate(o.tracefs.as_deref())?;
-    for name in instance::remove_stale(&root)
-        .into_iter()
-        .chain(uprobe::remove_stale(&root))
-    {
+    // Plain loops and extends rather than iterator chains in this
+    // function: each chain is its own code in the agent
+    // (docs/agent-size.md).
+    let mut stale = instance::remove_stale(&root);
+    stale.extend(uprobe::remove_stale(&root));
+    for name in stale {
         eprintln!("whosent-agent: removed stale {name} (its owner is gone)");
     }
     let (signal_fmt, text) = read_format(&root, "events/signal/signal_generate/format")?;
@@ -146,10 +148,13 @@ pub fn start(o: &Options) -> Result<Capture> {
     // Uid changes, where the kernel has syscall events: all six or none,
     // since an exit without its enter (or the reverse) tells nothing.
     let mut uid = UidLayouts::default();
-    let uid_formats: Vec<_> = UID_EVENTS
-        .iter()
-        .map_while(|ev| read_format(&root, &format!("events/{ev}/format")).ok())
-        .collect();
+    let mut uid_formats = Vec::new();
+    for ev in UID_EVENTS {
+        match read_format(&root, &format!("events/{ev}/format")) {
+            Ok(f) => uid_formats.push(f),
+            Err(_) => break,
+        }
+    }
     if uid_formats.len() == UID_EVENTS.len()
         && uid_formats.iter().all(|(f, _)| uid.add(f).is_ok())
         && UID_EVENTS
@@ -166,10 +171,11 @@ pub fn start(o: &Options) -> Result<Capture> {
 
     // Learn the watched processes now: a SIGKILL target is usually gone
     // by the time its event is read.
-    let known = target_tids
-        .iter()
-        .chain(&sender_tids)
-        .filter_map(|&t| procfs::facts("/proc", t))
+    let mut tids = target_tids;
+    tids.extend(sender_tids);
+    let known = tids
+        .into_iter()
+        .filter_map(|t| procfs::facts("/proc", t))
         .collect();
     Ok(Capture {
         tracefs: root,

@@ -78,19 +78,28 @@ pub fn round(cap: &mut Capture, page: &mut [u8], p: &mut dyn Pages) -> Result<us
 /// Waits until a CPU has data, stdin changes, stdout takes more (`out`)
 /// or `timeout` passes; true when stdin needs a look.
 fn wait(cap: &Capture, stop: &Stop, timeout: Duration, out: Option<i32>, data: bool) -> bool {
-    let cpus = if data { cap.readers.fds() } else { Vec::new() };
-    let mut fds: Vec<libc::pollfd> = cpus
-        .into_iter()
-        .map(|fd| (fd, libc::POLLIN))
-        .chain(out.map(|fd| (fd, libc::POLLOUT)))
-        .chain([(stop.wake_fd, libc::POLLIN)])
-        .chain(stop.stdin_fd.map(|fd| (fd, libc::POLLIN)))
-        .map(|(fd, events)| libc::pollfd {
+    // Pushed one by one: an iterator chain here was ~0.8 KB of the agent
+    // (docs/agent-size.md).
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut add = |fd, events| {
+        fds.push(libc::pollfd {
             fd,
             events,
             revents: 0,
         })
-        .collect();
+    };
+    if data {
+        for fd in cap.readers.fds() {
+            add(fd, libc::POLLIN);
+        }
+    }
+    if let Some(fd) = out {
+        add(fd, libc::POLLOUT);
+    }
+    add(stop.wake_fd, libc::POLLIN);
+    if let Some(fd) = stop.stdin_fd {
+        add(fd, libc::POLLIN);
+    }
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     // SAFETY: fds is a valid array of pollfd for its length.
     unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };

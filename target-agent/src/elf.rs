@@ -56,19 +56,21 @@ impl<'a> Elf<'a> {
             let phoff = self.word(28, 32)? as usize;
             let (size, num) = if w == 4 { (42, 44) } else { (54, 56) };
             let (size, num) = (self.n(size, 2)? as usize, self.n(num, 2)?);
-            (0..num as usize)
-                .map(|i| {
-                    let p = phoff + i * size;
-                    // p_type is first in both; ELF64 puts p_flags next.
-                    let at = |k: usize| if w == 4 { p + 4 * k } else { p + 8 * k };
-                    Some((
-                        self.n(p, 4)?,
-                        self.word(at(1), at(1))?,
-                        self.word(at(2), at(2))?,
-                        self.word(at(4), at(4))?,
-                    ))
-                })
-                .collect()
+            // A loop, not a collect into Option<Vec>: smaller in the
+            // agent (docs/agent-size.md).
+            let mut out = Vec::with_capacity(num as usize);
+            for i in 0..num as usize {
+                let p = phoff + i * size;
+                // p_type is first in both; ELF64 puts p_flags next.
+                let at = |k: usize| if w == 4 { p + 4 * k } else { p + 8 * k };
+                out.push((
+                    self.n(p, 4)?,
+                    self.word(at(1), at(1))?,
+                    self.word(at(2), at(2))?,
+                    self.word(at(4), at(4))?,
+                ));
+            }
+            Some(out)
         };
         table().unwrap_or_default()
     }

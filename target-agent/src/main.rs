@@ -32,7 +32,7 @@ fn main() {
         }
         Err(e) => fail(&e),
     };
-    match whosent_agent::run::run(&opts) {
+    match whosent_agent::run::run(opts) {
         Ok(0) => std::process::exit(1),
         Ok(_) => {}
         Err(e) => fail(&e),

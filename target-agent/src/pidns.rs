@@ -9,9 +9,11 @@ use crate::procfs;
 use whosent_proto::query::Query;
 
 /// The query with namespace pids replaced by host pids.
-pub fn resolve(q: &Query, root: &str) -> Result<Query> {
+/// Takes the query by value and changes it in place: no copy of it
+/// (docs/agent-size.md).
+pub fn resolve(mut q: Query, root: &str) -> Result<Query> {
     let Some(reference) = q.pid_ns else {
-        return Ok(q.clone());
+        return Ok(q);
     };
     let ns = procfs::pid_ns(root, reference).ok_or_else(|| {
         AgentError::new(
@@ -27,29 +29,26 @@ pub fn resolve(q: &Query, root: &str) -> Result<Query> {
         .filter(|&p| procfs::pid_ns(root, p).as_ref() == Some(&ns))
         .filter_map(|p| Some((*procfs::task(root, p)?.nstgid.last()?, p)))
         .collect();
+    // A loop, not a collect into Result<Vec>: smaller in the agent
+    // (docs/agent-size.md).
     let host = |flag: &str, pids: &[i32]| -> Result<Vec<i32>> {
-        pids.iter()
-            .map(|n| {
-                members
-                    .iter()
-                    .find(|m| m.0 == *n)
-                    .map(|m| m.1)
-                    .ok_or_else(|| {
-                        AgentError::new(
-                            "no_such_process",
-                            format!("{flag} {n}: no such process in the pid namespace of process {reference}"),
-                            format!("list its processes with `nsenter --target {reference} --pid --mount ps -e`"),
-                        )
-                    })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(pids.len());
+        for n in pids {
+            let Some(m) = members.iter().find(|m| m.0 == *n) else {
+                return Err(AgentError::new(
+                    "no_such_process",
+                    format!("{flag} {n}: no such process in the pid namespace of process {reference}"),
+                    format!("list its processes with `nsenter --target {reference} --pid --mount ps -e`"),
+                ));
+            };
+            out.push(m.1);
+        }
+        Ok(out)
     };
-    Ok(Query {
-        pids: host("--pid", &q.pids)?,
-        sender_pids: host("--sender-pid", &q.sender_pids)?,
-        pid_ns: None,
-        ..q.clone()
-    })
+    q.pids = host("--pid", &q.pids)?;
+    q.sender_pids = host("--sender-pid", &q.sender_pids)?;
+    q.pid_ns = None;
+    Ok(q)
 }
 
 #[cfg(test)]
@@ -64,18 +63,18 @@ mod tests {
             pid_ns: Some(me),
             ..Default::default()
         };
-        let r = resolve(&q, "/proc").unwrap();
+        let r = resolve(q.clone(), "/proc").unwrap();
         assert_eq!((r.pids, r.pid_ns), (vec![me], None));
         let bad = Query {
             sender_pids: vec![i32::MAX],
             ..q.clone()
         };
-        let e = resolve(&bad, "/proc").unwrap_err();
+        let e = resolve(bad, "/proc").unwrap_err();
         assert!(e.message.contains("--sender-pid"), "{}", e.message);
         let gone = Query {
             pid_ns: Some(i32::MAX),
             ..q
         };
-        assert_eq!(resolve(&gone, "/proc").unwrap_err().kind, "no_such_process");
+        assert_eq!(resolve(gone, "/proc").unwrap_err().kind, "no_such_process");
     }
 }

@@ -3,6 +3,7 @@
 //! falls back to what the trace itself recorded.
 
 use std::fs;
+use std::path::Path;
 use whosent_stream::frame::ProcFacts;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,6 +15,14 @@ pub struct TaskInfo {
     /// The tgid in each pid namespace, ours first (`NStgid:`, 4.1+;
     /// empty before).
     pub nstgid: Vec<i32>,
+}
+
+/// A text file, `None` if it cannot be read or is not UTF-8, as
+/// `fs::read_to_string(..).ok()` would; through `fs::read`, which the
+/// agent has anyway, so that std's `read_to_string` is not linked
+/// (docs/agent-size.md).
+pub fn read_text(path: &Path) -> Option<String> {
+    String::from_utf8(fs::read(path).ok()?).ok()
 }
 
 fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
@@ -35,20 +44,22 @@ fn comm(root: &str, tid: i32) -> Option<String> {
 
 /// `/proc/<tid>/status` works for any thread id, not only group leaders.
 pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
-    let status = fs::read_to_string(format!("{root}/{tid}/status")).ok()?;
+    let status = read_text(Path::new(&format!("{root}/{tid}/status")))?;
     Some(TaskInfo {
         tgid: status_field(&status, "Tgid:")?.parse().ok()?,
         ppid: status_field(&status, "PPid:")?.parse().ok()?,
         // "Uid:\treal\teffective\tsaved\tfs": the real uid sent it.
+        // The kernel separates values by one tab (fs/proc/array.c); a
+        // split on it is smaller in the agent than split_whitespace.
         uid: status_field(&status, "Uid:")?
-            .split_whitespace()
+            .split('\t')
             .next()?
             .parse()
             .ok()?,
         comm: comm(root, tid).or_else(|| Some(status_field(&status, "Name:")?.to_string()))?,
         nstgid: status_field(&status, "NStgid:")
             .unwrap_or_default()
-            .split_whitespace()
+            .split('\t')
             .filter_map(|n| n.parse().ok())
             .collect(),
     })
@@ -117,21 +128,28 @@ pub fn cmdline(root: &str, pid: i32) -> Option<String> {
 
 /// The thread ids of a process, or `None` if it does not exist.
 pub fn threads(root: &str, pid: i32) -> Option<Vec<i32>> {
-    let mut tids: Vec<i32> = fs::read_dir(format!("{root}/{pid}/task"))
+    let mut tids: Vec<i32> = Vec::new();
+    for tid in fs::read_dir(format!("{root}/{pid}/task"))
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    tids.sort_unstable();
+    {
+        // Sorted by inserting in place rather than by a std sort (~2.3 KB
+        // of the agent, docs/agent-size.md); /proc lists tids in
+        // ascending order, so each insert is at the end.
+        let at = tids.partition_point(|&t| t < tid);
+        tids.insert(at, tid);
+    }
     Some(tids)
 }
 
 /// Field 22 of /proc/<pid>/stat (start time in clock ticks): with the
 /// pid it names a process uniquely, across pid reuse.
 pub fn start_time(root: &str, pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("{root}/{pid}/stat")).ok()?;
+    let stat = read_text(Path::new(&format!("{root}/{pid}/stat")))?;
     // The comm in parentheses may itself contain spaces and ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    // Fields are separated by one space (fs/proc/array.c).
+    rest.split(' ').nth(19)?.parse().ok()
 }
 
 #[cfg(test)]

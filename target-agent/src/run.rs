@@ -35,9 +35,8 @@ impl Output {
 impl Sink for Output {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>) {
         if self.human {
-            let mut e = e.clone();
-            e.running.lineage = lineage.map(|l| l.list.clone());
-            self.buf.push_str(&render::signal_line(&e));
+            let lineage = lineage.map(|l| l.list.as_slice());
+            self.buf.push_str(&render::signal_line_with(e, lineage));
             self.buf.push('\n');
         } else {
             e.encode_with(&mut self.buf, lineage.map(|l| l.json.as_str()));
@@ -118,7 +117,10 @@ pub fn teardown(cap: Capture) -> Result<()> {
 }
 
 /// Runs a capture to its end; returns how many signals were reported.
-pub fn run(o: &Options) -> Result<u64> {
+/// Takes the options by value: the query is resolved and then moved into
+/// the pipeline, and each clone of it was code in the agent
+/// (docs/agent-size.md).
+pub fn run(mut o: Options) -> Result<u64> {
     let stop = Stop::install().map_err(|e| {
         AgentError::new(
             "io",
@@ -127,16 +129,13 @@ pub fn run(o: &Options) -> Result<u64> {
         )
     })?;
     // From here on, every pid in the query is a host pid.
-    let o = &Options {
-        query: crate::pidns::resolve(&o.query, "/proc")?,
-        ..o.clone()
-    };
-    let mut cap = crate::capture::start(o)?;
+    o.query = crate::pidns::resolve(std::mem::take(&mut o.query), "/proc")?;
+    let mut cap = crate::capture::start(&o)?;
     if o.lineage {
         cap.add_lineage();
     }
     if o.stream {
-        return crate::record::run(o, cap, &stop);
+        return crate::record::run(&o, cap, &stop);
     }
     let (release, arch) = uname();
     let mut out = Output {
@@ -156,14 +155,17 @@ pub fn run(o: &Options) -> Result<u64> {
     } else {
         Ready::new("ftrace", &release, &arch, &cap.instance.name, &cap.filter).encode(&mut out.buf);
     }
+    // Moved, not cloned: from here on only the pipeline decodes, and
+    // each clone of a layout's fields is code in the agent
+    // (docs/agent-size.md).
     let layouts = Layouts {
         page: cap.page,
         signal: cap.signal.clone(),
-        tasks: cap.tasks.clone(),
-        uid: cap.uid.clone(),
+        tasks: std::mem::take(&mut cap.tasks),
+        uid: std::mem::take(&mut cap.uid),
     };
     let mut s = Standalone {
-        pipeline: Pipeline::new(layouts, o.query.clone(), o.lineage, o.count),
+        pipeline: Pipeline::new(layouts, o.query, o.lineage, o.count),
         out,
     };
     for f in std::mem::take(&mut cap.known) {

@@ -1,7 +1,7 @@
 //! Finding (or mounting) tracefs and checking the kernel has the events.
 
 use crate::error::{AgentError, Result};
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::path::Path;
 
 /// Where tracefs lives, in the order the kernel docs give them: the
@@ -12,11 +12,19 @@ fn has_events(root: &str) -> bool {
     Path::new(root).join("events").is_dir()
 }
 
-fn mount(source: &str, target: &str, fstype: &str) -> bool {
-    let c = |s: &str| CString::new(s).expect("no NUL in a constant path");
-    let (src, tgt, ty) = (c(source), c(target), c(fstype));
+/// Takes C string literals: a `CString::new(..).expect(..)` here linked
+/// `NulError`'s `Debug` printing into the agent (docs/agent-size.md).
+fn mount(source: &CStr, target: &CStr, fstype: &CStr) -> bool {
     // SAFETY: all three are valid NUL-terminated strings; no data arg.
-    unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) == 0 }
+    unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        ) == 0
+    }
 }
 
 /// Finds tracefs, mounting it when nothing is mounted (and saying so
@@ -35,12 +43,12 @@ pub fn locate(forced: Option<&str>) -> Result<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(AgentError::not_root(CANDIDATES[0]));
     }
-    if Path::new(CANDIDATES[0]).is_dir() && mount("nodev", CANDIDATES[0], "tracefs") {
+    if Path::new(CANDIDATES[0]).is_dir() && mount(c"nodev", c"/sys/kernel/tracing", c"tracefs") {
         eprintln!("whosent-agent: mounted tracefs on {}", CANDIDATES[0]);
         return check(CANDIDATES[0]).map(|_| CANDIDATES[0].to_string());
     }
     if Path::new("/sys/kernel/debug").is_dir()
-        && mount("nodev", "/sys/kernel/debug", "debugfs")
+        && mount(c"nodev", c"/sys/kernel/debug", c"debugfs")
         && has_events(CANDIDATES[1])
     {
         eprintln!("whosent-agent: mounted debugfs on /sys/kernel/debug");

@@ -93,11 +93,11 @@ impl Drop for ArgvProbe {
 /// Call it after stale instances are removed: that disables the probes.
 pub fn remove_stale(tracefs: &str) -> Vec<String> {
     let control = Path::new(tracefs).join("uprobe_events");
-    let defs = fs::read_to_string(&control).unwrap_or_default();
+    let defs = crate::procfs::read_text(&control).unwrap_or_default();
     let mut removed = Vec::new();
     for def in defs.lines() {
         // `p:whosent_812_5521/argv /lib/ld-linux-aarch64.so.1:0x... args`
-        let Some(event) = def.split_whitespace().next().and_then(|d| d.get(2..)) else {
+        let Some(event) = def.split(' ').next().and_then(|d| d.get(2..)) else {
             continue;
         };
         let Some(group) = event.split('/').next() else {

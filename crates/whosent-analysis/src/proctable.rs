@@ -15,6 +15,7 @@
 
 use crate::facts::{FactSource, ProcFacts};
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use whosent_ftrace::task_events::TaskEvent;
 use whosent_ftrace::uid_events::{UidCall, UidEvent};
 use whosent_proto::record::Ancestor;
@@ -45,8 +46,59 @@ const MAX_ENTRIES: usize = 1 << 16;
 /// and a bound if a table built from lost events ever held a loop.
 pub const MAX_LINEAGE: usize = 16;
 
+/// Hashes a tid by one multiply with a random odd number and keeps the
+/// product's high bits (multiply-shift hashing). std's SipHash and its
+/// keys from getrandom cost the agent ~2.5 KB (docs/agent-size.md). The
+/// multiplier is drawn per table from the clock and the stack's address
+/// (ASLR): tids come from the kernel on the board, but on the host from
+/// a stream that may be a crafted file, which must not be able to pick
+/// tids that all collide.
+#[derive(Clone)]
+struct TidHash(u64);
+
+impl TidHash {
+    fn new() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let here = &now as *const u64 as usize as u64;
+        TidHash((now ^ here.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+}
+
+impl BuildHasher for TidHash {
+    type Hasher = TidHasher;
+    fn build_hasher(&self) -> TidHasher {
+        TidHasher { mul: self.0, h: 0 }
+    }
+}
+
+struct TidHasher {
+    mul: u64,
+    h: u64,
+}
+
+impl Hasher for TidHasher {
+    /// hashbrown picks the slot from the low bits: they must be the
+    /// product's high ones, which depend on every bit of the tid.
+    fn finish(&self) -> u64 {
+        self.h.reverse_bits()
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_i32(&mut self, tid: i32) {
+        self.write_u64(u64::from(tid as u32));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.h = (self.h ^ n).wrapping_mul(self.mul);
+    }
+}
+
 pub struct ProcTable {
-    map: HashMap<i32, Proc>,
+    map: HashMap<i32, Proc, TidHash>,
     /// The capture has the set*uid events: uid changes are all seen.
     pub uid_events: bool,
     /// Changes whenever an entry may have: a lineage computed at the
@@ -80,7 +132,7 @@ impl Default for ProcTable {
 impl ProcTable {
     pub fn new() -> Self {
         ProcTable {
-            map: HashMap::new(),
+            map: HashMap::with_hasher(TidHash::new()),
             uid_events: false,
             generation: 0,
         }

@@ -5,7 +5,7 @@
 //! `comm`/`pid`; the sender is the task that was running, found in the
 //! common header (`common_pid`, `common_flags`).
 
-use crate::format::{EventFormat, Field, FormatError};
+use crate::format::{EventFormat, Field, FormatError, Slot};
 use whosent_proto::record::Context;
 
 /// `enum trace_flag_type` in `kernel/trace/trace.h`; these three bits
@@ -18,16 +18,16 @@ const FLAG_NMI: i64 = 0x40;
 #[derive(Debug, Clone)]
 pub struct SignalLayout {
     pub id: u16,
-    common_flags: Field,
-    common_pid: Field,
-    sig: Field,
-    errno: Field,
-    code: Field,
-    comm: Field,
-    pid: Field,
+    common_flags: Slot,
+    common_pid: Slot,
+    sig: Slot,
+    errno: Slot,
+    code: Slot,
+    comm: Slot,
+    pid: Slot,
     /// Absent before Linux 3.4.
-    group: Option<Field>,
-    result: Option<Field>,
+    group: Option<Slot>,
+    result: Option<Slot>,
 }
 
 /// One record, decoded but not yet enriched with /proc facts.
@@ -55,15 +55,15 @@ impl SignalLayout {
         }
         Ok(SignalLayout {
             id: f.id,
-            common_flags: f.require("common_flags")?.clone(),
-            common_pid: f.require("common_pid")?.clone(),
-            sig: f.require("sig")?.clone(),
-            errno: f.require("errno")?.clone(),
-            code: f.require("code")?.clone(),
-            comm: f.require("comm")?.clone(),
-            pid: f.require("pid")?.clone(),
-            group: f.field("group").cloned(),
-            result: f.field("result").cloned(),
+            common_flags: f.require("common_flags")?.slot(),
+            common_pid: f.require("common_pid")?.slot(),
+            sig: f.require("sig")?.slot(),
+            errno: f.require("errno")?.slot(),
+            code: f.require("code")?.slot(),
+            comm: f.require("comm")?.slot(),
+            pid: f.require("pid")?.slot(),
+            group: f.field("group").map(Field::slot),
+            result: f.field("result").map(Field::slot),
         })
     }
 
@@ -80,7 +80,7 @@ impl SignalLayout {
 
     /// Decodes one record; `None` if it is too short for this layout.
     pub fn decode(&self, rec: &[u8]) -> Option<RawSignal> {
-        let int = |f: &Field| f.int(rec).map(|v| v as i32);
+        let int = |f: &Slot| f.int(rec).map(|v| v as i32);
         Some(RawSignal {
             context: context(self.common_flags.int(rec)?),
             running_tid: int(&self.common_pid)?,

@@ -5,7 +5,7 @@
 //! `sched:sched_process_exit`; and the command line a new program
 //! starts with, from whosent's own uprobe (see [`ARGV_PROBE_ARGS`]).
 
-use crate::format::{EventFormat, Field, FormatError};
+use crate::format::{EventFormat, Field, FormatError, Slot};
 
 /// `CLONE_THREAD` (`include/uapi/linux/sched.h`): the new task joins
 /// its parent's thread group instead of starting a process.
@@ -56,41 +56,41 @@ pub const ARGV_PROBE_ARGS: &str = "argc=$stack0:u32 args=+0($stack1):x64[64]";
 #[derive(Debug, Clone)]
 struct Argv {
     id: u16,
-    common_pid: Field,
-    argc: Field,
-    args: Field,
+    common_pid: Slot,
+    argc: Slot,
+    args: Slot,
 }
 
 #[derive(Debug, Clone)]
 struct NewTask {
     id: u16,
-    common_pid: Field,
-    pid: Field,
-    comm: Field,
-    clone_flags: Field,
+    common_pid: Slot,
+    pid: Slot,
+    comm: Slot,
+    clone_flags: Slot,
 }
 
 #[derive(Debug, Clone)]
 struct Rename {
     id: u16,
-    pid: Option<Field>,
-    common_pid: Field,
-    newcomm: Field,
+    pid: Option<Slot>,
+    common_pid: Slot,
+    newcomm: Slot,
 }
 
 #[derive(Debug, Clone)]
 struct Exec {
     id: u16,
-    pid: Field,
-    old_pid: Field,
-    filename: Field,
+    pid: Slot,
+    old_pid: Slot,
+    filename: Slot,
 }
 
 #[derive(Debug, Clone)]
 struct Exit {
     id: u16,
-    pid: Field,
-    comm: Field,
+    pid: Slot,
+    comm: Slot,
 }
 
 /// The layouts of whichever of the four events this kernel has.
@@ -105,7 +105,7 @@ pub struct TaskLayouts {
 
 impl TaskLayouts {
     pub fn add(&mut self, f: &EventFormat) -> Result<(), FormatError> {
-        let r = |n: &str| f.require(n).cloned();
+        let r = |n: &str| f.require(n).map(Field::slot);
         match f.name.as_str() {
             "task_newtask" => {
                 self.newtask = Some(NewTask {
@@ -121,7 +121,7 @@ impl TaskLayouts {
                     id: f.id,
                     // Newer kernels dropped `pid`: the renamed task is
                     // then always the running one.
-                    pid: f.field("pid").cloned(),
+                    pid: f.field("pid").map(Field::slot),
                     common_pid: r("common_pid")?,
                     newcomm: r("newcomm")?,
                 })
@@ -148,7 +148,7 @@ impl TaskLayouts {
 
     /// The layout of the argv uprobe (fields of [`ARGV_PROBE_ARGS`]).
     pub fn add_argv(&mut self, f: &EventFormat) -> Result<(), FormatError> {
-        let r = |n: &str| f.require(n).cloned();
+        let r = |n: &str| f.require(n).map(Field::slot);
         self.argv = Some(Argv {
             id: f.id,
             common_pid: r("common_pid")?,
@@ -160,7 +160,7 @@ impl TaskLayouts {
 
     /// Decodes a record if its id is one of the task events.
     pub fn decode(&self, id: u16, rec: &[u8]) -> Option<TaskEvent> {
-        let int = |f: &Field| f.int(rec).map(|v| v as i32);
+        let int = |f: &Slot| f.int(rec).map(|v| v as i32);
         if let Some(l) = self.newtask.as_ref().filter(|l| l.id == id) {
             return Some(TaskEvent::NewTask {
                 parent_tid: int(&l.common_pid)?,

@@ -9,7 +9,7 @@
 //! call succeeded; the table pairs them by thread (credentials are per
 //! thread; glibc makes every thread of a process call it).
 
-use crate::format::{EventFormat, Field, FormatError};
+use crate::format::{EventFormat, FormatError, Slot};
 
 /// Which call, with the real-uid argument where the call sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +35,10 @@ struct Layout {
     id: u16,
     enter: bool,
     /// `setuid`'s `uid`, or `ruid` of the other two.
-    arg: Option<Field>,
+    arg: Option<Slot>,
     setuid: bool,
-    common_pid: Field,
-    ret: Option<Field>,
+    common_pid: Slot,
+    ret: Option<Slot>,
 }
 
 /// The layouts of whichever of the six events this kernel has.
@@ -69,8 +69,8 @@ impl UidLayouts {
             _ => return Err(FormatError(format!("not a set*uid event: {}", f.name))),
         };
         let arg = match (enter, call) {
-            (true, "setuid") => Some(f.require("uid")?.clone()),
-            (true, "setreuid" | "setresuid") => Some(f.require("ruid")?.clone()),
+            (true, "setuid") => Some(f.require("uid")?.slot()),
+            (true, "setreuid" | "setresuid") => Some(f.require("ruid")?.slot()),
             (false, "setuid" | "setreuid" | "setresuid") => None,
             _ => return Err(FormatError(format!("not a set*uid event: {}", f.name))),
         };
@@ -79,11 +79,11 @@ impl UidLayouts {
             enter,
             arg,
             setuid: call == "setuid",
-            common_pid: f.require("common_pid")?.clone(),
+            common_pid: f.require("common_pid")?.slot(),
             ret: if enter {
                 None
             } else {
-                Some(f.require("ret")?.clone())
+                Some(f.require("ret")?.slot())
             },
         });
         Ok(())

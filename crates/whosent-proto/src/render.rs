@@ -5,7 +5,7 @@
 
 use crate::code;
 use crate::escape::escape;
-use crate::record::{Origin, SignalEvent, Task};
+use crate::record::{Ancestor, Origin, SignalEvent, Task};
 use crate::signal;
 
 /// `comm(pid)`, `comm(pid/tid)` for a thread, `comm(tid N)` when the
@@ -23,9 +23,8 @@ fn who(t: &Task) -> String {
 }
 
 /// The sender and, when known, its parents: `kill(812) <- sh(810) <- init(1)`.
-fn sender(t: &Task) -> String {
+fn sender(t: &Task, parents: &[Ancestor]) -> String {
     let mut s = who(t);
-    let parents = t.lineage.as_deref().unwrap_or_default();
     // The lineage starts with the sender's own process.
     let skip = usize::from(parents.first().is_some_and(|a| Some(a.pid) == t.pid));
     for a in &parents[skip..] {
@@ -39,8 +38,15 @@ fn sender(t: &Task) -> String {
 /// In interrupt context the running task is named as interrupted, not
 /// as the sender.
 pub fn signal_line(e: &SignalEvent) -> String {
+    signal_line_with(e, e.sender().and_then(|t| t.lineage.as_deref()))
+}
+
+/// [`signal_line`] with the sender's lineage given beside the event, as
+/// the pipeline hands it over: the agent's `--human` then needs no copy
+/// of the event to attach it (docs/agent-size.md).
+pub fn signal_line_with(e: &SignalEvent, lineage: Option<&[Ancestor]>) -> String {
     let from = match e.sender() {
-        Some(t) => sender(t),
+        Some(t) => sender(t, lineage.unwrap_or_default()),
         None => format!(
             "kernel{} [{} on cpu {}, interrupted {}]",
             if e.origin() == Origin::Timer {
