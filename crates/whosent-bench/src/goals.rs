@@ -376,6 +376,19 @@ pub fn render(r: &Report, s: &mut String) {
         if let (Some(m), Some(l)) = (m, median(&rr.ready_line)) {
             if m > Duration::from_millis(10) {
                 why = format!("its ready record came after {}", ms(l));
+                // The same instance set-up (buffer size, filter, enable)
+                // done by the harness for `cat trace_pipe`, in this run.
+                if let Some(c) = r
+                    .ready
+                    .iter()
+                    .find(|x| x.tool == "cat trace_pipe")
+                    .and_then(|x| median(&x.caught))
+                {
+                    why.push_str(&format!(
+                        "; the harness's own instance set-up and `cat trace_pipe` caught the probe after {}",
+                        ms(c)
+                    ));
+                }
             }
         }
         goals.push(Goal {

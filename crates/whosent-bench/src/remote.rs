@@ -172,15 +172,17 @@ fn on_board(board: &Board, inp: &Inputs, f: &mut Figures) -> Result<(), String> 
         f.cached
             .push(deploy(inp.deploy, &ftrace(true), probe, None));
     }
-    let _ = board.ssh(&format!("kill {looper} {probe}"), None);
-    if let Some((bin, n)) = inp.storm {
-        crate::cli::say(&format!("board: storm {}", crate::storm::human(n)));
-        f.storm = Some(board_storm(board, inp, &base, bin, n));
-    }
     if inp.stap {
         let mut a = base.clone();
         a.extend(query.clone());
         f.stap = Some(stap_figures(board, inp, a, probe));
+    }
+    // The probe and its loop go before the storm, which should have the
+    // board to itself.
+    let _ = board.ssh(&format!("kill {looper} {probe}"), None);
+    if let Some((bin, n)) = inp.storm {
+        crate::cli::say(&format!("board: storm {}", crate::storm::human(n)));
+        f.storm = Some(board_storm(board, inp, &base, bin, n));
     }
     Ok(())
 }
