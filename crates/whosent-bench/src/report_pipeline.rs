@@ -17,7 +17,7 @@ fn us(d: std::time::Duration, n: u64) -> String {
 impl Report {
     pub(crate) fn render_pipeline(&self, s: &mut String) {
         let _ = writeln!(s, "## The recorder and the host (issue #11)\n");
-        let _ = writeln!(s, "From the storm rows below. *Recorder alone*: `{RECORDER}`, the shipped agent with its stdout into a file; *captured* and *lost* are what `whosent-deploy parse --json` of that file gives afterwards (signal records for the receiver; the end record's `lost`); *peak RSS* is the agent's own VmHWM just before it was stopped; *B per event* is the stream's size ÷ captured. *Decoding* is that `parse --json` run: events ÷ its CPU time (one thread; wall in the row's notes). *Pipeline*: `{PIPELINE} --json`, the CPU of whosent-deploy and the agent it waits for, against trace-cmd record's CPU plus `trace-cmd report`'s on the same storm.\n");
+        let _ = writeln!(s, "From the storm rows below. *Recorder alone*: `{RECORDER}`, the shipped agent with its stdout into a file; *captured* and *lost* are what `whosent-deploy parse --json` of that file gives afterwards (signal records for the receiver; the end record's `lost`); *peak RSS* is the agent's own VmHWM just before it was stopped; *B per event* is the stream's size ÷ captured. *Decoding* is `whosent-deploy parse --json FILE > /dev/null` of that file: events ÷ its CPU time (one thread). *Pipeline*: `{PIPELINE} --json`, the CPU of whosent-deploy and the agent it waits for, against trace-cmd record's CPU plus `trace-cmd report`'s on the same storm.\n");
         let _ = writeln!(s, "| storm | recorder captured | lost | CPU per event | peak RSS | B per event | trace.dat B per event | ÷ trace.dat | decoding | pipeline captured | lost | pipeline CPU | trace-cmd record + report CPU | ÷ |");
         let _ = writeln!(
             s,
@@ -53,7 +53,7 @@ impl Report {
                 rec.and_then(|o| o.bytes_per_event)
                     .zip(tdat)
                     .map_or(dash(), |(a, b)| format!("{:.2}", a / b)),
-                rec.and_then(|o| Some((o.matched, o.post?)))
+                rec.and_then(|o| Some((o.matched, o.post_null?)))
                     .filter(|(n, p)| *n > 0 && !p.cpu().is_zero())
                     .map_or(dash(), |(n, p)| format!(
                         "{:.2} M/s",

@@ -60,6 +60,8 @@ pub struct Outcome {
     /// Post-processing after the recording (`trace-cmd report`,
     /// `whosent-deploy parse --json`): its rusage.
     pub post: Option<Exit>,
+    /// The recorder's stream decoded by `parse --json > /dev/null`.
+    pub post_null: Option<Exit>,
     /// VmHWM of the tool's own process (not of a shell or of the
     /// harness before exec), read just before it was stopped.
     pub own_hwm_kb: Option<u64>,

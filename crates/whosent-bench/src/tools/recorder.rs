@@ -75,24 +75,47 @@ pub struct Frames {
     pub other_bytes: u64,
 }
 
+/// Walks the frames' headers with seeks: a 1M storm's stream is 50 MB
+/// or more, and reading it into the harness would raise the peak RSS
+/// that every child forked afterwards starts with (`ru_maxrss`).
 pub fn frames(path: &Path) -> Option<Frames> {
-    let b = std::fs::read(path).ok()?;
+    use std::io::{BufReader, Seek, SeekFrom};
+    let total = std::fs::metadata(path).ok()?.len();
+    let mut r = BufReader::with_capacity(64 << 10, File::open(path).ok()?);
     let mut f = Frames {
-        other_bytes: HEADER.min(b.len()) as u64,
+        other_bytes: (HEADER as u64).min(total),
         ..Frames::default()
     };
-    let mut at = HEADER;
-    while at + 5 <= b.len() {
-        let len = u32::from_le_bytes([b[at + 1], b[at + 2], b[at + 3], b[at + 4]]) as u64;
-        if b[at] == PAGE {
+    let mut at = HEADER as u64;
+    r.seek(SeekFrom::Start(at)).ok()?;
+    let mut h = [0u8; 5];
+    while at + 5 <= total && r.read_exact(&mut h).is_ok() {
+        let len = u32::from_le_bytes([h[1], h[2], h[3], h[4]]) as u64;
+        if h[0] == PAGE {
             f.pages += 1;
             f.page_bytes += 5 + len;
         } else {
             f.other_bytes += 5 + len;
         }
-        at += 5 + len as usize;
+        at += 5 + len;
+        r.seek_relative(len as i64).ok()?;
     }
     Some(f)
+}
+
+/// `whosent-deploy parse --json FILE > /dev/null`: the decoding alone,
+/// without the harness's reader on a pipe.
+pub fn parse_to_null(deploy: &Path, file: &Path) -> io::Result<Exit> {
+    let (mut p, _) = Proc::spawn(
+        "whosent-deploy parse >/dev/null",
+        Command::new(deploy)
+            .args(["parse", "--json"])
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
+    Ok(p.wait())
 }
 
 /// What `whosent-deploy parse --json FILE` makes of a saved stream.
@@ -214,6 +237,7 @@ impl Session for RSession {
                 stderr_tail(&s.stderr)
             ));
         }
+        o.post_null = parse_to_null(&s.deploy, &s.out).ok();
         match parse(&s.deploy, &s.out, s.target) {
             Ok(p) => {
                 o.matched = p.matched;
