@@ -8,7 +8,12 @@
 #   full run   release builds; storms of 100k and 1M signals, 5k
 #              short-lived senders, the storms again with background
 #              noise; ready times locally and on an emulated aarch64
-#              board; agent sizes; SystemTap builds and loads.
+#              board; a 100k storm on that board traced over SSH (its
+#              signal_storm cross-built for aarch64); agent sizes;
+#              SystemTap builds and loads. Issue #11's rows: the
+#              recorder alone (whosent-agent --stream into a file, then
+#              decoded with whosent-deploy parse --json) and the whole
+#              local pipeline (whosent-deploy --host local --json).
 #              Writes docs/benchmarks.md (or --out FILE). ~6-9 minutes.
 #   --smoke    small storms (2k), no board, no SystemTap, debug builds
 #              (what `cargo build --workspace` already made): proves the
@@ -42,7 +47,7 @@ while (($#)); do
     --rev) rev=${2:?--rev needs a revision}; shift 2 ;;
     --no-board | --no-stap) args+=("$1"); shift ;;
     --only) args+=("$1" "${2:?--only needs runs, ready, board or stap}"); shift 2 ;; # for work on the harness
-    -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -128,7 +133,24 @@ else
     bin=$repo/target/$profile
 fi
 
+# The board storm's sender (issue #11), cross-built for aarch64 with
+# rust-lld and the musl target, as whosent-deploy builds the agent.
+storm_arm=''
+if ((!smoke)) && [[ " ${args[*]} " != *" --no-board "* ]]; then
+    say "building signal_storm for aarch64"
+    tdir=$repo/target
+    [[ -n $rev ]] && tdir=$repo/target/bench-rev
+    if (cd "$src" && CARGO_TARGET_DIR=$tdir CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+        cargo build --quiet --locked --release -p whosent-testbins --bin signal_storm \
+        --target aarch64-unknown-linux-musl); then
+        storm_arm=$tdir/aarch64-unknown-linux-musl/release/signal_storm
+    else
+        say "cannot build signal_storm for aarch64: no board storm"
+    fi
+fi
+
 hargs=(--repo "$src" --bin-dir "$bin" --notes "$repo/scripts/bench/notes.md" "${args[@]}")
+[[ -n $storm_arm ]] && hargs+=(--board-storm "$storm_arm")
 ((smoke)) && hargs+=(--smoke)
 [[ -n $out ]] && hargs+=(--out "$out")
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-const USAGE: &str = "usage: whosent-bench [--smoke] [--out FILE] [--repo DIR] [--bin-dir DIR] [--no-board] [--no-stap] [--notes FILE] [--only runs|ready|board|stap]...";
+const USAGE: &str = "usage: whosent-bench [--smoke] [--out FILE] [--repo DIR] [--bin-dir DIR] [--no-board] [--no-stap] [--notes FILE] [--board-storm AARCH64_SIGNAL_STORM] [--only runs|ready|board|stap]...";
 
 pub struct Opts {
     pub smoke: bool,
@@ -17,6 +17,8 @@ pub struct Opts {
     pub only: Vec<String>,
     /// Hand-written analysis appended to the report.
     pub notes: Option<PathBuf>,
+    /// signal_storm built for aarch64, for the board storm.
+    pub board_storm: Option<PathBuf>,
 }
 
 impl Opts {
@@ -35,6 +37,7 @@ pub fn parse() -> Opts {
         stap: true,
         only: Vec::new(),
         notes: None,
+        board_storm: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -53,6 +56,7 @@ pub fn parse() -> Opts {
             "--no-stap" => o.stap = false,
             "--feed-throughput" => feed_throughput(),
             "--notes" => o.notes = Some(val("--notes")),
+            "--board-storm" => o.board_storm = Some(val("--board-storm")),
             "--only" => {
                 let v = val("--only");
                 o.only.push(v.to_string_lossy().into_owned())

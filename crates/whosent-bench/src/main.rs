@@ -17,6 +17,7 @@ mod machine;
 mod plan;
 mod remote;
 mod report;
+mod report_pipeline;
 mod report_remote;
 mod sizes;
 mod stap;
@@ -26,7 +27,7 @@ mod tracefs;
 
 use cli::say;
 use std::time::Instant;
-use tools::{whosent::Whosent, Tool};
+use tools::Tool;
 
 fn main() {
     let o = cli::parse();
@@ -48,7 +49,7 @@ fn main() {
         );
         std::process::exit(1)
     };
-    let (tools, unavailable) = plan::lineup(&o, &shipped);
+    let (tools, unavailable) = plan::lineup(&o, &shipped, &deploy);
 
     // 2. Capture, cost and footprint: every workload under every tool.
     let workloads = plan::workloads(&o);
@@ -56,11 +57,14 @@ fn main() {
     let storm = o.bin_dir.join("signal_storm");
     let (baselines, rows) = local::matrix(&storm, &workloads, &tools, base_reps, &mut broken);
 
-    // 3. Ready, locally: the same tools plus whosent-deploy --host local.
-    let local_deploy =
-        Whosent::deploy_local("whosent-deploy --host local", deploy.clone(), shipped);
-    let mut ready_tools: Vec<&dyn Tool> = tools.iter().map(|t| t.as_ref()).collect();
-    ready_tools.insert(1, &local_deploy);
+    // 3. Ready, locally: the same tools (whosent-deploy --host local is
+    // the product's --stream path), except the recorder alone, whose
+    // raw stream the harness does not decode live.
+    let ready_tools: Vec<&dyn Tool> = tools
+        .iter()
+        .map(|t| t.as_ref())
+        .filter(|t| t.name() != plan::RECORDER)
+        .collect();
     let ready = match (o.wants("ready"), o.smoke) {
         (false, _) => Vec::new(),
         (_, smoke) => local::ready_all(&ready_tools, if smoke { 2 } else { 5 }),
@@ -80,6 +84,11 @@ fn main() {
             stap: o.stap && o.wants("stap"),
             work: &work,
             reps: 3,
+            storm: o
+                .board_storm
+                .as_deref()
+                .filter(|_| o.wants("board"))
+                .map(|p| (p, 100_000)),
         }))
     } else {
         Err("no aarch64 agent (see the agent sizes)".to_string())

@@ -5,7 +5,8 @@ use crate::cli::{say, Opts};
 use crate::sizes::{self, AgentBuild};
 use crate::storm::Workload;
 use crate::tools::{
-    bpftrace::Bpftrace, catpipe::CatPipe, tracecmd::TraceCmd, whosent::Whosent, Tool,
+    bpftrace::Bpftrace, catpipe::CatPipe, recorder::Recorder, tracecmd::TraceCmd, whosent::Whosent,
+    Tool,
 };
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,10 @@ pub const BUFFER_KB: u64 = 2048;
 pub const SHIPPED: &str = "whosent";
 /// The peer the ratios compare with.
 pub const PEER: &str = "trace-cmd record";
+/// Issue #11's recorder alone: the shipped agent with `--stream`.
+pub const RECORDER: &str = "whosent-agent --stream (recorder alone)";
+/// Issue #11's whole local pipeline, as the product runs it.
+pub const PIPELINE: &str = "whosent-deploy --host local";
 
 /// The agent that ships for each target (`whosent-deploy build`).
 pub fn agents(deploy: &Path, smoke: bool) -> Vec<AgentBuild> {
@@ -43,7 +48,7 @@ pub fn agent_path(agents: &[AgentBuild], target: &str) -> Option<PathBuf> {
 pub type Unavailable = (String, String);
 
 /// The tools that can run here, and why the others cannot.
-pub fn lineup(o: &Opts, shipped: &Path) -> (Vec<Box<dyn Tool>>, Vec<Unavailable>) {
+pub fn lineup(o: &Opts, shipped: &Path, deploy: &Path) -> (Vec<Box<dyn Tool>>, Vec<Unavailable>) {
     // The workspace's own build of the agent, for comparison with the
     // size-optimized one that ships.
     let profile = o
@@ -51,6 +56,16 @@ pub fn lineup(o: &Opts, shipped: &Path) -> (Vec<Box<dyn Tool>>, Vec<Unavailable>
         .file_name()
         .map_or("workspace".into(), |p| p.to_string_lossy().into_owned());
     let candidates: Vec<Box<dyn Tool>> = vec![
+        Box::new(Recorder {
+            label: RECORDER.into(),
+            agent: shipped.to_path_buf(),
+            deploy: deploy.to_path_buf(),
+        }),
+        Box::new(Whosent::deploy_local(
+            PIPELINE,
+            deploy.to_path_buf(),
+            shipped.to_path_buf(),
+        )),
         Box::new(Whosent::agent(SHIPPED, shipped.to_path_buf())),
         Box::new(Whosent::agent(
             &format!("whosent ({profile} build)"),

@@ -53,6 +53,28 @@ pub struct Figures {
     pub first_keep: Option<DeployRun>,
     pub cached: Vec<DeployRun>,
     pub stap: Option<StapFigures>,
+    pub storm: Option<BoardStorm>,
+    pub error: Option<String>,
+}
+
+/// Issue #11's board storm: signals from a process on the board, traced
+/// over SSH with `whosent-deploy --host <board> --json --save FILE`.
+#[derive(Default, Debug, Clone)]
+pub struct BoardStorm {
+    pub count: u64,
+    pub sent: u64,
+    pub elapsed: Duration,
+    /// Signal records for the receiver that whosent-deploy printed.
+    pub matched: u64,
+    pub other: u64,
+    /// The end record's `lost`.
+    pub lost: Option<u64>,
+    /// The capture stream that came over the link (`--save`'s size).
+    pub stream_bytes: Option<u64>,
+    /// whosent-deploy's own CPU on the host (decoding included).
+    pub host_cpu: Duration,
+    /// From the storm's end until the records stopped coming.
+    pub drain: Option<Duration>,
     pub error: Option<String>,
 }
 
@@ -63,6 +85,8 @@ pub struct Inputs<'a> {
     pub stap: bool,
     pub work: &'a Path,
     pub reps: usize,
+    /// signal_storm for aarch64, and the board storm's size.
+    pub storm: Option<(&'a Path, u64)>,
 }
 
 pub fn measure(inp: &Inputs) -> Figures {
@@ -153,7 +177,126 @@ fn on_board(board: &Board, inp: &Inputs, f: &mut Figures) -> Result<(), String> 
         a.extend(query.clone());
         f.stap = Some(stap_figures(board, inp, a, probe));
     }
+    // The probe and its loop go before the storm, which should have the
+    // board to itself.
     let _ = board.ssh(&format!("kill {looper} {probe}"), None);
+    if let Some((bin, n)) = inp.storm {
+        crate::cli::say(&format!("board: storm {}", crate::storm::human(n)));
+        f.storm = Some(board_storm(board, inp, &base, bin, n));
+    }
+    Ok(())
+}
+
+fn board_storm(board: &Board, inp: &Inputs, base: &[String], bin: &Path, n: u64) -> BoardStorm {
+    let mut r = BoardStorm {
+        count: n,
+        ..BoardStorm::default()
+    };
+    if let Err(e) = board_storm_run(board, inp, base, bin, &mut r) {
+        r.error = Some(e);
+    }
+    let _ = board.ssh(
+        "pkill -f /tmp/wsbench-storm; rm -f /tmp/wsbench-storm",
+        None,
+    );
+    r
+}
+
+fn board_storm_run(
+    board: &Board,
+    inp: &Inputs,
+    base: &[String],
+    bin: &Path,
+    r: &mut BoardStorm,
+) -> Result<(), String> {
+    let data = std::fs::read(bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    board
+        .ssh(
+            "cat >/tmp/wsbench-storm && chmod +x /tmp/wsbench-storm",
+            Some(&data),
+        )
+        .map_err(|e| format!("upload of signal_storm: {e}"))?;
+    let w = crate::storm::Workload::storm(r.count, false);
+    let remote = format!("exec /tmp/wsbench-storm {}", w.args().join(" "));
+    let storm =
+        crate::storm::Storm::start_cmd(Command::new("ssh").args(board.ssh_opts()).arg(remote))
+            .map_err(|e| format!("signal_storm on the board: {e}"))?;
+    let save = inp.work.join("board-storm.stream");
+    let mut a = base.to_vec();
+    a.extend([
+        "--agent".into(),
+        inp.agent.display().to_string(),
+        "--keep".into(),
+        "--pid".into(),
+        storm.receiver.to_string(),
+        "--json".into(),
+        "--save".into(),
+        save.display().to_string(),
+    ]);
+    let err = inp.work.join("board-storm.err");
+    let stderr = std::fs::File::create(&err).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let (mut p, mut pipes) = Proc::spawn(
+        "whosent-deploy (board storm)",
+        Command::new(inp.deploy)
+            .args(&a)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut feed = Feed::start(
+        pipes.stdout.take().expect("piped"),
+        classify,
+        storm.receiver,
+        t0,
+    );
+    let tail = || crate::tools::stderr_tail(&err);
+    while feed.counts.ready_at().is_none() {
+        if !p.running() || t0.elapsed() > Duration::from_secs(120) {
+            let _ = p.stop(libc::SIGINT, Duration::from_secs(10));
+            feed.join();
+            return Err(format!("whosent-deploy was not ready: {}", tail()));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (res, _) = storm.go().map_err(|e| format!("the storm: {e}"))?;
+    r.sent = res.sent;
+    r.elapsed = res.elapsed;
+    // Over an emulated board's SSH link the records lag: wait until
+    // they stop coming (2 s without one), at most 5 minutes.
+    let end = Instant::now();
+    let mut last = feed.counts.matched();
+    let mut changed = end;
+    while changed.elapsed() < Duration::from_secs(2)
+        && end.elapsed() < Duration::from_secs(300)
+        && p.running()
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        let m = feed.counts.matched();
+        if m != last {
+            last = m;
+            changed = Instant::now();
+        }
+    }
+    r.drain = Some(changed.duration_since(end));
+    let (exit, killed) = p.stop(libc::SIGINT, Duration::from_secs(60));
+    feed.join();
+    r.host_cpu = exit.cpu();
+    r.matched = feed.counts.matched();
+    r.other = feed.counts.other.load(std::sync::atomic::Ordering::SeqCst);
+    let kept = feed.counts.kept();
+    let endrec = kept.iter().find(|l| l.contains(r#""type":"end""#));
+    r.lost =
+        endrec.and_then(|l| crate::lines::int_after(l.as_bytes(), br#""lost":"#).map(|n| n as u64));
+    r.stream_bytes = std::fs::metadata(&save).ok().map(|m| m.len());
+    let _ = std::fs::remove_file(&save);
+    if killed {
+        return Err(format!("whosent-deploy did not stop on SIGINT: {}", tail()));
+    }
+    if endrec.is_none() {
+        return Err(format!("no end record ({}): {}", exit.describe(), tail()));
+    }
     Ok(())
 }
 

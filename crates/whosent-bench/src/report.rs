@@ -101,6 +101,7 @@ impl Report {
         }
         let _ = writeln!(s, "| run time | {:.0} s |\n", self.total.as_secs_f64());
         goals::render(self, &mut s);
+        self.render_pipeline(&mut s);
         self.render_capture(&mut s);
         self.render_ratios(&mut s);
         self.render_ready(&mut s);
@@ -214,7 +215,7 @@ impl Report {
             slow,
             ms(o.exit.cpu()),
             per,
-            mib(o.exit.maxrss_kb),
+            mib(o.own_hwm_kb.unwrap_or(o.exit.maxrss_kb)),
             o.bytes_per_event
                 .map_or("–".into(), |b| format!("{b:.0} B")),
             notes.join("; ")
@@ -283,6 +284,7 @@ impl Report {
     fn render_method(&self, s: &mut String) {
         let _ = writeln!(s, "## How the figures are taken\n");
         let _ = writeln!(s, "- **Storm:** `signal_storm` (crates/whosent-testbins) forks a receiver, prints its pid and waits; the tool is started filtered to that pid and the storm begins once the tool is ready. *sender time* is the storm's own `elapsed_ns` for its kill() loop; *slowdown* divides it by the untraced median. Noise is a second, unrelated pair sending as many SIGUSR2 at the same time.");
+        let _ = writeln!(s, "- **Issue #11's rows:** `{}` runs the shipped agent as `whosent-agent --stream --pid R` with its stdout into a file (ready = its READY frame is in the file; progress = the file growing), then decodes the file with `whosent-deploy parse --json`; its peak RSS is the agent's own VmHWM, read from /proc just before it is stopped (`ru_maxrss` of a child would include the harness's RSS before exec). `{}` is `whosent-deploy --host local --agent <shipped> --json --pid R` (it runs the agent with `--stream` and decodes on this side); its CPU is whosent-deploy's plus the agent's (reaped by it).", crate::plan::RECORDER, crate::plan::PIPELINE);
         let _ = writeln!(s, "- **Tools:** whosent = `whosent-agent --pid R` (the shipped build from `whosent-deploy build --target x86_64`, and the workspace's release build), its JSON Lines read from a pipe; `trace-cmd record --no-filter -B <instance> -d -b {} -e signal:signal_generate -f 'pid == R'` (its instance is removed afterwards; events counted with `trace-cmd report`); `cat trace_pipe` on a private instance set up like whosent's; `bpftrace` with a per-event `printf` (its own perf buffers, default size).", self.buffer_kb);
         let _ = writeln!(s, "- **After the storm** each tool runs until it makes no progress for 0.6 s (it has caught up), then gets SIGINT (SIGTERM for cat).");
         let _ = writeln!(s, "- **CPU and peak RSS** come from `wait4()`'s rusage of the tool's process: user+sys including its waited-for children, and `ru_maxrss` (the VmHWM of its largest process). *CPU per event* divides by the events captured, so set-up and tear-down are included.");

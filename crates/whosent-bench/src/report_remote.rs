@@ -19,7 +19,7 @@ impl Report {
         if let Some(e) = &f.error {
             let _ = writeln!(s, "**The board part failed: {e}**\n");
         }
-        let _ = writeln!(s, "QEMU TCG board (docs/boards.md), dropbear, reached over 127.0.0.1; booted in {}. whosent-deploy is given the aarch64 agent from `whosent-deploy build --target aarch64` (`--agent`), so no build is timed. The probe is a `sleep` on the board sent SIGWINCH every 2 ms by a board-side loop; each whosent-deploy run ends at `--count 1`.\n",
+        let _ = writeln!(s, "QEMU TCG board (docs/boards.md), dropbear, reached over 127.0.0.1; booted in {}. whosent-deploy is given the aarch64 agent from `whosent-deploy build --target aarch64` (`--agent`), so no build is timed. The probe is a `sleep` on the board sent SIGWINCH every 2 ms by a board-side loop; each whosent-deploy run ends at `--count 1`. whosent-deploy runs the agent with `--stream` and decodes on this side, as the product does since issue #11.\n",
             f.boot.map_or("–".into(), ms));
         let ssh = median(&f.ssh_true);
         let _ = writeln!(s, "| command | until ready record | until the probe was caught | whole command | ÷ bare SSH round trip |\n|---|---:|---:|---:|---:|");

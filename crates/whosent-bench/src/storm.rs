@@ -39,7 +39,7 @@ impl Workload {
         }
     }
 
-    fn args(&self) -> Vec<String> {
+    pub fn args(&self) -> Vec<String> {
         let mut a = Vec::new();
         if let Some(n) = self.count {
             a.extend(["--count".into(), n.to_string()]);
@@ -86,11 +86,14 @@ fn bad(msg: String) -> io::Error {
 impl Storm {
     /// Starts the storm program and reads up to its `storm ready` line.
     pub fn start(bin: &Path, w: &Workload) -> io::Result<Storm> {
+        Self::start_cmd(Command::new(bin).args(w.args()))
+    }
+
+    /// The same with the command given (e.g. `ssh board signal_storm …`).
+    pub fn start_cmd(cmd: &mut Command) -> io::Result<Storm> {
         let (proc, pipes) = Proc::spawn(
             "signal_storm",
-            Command::new(bin)
-                .args(w.args())
-                .stdin(Stdio::piped())
+            cmd.stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit()),
         )?;

@@ -5,6 +5,7 @@
 
 pub mod bpftrace;
 pub mod catpipe;
+pub mod recorder;
 pub mod tracecmd;
 pub mod whosent;
 
@@ -56,6 +57,18 @@ pub struct Outcome {
     /// The tool failed (the run's figures are then partial).
     pub error: Option<String>,
     pub notes: Vec<String>,
+    /// Post-processing after the recording (`trace-cmd report`,
+    /// `whosent-deploy parse --json`): its rusage.
+    pub post: Option<Exit>,
+    /// The recorder's stream decoded by `parse --json > /dev/null`.
+    pub post_null: Option<Exit>,
+    /// VmHWM of the tool's own process (not of a shell or of the
+    /// harness before exec), read just before it was stopped.
+    pub own_hwm_kb: Option<u64>,
+    /// Bytes of the recording (trace.dat, the saved capture stream).
+    pub recorded_bytes: Option<u64>,
+    /// The capture stream by frame kind (the recorder alone).
+    pub frames: Option<recorder::Frames>,
 }
 
 pub trait Session {

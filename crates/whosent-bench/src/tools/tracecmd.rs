@@ -155,6 +155,7 @@ impl Session for TSession {
         if let Ok(m) = std::fs::metadata(&out) {
             o.notes.push(format!("trace.dat {} KiB", m.len() / 1024));
             o.bytes_per_event = (o.matched > 0).then(|| m.len() as f64 / o.matched as f64);
+            o.recorded_bytes = Some(m.len());
         }
         let _ = std::fs::remove_file(&out);
         o
@@ -186,6 +187,7 @@ fn report(out: &PathBuf, target: i32, o: &mut Outcome) -> io::Result<()> {
     let lost = feed.counts.lost.load(Ordering::SeqCst);
     o.lost_reported = Some(lost);
     o.lost_unknown = feed.counts.lost_unknown.load(Ordering::SeqCst) > 0;
+    o.post = Some(e);
     o.notes.push(format!(
         "report: {:.2} s wall, {:.2} s CPU",
         e.wall.as_secs_f64(),
