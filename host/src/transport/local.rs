@@ -9,9 +9,10 @@ use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
 
 pub struct Local;
 
@@ -96,9 +97,17 @@ impl Transport for Local {
     }
 }
 
-/// Reads both pipes as data comes (poll), stdout in chunks; on a stop
-/// closes stdin and gives the command [`STOP_GRACE`] to exit. Once
-/// `on_data` says stop, nothing more is delivered (as over SSH).
+/// Reads both pipes as data comes, stdout in chunks; on a stop closes
+/// stdin and gives the command [`STOP_GRACE`] to exit. Once `on_data`
+/// says stop, nothing more is delivered (as over SSH).
+///
+/// stdout is read by a thread of its own into an unbounded queue: the
+/// agent's recorder writes as fast as the kernel fills its buffers, and
+/// a storm's decoding on this side (0.4 M events/s with lineage into
+/// JSON, docs/benchmarks.md) is slower than a local storm (up to 450k/s).
+/// Read in the decoding loop, a full pipe would stall the agent, fill
+/// its spool and make the kernel overwrite; queued here, the output lags
+/// (at about 55 bytes per event) and nothing is lost.
 fn pump(
     child: &mut Child,
     cmd: &str,
@@ -107,12 +116,13 @@ fn pump(
     stop: &AtomicBool,
 ) -> Result<i32, SshError> {
     let mut stdin = child.stdin.take();
-    let mut out = child.stdout.take();
+    let chunks = child.stdout.take().map(read_to_queue);
     let mut err = child.stderr.take();
     let mut buf = vec![0u8; 64 * 1024];
     let mut deliver = true;
+    let mut out_open = chunks.is_some();
     let mut stopping: Option<Instant> = None;
-    while out.is_some() || err.is_some() {
+    while out_open || err.is_some() {
         if stopping.is_none() && (stop.load(Ordering::Relaxed) || !deliver) {
             stopping = Some(Instant::now());
             drop(stdin.take());
@@ -123,39 +133,46 @@ fn pump(
                 waited: STOP_GRACE,
             });
         }
-        let fds: Vec<i32> = [
-            out.as_ref().map(|o| o.as_raw_fd()),
-            err.as_ref().map(|e| e.as_raw_fd()),
-        ]
-        .into_iter()
-        .map(|fd| fd.unwrap_or(-1))
-        .collect();
-        let mut pfd: Vec<libc::pollfd> = fds
-            .iter()
-            .map(|&fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        // SAFETY: two pollfds (negative fds are ignored by poll).
-        unsafe { libc::poll(pfd.as_mut_ptr(), 2, 100) };
-        if pfd[0].revents != 0 {
-            let n = out.as_mut().map_or(Ok(0), |o| o.read(&mut buf));
-            match n.map_err(io_err(format!("reading the output of `{cmd}`")))? {
-                0 => out = None,
-                n => {
-                    if deliver && on_data(&buf[..n]) == Flow::Stop {
-                        deliver = false;
+        if let Some(rx) = chunks.as_ref().filter(|_| out_open) {
+            // Wait for stdout a little, then take all that is queued.
+            let wait = Duration::from_millis(if err.is_some() { 10 } else { 100 });
+            let mut next = rx.recv_timeout(wait).map_err(|e| match e {
+                RecvTimeoutError::Timeout => TryRecvError::Empty,
+                RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+            });
+            loop {
+                match next {
+                    Ok(Ok(data)) => {
+                        if deliver && on_data(&data) == Flow::Stop {
+                            deliver = false;
+                        }
+                    }
+                    Ok(Err(e)) => return Err(io_err(format!("reading the output of `{cmd}`"))(e)),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        out_open = false;
+                        break;
                     }
                 }
+                next = rx.try_recv();
             }
         }
-        if pfd[1].revents != 0 {
-            let n = err.as_mut().map_or(Ok(0), |e| e.read(&mut buf));
-            match n.map_err(io_err(format!("reading the errors of `{cmd}`")))? {
-                0 => err = None,
-                n => on_stderr(&buf[..n]),
+        if let Some(e) = err.as_mut() {
+            let mut p = libc::pollfd {
+                fd: e.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; stdout's wait above paces the loop.
+            let timeout = if out_open { 0 } else { 100 };
+            if unsafe { libc::poll(&mut p, 1, timeout) } > 0 {
+                match e
+                    .read(&mut buf)
+                    .map_err(io_err(format!("reading the errors of `{cmd}`")))?
+                {
+                    0 => err = None,
+                    n => on_stderr(&buf[..n]),
+                }
             }
         }
     }
@@ -164,6 +181,32 @@ fn pump(
         .wait()
         .map_err(io_err(format!("waiting for `{cmd}`")))?;
     Ok(code(st))
+}
+
+type Chunk = io::Result<Vec<u8>>;
+
+/// Reads `out` to its end on a thread of its own; the thread ends with
+/// the pipe (the command exited or was killed).
+fn read_to_queue(mut out: ChildStdout) -> Receiver<Chunk> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || loop {
+        let mut b = vec![0u8; 64 * 1024];
+        match out.read(&mut b) {
+            Ok(0) => return,
+            Ok(n) => {
+                b.truncate(n);
+                if tx.send(Ok(b)).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    });
+    rx
 }
 
 #[cfg(test)]
