@@ -284,6 +284,70 @@ fn one_kill_traced_by_both_backends_gives_the_same_sender_and_target() {
     assert_clean(&b);
 }
 
+/// The kept directory of a `--keep` stap run, if any.
+fn kept(b: &Board) -> String {
+    b.ssh("ls -d ${TMPDIR:-/tmp}/whosent-keep-* 2>/dev/null; true")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn keep_reuses_the_module_and_bundle_on_the_board() {
+    let Some((b, s)) = ready("keep_reuses_the_module_and_bundle") else {
+        return;
+    };
+    let _g = exclusive(&b.name);
+    let args = |keep: bool| {
+        let mut a = strs(&["--json", "--sig", "USR2", "--pid", "1", "--duration", "2"]);
+        if keep {
+            a.push("--keep".into());
+        }
+        [a, stap_flags(s, true)].concat()
+    };
+    assert_eq!(kept(&b), "", "a directory kept before the test");
+    let (st, out, err) = run(&b, &args(true));
+    assert_eq!(st, 1, "no signal: status 1\n{out}");
+    assert!(err.contains("whosent: uploaded the module ("), "{err}");
+    let dir = kept(&b);
+    assert!(dir.contains("/whosent-keep-"), "nothing kept: {err}");
+    let files = b.ssh(&format!("cd {dir} && ls"));
+    assert_eq!(
+        files.split_whitespace().collect::<Vec<_>>(),
+        ["rt", "staprun.tar.gz", "whosent_session.ko"],
+        "{files}"
+    );
+    assert_eq!(modules(&b), "", "unloaded");
+
+    let (st, out, err) = run(&b, &args(true));
+    assert_eq!(st, 1, "{out}");
+    assert!(
+        err.contains(&format!(
+            "whosent: using the module and staprun kept on the board in {dir} (sha256 verified)"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("uploaded"), "{err}");
+    assert!(
+        json(out.lines().next().unwrap())["type"] == "ready",
+        "{out}"
+    );
+    assert_eq!(kept(&b), dir);
+
+    // A corrupted module on the board is not loaded: uploaded again.
+    b.ssh(&format!("echo bad > {dir}/whosent_session.ko"));
+    let (st, _, err) = run(&b, &args(true));
+    assert_eq!(st, 1);
+    assert!(err.contains("does not match; uploading again"), "{err}");
+    assert!(err.contains("whosent: uploaded the module ("), "{err}");
+
+    b.ssh(&format!("rm -rf {dir}"));
+    // Without --keep nothing is left.
+    let (st, _, err) = run(&b, &args(false));
+    assert_eq!(st, 1);
+    assert!(err.contains("whosent: uploaded the module ("), "{err}");
+    assert_clean(&b);
+}
+
 #[test]
 fn duration_stops_and_unloads() {
     let Some((b, s)) = ready("duration_stops_and_unloads") else {
