@@ -229,7 +229,12 @@ fn one_kill_traced_by_both_backends_gives_the_same_sender_and_target() {
     );
     assert_eq!(r_s["filter"], format!("target_sig=15 target_pid={v}"));
 
-    let shell = b.kill_from_shell("TERM", v);
+    // The board's own view of the sender: the shell's $$ and $PPID.
+    let said = b.ssh(&format!("sh -c 'kill -TERM {v}; echo $$ $PPID'"));
+    let (shell, parent) = match said.split_whitespace().collect::<Vec<_>>()[..] {
+        [a, b] => (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap()),
+        _ => panic!("the shell said {said:?}"),
+    };
     let e_f = json(&ftrace.until(T, is("signal")));
     let e_s = json(&stap.until(T, is("signal")));
     for e in [&e_f, &e_s] {
@@ -257,6 +262,44 @@ fn one_kill_traced_by_both_backends_gives_the_same_sender_and_target() {
     assert_eq!(keys(&e_f), keys(&e_s), "the same keys");
     assert_eq!(keys(&e_f["sender"]), keys(&e_s["sender"]));
     assert_eq!(keys(&e_f["target"]), keys(&e_s["target"]));
+    // The lineage (issue #11): the stap backend's, from its process
+    // lines through the same process table, is the ftrace backend's for
+    // this kill: sh(shell) <- its parent (dropbear's session) <- ... <-
+    // init(1), by pid and comm (exe and cmdline need /proc, which only
+    // the agent reads: the stap backend's are null or the same).
+    let chain = |e: &Value| -> Vec<(i64, String)> {
+        e["sender"]["lineage"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no lineage: {e}"))
+            .iter()
+            .map(|a| {
+                (
+                    a["pid"].as_i64().unwrap(),
+                    a["comm"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let (l_f, l_s) = (chain(&e_f), chain(&e_s));
+    assert_eq!(l_s, l_f, "stap {e_s}\nftrace {e_f}");
+    assert_eq!(l_s[0], (shell, "sh".to_string()), "{e_s}");
+    assert_eq!(l_s[1].0, parent, "the shell's $PPID: {e_s}");
+    assert!(
+        l_s[1..].iter().any(|(_, c)| c == "dropbear"),
+        "the SSH session's dropbear: {e_s}"
+    );
+    assert_eq!(l_s.last().unwrap(), &(1, "init".to_string()), "{e_s}");
+    for (a_s, a_f) in e_s["sender"]["lineage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(e_f["sender"]["lineage"].as_array().unwrap())
+    {
+        assert_eq!(keys(a_s), keys(a_f));
+        for k in ["exe", "cmdline"] {
+            assert!(a_s[k].is_null() || a_s[k] == a_f[k], "{k}: {a_s} vs {a_f}");
+        }
+    }
     // Both on ftrace's local clock (seconds since boot), not the wall
     // clock. (Not to the microsecond: on the emulated board the agent's
     // times were seen 70-120 ms off the kernel's own trace text, which
