@@ -227,6 +227,20 @@ mod tests {
     const SENDER: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sender.txt");
     const SIGS: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sigs.txt");
 
+    const SHELL: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/shell.txt");
+
+    /// `sh $$ $PPID` of the shell that started `sigs`, and `sigs P …
+    /// segv G` from sigs.txt: the board's own view.
+    fn board_pids() -> (i32, i32, i32, i32) {
+        let n = |t: &str, i: usize| -> i32 {
+            t.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .nth(i)
+                .unwrap()
+        };
+        (n(SHELL, 0), n(SHELL, 1), n(SIGS, 0), n(SIGS, 3))
+    }
+
     /// The name the recorded module was loaded under.
     fn module() -> &'static str {
         SENDER
@@ -307,6 +321,86 @@ mod tests {
             r#"{"type":"end","reason":"terminated","signals":1,"lost":2}"#
         );
         assert_eq!((why, halt), (None, false));
+    }
+
+    /// The process lines give each sender its lineage through the
+    /// process table, as on the ftrace path: `sigs` was started by the
+    /// recording's shell, the faulting child was forked by `sigs`.
+    #[test]
+    fn a_recorded_session_gives_each_sender_its_lineage() {
+        let (sh, sh_parent, sigs, segv) = board_pids();
+        let (out, ..) = replay(&[], None, "");
+        let signals: Vec<serde_json::Value> = out
+            .iter()
+            .filter(|l| l.contains(r#""type":"signal""#))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(signals.len(), 9);
+        let chain = |e: &serde_json::Value| -> Vec<(i64, String)> {
+            e["sender"]["lineage"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no lineage: {e}"))
+                .iter()
+                .map(|a| {
+                    (
+                        a["pid"].as_i64().unwrap(),
+                        a["comm"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        for e in &signals {
+            let c = chain(e);
+            let from_sigs = e["sender"]["pid"] == sigs;
+            let at = if from_sigs {
+                0
+            } else {
+                assert_eq!(e["sender"]["pid"], segv, "{e}");
+                assert_eq!(c[0], (segv as i64, "sigs".into()), "{e}");
+                1
+            };
+            assert_eq!(c[at], (sigs as i64, "sigs".into()), "{e}");
+            assert_eq!(c[at + 1], (sh as i64, "sh".into()), "{e}");
+            assert_eq!(c[at + 2].0, sh_parent as i64, "{e}");
+            assert!(c.iter().any(|(_, n)| n == "dropbear"), "{e}");
+            assert_eq!(c.last().unwrap(), &(1, "init".into()), "{e}");
+            // sigs exec'd while traced: its exe is the exec's filename;
+            // nothing here knows a command line.
+            let l = &e["sender"]["lineage"][at];
+            assert_eq!(l["exe"], "./sigs", "{e}");
+            assert!(l["cmdline"].is_null(), "{e}");
+            // Not vouched for: a uid inherited at a traced fork.
+            assert_eq!(e["sender"]["uid"], 0, "the sig line's own uid: {e}");
+        }
+    }
+
+    /// The human line is the ftrace path's: `SIGKILL: sigs(P) <- sh(S)
+    /// <- … <- init(1) -> sig\tvictim(V)`.
+    #[test]
+    fn the_human_line_shows_the_lineage() {
+        let (sh, _, sigs, _) = board_pids();
+        let mut q = Query::default();
+        q.parse_flag("--sig", "KILL").unwrap();
+        let plan = params::plan(&q, None).unwrap();
+        let stop = Stop::default();
+        let mut out = Vec::new();
+        {
+            let mut report = Report::new(&mut out as &mut dyn std::io::Write, false, None);
+            report.quiet = true;
+            let mut sess = Session::new(report, Default::default(), &stop);
+            let mut lines = Lines::new(q, plan, &Facts::default());
+            for l in SENDER.lines() {
+                lines.line(l.as_bytes(), &mut sess);
+            }
+            lines.finish(0, &mut sess);
+        }
+        let out = String::from_utf8(out).unwrap();
+        let line = out.lines().find(|l| l.starts_with("SIGKILL: ")).unwrap();
+        assert!(
+            line.starts_with(&format!("SIGKILL: sigs({sigs}) <- sh({sh}) <- ")),
+            "{out}"
+        );
+        assert!(line.contains(" <- init(1) -> sig\\tvictim("), "{line}");
     }
 
     /// `whosent 2 KIND fields…`, for the synthetic sessions below.

@@ -570,6 +570,52 @@ mod tests {
         assert!(end.ts_ns > ev[8].ts_ns);
     }
 
+    /// The process lines of the sender session: the snapshot before
+    /// `ready` (init among it), then `sigs` forked by its shell and
+    /// exec'd (sigs.txt and shell.txt say the pids).
+    #[test]
+    fn recorded_process_lines() {
+        let (sigs, ..) = pids();
+        let shell: i32 = include_str!("../../../tests/fixtures/stap/aarch64-6.1/shell.txt")
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let l: Vec<Line> = lines(SENDER.as_bytes()).map(|l| l.unwrap()).collect();
+        let ready = l.iter().position(|l| matches!(l, Line::Ready(_))).unwrap();
+        assert!(ready > 10, "the snapshot comes first");
+        assert!(l[..ready].iter().all(|l| matches!(l, Line::Proc(_))));
+        assert!(l[..ready]
+            .iter()
+            .any(|l| matches!(l, Line::Proc(f) if f.tid == 1 && f.ppid == 0 && f.comm == "init")));
+        let events: Vec<&TaskEvent> = l[ready..]
+            .iter()
+            .filter_map(|l| match l {
+                Line::Task { events, .. } => Some(events),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(
+            events.contains(&&TaskEvent::NewTask {
+                parent_tid: shell,
+                tid: sigs,
+                comm: "sh".into(),
+                thread: false
+            }),
+            "{events:#?}"
+        );
+        assert!(
+            events.contains(&&TaskEvent::Exec {
+                tid: sigs,
+                old_tid: sigs,
+                filename: "./sigs".into()
+            }),
+            "{events:#?}"
+        );
+    }
+
     #[test]
     fn board_recording_of_a_timer_in_hard_irq() {
         let (sigs, ..) = pids();
