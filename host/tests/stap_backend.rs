@@ -229,7 +229,12 @@ fn one_kill_traced_by_both_backends_gives_the_same_sender_and_target() {
     );
     assert_eq!(r_s["filter"], format!("target_sig=15 target_pid={v}"));
 
-    let shell = b.kill_from_shell("TERM", v);
+    // The board's own view of the sender: the shell's $$ and $PPID.
+    let said = b.ssh(&format!("sh -c 'kill -TERM {v}; echo $$ $PPID'"));
+    let (shell, parent) = match said.split_whitespace().collect::<Vec<_>>()[..] {
+        [a, b] => (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap()),
+        _ => panic!("the shell said {said:?}"),
+    };
     let e_f = json(&ftrace.until(T, is("signal")));
     let e_s = json(&stap.until(T, is("signal")));
     for e in [&e_f, &e_s] {
@@ -257,6 +262,44 @@ fn one_kill_traced_by_both_backends_gives_the_same_sender_and_target() {
     assert_eq!(keys(&e_f), keys(&e_s), "the same keys");
     assert_eq!(keys(&e_f["sender"]), keys(&e_s["sender"]));
     assert_eq!(keys(&e_f["target"]), keys(&e_s["target"]));
+    // The lineage (issue #11): the stap backend's, from its process
+    // lines through the same process table, is the ftrace backend's for
+    // this kill: sh(shell) <- its parent (dropbear's session) <- ... <-
+    // init(1), by pid and comm (exe and cmdline need /proc, which only
+    // the agent reads: the stap backend's are null or the same).
+    let chain = |e: &Value| -> Vec<(i64, String)> {
+        e["sender"]["lineage"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no lineage: {e}"))
+            .iter()
+            .map(|a| {
+                (
+                    a["pid"].as_i64().unwrap(),
+                    a["comm"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let (l_f, l_s) = (chain(&e_f), chain(&e_s));
+    assert_eq!(l_s, l_f, "stap {e_s}\nftrace {e_f}");
+    assert_eq!(l_s[0], (shell, "sh".to_string()), "{e_s}");
+    assert_eq!(l_s[1].0, parent, "the shell's $PPID: {e_s}");
+    assert!(
+        l_s[1..].iter().any(|(_, c)| c == "dropbear"),
+        "the SSH session's dropbear: {e_s}"
+    );
+    assert_eq!(l_s.last().unwrap(), &(1, "init".to_string()), "{e_s}");
+    for (a_s, a_f) in e_s["sender"]["lineage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(e_f["sender"]["lineage"].as_array().unwrap())
+    {
+        assert_eq!(keys(a_s), keys(a_f));
+        for k in ["exe", "cmdline"] {
+            assert!(a_s[k].is_null() || a_s[k] == a_f[k], "{k}: {a_s} vs {a_f}");
+        }
+    }
     // Both on ftrace's local clock (seconds since boot), not the wall
     // clock. (Not to the microsecond: on the emulated board the agent's
     // times were seen 70-120 ms off the kernel's own trace text, which
@@ -281,6 +324,70 @@ fn one_kill_traced_by_both_backends_gives_the_same_sender_and_target() {
         !modules(&b).contains(&module),
         "{module} still loaded after the count was reached"
     );
+    assert_clean(&b);
+}
+
+/// The kept directory of a `--keep` stap run, if any.
+fn kept(b: &Board) -> String {
+    b.ssh("ls -d ${TMPDIR:-/tmp}/whosent-keep-* 2>/dev/null; true")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn keep_reuses_the_module_and_bundle_on_the_board() {
+    let Some((b, s)) = ready("keep_reuses_the_module_and_bundle") else {
+        return;
+    };
+    let _g = exclusive(&b.name);
+    let args = |keep: bool| {
+        let mut a = strs(&["--json", "--sig", "USR2", "--pid", "1", "--duration", "2"]);
+        if keep {
+            a.push("--keep".into());
+        }
+        [a, stap_flags(s, true)].concat()
+    };
+    assert_eq!(kept(&b), "", "a directory kept before the test");
+    let (st, out, err) = run(&b, &args(true));
+    assert_eq!(st, 1, "no signal: status 1\n{out}");
+    assert!(err.contains("whosent: uploaded the module ("), "{err}");
+    let dir = kept(&b);
+    assert!(dir.contains("/whosent-keep-"), "nothing kept: {err}");
+    let files = b.ssh(&format!("cd {dir} && ls"));
+    assert_eq!(
+        files.split_whitespace().collect::<Vec<_>>(),
+        ["rt", "staprun.tar.gz", "whosent_session.ko"],
+        "{files}"
+    );
+    assert_eq!(modules(&b), "", "unloaded");
+
+    let (st, out, err) = run(&b, &args(true));
+    assert_eq!(st, 1, "{out}");
+    assert!(
+        err.contains(&format!(
+            "whosent: using the module and staprun kept on the board in {dir} (sha256 verified)"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("uploaded"), "{err}");
+    assert!(
+        json(out.lines().next().unwrap())["type"] == "ready",
+        "{out}"
+    );
+    assert_eq!(kept(&b), dir);
+
+    // A corrupted module on the board is not loaded: uploaded again.
+    b.ssh(&format!("echo bad > {dir}/whosent_session.ko"));
+    let (st, _, err) = run(&b, &args(true));
+    assert_eq!(st, 1);
+    assert!(err.contains("does not match; uploading again"), "{err}");
+    assert!(err.contains("whosent: uploaded the module ("), "{err}");
+
+    b.ssh(&format!("rm -rf {dir}"));
+    // Without --keep nothing is left.
+    let (st, _, err) = run(&b, &args(false));
+    assert_eq!(st, 1);
+    assert!(err.contains("whosent: uploaded the module ("), "{err}");
     assert_clean(&b);
 }
 

@@ -259,7 +259,13 @@ fn sudo_as_a_user_login_prefixes_the_agent() {
 const SENDER: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sender.txt");
 
 fn stap(q: Query) -> Stap {
-    Stap::with_module(q, None, b"\x7fELF pretend module".to_vec(), Staprun::Board)
+    Stap::with_module(
+        q,
+        None,
+        b"\x7fELF pretend module".to_vec(),
+        Staprun::Board,
+        false,
+    )
 }
 
 fn stap_script() -> Script {
@@ -344,6 +350,7 @@ fn stap_bundle_without_tar_is_an_error() {
         None,
         b"ko".to_vec(),
         Staprun::Bundle(b"tgz".to_vec()),
+        false,
     );
     let res = deploy(&board, &plan(), &mut s).0;
     fails(&board, res, "no staprun and no tar", "install tar");
@@ -355,7 +362,7 @@ fn a_stap_module_left_loaded_is_an_error() {
         tools: vec!["tar", "sha256sum", "mktemp", "staprun"],
         modules: vec![SENDER
             .lines()
-            .next()
+            .find(|l| l.contains("\tready\t"))
             .unwrap()
             .split('\t')
             .nth(4)
@@ -392,6 +399,90 @@ fn keep_reuses_the_agent_kept_on_the_board() {
     let res = deploy(&board, &plan, &mut agent()).0;
     assert_eq!(res.unwrap(), 0, "{:#?}", board.log());
     assert_eq!(uploads(&board), 1, "uploaded again: {:#?}", board.log());
+}
+
+#[test]
+fn stap_keep_reuses_the_module_kept_on_the_board() {
+    // The board's staprun: the fake board does not unpack a bundle the
+    // way the stap backend does (the bundle's reuse is tested on the
+    // emulated board, host/tests/stap_backend.rs).
+    let b = Board {
+        tools: vec!["tar", "sha256sum", "mktemp", "staprun"],
+        ..Board::default()
+    };
+    let board = FakeBoard::new(b, stap_script());
+    let keep = Plan {
+        keep: true,
+        ..plan()
+    };
+    let stap = |keep: bool| {
+        Stap::with_module(
+            Query::default(),
+            None,
+            b"\x7fELF pretend module".to_vec(),
+            Staprun::Board,
+            keep,
+        )
+    };
+    let uploads = |b: &FakeBoard| b.log().iter().filter(|c| c.starts_with("upload ")).count();
+    let (res, out) = deploy(&board, &keep, &mut stap(true));
+    assert_eq!(res.unwrap(), 0, "{out}");
+    let mut kept: Vec<String> = board.files().into_keys().collect();
+    kept.sort();
+    let d = kept[0].rsplit_once('/').unwrap().0.to_string();
+    assert!(d.starts_with("/tmp/whosent-keep-0-"), "{kept:?}");
+    assert_eq!(kept, [format!("{d}/whosent_session.ko")]);
+    let log = board.log();
+    let run = log.iter().rfind(|c| c.contains("; exit $st")).unwrap();
+    assert!(
+        !run.contains("rm -rf"),
+        "neither the flow nor the wrapper removes it: {run}"
+    );
+    assert_eq!(uploads(&board), 1);
+    // The second run verifies the module on the board and uploads nothing.
+    let (res, out) = deploy(&board, &keep, &mut stap(true));
+    assert_eq!(res.unwrap(), 0, "{out}");
+    assert_eq!(uploads(&board), 1, "uploaded again: {:#?}", board.log());
+    let log = board.log();
+    let sum = format!("sha256sum {}", quote(&format!("{d}/whosent_session.ko")));
+    assert_eq!(
+        log.iter().filter(|c| c.starts_with(&sum)).count(),
+        2,
+        "{log:#?}"
+    );
+    assert!(out.contains(r#""type":"signal""#), "{out}");
+    // A changed module is another key: another directory, uploaded.
+    let mut other = Stap::with_module(
+        Query::default(),
+        None,
+        b"\x7fELF another module".to_vec(),
+        Staprun::Board,
+        true,
+    );
+    assert_eq!(deploy(&board, &keep, &mut other).0.unwrap(), 0);
+    assert_eq!(uploads(&board), 2);
+    assert_eq!(board.files().len(), 2, "two kept directories");
+}
+
+#[test]
+fn stap_without_keep_leaves_nothing() {
+    let b = Board {
+        tools: vec!["tar", "sha256sum", "mktemp", "staprun"],
+        ..Board::default()
+    };
+    let board = FakeBoard::new(b, stap_script());
+    let mut s = Stap::with_module(
+        Query::default(),
+        None,
+        b"\x7fELF pretend module".to_vec(),
+        Staprun::Board,
+        false,
+    );
+    assert_eq!(deploy(&board, &plan(), &mut s).0.unwrap(), 0);
+    assert!(board.files().is_empty(), "{:#?}", board.files().keys());
+    let log = board.log();
+    let run = log.iter().rfind(|c| c.contains("; exit $st")).unwrap();
+    assert!(run.contains("cd / && rm -rf \"$d\""), "{run}");
 }
 
 #[test]

@@ -40,6 +40,8 @@ pub struct Stap {
     /// The module's bytes and how the board runs staprun, once prepared.
     module: Option<(Vec<u8>, Staprun)>,
     lines: Option<Lines>,
+    /// `--keep`: the directory stays on the board for the next run.
+    keep: bool,
 }
 
 /// What the host enforces: `--duration` always, `--count` unless the
@@ -62,11 +64,6 @@ fn check_flags(r: &RunArgs, host: &str) -> Result<(), HostError> {
     if r.agent.is_some() {
         return bad(
             "--agent is the ftrace agent; --backend stap pushes a SystemTap module instead",
-        );
-    }
-    if r.keep {
-        return bad(
-            "--keep is for the ftrace agent; the stap backend always removes what it pushed",
         );
     }
     Ok(())
@@ -100,11 +97,19 @@ impl Stap {
             bundle,
             module: None,
             lines: None,
+            keep: r.keep,
         })
     }
 
     /// A module already built (tests): `prepare` only checks the board.
-    pub fn with_module(q: Query, count: Option<u64>, ko: Vec<u8>, staprun: Staprun) -> Self {
+    /// `keep` is `--keep`.
+    pub fn with_module(
+        q: Query,
+        count: Option<u64>,
+        ko: Vec<u8>,
+        staprun: Staprun,
+        keep: bool,
+    ) -> Self {
         let plan = params::plan(&q, count).expect("a query the module can take");
         Stap {
             args: StapArgs::default(),
@@ -114,6 +119,7 @@ impl Stap {
             bundle: None,
             module: Some((ko, staprun)),
             lines: None,
+            keep,
         }
     }
 
@@ -167,10 +173,21 @@ impl Backend for Stap {
         Ok(())
     }
 
-    fn push(&mut self, p: &Pusher<'_>, _existing: bool) -> Result<String, HostError> {
+    /// With `--keep`: the hash of the module and the staprun bundle.
+    fn keep(&self) -> Option<String> {
+        let (ko, staprun) = self.module.as_ref()?;
+        Some(push::keep_key(ko, staprun))
+    }
+
+    fn push(&mut self, p: &Pusher<'_>, existing: bool) -> Result<String, HostError> {
         let (ko, staprun) = self.module.as_ref().expect("prepared");
-        let staprun_cmd = push::push(p, ko, staprun)?;
-        let script = wrapper(p.dir, &staprun_cmd, &self.plan.params.module_args());
+        let staprun_cmd = push::push(p, ko, staprun, existing, self.keep)?;
+        let script = wrapper(
+            p.dir,
+            &staprun_cmd,
+            &self.plan.params.module_args(),
+            self.keep,
+        );
         Ok(format!("sh -c {}", quote(&script)))
     }
 

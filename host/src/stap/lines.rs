@@ -2,12 +2,21 @@
 //! whosent's typed records for the [`Session`], with the host's share
 //! of the query (what the module cannot filter) and the `end` record's
 //! reason. Counting and `--count` are the session's.
+//!
+//! The module's process lines (`proc` snapshot, `fork`, `exec`,
+//! `comm`, `exit`) go into whosent-analysis's process table, the one the ftrace
+//! path keeps, and each sender gets its lineage from it, walked the
+//! same way. The table has no /proc to ask on the host ([`NoFacts`]):
+//! what the lines do not carry (exe of a process that did not exec
+//! while traced, command lines, pid namespaces) is null.
 
 use super::params::{self, Plan};
 use super::parse::{self, Line};
 use crate::board::Facts;
 use crate::session::Session;
 use crate::transport::Flow;
+use whosent_analysis::facts::NoFacts;
+use whosent_analysis::proctable::ProcTable;
 use whosent_proto::decode::Record;
 use whosent_proto::escape::{escape, escape_lines};
 use whosent_proto::query::Query;
@@ -27,6 +36,8 @@ pub struct Lines {
     err_buf: Vec<u8>,
     /// Signal lines that came before the ready line.
     early: Vec<SignalEvent>,
+    /// From the module's process lines.
+    table: ProcTable,
 }
 
 impl Lines {
@@ -40,6 +51,7 @@ impl Lines {
             ended: None,
             err_buf: Vec::new(),
             early: Vec::new(),
+            table: ProcTable::new(),
         }
     }
 
@@ -102,6 +114,18 @@ impl Lines {
                 });
                 Flow::Continue
             }
+            Ok(Line::Proc(f)) => {
+                self.table.learn(f);
+                Flow::Continue
+            }
+            // Applied as they come: a line from another CPU can arrive a
+            // little out of order (see docs/stap-notes.md).
+            Ok(Line::Task { ts, events }) => {
+                for ev in &events {
+                    self.table.apply(&mut NoFacts, ts, ev);
+                }
+                Flow::Continue
+            }
             Ok(Line::Other(l)) => {
                 if !l.is_empty() {
                     eprintln!("{}", escape(&l));
@@ -116,11 +140,21 @@ impl Lines {
     }
 
     /// The host's share of the query; the session counts.
-    fn signal(&mut self, e: SignalEvent, s: &mut Session<'_>) -> Flow {
+    fn signal(&mut self, mut e: SignalEvent, s: &mut Session<'_>) -> Flow {
         if !self.query.matches(&e) {
             return Flow::Continue;
         }
+        e.running.lineage = self.lineage(&e);
         s.signal(e)
+    }
+
+    /// The sender's lineage, as the ftrace path walks it; none for a
+    /// signal from interrupt context, or a sender the table does not
+    /// know (no process lines: a version 1 module, or lines lost).
+    fn lineage(&mut self, e: &SignalEvent) -> Option<Vec<whosent_proto::record::Ancestor>> {
+        let pid = e.sender()?.pid?;
+        self.table.lookup(&mut NoFacts, pid)?;
+        Some(self.table.lineage(&mut NoFacts, pid))
     }
 
     /// The `ready` line echoes the parameters as the module saw them.
@@ -193,9 +227,29 @@ mod tests {
     const SENDER: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sender.txt");
     const SIGS: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sigs.txt");
 
+    const SHELL: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/shell.txt");
+
+    /// `sh $$ $PPID` of the shell that started `sigs`, and `sigs P …
+    /// segv G` from sigs.txt: the board's own view.
+    fn board_pids() -> (i32, i32, i32, i32) {
+        let n = |t: &str, i: usize| -> i32 {
+            t.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .nth(i)
+                .unwrap()
+        };
+        (n(SHELL, 0), n(SHELL, 1), n(SIGS, 0), n(SIGS, 3))
+    }
+
     /// The name the recorded module was loaded under.
     fn module() -> &'static str {
-        SENDER.lines().next().unwrap().split('\t').nth(4).unwrap()
+        SENDER
+            .lines()
+            .find(|l| l.contains("\tready\t"))
+            .unwrap()
+            .split('\t')
+            .nth(4)
+            .unwrap()
     }
 
     /// Replays the board recording through a session, as the stream
@@ -269,6 +323,180 @@ mod tests {
         assert_eq!((why, halt), (None, false));
     }
 
+    /// The process lines give each sender its lineage through the
+    /// process table, as on the ftrace path: `sigs` was started by the
+    /// recording's shell, the faulting child was forked by `sigs`.
+    #[test]
+    fn a_recorded_session_gives_each_sender_its_lineage() {
+        let (sh, sh_parent, sigs, segv) = board_pids();
+        let (out, ..) = replay(&[], None, "");
+        let signals: Vec<serde_json::Value> = out
+            .iter()
+            .filter(|l| l.contains(r#""type":"signal""#))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(signals.len(), 9);
+        let chain = |e: &serde_json::Value| -> Vec<(i64, String)> {
+            e["sender"]["lineage"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no lineage: {e}"))
+                .iter()
+                .map(|a| {
+                    (
+                        a["pid"].as_i64().unwrap(),
+                        a["comm"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        for e in &signals {
+            let c = chain(e);
+            let from_sigs = e["sender"]["pid"] == sigs;
+            let at = if from_sigs {
+                0
+            } else {
+                assert_eq!(e["sender"]["pid"], segv, "{e}");
+                assert_eq!(c[0], (segv as i64, "sigs".into()), "{e}");
+                1
+            };
+            assert_eq!(c[at], (sigs as i64, "sigs".into()), "{e}");
+            assert_eq!(c[at + 1], (sh as i64, "sh".into()), "{e}");
+            assert_eq!(c[at + 2].0, sh_parent as i64, "{e}");
+            assert!(c.iter().any(|(_, n)| n == "dropbear"), "{e}");
+            assert_eq!(c.last().unwrap(), &(1, "init".into()), "{e}");
+            // sigs exec'd while traced: its exe is the exec's filename;
+            // nothing here knows a command line.
+            let l = &e["sender"]["lineage"][at];
+            assert_eq!(l["exe"], "./sigs", "{e}");
+            assert!(l["cmdline"].is_null(), "{e}");
+            // Not vouched for: a uid inherited at a traced fork.
+            assert_eq!(e["sender"]["uid"], 0, "the sig line's own uid: {e}");
+        }
+    }
+
+    /// The human line is the ftrace path's: `SIGKILL: sigs(P) <- sh(S)
+    /// <- … <- init(1) -> sig\tvictim(V)`.
+    #[test]
+    fn the_human_line_shows_the_lineage() {
+        let (sh, _, sigs, _) = board_pids();
+        let mut q = Query::default();
+        q.parse_flag("--sig", "KILL").unwrap();
+        let plan = params::plan(&q, None).unwrap();
+        let stop = Stop::default();
+        let mut out = Vec::new();
+        {
+            let mut report = Report::new(&mut out as &mut dyn std::io::Write, false, None);
+            report.quiet = true;
+            let mut sess = Session::new(report, Default::default(), &stop);
+            let mut lines = Lines::new(q, plan, &Facts::default());
+            for l in SENDER.lines() {
+                lines.line(l.as_bytes(), &mut sess);
+            }
+            lines.finish(0, &mut sess);
+        }
+        let out = String::from_utf8(out).unwrap();
+        let line = out.lines().find(|l| l.starts_with("SIGKILL: ")).unwrap();
+        assert!(
+            line.starts_with(&format!("SIGKILL: sigs({sigs}) <- sh({sh}) <- ")),
+            "{out}"
+        );
+        assert!(line.contains(" <- init(1) -> sig\\tvictim("), "{line}");
+    }
+
+    /// `whosent 2 KIND fields…`, for the synthetic sessions below.
+    fn v2(kind: &str, fields: &[&str]) -> String {
+        format!("whosent\t2\t{kind}\t{}", fields.join("\t"))
+    }
+
+    fn sig_line(ctx: &str, sender: &str, comm: &str) -> String {
+        v2(
+            "sig",
+            &[
+                "30", "0", ctx, sender, sender, "1", "0", comm, "50", "50", "sleep", "15", "0",
+                "0", "1", "0",
+            ],
+        )
+    }
+
+    /// Runs `lines` through a session; the signal records' JSON.
+    fn session(lines: &[String]) -> Vec<serde_json::Value> {
+        let q = Query::default();
+        let plan = params::plan(&q, None).unwrap();
+        let stop = Stop::default();
+        let mut out = Vec::new();
+        {
+            let mut report = Report::new(&mut out as &mut dyn std::io::Write, true, None);
+            report.quiet = true;
+            let mut sess = Session::new(report, Default::default(), &stop);
+            let mut l = Lines::new(q, plan, &Facts::default());
+            for line in lines {
+                assert_eq!(l.line(line.as_bytes(), &mut sess), Flow::Continue);
+            }
+            l.finish(0, &mut sess);
+        }
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(r#""type":"signal""#))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The snapshot, then a session child forked and exec'd while
+    /// traced: the table the ftrace path uses gives the lineage; what
+    /// the lines do not carry is null.
+    #[test]
+    fn process_lines_give_the_sender_its_lineage() {
+        let ready = v2("ready", &["10", "whosent_1"]);
+        let lines = [
+            v2("proc", &["5", "1", "1", "0", "0", "init"]),
+            v2("proc", &["5", "100", "100", "1", "0", "dropbear"]),
+            // A thread of dropbear's, which is not a process.
+            v2("proc", &["5", "7", "7", "2", "0", "kthreadd"]),
+            ready,
+            v2("fork", &["20", "100", "100", "200", "200", "dropbear"]),
+            // As on busybox: the exec names it "exe", busybox renames it.
+            v2("exec", &["21", "200", "200", "exe", "/proc/self/exe"]),
+            v2("comm", &["22", "200", "sh"]),
+            sig_line("task", "200", "sh"),
+            // Born before the snapshot and not in it: unknown.
+            sig_line("task", "300", "ghost"),
+            // Not a sender: interrupt context.
+            sig_line("hardirq", "200", "sh"),
+            v2("exit", &["40", "200", "200", "sh"]),
+            // An exited sender keeps its lineage.
+            sig_line("task", "200", "sh"),
+        ];
+        let ev = session(&lines);
+        assert_eq!(ev.len(), 4);
+        let want = serde_json::json!([
+            {"pid": 200, "comm": "sh", "exe": "/proc/self/exe", "cmdline": null},
+            {"pid": 100, "comm": "dropbear", "exe": null, "cmdline": null},
+            {"pid": 1, "comm": "init", "exe": null, "cmdline": null},
+        ]);
+        assert_eq!(ev[0]["sender"]["lineage"], want, "{}", ev[0]);
+        assert!(ev[1]["sender"]["lineage"].is_null(), "{}", ev[1]);
+        assert!(ev[2]["sender"].is_null(), "{}", ev[2]);
+        assert!(ev[2]["running"]["lineage"].is_null(), "{}", ev[2]);
+        assert_eq!(ev[3]["sender"]["lineage"], want, "{}", ev[3]);
+        // The sig line's own uid, not the table's.
+        assert_eq!(ev[0]["sender"]["uid"], 0);
+    }
+
+    /// A version 1 module has no process lines: no lineage, not a
+    /// wrong one.
+    #[test]
+    fn a_version_1_session_has_no_lineage() {
+        let one = |l: String| l.replacen("whosent\t2\t", "whosent\t1\t", 1);
+        let ev = session(&[
+            one(v2("ready", &["10", "whosent_1"])),
+            one(sig_line("task", "200", "sh")),
+        ]);
+        assert_eq!(ev.len(), 1);
+        assert!(ev[0]["sender"]["lineage"].is_null(), "{}", ev[0]);
+        assert_eq!(ev[0]["sender"]["pid"], 200);
+    }
+
     #[test]
     fn the_count_is_the_modules_when_it_can_be_and_the_hosts_otherwise() {
         // One pid: the module counts (max_events), the host does not stop it.
@@ -314,8 +542,12 @@ mod tests {
 
     #[test]
     fn a_signal_line_before_the_ready_line_waits_for_it() {
+        // The first sig line moved before the ready line.
         let mut lines: Vec<&str> = SENDER.lines().collect();
-        lines.swap(0, 1);
+        let ready = lines.iter().position(|l| l.contains("\tready\t")).unwrap();
+        let sig = lines.iter().position(|l| l.contains("\tsig\t")).unwrap();
+        let l = lines.remove(sig);
+        lines.insert(ready, l);
         let q = Query::default();
         let plan = params::plan(&q, None).unwrap();
         let stop = Stop::default();

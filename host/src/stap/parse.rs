@@ -1,8 +1,12 @@
-//! The module's output (format version 1 of `scripts/stap/whosent.stp`,
+//! The module's output (format version 2 of `scripts/stap/whosent.stp`,
 //! documented in docs/stap-notes.md) into whosent's records.
 //!
-//! Each line is TAB-separated and starts with `whosent`, `1` and a kind:
+//! Each line is TAB-separated and starts with `whosent`, `2` and a kind:
+//! - `proc TS TID PID PPID UID COMM`: the snapshot, one per process;
 //! - `ready TS MODULE key=value…`: the probes are armed;
+//! - `fork TS P_TID P_PID TID PID COMM`, `exec TS TID OLD_TID COMM
+//!   FILENAME`, `exit TS TID PID COMM`, `comm TS TID COMM` (a rename):
+//!   the process table's events;
 //! - `sig TS CPU CTX S_TID S_PID S_PPID S_UID S_COMM T_TID T_PID T_COMM
 //!   SIG ERRNO CODE GROUP RESULT`: one generated signal;
 //! - `end TS matched=N seen=N`: the module is being unloaded.
@@ -14,16 +18,31 @@
 
 use std::fmt;
 use std::io::BufRead;
+use whosent_ftrace::task_events::TaskEvent;
 use whosent_proto::record::{Context, Outcome, SignalEvent, Task};
+use whosent_stream::frame::ProcFacts;
 
-/// The output format version this parser reads.
-pub const VERSION: &str = "1";
+/// The output format version the script writes.
+pub const VERSION: &str = "2";
+
+/// The versions this parser reads: version 1 is version 2 without the
+/// process lines (`proc`, `fork`, `exec`, `comm`, `exit`), so its senders have
+/// no lineage.
+pub const READS: [&str; 2] = ["1", "2"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
     Ready(Ready),
     Signal(Box<SignalEvent>),
     End(EndLine),
+    /// `proc`: a process alive when the module became ready.
+    Proc(ProcFacts),
+    /// `fork`, `exec` (an exec and its new comm) and `exit`: what the
+    /// process table applies, at trace time `ts`.
+    Task {
+        ts: u64,
+        events: Vec<TaskEvent>,
+    },
     /// Not a line of the module (or a kind this version does not know).
     Other(String),
 }
@@ -83,10 +102,11 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
         line: line.to_string(),
         what,
     };
-    if f[1] != VERSION {
+    if !READS.contains(&f[1]) {
         return Err(err(format!(
-            "output format version {} (this whosent-deploy reads {VERSION})",
-            f[1]
+            "output format version {} (this whosent-deploy reads {})",
+            f[1],
+            READS.join(" and ")
         )));
     }
     let num = |i: usize, name: &str| -> Result<i64, ParseError> {
@@ -103,6 +123,11 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
     let ts = |i: usize| -> Result<u64, ParseError> {
         let v = num(i, "ts_ns")?;
         u64::try_from(v).map_err(|_| err(format!("negative timestamp {v}")))
+    };
+    let comm = |i: usize| -> Result<String, ParseError> {
+        f.get(i)
+            .map(|c| unescape(c))
+            .ok_or_else(|| err(format!("no field {i} (comm)")))
     };
     match f[2] {
         "ready" => {
@@ -132,11 +157,6 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
                 Some("hardirq") => Context::Hardirq,
                 Some("nmi") => Context::Nmi,
                 other => return Err(err(format!("unknown context {other:?}"))),
-            };
-            let comm = |i: usize| -> Result<String, ParseError> {
-                f.get(i)
-                    .map(|c| unescape(c))
-                    .ok_or_else(|| err(format!("no field {i} (comm)")))
             };
             let cpu = num(4, "cpu")?;
             let result = num(18, "result")?;
@@ -180,6 +200,63 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
                 seen: count("seen")?,
             }))
         }
+        // Kinds that version 1 did not have are not the module's there.
+        _ if f[1] == "1" => Ok(Line::Other(line.to_string())),
+        "proc" => Ok(Line::Proc(ProcFacts {
+            why: 0,
+            ts: ts(3)?,
+            tid: int(4, "tid")?,
+            tgid: int(5, "pid")?,
+            ppid: int(6, "ppid")?,
+            uid: u32::try_from(num(7, "uid")?).map_err(|_| err("uid out of range".into()))?,
+            comm: comm(8)?,
+            exe: None,
+            cmdline: None,
+            nstgid: Vec::new(),
+        })),
+        "fork" => Ok(Line::Task {
+            ts: ts(3)?,
+            events: vec![TaskEvent::NewTask {
+                parent_tid: int(4, "parent_tid")?,
+                tid: int(6, "tid")?,
+                comm: comm(8)?,
+                // A thread of the parent's process, not a new process.
+                thread: int(7, "pid")? == int(5, "parent_pid")?,
+            }],
+        }),
+        "exec" => {
+            let tid = int(4, "tid")?;
+            Ok(Line::Task {
+                ts: ts(3)?,
+                events: vec![
+                    TaskEvent::Exec {
+                        tid,
+                        old_tid: int(5, "old_tid")?,
+                        filename: comm(7)?,
+                    },
+                    // The exec renamed it (begin_new_exec); ftrace has a
+                    // task_rename event for that.
+                    TaskEvent::Rename {
+                        tid,
+                        comm: comm(6)?,
+                    },
+                ],
+            })
+        }
+        "comm" => Ok(Line::Task {
+            ts: ts(3)?,
+            events: vec![TaskEvent::Rename {
+                tid: int(4, "tid")?,
+                comm: comm(5)?,
+            }],
+        }),
+        "exit" => Ok(Line::Task {
+            ts: ts(3)?,
+            events: vec![TaskEvent::Exit {
+                tid: int(4, "tid")?,
+                comm: comm(6)?,
+            }],
+        }),
         _ => Ok(Line::Other(line.to_string())),
     }
 }
@@ -290,14 +367,87 @@ mod tests {
             parse_line("whosent\t1\tnews\t1").unwrap(),
             Line::Other("whosent\t1\tnews\t1".into())
         );
-        let e = parse_line("whosent\t2\tsig\t1").unwrap_err();
-        assert!(e.what.contains("version 2"), "{e}");
+        assert_eq!(
+            parse_line("whosent\t2\tnews\t1").unwrap(),
+            Line::Other("whosent\t2\tnews\t1".into())
+        );
+        let e = parse_line("whosent\t3\tsig\t1").unwrap_err();
+        assert!(e.what.contains("version 3"), "{e}");
+        assert!(e.what.contains("reads 1 and 2"), "{e}");
+        // Version 1 had no process lines: not the module's there.
+        let p = "whosent\t1\tproc\t5\t1\t1\t0\t0\tinit";
+        assert_eq!(parse_line(p).unwrap(), Line::Other(p.into()));
+        let e = parse_line("whosent\t2\tfork\t5\t1\t1").unwrap_err();
+        assert!(e.to_string().contains("no field"), "{e}");
         let e = parse_line("whosent\t1\tsig\t1\t0\ttask\t5").unwrap_err();
         assert!(e.to_string().contains("no field"), "{e}");
         let e = parse_line("whosent\t1\tsig\t1\t0\tirq").unwrap_err();
         assert!(e.what.contains("context"), "{e}");
         let e = parse_line("whosent\t1\tend\t5\tmatched=x\tseen=1").unwrap_err();
         assert!(e.what.contains("matched=x"), "{e}");
+    }
+
+    #[test]
+    fn process_lines() {
+        let Line::Proc(f) = parse_line("whosent\t2\tproc\t5\t1\t1\t0\t0\tinit").unwrap() else {
+            panic!()
+        };
+        assert_eq!((f.tid, f.tgid, f.ppid, f.uid), (1, 1, 0, 0));
+        assert_eq!((f.comm.as_str(), f.exe.as_deref()), ("init", None));
+        let fork = parse_line("whosent\t2\tfork\t7\t10\t10\t12\t12\tsh").unwrap();
+        let thread = parse_line("whosent\t2\tfork\t7\t10\t10\t13\t10\tsh").unwrap();
+        let exec = parse_line("whosent\t2\texec\t8\t12\t12\tsig\\tx\t/bin/sig x").unwrap();
+        let exit = parse_line("whosent\t2\texit\t9\t12\t12\tsleep").unwrap();
+        let rename = parse_line("whosent\t2\tcomm\t8\t12\tsh").unwrap();
+        let ev = |l: Line| match l {
+            Line::Task { ts, events } => (ts, events),
+            l => panic!("{l:?}"),
+        };
+        let nt = |tid, thread| TaskEvent::NewTask {
+            parent_tid: 10,
+            tid,
+            comm: "sh".into(),
+            thread,
+        };
+        assert_eq!(ev(fork), (7, vec![nt(12, false)]));
+        assert_eq!(ev(thread), (7, vec![nt(13, true)]));
+        assert_eq!(
+            ev(exec),
+            (
+                8,
+                vec![
+                    TaskEvent::Exec {
+                        tid: 12,
+                        old_tid: 12,
+                        filename: "/bin/sig x".into()
+                    },
+                    TaskEvent::Rename {
+                        tid: 12,
+                        comm: "sig\tx".into()
+                    }
+                ]
+            )
+        );
+        assert_eq!(
+            ev(rename),
+            (
+                8,
+                vec![TaskEvent::Rename {
+                    tid: 12,
+                    comm: "sh".into()
+                }]
+            )
+        );
+        assert_eq!(
+            ev(exit),
+            (
+                9,
+                vec![TaskEvent::Exit {
+                    tid: 12,
+                    comm: "sleep".into()
+                }]
+            )
+        );
     }
 
     #[test]
@@ -314,8 +464,12 @@ mod tests {
     const TIMER: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/timer.txt");
     const SIGS: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sigs.txt");
 
+    /// The lines but the process lines (see `recorded_process_lines`).
     fn all(text: &str) -> Vec<Line> {
-        lines(text.as_bytes()).map(|l| l.unwrap()).collect()
+        lines(text.as_bytes())
+            .map(|l| l.unwrap())
+            .filter(|l| !matches!(l, Line::Proc(_) | Line::Task { .. }))
+            .collect()
     }
 
     /// `sigs P victim V utf8 U` and `segv G` from sigs.txt.
@@ -416,6 +570,52 @@ mod tests {
         assert!(end.ts_ns > ev[8].ts_ns);
     }
 
+    /// The process lines of the sender session: the snapshot before
+    /// `ready` (init among it), then `sigs` forked by its shell and
+    /// exec'd (sigs.txt and shell.txt say the pids).
+    #[test]
+    fn recorded_process_lines() {
+        let (sigs, ..) = pids();
+        let shell: i32 = include_str!("../../../tests/fixtures/stap/aarch64-6.1/shell.txt")
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let l: Vec<Line> = lines(SENDER.as_bytes()).map(|l| l.unwrap()).collect();
+        let ready = l.iter().position(|l| matches!(l, Line::Ready(_))).unwrap();
+        assert!(ready > 10, "the snapshot comes first");
+        assert!(l[..ready].iter().all(|l| matches!(l, Line::Proc(_))));
+        assert!(l[..ready]
+            .iter()
+            .any(|l| matches!(l, Line::Proc(f) if f.tid == 1 && f.ppid == 0 && f.comm == "init")));
+        let events: Vec<&TaskEvent> = l[ready..]
+            .iter()
+            .filter_map(|l| match l {
+                Line::Task { events, .. } => Some(events),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(
+            events.contains(&&TaskEvent::NewTask {
+                parent_tid: shell,
+                tid: sigs,
+                comm: "sh".into(),
+                thread: false
+            }),
+            "{events:#?}"
+        );
+        assert!(
+            events.contains(&&TaskEvent::Exec {
+                tid: sigs,
+                old_tid: sigs,
+                filename: "./sigs".into()
+            }),
+            "{events:#?}"
+        );
+    }
+
     #[test]
     fn board_recording_of_a_timer_in_hard_irq() {
         let (sigs, ..) = pids();
@@ -436,7 +636,11 @@ mod tests {
     /// writes both.
     #[test]
     fn a_sig_line_as_a_record() {
-        let line = SENDER.lines().nth(8).unwrap();
+        let line = SENDER
+            .lines()
+            .filter(|l| l.contains("\tsig\t"))
+            .nth(7)
+            .unwrap();
         let Line::Signal(e) = parse_line(line).unwrap() else {
             panic!()
         };

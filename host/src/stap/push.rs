@@ -3,7 +3,6 @@
 //! that the module is gone from the board.
 
 use super::other;
-use super::script::MODULE_NAME;
 use super::staprun::Staprun;
 use crate::bundle::sha256_hex;
 use crate::deploy::push::Pusher;
@@ -21,9 +20,63 @@ const UNLOAD_WAIT: Duration = if cfg!(test) {
     Duration::from_secs(15)
 };
 
-/// Uploads the module (and the bundle) into the directory, checked;
-/// returns the staprun command to use there.
-pub fn push(p: &Pusher<'_>, ko: &[u8], staprun: &Staprun) -> Result<String, HostError> {
+/// The `--keep` key: the sha256 of what is pushed, the module and the
+/// staprun bundle (none when the board has its own staprun).
+pub fn keep_key(ko: &[u8], staprun: &Staprun) -> String {
+    let bundle = match staprun {
+        Staprun::Bundle(b) => sha256_hex(b),
+        Staprun::Board => "board-staprun".to_string(),
+    };
+    sha256_hex(format!("whosent stap {} {bundle}", sha256_hex(ko)).as_bytes())
+}
+
+/// The `.ko` file's name: staprun takes the module name from it.
+const KO_NAME: &str = "whosent_session.ko";
+
+/// Puts the module (and the bundle) into the directory, checked;
+/// returns the staprun command to use there. `existing`: the directory
+/// was kept (`--keep`) and its module and bundle are reused if their
+/// sha256 on the board is still the one pushed; `keep`: the bundle's
+/// tar.gz stays next to its unpacked copy, for the next run's check.
+pub fn push(
+    p: &Pusher<'_>,
+    ko: &[u8],
+    staprun: &Staprun,
+    existing: bool,
+    keep: bool,
+) -> Result<String, HostError> {
+    let ko_path = p.path(KO_NAME);
+    let tgz = p.path("staprun.tar.gz");
+    let verify_ko = || p.verify(&ko_path, &sha256_hex(ko), "module", "loading");
+    let verify_tgz = |b: &[u8]| p.verify(&tgz, &sha256_hex(b), "staprun bundle", "loading");
+    if existing {
+        let kept = verify_ko().is_ok()
+            && match staprun {
+                Staprun::Board => true,
+                Staprun::Bundle(b) => verify_tgz(b).is_ok(),
+            };
+        if kept {
+            if let Staprun::Bundle(_) = staprun {
+                // What runs is the unpacked copy: unpacked again from the
+                // tar.gz just verified, rather than trusted as it was left.
+                unpack_bundle(p, &tgz, true)?;
+            }
+            eprintln!(
+                "whosent: using the module{} kept on the board in {} (sha256 verified)",
+                if matches!(staprun, Staprun::Bundle(_)) {
+                    " and staprun"
+                } else {
+                    ""
+                },
+                p.dir
+            );
+            return Ok(command(p, staprun));
+        }
+        eprintln!(
+            "whosent: what was kept on the board in {} does not match; uploading again",
+            p.dir
+        );
+    }
     let bundle_len = match staprun {
         Staprun::Bundle(b) => b.len() as u64,
         Staprun::Board => 0,
@@ -33,9 +86,8 @@ pub fn push(p: &Pusher<'_>, ko: &[u8], staprun: &Staprun) -> Result<String, Host
     p.need_free(need_kb, |kb| {
         format!("the board has {kb} KiB free in /tmp, and the module and staprun need about {need_kb} KiB")
     })?;
-    let ko_name = format!("{MODULE_NAME}.ko");
-    p.put(&ko_name, ko, 0o600, "uploading the module")?;
-    p.verify(&p.path(&ko_name), &sha256_hex(ko), "module", "loading")?;
+    p.put(KO_NAME, ko, 0o600, "uploading the module")?;
+    verify_ko()?;
     let b = match staprun {
         Staprun::Board => {
             eprintln!(
@@ -43,7 +95,7 @@ pub fn push(p: &Pusher<'_>, ko: &[u8], staprun: &Staprun) -> Result<String, Host
                 ko.len() / 1024,
                 p.dir
             );
-            return Ok("staprun".to_string());
+            return Ok(command(p, staprun));
         }
         Staprun::Bundle(b) => b,
     };
@@ -63,24 +115,41 @@ pub fn push(p: &Pusher<'_>, ko: &[u8], staprun: &Staprun) -> Result<String, Host
         ));
     }
     p.put("staprun.tar.gz", b, 0o600, "uploading staprun")?;
-    let tgz = p.path("staprun.tar.gz");
-    p.verify(&tgz, &sha256_hex(b), "staprun bundle", "loading")?;
-    let rt = p.path("rt");
-    p.unpack(
-        &format!(
-            "mkdir {rt} && tar -xzf {tgz} -C {rt} && rm -f {tgz}",
-            rt = quote(&rt),
-            tgz = quote(&tgz)
-        ),
-        "the staprun bundle",
-    )?;
+    verify_tgz(b)?;
+    unpack_bundle(p, &tgz, keep)?;
     eprintln!(
         "whosent: uploaded the module ({} KiB) and staprun ({} KiB) to {}; sha256 verified",
         ko.len() / 1024,
         b.len() / 1024,
         p.dir
     );
-    Ok(quote(&format!("{rt}/run-staprun")))
+    Ok(command(p, staprun))
+}
+
+/// Unpacks the bundle into `DIR/rt`, afresh; the tar.gz stays with `keep`.
+fn unpack_bundle(p: &Pusher<'_>, tgz: &str, keep: bool) -> Result<(), HostError> {
+    let rt = p.path("rt");
+    p.unpack(&format!("rm -rf {}", quote(&rt)), "the staprun bundle")?;
+    p.unpack(
+        &format!(
+            "mkdir {rt} && tar -xzf {tgz} -C {rt}{rm}",
+            rt = quote(&rt),
+            tgz = quote(tgz),
+            rm = if keep {
+                String::new()
+            } else {
+                format!(" && rm -f {}", quote(tgz))
+            }
+        ),
+        "the staprun bundle",
+    )
+}
+
+fn command(p: &Pusher<'_>, staprun: &Staprun) -> String {
+    match staprun {
+        Staprun::Board => "staprun".to_string(),
+        Staprun::Bundle(_) => quote(&format!("{}/run-staprun", p.path("rt"))),
+    }
 }
 
 fn loaded(t: &dyn Transport, module: &str) -> Result<bool, HostError> {
@@ -115,4 +184,27 @@ pub fn still_loaded(t: &dyn Transport, module: &str) -> Result<(), HostError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ko_file_is_named_after_the_module() {
+        assert_eq!(KO_NAME, format!("{}.ko", super::super::script::MODULE_NAME));
+    }
+
+    #[test]
+    fn the_keep_key_changes_with_what_is_pushed() {
+        let a = keep_key(b"ko", &Staprun::Board);
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, keep_key(b"ko", &Staprun::Board));
+        assert_ne!(a, keep_key(b"ko2", &Staprun::Board));
+        assert_ne!(a, keep_key(b"ko", &Staprun::Bundle(b"tgz".to_vec())));
+        assert_ne!(
+            keep_key(b"ko", &Staprun::Bundle(b"tgz".to_vec())),
+            keep_key(b"ko", &Staprun::Bundle(b"tgz2".to_vec()))
+        );
+    }
 }

@@ -112,8 +112,9 @@ impl Bundle {
 }
 
 /// The sh the board runs; see the module docs. `staprun` is the
-/// command (already quoted), `args` the module options.
-pub fn wrapper(dir: &str, staprun: &str, args: &[String]) -> String {
+/// command (already quoted), `args` the module options; with `keep`
+/// (`--keep`) the directory stays for the next run.
+pub fn wrapper(dir: &str, staprun: &str, args: &[String], keep: bool) -> String {
     let opts: Vec<String> = args.iter().map(|a| quote(a)).collect();
     format!(
         r#"d={dir}
@@ -133,11 +134,11 @@ if grep -q "^$m " /proc/modules 2>/dev/null; then
   echo "whosent: stapio left $m loaded; unloading it" >&2
   {staprun} -d "$m" >/dev/null 2>&1 || rmmod "$m" 2>/dev/null
 fi
-cd / && rm -rf "$d"
-exit "$st"
+{cleanup}exit "$st"
 "#,
         dir = quote(dir),
         opts = opts.join(" "),
+        cleanup = if keep { "" } else { "cd / && rm -rf \"$d\"\n" },
     )
 }
 
@@ -151,6 +152,7 @@ mod tests {
             "/tmp/whosent.ab12",
             "staprun",
             &["target_comm=\"it's me\"".into(), "target_sig=9".into()],
+            false,
         );
         assert!(w.starts_with("d=/tmp/whosent.ab12\n"), "{w}");
         let opts = format!(
@@ -168,5 +170,9 @@ mod tests {
             w.contains("m=$(echo \"$n\" | cut -c1-$((${#n} - ${#s})))$s\n"),
             "{w}"
         );
+        assert!(w.ends_with("cd / && rm -rf \"$d\"\nexit \"$st\"\n"), "{w}");
+        let k = wrapper("/tmp/whosent-keep-0-ab", "staprun", &[], true);
+        assert!(!k.contains("rm -rf"), "{k}");
+        assert!(k.ends_with("fi\nexit \"$st\"\n"), "{k}");
     }
 }
