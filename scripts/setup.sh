@@ -32,7 +32,8 @@ PKGS=(
   cpio gzip                  # the boards' initramfs
   binutils                   # readelf: NEEDED closures of the boards' dropbear
   binutils-aarch64-linux-gnu # objcopy for arm64 stap modules
-  gcc-aarch64-linux-gnu      # compiles stap modules for the aarch64 board
+  gcc-aarch64-linux-gnu      # compiles stap modules for the aarch64 board ...
+  libc6-dev-arm64-cross      # ... and, with this libc, the static test programs of tests/fixtures/stap/record.sh
   gcc-arm-linux-gnueabihf    # links the static glibc armv7 agent ...
   libc6-dev-armhf-cross      # ... with its crt1.o, crti.o and libc.a (only a Recommends of the gcc)
   openssh-client             # ssh, ssh-keygen
@@ -66,6 +67,7 @@ FILES=(
   "/usr/arm-linux-gnueabihf/lib/crti.o libc6-dev-armhf-cross armv7 C runtime start file"
   "/usr/arm-linux-gnueabihf/lib/libc.a libc6-dev-armhf-cross armv7 static libc"
   "aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu compiler of aarch64 stap modules"
+  "/usr/aarch64-linux-gnu/lib/libc.a libc6-dev-arm64-cross static libc of the stap fixtures' test programs (tests/fixtures/stap/record.sh)"
   "aarch64-linux-gnu-objcopy binutils-aarch64-linux-gnu objcopy of aarch64 stap modules"
   "readelf binutils NEEDED closure of the boards' dropbear"
   "cpio cpio the boards' initramfs"
