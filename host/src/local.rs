@@ -55,7 +55,9 @@ pub fn run(
         cmd.push(' ');
         cmd.push_str(&quote(a));
     }
-    let mut out = io::stdout().lock();
+    // Buffered: stdout's own LineWriter would make every record a write
+    // of its own; the session flushes after each chunk of the stream.
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut report = Report::new(&mut out as &mut dyn Write, json, None);
     report.quiet = !io::stderr().is_terminal() && json;
     let halt = Stop::default();

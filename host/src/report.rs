@@ -15,6 +15,10 @@ pub struct Report<W: Write> {
     host: Option<String>,
     /// Human progress goes to stderr, and only when someone reads it.
     pub quiet: bool,
+    /// Records are flushed by [`Report::flush`], not one by one: a
+    /// storm's records then leave in large writes, not a syscall each
+    /// (1M records: 6 s of system time one by one).
+    pub batch: bool,
 }
 
 /// A record's JSON text, as whosent-proto encodes it.
@@ -55,6 +59,18 @@ impl<W: Write> Report<W> {
             return self.json_line(text);
         }
         writeln!(self.out, "{}", render::signal_line(e))?;
+        self.flush_unless_batch()
+    }
+
+    fn flush_unless_batch(&mut self) -> io::Result<()> {
+        if self.batch {
+            return Ok(());
+        }
+        self.out.flush()
+    }
+
+    /// Writes out what batch mode held back.
+    pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
@@ -65,7 +81,7 @@ impl<W: Write> Report<W> {
             return Ok(());
         }
         writeln!(self.out, "{text}")?;
-        self.out.flush()
+        self.flush_unless_batch()
     }
 
     fn json_line(&mut self, text: &str) -> io::Result<()> {
@@ -79,7 +95,7 @@ impl<W: Write> Report<W> {
             }
             None => writeln!(self.out, "{text}")?,
         }
-        self.out.flush()
+        self.flush_unless_batch()
     }
 
     pub fn new(out: W, json: bool, host: Option<String>) -> Self {
@@ -88,6 +104,7 @@ impl<W: Write> Report<W> {
             json,
             host,
             quiet: false,
+            batch: false,
         }
     }
 

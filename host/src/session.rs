@@ -157,6 +157,21 @@ impl<'a> Session<'a> {
         self.report.json()
     }
 
+    /// From now on records are written out by [`Session::flush`] (after
+    /// each chunk of a stream), not one by one.
+    pub fn batch(&mut self) {
+        self.report.batch = true;
+    }
+
+    /// Writes out what batch mode held back; `Stop` once stdout is gone.
+    pub fn flush(&mut self) -> Flow {
+        if self.out_gone || self.report.flush().is_err() {
+            self.out_gone = true;
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
     /// Stops the stream for `why` (the source keeps delivering its last
     /// records until it exits).
     pub fn halt(&self, why: EndReason) {

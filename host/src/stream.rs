@@ -189,6 +189,17 @@ impl Feed {
         if self.failed || self.gone {
             return Flow::Stop;
         }
+        // A chunk's records leave together, at its end.
+        s.batch();
+        let flow = self.decode(chunk, s);
+        if s.flush() == Flow::Stop {
+            self.gone = true;
+            return Flow::Stop;
+        }
+        flow
+    }
+
+    fn decode(&mut self, chunk: &[u8], s: &mut Session<'_>) -> Flow {
         self.decoder.push(chunk);
         loop {
             let frame = match self.decoder.next_frame() {
@@ -248,6 +259,7 @@ impl Feed {
             return;
         }
         let ending = self.decoder.finish();
+        let _ = s.flush();
         if let Ending::Cut { offset, pending } = ending {
             if !self.failed && !self.gone && !self.decoding.done() {
                 eprintln!(
@@ -264,6 +276,7 @@ impl Feed {
             gone: &mut self.gone,
         };
         self.decoding.finish(&ending, cut, &mut out);
+        let _ = s.flush();
         if !started {
             self.discard_save();
         }

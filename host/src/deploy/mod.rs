@@ -54,6 +54,8 @@ pub fn run(
         json: r.capture.json,
         quiet: r.capture.json && !io::stderr().is_terminal(),
     };
-    let mut out = io::stdout().lock();
+    // Buffered: stdout's own LineWriter would make every record a write
+    // of its own; the session flushes after each chunk of the stream.
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     flow::run(&conn, &plan, backend, &mut out, stop)
 }
