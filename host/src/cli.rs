@@ -145,7 +145,7 @@ pub struct RunArgs {
     /// Use this prebuilt agent instead of building one (its ELF header is checked)
     #[arg(long, value_name = "PATH", help_heading = "Board")]
     pub agent: Option<PathBuf>,
-    /// Keep the uploaded agent on the board; a later run with the same agent skips the upload
+    /// Keep the uploaded agent (or stap module and staprun) on the board; a later run with the same payload skips the upload
     #[arg(long, help_heading = "Board")]
     pub keep: bool,
     #[command(flatten)]
