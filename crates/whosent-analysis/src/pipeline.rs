@@ -227,6 +227,8 @@ impl Pipeline {
                 comm: s.target_comm,
                 ..target
             },
+            cause: None,
+            oom: None,
         };
         if !self.query.matches(&e) {
             return;

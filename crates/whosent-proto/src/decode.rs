@@ -3,7 +3,8 @@
 //! Unknown fields are ignored and unknown record types are kept as
 //! [`Record::Other`], so an older host can read a newer agent.
 
-use crate::record::{Context, End, ErrorRec, Lost, Outcome, Ready, SignalEvent, Task};
+use crate::cause::Cause;
+use crate::record::{Context, End, ErrorRec, Lost, OomVictim, Outcome, Ready, SignalEvent, Task};
 use serde::Deserialize;
 
 /// One decoded line.
@@ -49,6 +50,11 @@ struct WireSignal {
     sender: Option<Task>,
     running: Option<Task>,
     target: Task,
+    /// A cause this reader does not know (a newer agent) reads as none.
+    #[serde(default)]
+    cause: Option<String>,
+    #[serde(default)]
+    oom: Option<OomVictim>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +99,8 @@ pub fn parse_line(line: &str) -> Result<Record, DecodeError> {
                 context: w.context,
                 running,
                 target: w.target,
+                cause: w.cause.as_deref().and_then(Cause::from_name),
+                oom: w.oom,
             })
         }
         other => Record::Other(other.to_string()),
@@ -135,6 +143,8 @@ mod tests {
                 comm: "t".into(),
                 ..Default::default()
             },
+            cause: None,
+            oom: None,
         };
         let mut s = String::new();
         e.encode(&mut s);

@@ -172,6 +172,8 @@ mod tests {
             context: Context::Task,
             running: task(Some(7), 8, "kill"),
             target: task(Some(100), 103, "worker"),
+            cause: None,
+            oom: None,
         };
         let q = |f: &[(&str, &str)]| {
             let mut q = Query::default();

@@ -3,6 +3,7 @@
 //! One record per line, each a JSON object with a `type`:
 //! `ready`, `signal`, `lost`, `end`, `error`. See `docs/json-schema.md`.
 
+use crate::cause::Cause;
 use crate::json::Obj;
 use crate::{code, signal, SCHEMA_VERSION};
 
@@ -149,13 +150,51 @@ pub struct SignalEvent {
     /// it is the sender; in interrupt context it was only interrupted.
     pub running: Task,
     pub target: Task,
+    /// The mechanism, when it is known (`cause::classify`).
+    pub cause: Option<Cause>,
+    /// What `oom:mark_victim` said of the victim (cause `oom` only).
+    pub oom: Option<OomVictim>,
+}
+
+/// The victim's facts from `oom:mark_victim` (`include/trace/events/oom.h`):
+/// only the pid before 6.9 (commit 72ba14deb40a), so each may be unknown.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "decode", derive(Deserialize))]
+pub struct OomVictim {
+    pub total_vm_kb: Option<u64>,
+    pub anon_rss_kb: Option<u64>,
+    pub file_rss_kb: Option<u64>,
+    pub shmem_rss_kb: Option<u64>,
+    pub pgtables_kb: Option<u64>,
+    pub uid: Option<u32>,
+    pub oom_score_adj: Option<i32>,
 }
 
 impl SignalEvent {
-    /// The sender, or `None` when the signal came from interrupt
-    /// context and the running task must not be credited.
+    /// The sender, or `None` when no process sent it: it came from
+    /// interrupt context, or the kernel generated it on its own (the
+    /// cause says so), and the running task must not be credited.
     pub fn sender(&self) -> Option<&Task> {
-        (self.context == Context::Task).then_some(&self.running)
+        (self.context == Context::Task && self.cause.is_none_or(Cause::has_sender))
+            .then_some(&self.running)
+    }
+
+    /// Sets [`cause`](Self::cause) from the event and `hints`.
+    pub fn classify(&mut self, hints: crate::cause::Hints) {
+        let to_self = match (self.running.pid, self.target.pid) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.running.tid == self.target.tid,
+        };
+        self.cause = crate::cause::classify(
+            crate::cause::Facts {
+                sig: self.sig,
+                code: self.code,
+                in_task: self.context == Context::Task,
+                to_self,
+                timer: self.origin() == Origin::Timer,
+            },
+            hints,
+        );
     }
 
     pub fn origin(&self) -> Origin {
@@ -314,6 +353,17 @@ fn task_full(o: &mut Obj, t: &Task, lineage: Option<&str>) {
     };
 }
 
+fn oom(o: &mut Obj, v: &OomVictim) {
+    let kb = |x: Option<u64>| x.map(|n| n as i64);
+    o.opt_int("total_vm_kb", kb(v.total_vm_kb))
+        .opt_int("anon_rss_kb", kb(v.anon_rss_kb))
+        .opt_int("file_rss_kb", kb(v.file_rss_kb))
+        .opt_int("shmem_rss_kb", kb(v.shmem_rss_kb))
+        .opt_int("pgtables_kb", kb(v.pgtables_kb))
+        .opt_int("uid", v.uid.map(i64::from))
+        .opt_int("oom_score_adj", v.oom_score_adj.map(i64::from));
+}
+
 impl SignalEvent {
     pub fn encode(&self, out: &mut String) {
         self.encode_with(out, None);
@@ -343,8 +393,9 @@ impl SignalEvent {
             },
         };
         o.str("context", self.context.as_str())
-            .str("origin", self.origin().as_str());
-        if self.context == Context::Task {
+            .str("origin", self.origin().as_str())
+            .opt_str("cause", self.cause.map(Cause::as_str));
+        if self.sender().is_some() {
             o.obj("sender", |o| task_full(o, &self.running, lineage));
             o.null("running");
         } else {
@@ -352,6 +403,10 @@ impl SignalEvent {
             o.obj("running", |o| task_full(o, &self.running, None));
         }
         o.obj("target", |o| task(o, &self.target));
+        match &self.oom {
+            Some(v) => o.obj("oom", |o| oom(o, v)),
+            None => o.null("oom"),
+        };
         o.close();
         out.push('\n');
     }
@@ -443,6 +498,8 @@ mod tests {
                 nspid: Some(vec![6985, 2]),
                 ..Default::default()
             },
+            cause: Some(Cause::Kill),
+            oom: None,
         }
     }
 
@@ -453,10 +510,10 @@ mod tests {
         assert_eq!(
             s,
             concat!(
-                r#"{"type":"signal","ts":5.000123,"cpu":1,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"group":true,"result":"delivered","context":"task","origin":"task","#,
+                r#"{"type":"signal","ts":5.000123,"cpu":1,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"group":true,"result":"delivered","context":"task","origin":"task","cause":"kill","#,
                 r#""sender":{"pid":6993,"tid":6993,"comm":"test_sender","nspid":[6993],"uid":0,"cmdline":"./test_sender 9 6985","#,
                 r#""lineage":[{"pid":6993,"comm":"test_sender","exe":"./test_sender","cmdline":"./test_sender 9 6985"},{"pid":1,"comm":"init","exe":null,"cmdline":null}]},"running":null,"#,
-                r#""target":{"pid":6985,"tid":6985,"comm":"test_receiver","nspid":[6985,2]}}"#,
+                r#""target":{"pid":6985,"tid":6985,"comm":"test_receiver","nspid":[6985,2]},"oom":null}"#,
                 "\n"
             )
         );
@@ -489,7 +546,34 @@ mod tests {
         let mut s = String::new();
         e.encode(&mut s);
         assert!(
-            s.contains(r#""result":5,"context":"hardirq","origin":"kernel","sender":null,"running":{"pid":6993"#),
+            s.contains(r#""result":5,"context":"hardirq","origin":"kernel","cause":"kill","sender":null,"running":{"pid":6993"#),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn the_oom_killer_is_not_the_allocating_task() {
+        let mut e = ev();
+        e.code = 0x80;
+        e.classify(crate::cause::Hints {
+            oom: true,
+            ..Default::default()
+        });
+        e.oom = Some(OomVictim {
+            anon_rss_kb: Some(98_304),
+            oom_score_adj: Some(1000),
+            ..Default::default()
+        });
+        assert_eq!(e.cause, Some(Cause::Oom));
+        assert!(e.sender().is_none());
+        let mut s = String::new();
+        e.encode(&mut s);
+        assert!(
+            s.contains(r#""cause":"oom","sender":null,"running":{"pid":6993,"tid":6993,"comm":"test_sender""#),
+            "{s}"
+        );
+        assert!(
+            s.trim_end().ends_with(r#""oom":{"total_vm_kb":null,"anon_rss_kb":98304,"file_rss_kb":null,"shmem_rss_kb":null,"pgtables_kb":null,"uid":null,"oom_score_adj":1000}}"#),
             "{s}"
         );
     }

@@ -108,6 +108,8 @@ mod tests {
                 comm: "test_receiver".into(),
                 ..Default::default()
             },
+            cause: None,
+            oom: None,
         };
         assert_eq!(
             signal_line(&e),
@@ -164,6 +166,8 @@ mod tests {
                 comm: "a\\b\u{9b}2J\x7f".into(),
                 ..Default::default()
             },
+            cause: None,
+            oom: None,
         };
         let line = signal_line(&e);
         assert_eq!(
@@ -211,6 +215,8 @@ mod tests {
                 nspid: Some(vec![650, 7, 1]),
                 ..Default::default()
             },
+            cause: None,
+            oom: None,
         };
         assert_eq!(
             signal_line(&e),

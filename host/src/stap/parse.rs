@@ -183,6 +183,8 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
                     comm: comm(13)?,
                     ..Task::default()
                 },
+                cause: None,
+                oom: None,
             })))
         }
         "end" => {
