@@ -54,6 +54,8 @@ pub struct Options {
     pub lineage: bool,
     pub buffer_kb: u32,
     pub tracefs: Option<String>,
+    /// End when every `--pid` target has ended.
+    pub until_exit: bool,
 }
 
 pub enum Parsed {
@@ -115,6 +117,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
                 o.lineage = false;
                 continue;
             }
+            "--until-exit" => {
+                o.until_exit = true;
+                continue;
+            }
             _ => {}
         }
         let mut value = || {
@@ -166,6 +172,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
             }
             other => return Err(AgentError::usage(format!("unexpected argument '{other}'"))),
         }
+    }
+    if o.until_exit && o.query.pids.is_empty() {
+        return Err(AgentError::usage(
+            "--until-exit needs --pid: it ends when those processes have ended",
+        ));
     }
     if o.tracefs.is_none() {
         o.tracefs = std::env::var("WHOSENT_TRACEFS")

@@ -10,6 +10,7 @@ use crate::uprobe::{self, ArgvProbe};
 use crate::{procfs, tracefs};
 use std::fs;
 use std::path::Path;
+use whosent_ftrace::fate_events::{FateLayouts, DELIVER_FATAL_FILTER, FATE_EVENTS};
 use whosent_ftrace::filter;
 use whosent_ftrace::format::EventFormat;
 use whosent_ftrace::header_page::PageLayout;
@@ -32,6 +33,7 @@ pub struct Capture {
     pub signal: SignalLayout,
     pub tasks: TaskLayouts,
     pub uid: UidLayouts,
+    pub fate: FateLayouts,
     pub page: PageLayout,
     /// The kernel's texts behind the layouts, for the capture stream:
     /// (FORMAT role, text).
@@ -166,6 +168,28 @@ pub fn start(o: &Options) -> Result<Capture> {
         uid = UidLayouts::default();
         let _ = instance.set("events/syscalls/enable", "0");
     }
+    // OOM kills always; how a target died only when one is named (a
+    // fatal delivery and exit_group are per process, and cheap).
+    let mut fate = FateLayouts::default();
+    let watch = !o.query.pids.is_empty() || o.query.comm.is_some();
+    for ev in FATE_EVENTS {
+        if !watch && ev != FATE_EVENTS[0] {
+            continue;
+        }
+        let Ok((f, text)) = read_format(&root, &format!("events/{ev}/format")) else {
+            continue;
+        };
+        let filter_ok = ev != FATE_EVENTS[1]
+            || instance
+                .set(&format!("events/{ev}/filter"), DELIVER_FATAL_FILTER)
+                .is_ok();
+        if filter_ok
+            && fate.add(&f).is_ok()
+            && instance.set(&format!("events/{ev}/enable"), "1").is_ok()
+        {
+            formats.push((role::FATE, text));
+        }
+    }
     let readers = Readers::open(&instance.dir)?;
     instance.set("events/signal/signal_generate/enable", "1")?;
 
@@ -182,6 +206,7 @@ pub fn start(o: &Options) -> Result<Capture> {
         signal,
         tasks,
         uid,
+        fate,
         page,
         formats,
         filter,

@@ -12,7 +12,7 @@ use crate::reader::lost_by_stats;
 use crate::stop::Stop;
 use std::io::Write;
 use whosent_analysis::pipeline::{Layouts, Lineage, Pipeline, Sink};
-use whosent_proto::record::{End, EndReason, Lost, Ready, SignalEvent};
+use whosent_proto::record::{End, EndReason, ExitRec, Lost, Ready, SignalEvent};
 use whosent_proto::render;
 
 struct Output {
@@ -51,6 +51,15 @@ impl Sink for Output {
 
     fn lost(&mut self, l: &Lost) {
         l.encode(&mut self.buf);
+    }
+
+    fn exit(&mut self, x: &ExitRec) {
+        if self.human {
+            self.buf.push_str(&render::exit_line(x));
+            self.buf.push('\n');
+        } else {
+            x.encode(&mut self.buf);
+        }
     }
 }
 
@@ -163,15 +172,20 @@ pub fn run(mut o: Options) -> Result<u64> {
         signal: cap.signal.clone(),
         tasks: std::mem::take(&mut cap.tasks),
         uid: std::mem::take(&mut cap.uid),
+        fate: std::mem::take(&mut cap.fate),
     };
     let mut s = Standalone {
         pipeline: Pipeline::new(layouts, o.query, o.lineage, o.count),
         out,
     };
+    s.pipeline.until_exit = o.until_exit;
     for f in std::mem::take(&mut cap.known) {
         s.pipeline.table.learn(f);
     }
-    let reason = drain::capture(&mut cap, &stop, o.duration, &mut s)?;
+    let mut reason = drain::capture(&mut cap, &stop, o.duration, &mut s)?;
+    if s.pipeline.targets_exited {
+        reason = EndReason::TargetsExited;
+    }
     if reason != EndReason::Count {
         s.pipeline.finish(&mut Live, &mut s.out);
     }

@@ -5,15 +5,20 @@
 //! and handed to a [`Sink`] with the sender's lineage.
 
 use crate::facts::FactSource;
+use crate::fate::Fates;
 use crate::merge::{merge_runs, Horizon};
 use crate::proctable::ProcTable;
+use whosent_ftrace::fate_events::{FateEvent, FateLayouts, VictimFacts};
 use whosent_ftrace::header_page::PageLayout;
 use whosent_ftrace::page::{Page, PageError};
 use whosent_ftrace::signal_generate::{RawSignal, SignalLayout};
 use whosent_ftrace::task_events::{TaskEvent, TaskLayouts};
 use whosent_ftrace::uid_events::{UidEvent, UidLayouts};
 use whosent_proto::query::Query;
-use whosent_proto::record::{lineage_json, Ancestor, Lost, Outcome, SignalEvent, Task};
+use whosent_proto::cause::Hints;
+use whosent_proto::record::{
+    lineage_json, Ancestor, ExitRec, Lost, OomVictim, Outcome, SignalEvent, Task,
+};
 
 /// This kernel's layouts, from its format files.
 #[derive(Debug, Clone)]
@@ -22,6 +27,7 @@ pub struct Layouts {
     pub signal: SignalLayout,
     pub tasks: TaskLayouts,
     pub uid: UidLayouts,
+    pub fate: FateLayouts,
 }
 
 /// A sender's lineage, walked and encoded once per sender and table
@@ -38,19 +44,67 @@ pub struct Lineage {
 pub trait Sink {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>);
     fn lost(&mut self, l: &Lost);
+    /// A watched process ended (`--pid`, `--comm`).
+    fn exit(&mut self, x: &ExitRec);
 }
 
 enum Item {
     Signal(u64, u32, RawSignal),
     Task(u64, TaskEvent),
     Uid(u64, UidEvent),
+    Fate(u64, FateEvent),
+    /// Taken already (the batch is walked by index, to look ahead).
+    Gone,
 }
 
 impl Item {
     fn ts(&self) -> u64 {
         match self {
-            Item::Signal(ts, ..) | Item::Task(ts, _) | Item::Uid(ts, _) => *ts,
+            Item::Signal(ts, ..) | Item::Task(ts, _) | Item::Uid(ts, _) | Item::Fate(ts, _) => *ts,
+            Item::Gone => 0,
         }
+    }
+}
+
+/// A SIGKILL that may be the OOM killer's: `mark_victim` follows it on
+/// the same CPU (`__oom_kill_process`), SI_KERNEL since 4.20 and
+/// SI_USER (SEND_SIG_FORCED) before.
+fn oom_candidate(s: &RawSignal) -> bool {
+    s.sig == whosent_proto::signal::SIGKILL && (s.code == 0x80 || s.code == 0)
+}
+
+/// How far after its SIGKILL a mark_victim is looked for: it follows
+/// within microseconds, with the victim's locks taken in between.
+const VICTIM_WINDOW_NS: u64 = 50_000_000;
+
+/// The `mark_victim` for `tid` in `items`, within the window after `ts`.
+fn victim_in<'a>(
+    items: impl Iterator<Item = &'a Item>,
+    tid: i32,
+    ts: u64,
+) -> Option<&'a VictimFacts> {
+    for i in items {
+        if i.ts() > ts + VICTIM_WINDOW_NS {
+            break;
+        }
+        if let Item::Fate(_, FateEvent::MarkVictim { tid: t, facts, .. }) = i {
+            if *t == tid {
+                return Some(facts);
+            }
+        }
+    }
+    None
+}
+
+fn oom_victim(f: &VictimFacts) -> OomVictim {
+    OomVictim {
+        total_vm_kb: f.total_vm,
+        anon_rss_kb: f.anon_rss,
+        file_rss_kb: f.file_rss,
+        shmem_rss_kb: f.shmem_rss,
+        pgtables_kb: f.pgtables,
+        uid: f.uid,
+        oom_score_adj: f.oom_score_adj,
     }
 }
 
@@ -65,8 +119,21 @@ pub struct Pipeline {
     pub signals: u64,
     /// Events the pages said were lost, per CPU.
     pub lost_reported: Vec<(u32, u64)>,
-    /// `--count` was reached: later signals are not reported.
+    /// `--count` was reached, or with `until_exit` every `--pid` target
+    /// ended: later signals are not reported.
     pub done: bool,
+    /// End when every `--pid` target has ended (`--until-exit`).
+    pub until_exit: bool,
+    /// `done` came from `until_exit`.
+    pub targets_exited: bool,
+    pub fates: Fates,
+    /// Per CPU, an OOM candidate read with nothing after it on that CPU
+    /// yet: its mark_victim may still be in the kernel's buffer.
+    open: Vec<(u32, u64)>,
+    /// Rounds the open candidates have held the others back.
+    held_rounds: u8,
+    /// The task that ran the OOM killer, at the last mark_victim.
+    last_victim: Option<i32>,
     items: Vec<Item>,
     horizon: Horizon,
     release: u64,
@@ -108,6 +175,7 @@ impl Pipeline {
     pub fn new(layouts: Layouts, query: Query, lineage: bool, count: Option<u64>) -> Self {
         let mut table = ProcTable::new();
         table.uid_events = !layouts.uid.is_empty();
+        let fates = Fates::new(&query.pids, query.comm.as_deref());
         Pipeline {
             layouts,
             query,
@@ -117,6 +185,12 @@ impl Pipeline {
             signals: 0,
             lost_reported: Vec::new(),
             done: false,
+            until_exit: false,
+            targets_exited: false,
+            fates,
+            open: Vec::new(),
+            held_rounds: 0,
+            last_victim: None,
             items: Vec::new(),
             horizon: Horizon::default(),
             release: 0,
@@ -141,14 +215,21 @@ impl Pipeline {
             let Some(id) = ev.id() else { continue };
             n += 1;
             let l = &self.layouts;
+            // Anything after an OOM candidate on its CPU settles it.
+            self.open.retain(|&(c, _)| c != cpu);
             if id == l.signal.id {
                 if let Some(s) = l.signal.decode(ev.data) {
+                    if oom_candidate(&s) && l.fate.has_victim() {
+                        self.open.push((cpu, ev.ts));
+                    }
                     self.items.push(Item::Signal(ev.ts, cpu, s));
                 }
             } else if let Some(t) = l.tasks.decode(id, ev.data) {
                 self.items.push(Item::Task(ev.ts, t));
             } else if let Some(u) = l.uid.decode(id, ev.data) {
                 self.items.push(Item::Uid(ev.ts, u));
+            } else if let Some(f) = l.fate.decode(id, ev.data) {
+                self.items.push(Item::Fate(ev.ts, f));
             }
         }
         Ok(n)
@@ -179,15 +260,96 @@ impl Pipeline {
 
     fn process(&mut self, last: bool, src: &mut dyn FactSource, sink: &mut dyn Sink) {
         merge_runs(&mut self.items, Item::ts);
-        let horizon = if last { u64::MAX } else { self.release };
+        let mut horizon = if last { u64::MAX } else { self.release };
+        // An OOM candidate whose mark_victim may not have been read
+        // holds back itself and what follows, for two rounds at most.
+        match self.open.iter().map(|o| o.1).min() {
+            Some(ts) if !last && self.held_rounds < 2 && ts <= horizon => {
+                self.held_rounds += 1;
+                horizon = ts.saturating_sub(1);
+            }
+            _ => {
+                self.held_rounds = 0;
+                self.open.clear();
+            }
+        }
         let ready = self.items.partition_point(|i| i.ts() <= horizon);
         let later = self.items.split_off(ready);
-        for item in std::mem::replace(&mut self.items, later) {
-            match item {
-                Item::Task(ts, t) => self.table.apply(src, ts, &t),
+        let mut batch = std::mem::replace(&mut self.items, later);
+        for i in 0..batch.len() {
+            match std::mem::replace(&mut batch[i], Item::Gone) {
+                Item::Task(ts, t) => self.task(ts, &t, src, sink),
                 Item::Uid(_, u) => self.table.apply_uid(&u),
-                Item::Signal(..) if self.done => {}
-                Item::Signal(ts, cpu, s) => self.signal(ts, cpu, s, src, sink),
+                Item::Fate(_, f) => self.fate(&f, src),
+                Item::Signal(..) | Item::Gone if self.done => {}
+                Item::Signal(ts, cpu, s) => {
+                    let victim = if oom_candidate(&s) {
+                        victim_in(batch[i + 1..].iter().chain(&self.items), s.target_tid, ts)
+                            .map(oom_victim)
+                    } else {
+                        None
+                    };
+                    self.signal(ts, cpu, s, victim, src, sink)
+                }
+                Item::Gone => {}
+            }
+        }
+    }
+
+    fn task(&mut self, ts: u64, t: &TaskEvent, src: &mut dyn FactSource, sink: &mut dyn Sink) {
+        if let TaskEvent::Exec { tid, .. } = *t {
+            self.fates.exec(tid);
+        }
+        let TaskEvent::Exit {
+            tid, group_dead, ..
+        } = *t
+        else {
+            return self.table.apply(src, ts, t);
+        };
+        let (tgid, comm) = match self.table.get(tid) {
+            Some(p) => (p.tgid.unwrap_or(tid), p.comm.clone()),
+            None => (tid, String::new()),
+        };
+        self.table.apply(src, ts, t);
+        // The process ended with its last thread (`group_dead`, 6.x);
+        // older kernels do not say, and the leader's exit stands in.
+        if !self.fates.active() || !group_dead.unwrap_or(tid == tgid) {
+            return;
+        }
+        let comm = match (comm.is_empty(), t) {
+            (true, TaskEvent::Exit { comm, .. }) => comm.clone(),
+            _ => comm,
+        };
+        if let Some(x) = self.fates.ended(ts, tgid, &comm) {
+            if !self.done {
+                sink.exit(&x);
+            }
+            if self.until_exit && self.fates.all_ended() {
+                self.done = true;
+                self.targets_exited = true;
+            }
+        }
+    }
+
+    fn fate(&mut self, f: &FateEvent, src: &mut dyn FactSource) {
+        let mut who = |tid: i32| match self.table.lookup(src, tid) {
+            Some(p) => (p.tgid.unwrap_or(tid), p.comm.clone()),
+            None => (tid, String::new()),
+        };
+        match *f {
+            FateEvent::MarkVictim { running, .. } => {
+                // Its SIGKILL was told by looking ahead; the ones after
+                // it, to the processes sharing the victim's memory, are
+                // the same OOM kill.
+                self.last_victim = Some(running);
+            }
+            FateEvent::FatalDeliver { tid, sig, .. } => {
+                let (pid, comm) = who(tid);
+                self.fates.fatal(pid, &comm, sig);
+            }
+            FateEvent::ExitGroup { tid, status } => {
+                let (pid, comm) = who(tid);
+                self.fates.exit_group(pid, &comm, status);
             }
         }
     }
@@ -197,6 +359,7 @@ impl Pipeline {
         ts: u64,
         cpu: u32,
         s: RawSignal,
+        victim: Option<OomVictim>,
         src: &mut dyn FactSource,
         sink: &mut dyn Sink,
     ) {
@@ -213,7 +376,7 @@ impl Pipeline {
             Some(&s.target_comm),
             false,
         );
-        let e = SignalEvent {
+        let mut e = SignalEvent {
             ts_ns: ts,
             cpu,
             sig: s.sig,
@@ -230,6 +393,21 @@ impl Pipeline {
             cause: None,
             oom: None,
         };
+        // The rest of one OOM kill: SIGKILL SI_KERNEL from the same
+        // task to the processes that share the victim's memory.
+        let follows_victim = self
+            .last_victim
+            .is_some_and(|t| t == s.running_tid && s.code == 0x80 && s.sig == 9);
+        let running_exited = self.table.get(s.running_tid).is_some_and(|p| p.exited);
+        e.classify(Hints {
+            oom: victim.is_some() || follows_victim,
+            running_exited,
+        });
+        if victim.is_none() && !follows_victim {
+            self.last_victim = None;
+        }
+        e.oom = victim;
+        self.fates.signal(&e);
         if !self.query.matches(&e) {
             return;
         }

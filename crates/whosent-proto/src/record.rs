@@ -210,6 +210,76 @@ impl SignalEvent {
     }
 }
 
+/// How a watched process ended (the `exit` record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExitRec {
+    pub ts_ns: u64,
+    pub pid: i32,
+    pub comm: String,
+    /// A signal killed it (`signal:signal_deliver` with a fatal default
+    /// action came before any exit_group).
+    pub killed: bool,
+    /// The signal that killed it; `None` when it exited by itself, or
+    /// when the signal's generation was not seen (filtered, lost).
+    pub sig: Option<i32>,
+    /// Its exit status (`syscalls:sys_enter_exit_group`); `None` when it
+    /// was killed, or the kernel has no syscall events.
+    pub status: Option<i32>,
+    /// The reported signal that killed it, when one was seen.
+    pub by: Option<Blame>,
+}
+
+/// The signal record behind a death, as the `exit` record repeats it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blame {
+    pub ts_ns: u64,
+    pub code: i32,
+    pub cause: Option<Cause>,
+    /// The sender's process and name; `None` when no process sent it.
+    pub sender: Option<(Option<i32>, String)>,
+}
+
+impl Blame {
+    pub fn of(e: &SignalEvent) -> Self {
+        Blame {
+            ts_ns: e.ts_ns,
+            code: e.code,
+            cause: e.cause,
+            sender: e.sender().map(|t| (t.pid, t.comm.clone())),
+        }
+    }
+}
+
+impl ExitRec {
+    pub fn encode(&self, out: &mut String) {
+        let mut o = Obj::new(out);
+        o.str("type", "exit")
+            .secs("ts", self.ts_ns)
+            .int("pid", self.pid as i64)
+            .str("comm", &self.comm)
+            .str("how", if self.killed { "killed" } else { "exited" })
+            .opt_int("status", self.status.map(i64::from))
+            .opt_int("sig", self.sig.map(i64::from))
+            .opt_str("signame", self.sig.map(signal::name).as_deref());
+        match &self.by {
+            None => o.null("by"),
+            Some(b) => o.obj("by", |o| {
+                o.secs("ts", b.ts_ns)
+                    .int("code", b.code as i64)
+                    .opt_str("cause", b.cause.map(Cause::as_str));
+                match &b.sender {
+                    None => o.null("sender"),
+                    Some((pid, comm)) => o.obj("sender", |o| {
+                        o.opt_int("pid", pid.map(i64::from)).str("comm", comm);
+                    }),
+                };
+            }),
+        };
+        o.close();
+        out.push('\n');
+    }
+}
+
 /// Why a capture ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(
@@ -230,6 +300,8 @@ pub enum EndReason {
     StdinClosed,
     /// The end of a recorded trace (`whosent-deploy parse`).
     Eof,
+    /// Every `--pid` target ended (`--until-exit`).
+    TargetsExited,
     Error,
 }
 
@@ -243,6 +315,7 @@ impl EndReason {
             EndReason::Hangup => "hangup",
             EndReason::StdinClosed => "stdin_closed",
             EndReason::Eof => "eof",
+            EndReason::TargetsExited => "targets_exited",
             EndReason::Error => "error",
         }
     }
