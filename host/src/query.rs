@@ -41,13 +41,10 @@ pub fn agent_args(q: &Query, c: &CaptureArgs) -> Result<Vec<String>, HostError> 
         }
         a.extend(["--duration".into(), d.to_string()]);
     }
-    if c.until_exit {
-        if q.pids.is_empty() {
-            return Err(HostError::Usage(
-                "--until-exit needs --pid: it stops when those processes have ended".into(),
-            ));
-        }
-        a.push("--until-exit".into());
+    if c.until_exit && q.pids.is_empty() {
+        return Err(HostError::Usage(
+            "--until-exit needs --pid: it stops when those processes have ended".into(),
+        ));
     }
     Ok(a)
 }

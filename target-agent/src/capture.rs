@@ -19,13 +19,18 @@ use whosent_ftrace::task_events::TaskLayouts;
 use whosent_ftrace::uid_events::{UidLayouts, UID_EVENTS};
 use whosent_stream::frame::{role, ProcFacts};
 
-/// Task lifecycle events kept in the same instance for the process
-/// table; a kernel without some of them just names fewer exited tasks.
-const TASK_EVENTS: [&str; 4] = [
-    "task/task_newtask",
-    "task/task_rename",
-    "sched/sched_process_exec",
-    "sched/sched_process_exit",
+/// Events kept in the same instance beside the signals: the task
+/// lifecycle for the process table (a kernel without some of them just
+/// names fewer exited tasks), then [`FATE_EVENTS`]: OOM kills always, and
+/// how a target died only when one is named (`--pid`, `--comm`).
+const EVENTS: [(&str, u8); 7] = [
+    ("task/task_newtask", role::TASK),
+    ("task/task_rename", role::TASK),
+    ("sched/sched_process_exec", role::TASK),
+    ("sched/sched_process_exit", role::TASK),
+    (FATE_EVENTS[0], role::FATE),
+    (FATE_EVENTS[1], role::FATE),
+    (FATE_EVENTS[2], role::FATE),
 ];
 
 pub struct Capture {
@@ -138,13 +143,32 @@ pub fn start(o: &Options) -> Result<Capture> {
     instance.set_filter("signal/signal_generate", &filter)?;
 
     let mut tasks = TaskLayouts::default();
-    for ev in TASK_EVENTS {
+    let mut fate = FateLayouts::default();
+    // The deaths are told by whosent-deploy's pipeline, from the stream.
+    let watch = o.stream && (!o.query.pids.is_empty() || o.query.comm.is_some());
+    for (ev, r) in EVENTS {
+        if r == role::FATE && !watch && ev != FATE_EVENTS[0] {
+            continue;
+        }
         let Ok((f, text)) = read_format(&root, &format!("events/{ev}/format")) else {
             continue;
         };
-        if tasks.add(&f).is_ok() {
+        // The agent decodes mark_victim itself (standalone); the deaths'
+        // events only travel in the stream. signal_deliver only for the
+        // deaths: a fatal default action.
+        let ok = match r {
+            role::TASK => tasks.add(&f).is_ok(),
+            _ if ev == FATE_EVENTS[0] => fate.add(&f).is_ok(),
+            _ => {
+                ev != FATE_EVENTS[1]
+                    || instance
+                        .set(&format!("events/{ev}/filter"), DELIVER_FATAL_FILTER)
+                        .is_ok()
+            }
+        };
+        if ok {
             instance.set(&format!("events/{ev}/enable"), "1")?;
-            formats.push((role::TASK, text));
+            formats.push((r, text));
         }
     }
     // Uid changes, where the kernel has syscall events: all six or none,
@@ -167,28 +191,6 @@ pub fn start(o: &Options) -> Result<Capture> {
     } else {
         uid = UidLayouts::default();
         let _ = instance.set("events/syscalls/enable", "0");
-    }
-    // OOM kills always; how a target died only when one is named (a
-    // fatal delivery and exit_group are per process, and cheap).
-    let mut fate = FateLayouts::default();
-    let watch = !o.query.pids.is_empty() || o.query.comm.is_some();
-    for ev in FATE_EVENTS {
-        if !watch && ev != FATE_EVENTS[0] {
-            continue;
-        }
-        let Ok((f, text)) = read_format(&root, &format!("events/{ev}/format")) else {
-            continue;
-        };
-        let filter_ok = ev != FATE_EVENTS[1]
-            || instance
-                .set(&format!("events/{ev}/filter"), DELIVER_FATAL_FILTER)
-                .is_ok();
-        if filter_ok
-            && fate.add(&f).is_ok()
-            && instance.set(&format!("events/{ev}/enable"), "1").is_ok()
-        {
-            formats.push((role::FATE, text));
-        }
     }
     let readers = Readers::open(&instance.dir)?;
     instance.set("events/signal/signal_generate/enable", "1")?;

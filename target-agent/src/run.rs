@@ -1,6 +1,6 @@
 //! The standalone capture: the shared pipeline (whosent-analysis: merge,
 //! process table, query, records) runs here over the live readers and
-//! /proc, and records are written as JSON Lines or human lines. With
+//! /proc, and records are written as JSON Lines. With
 //! `--stream` the agent records instead ([`crate::record`]).
 
 use crate::args::Options;
@@ -13,10 +13,8 @@ use crate::stop::Stop;
 use std::io::Write;
 use whosent_analysis::pipeline::{Layouts, Lineage, Pipeline, Sink};
 use whosent_proto::record::{End, EndReason, ExitRec, Lost, Ready, SignalEvent};
-use whosent_proto::render;
 
 struct Output {
-    human: bool,
     buf: String,
 }
 
@@ -34,13 +32,7 @@ impl Output {
 
 impl Sink for Output {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>) {
-        if self.human {
-            let lineage = lineage.map(|l| l.list.as_slice());
-            self.buf.push_str(&render::signal_line_with(e, lineage));
-            self.buf.push('\n');
-        } else {
-            e.encode_with(&mut self.buf, lineage.map(|l| l.json.as_str()));
-        }
+        e.encode_with(&mut self.buf, lineage.map(|l| l.json.as_str()));
         // A round can hold thousands of records: write them as they come
         // rather than grow the buffer (a failed write is seen by the
         // loop's own flush).
@@ -53,14 +45,9 @@ impl Sink for Output {
         l.encode(&mut self.buf);
     }
 
-    fn exit(&mut self, x: &ExitRec) {
-        if self.human {
-            self.buf.push_str(&render::exit_line(x));
-            self.buf.push('\n');
-        } else {
-            x.encode(&mut self.buf);
-        }
-    }
+    /// Exit records come from whosent-deploy's pipeline only
+    /// (whosent-analysis's `exits`, docs/agent-size.md).
+    fn exit(&mut self, _: &ExitRec) {}
 }
 
 struct Standalone {
@@ -148,20 +135,9 @@ pub fn run(mut o: Options) -> Result<u64> {
     }
     let (release, arch) = uname();
     let mut out = Output {
-        human: o.human,
         buf: String::with_capacity(1 << 16),
     };
-    if o.human {
-        eprintln!(
-            "whosent-agent: tracing signals on {release} ({}), filter: {}",
-            cap.instance.name,
-            if cap.filter.is_empty() {
-                "none"
-            } else {
-                &cap.filter
-            }
-        );
-    } else {
+    {
         Ready::new("ftrace", &release, &arch, &cap.instance.name, &cap.filter).encode(&mut out.buf);
     }
     // Moved, not cloned: from here on only the pipeline decodes, and
@@ -178,14 +154,10 @@ pub fn run(mut o: Options) -> Result<u64> {
         pipeline: Pipeline::new(layouts, o.query, o.lineage, o.count),
         out,
     };
-    s.pipeline.until_exit = o.until_exit;
     for f in std::mem::take(&mut cap.known) {
         s.pipeline.table.learn(f);
     }
-    let mut reason = drain::capture(&mut cap, &stop, o.duration, &mut s)?;
-    if s.pipeline.targets_exited {
-        reason = EndReason::TargetsExited;
-    }
+    let reason = drain::capture(&mut cap, &stop, o.duration, &mut s)?;
     if reason != EndReason::Count {
         s.pipeline.finish(&mut Live, &mut s.out);
     }
@@ -208,20 +180,12 @@ pub fn run(mut o: Options) -> Result<u64> {
         lost += by_stats.max(reported);
     }
     let signals = s.pipeline.signals;
-    if o.human {
-        if lost > 0 {
-            s.out
-                .buf
-                .push_str(&format!("whosent-agent: {lost} events lost\n"));
-        }
-    } else {
-        End {
-            reason,
-            signals,
-            lost,
-        }
-        .encode(&mut s.out.buf);
+    End {
+        reason,
+        signals,
+        lost,
     }
+    .encode(&mut s.out.buf);
     let _ = s.out.flush();
     teardown(cap)?;
     Ok(signals)

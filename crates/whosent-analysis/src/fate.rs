@@ -33,8 +33,8 @@ enum First {
 struct Followed {
     pid: i32,
     first: Option<First>,
-    /// The last fatal-by-default signal generated for it, per signal.
-    blame: Vec<(i32, Blame)>,
+    /// The last fatal-by-default signal generated for it.
+    last: Option<(i32, Blame)>,
 }
 
 #[derive(Debug, Default)]
@@ -92,11 +92,7 @@ impl Fates {
             return;
         }
         let b = Blame::of(e);
-        let f = self.entry(pid);
-        match f.blame.iter_mut().find(|(s, _)| *s == e.sig) {
-            Some(slot) => slot.1 = b,
-            None => f.blame.push((e.sig, b)),
-        }
+        self.entry(pid).last = Some((e.sig, b));
     }
 
     /// `pid` took `sig` with its default, fatal action.
@@ -109,7 +105,7 @@ impl Fates {
             return;
         }
         let sig = if sig == whosent_proto::signal::SIGKILL {
-            f.blame.iter().max_by_key(|(_, b)| b.ts_ns).map(|(s, _)| *s)
+            f.last.as_ref().map(|l| l.0)
         } else {
             Some(sig)
         };
@@ -149,12 +145,7 @@ impl Fates {
             // not in this kernel.
             None => (false, None, None),
         };
-        let by = sig.and_then(|sig| {
-            f.blame
-                .into_iter()
-                .find(|(s, _)| *s == sig)
-                .map(|(_, b)| b)
-        });
+        let by = f.last.filter(|l| Some(l.0) == sig).map(|l| l.1);
         Some(ExitRec {
             ts_ns,
             pid,

@@ -14,6 +14,7 @@
 //! - [`session`]: a whole capture stream to records, with its end.
 
 pub mod facts;
+#[cfg(feature = "exits")]
 pub mod fate;
 pub mod merge;
 pub mod pipeline;

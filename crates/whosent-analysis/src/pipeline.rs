@@ -5,6 +5,7 @@
 //! and handed to a [`Sink`] with the sender's lineage.
 
 use crate::facts::FactSource;
+#[cfg(feature = "exits")]
 use crate::fate::Fates;
 use crate::merge::{merge_runs, Horizon};
 use crate::proctable::ProcTable;
@@ -14,8 +15,8 @@ use whosent_ftrace::page::{Page, PageError};
 use whosent_ftrace::signal_generate::{RawSignal, SignalLayout};
 use whosent_ftrace::task_events::{TaskEvent, TaskLayouts};
 use whosent_ftrace::uid_events::{UidEvent, UidLayouts};
-use whosent_proto::query::Query;
 use whosent_proto::cause::Hints;
+use whosent_proto::query::Query;
 use whosent_proto::record::{
     lineage_json, Ancestor, ExitRec, Lost, OomVictim, Outcome, SignalEvent, Task,
 };
@@ -49,19 +50,17 @@ pub trait Sink {
 }
 
 enum Item {
-    Signal(u64, u32, RawSignal),
+    /// With what the mark_victim that followed it said, for an OOM kill.
+    Signal(u64, u32, RawSignal, Option<Box<VictimFacts>>),
     Task(u64, TaskEvent),
     Uid(u64, UidEvent),
     Fate(u64, FateEvent),
-    /// Taken already (the batch is walked by index, to look ahead).
-    Gone,
 }
 
 impl Item {
     fn ts(&self) -> u64 {
         match self {
             Item::Signal(ts, ..) | Item::Task(ts, _) | Item::Uid(ts, _) | Item::Fate(ts, _) => *ts,
-            Item::Gone => 0,
         }
     }
 }
@@ -73,40 +72,10 @@ fn oom_candidate(s: &RawSignal) -> bool {
     s.sig == whosent_proto::signal::SIGKILL && (s.code == 0x80 || s.code == 0)
 }
 
-/// How far after its SIGKILL a mark_victim is looked for: it follows
-/// within microseconds, with the victim's locks taken in between.
-const VICTIM_WINDOW_NS: u64 = 50_000_000;
-
-/// The `mark_victim` for `tid` in `items`, within the window after `ts`.
-fn victim_in<'a>(
-    items: impl Iterator<Item = &'a Item>,
-    tid: i32,
-    ts: u64,
-) -> Option<&'a VictimFacts> {
-    for i in items {
-        if i.ts() > ts + VICTIM_WINDOW_NS {
-            break;
-        }
-        if let Item::Fate(_, FateEvent::MarkVictim { tid: t, facts, .. }) = i {
-            if *t == tid {
-                return Some(facts);
-            }
-        }
-    }
-    None
-}
-
-fn oom_victim(f: &VictimFacts) -> OomVictim {
-    OomVictim {
-        total_vm_kb: f.total_vm,
-        anon_rss_kb: f.anon_rss,
-        file_rss_kb: f.file_rss,
-        shmem_rss_kb: f.shmem_rss,
-        pgtables_kb: f.pgtables,
-        uid: f.uid,
-        oom_score_adj: f.oom_score_adj,
-    }
-}
+/// How many events back a mark_victim looks for its SIGKILL: the OOM
+/// killer writes them one after the other on the same CPU, with only the
+/// victim's task lock taken between.
+const VICTIM_LOOKBACK: usize = 64;
 
 pub struct Pipeline {
     pub layouts: Layouts,
@@ -126,10 +95,12 @@ pub struct Pipeline {
     pub until_exit: bool,
     /// `done` came from `until_exit`.
     pub targets_exited: bool,
+    #[cfg(feature = "exits")]
     pub fates: Fates,
-    /// Per CPU, an OOM candidate read with nothing after it on that CPU
-    /// yet: its mark_victim may still be in the kernel's buffer.
-    open: Vec<(u32, u64)>,
+    /// An OOM candidate (cpu, ts) read with nothing after it on its CPU
+    /// yet: its mark_victim may still be in the kernel's buffer. One is
+    /// enough: OOM kills are serialized (`oom_lock`).
+    open: Option<(u32, u64)>,
     /// Rounds the open candidates have held the others back.
     held_rounds: u8,
     /// The task that ran the OOM killer, at the last mark_victim.
@@ -175,6 +146,7 @@ impl Pipeline {
     pub fn new(layouts: Layouts, query: Query, lineage: bool, count: Option<u64>) -> Self {
         let mut table = ProcTable::new();
         table.uid_events = !layouts.uid.is_empty();
+        #[cfg(feature = "exits")]
         let fates = Fates::new(&query.pids, query.comm.as_deref());
         Pipeline {
             layouts,
@@ -187,8 +159,9 @@ impl Pipeline {
             done: false,
             until_exit: false,
             targets_exited: false,
+            #[cfg(feature = "exits")]
             fates,
-            open: Vec::new(),
+            open: None,
             held_rounds: 0,
             last_victim: None,
             items: Vec::new(),
@@ -216,19 +189,39 @@ impl Pipeline {
             n += 1;
             let l = &self.layouts;
             // Anything after an OOM candidate on its CPU settles it.
-            self.open.retain(|&(c, _)| c != cpu);
+            if self.open.is_some_and(|(c, _)| c == cpu) {
+                self.open = None;
+            }
             if id == l.signal.id {
                 if let Some(s) = l.signal.decode(ev.data) {
                     if oom_candidate(&s) && l.fate.has_victim() {
-                        self.open.push((cpu, ev.ts));
+                        self.open = Some((cpu, ev.ts));
                     }
-                    self.items.push(Item::Signal(ev.ts, cpu, s));
+                    self.items.push(Item::Signal(ev.ts, cpu, s, None));
                 }
             } else if let Some(t) = l.tasks.decode(id, ev.data) {
                 self.items.push(Item::Task(ev.ts, t));
             } else if let Some(u) = l.uid.decode(id, ev.data) {
                 self.items.push(Item::Uid(ev.ts, u));
             } else if let Some(f) = l.fate.decode(id, ev.data) {
+                if let FateEvent::MarkVictim { tid, facts, .. } = &f {
+                    let sigkill = self
+                        .items
+                        .iter_mut()
+                        .rev()
+                        .take(VICTIM_LOOKBACK)
+                        .find_map(|i| match i {
+                            Item::Signal(_, c, s, v)
+                                if *c == cpu && s.target_tid == *tid && oom_candidate(s) =>
+                            {
+                                Some(v)
+                            }
+                            _ => None,
+                        });
+                    if let Some(v) = sigkill {
+                        *v = Some(Box::new(facts.clone()));
+                    }
+                }
                 self.items.push(Item::Fate(ev.ts, f));
             }
         }
@@ -263,39 +256,35 @@ impl Pipeline {
         let mut horizon = if last { u64::MAX } else { self.release };
         // An OOM candidate whose mark_victim may not have been read
         // holds back itself and what follows, for two rounds at most.
-        match self.open.iter().map(|o| o.1).min() {
-            Some(ts) if !last && self.held_rounds < 2 && ts <= horizon => {
+        match self.open {
+            Some((_, ts)) if !last && self.held_rounds < 2 && ts <= horizon => {
                 self.held_rounds += 1;
                 horizon = ts.saturating_sub(1);
             }
             _ => {
                 self.held_rounds = 0;
-                self.open.clear();
+                self.open = None;
             }
         }
         let ready = self.items.partition_point(|i| i.ts() <= horizon);
         let later = self.items.split_off(ready);
-        let mut batch = std::mem::replace(&mut self.items, later);
-        for i in 0..batch.len() {
-            match std::mem::replace(&mut batch[i], Item::Gone) {
+        for item in std::mem::replace(&mut self.items, later) {
+            match item {
                 Item::Task(ts, t) => self.task(ts, &t, src, sink),
                 Item::Uid(_, u) => self.table.apply_uid(&u),
                 Item::Fate(_, f) => self.fate(&f, src),
-                Item::Signal(..) | Item::Gone if self.done => {}
-                Item::Signal(ts, cpu, s) => {
-                    let victim = if oom_candidate(&s) {
-                        victim_in(batch[i + 1..].iter().chain(&self.items), s.target_tid, ts)
-                            .map(oom_victim)
-                    } else {
-                        None
-                    };
-                    self.signal(ts, cpu, s, victim, src, sink)
-                }
-                Item::Gone => {}
+                Item::Signal(..) if self.done => {}
+                Item::Signal(ts, cpu, s, victim) => self.signal(ts, cpu, s, victim, src, sink),
             }
         }
     }
 
+    #[cfg(not(feature = "exits"))]
+    fn task(&mut self, ts: u64, t: &TaskEvent, src: &mut dyn FactSource, _: &mut dyn Sink) {
+        self.table.apply(src, ts, t);
+    }
+
+    #[cfg(feature = "exits")]
     fn task(&mut self, ts: u64, t: &TaskEvent, src: &mut dyn FactSource, sink: &mut dyn Sink) {
         if let TaskEvent::Exec { tid, .. } = *t {
             self.fates.exec(tid);
@@ -332,10 +321,13 @@ impl Pipeline {
     }
 
     fn fate(&mut self, f: &FateEvent, src: &mut dyn FactSource) {
+        #[cfg(feature = "exits")]
         let mut who = |tid: i32| match self.table.lookup(src, tid) {
             Some(p) => (p.tgid.unwrap_or(tid), p.comm.clone()),
             None => (tid, String::new()),
         };
+        #[cfg(not(feature = "exits"))]
+        let _ = src;
         match *f {
             FateEvent::MarkVictim { running, .. } => {
                 // Its SIGKILL was told by looking ahead; the ones after
@@ -343,14 +335,18 @@ impl Pipeline {
                 // the same OOM kill.
                 self.last_victim = Some(running);
             }
+            #[cfg(feature = "exits")]
             FateEvent::FatalDeliver { tid, sig, .. } => {
                 let (pid, comm) = who(tid);
                 self.fates.fatal(pid, &comm, sig);
             }
+            #[cfg(feature = "exits")]
             FateEvent::ExitGroup { tid, status } => {
                 let (pid, comm) = who(tid);
                 self.fates.exit_group(pid, &comm, status);
             }
+            #[cfg(not(feature = "exits"))]
+            _ => {}
         }
     }
 
@@ -359,7 +355,7 @@ impl Pipeline {
         ts: u64,
         cpu: u32,
         s: RawSignal,
-        victim: Option<OomVictim>,
+        victim: Option<Box<OomVictim>>,
         src: &mut dyn FactSource,
         sink: &mut dyn Sink,
     ) {
@@ -407,6 +403,7 @@ impl Pipeline {
             self.last_victim = None;
         }
         e.oom = victim;
+        #[cfg(feature = "exits")]
         self.fates.signal(&e);
         if !self.query.matches(&e) {
             return;

@@ -29,19 +29,11 @@ pub const FATE_EVENTS: [&str; 3] = [
 pub const DELIVER_FATAL_FILTER: &str =
     "sa_handler == 0 && sig != 17 && sig != 18 && sig != 19 && sig != 20 && sig != 21 && sig != 22 && sig != 23 && sig != 28";
 
-/// The victim's sizes, in kB as the event prints them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VictimFacts {
-    pub total_vm: Option<u64>,
-    pub anon_rss: Option<u64>,
-    pub file_rss: Option<u64>,
-    pub shmem_rss: Option<u64>,
-    pub pgtables: Option<u64>,
-    pub uid: Option<u32>,
-    pub oom_score_adj: Option<i32>,
-}
+/// The victim's facts, in kB as the event prints them: the record's
+/// own type, so the agent carries one copy of the code.
+pub use whosent_proto::record::OomVictim as VictimFacts;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FateEvent {
     /// The OOM killer chose `tid`; `running` is the task that ran it.
     MarkVictim {
@@ -65,6 +57,7 @@ struct Victim {
     adj: Option<Slot>,
 }
 
+#[cfg(feature = "exits")]
 #[derive(Debug, Clone)]
 struct Deliver {
     id: u16,
@@ -74,6 +67,7 @@ struct Deliver {
     handler: Slot,
 }
 
+#[cfg(feature = "exits")]
 #[derive(Debug, Clone)]
 struct ExitGroup {
     id: u16,
@@ -85,11 +79,15 @@ struct ExitGroup {
 #[derive(Debug, Clone, Default)]
 pub struct FateLayouts {
     victim: Option<Victim>,
+    #[cfg(feature = "exits")]
     deliver: Option<Deliver>,
+    #[cfg(feature = "exits")]
     exit_group: Option<ExitGroup>,
 }
 
 impl FateLayouts {
+    /// Learns one of [`FATE_EVENTS`] (without the `exits` feature, only
+    /// mark_victim); an error for any other event.
     pub fn add(&mut self, f: &EventFormat) -> Result<(), FormatError> {
         let r = |n: &str| f.require(n).map(|x| x.slot());
         let o = |n: &str| f.field(n).map(|x| x.slot());
@@ -110,6 +108,7 @@ impl FateLayouts {
                     adj: o("oom_score_adj"),
                 })
             }
+            #[cfg(feature = "exits")]
             "signal_deliver" => {
                 self.deliver = Some(Deliver {
                     id: f.id,
@@ -119,6 +118,7 @@ impl FateLayouts {
                     handler: r("sa_handler")?,
                 })
             }
+            #[cfg(feature = "exits")]
             "sys_enter_exit_group" => {
                 self.exit_group = Some(ExitGroup {
                     id: f.id,
@@ -139,21 +139,27 @@ impl FateLayouts {
     pub fn decode(&self, id: u16, rec: &[u8]) -> Option<FateEvent> {
         let int = |s: &Slot| s.int(rec);
         if let Some(l) = self.victim.as_ref().filter(|l| l.id == id) {
-            let size = |i: usize| l.sizes[i].as_ref().and_then(|s| s.int(rec)).map(|v| v as u64);
+            let size = |i: usize| {
+                l.sizes[i]
+                    .as_ref()
+                    .and_then(|s| s.int(rec))
+                    .map(|v| v as u64)
+            };
             return Some(FateEvent::MarkVictim {
                 running: int(&l.common_pid)? as i32,
                 tid: int(&l.pid)? as i32,
                 facts: VictimFacts {
-                    total_vm: size(0),
-                    anon_rss: size(1),
-                    file_rss: size(2),
-                    shmem_rss: size(3),
-                    pgtables: size(4),
+                    total_vm_kb: size(0),
+                    anon_rss_kb: size(1),
+                    file_rss_kb: size(2),
+                    shmem_rss_kb: size(3),
+                    pgtables_kb: size(4),
                     uid: l.uid.as_ref().and_then(|s| s.int(rec)).map(|v| v as u32),
                     oom_score_adj: l.adj.as_ref().and_then(|s| s.int(rec)).map(|v| v as i32),
                 },
             });
         }
+        #[cfg(feature = "exits")]
         if let Some(l) = self.deliver.as_ref().filter(|l| l.id == id) {
             // The agent's filter keeps only these; a recorded trace may
             // hold every delivery.
@@ -167,6 +173,7 @@ impl FateLayouts {
                 code: int(&l.code)? as i32,
             });
         }
+        #[cfg(feature = "exits")]
         if let Some(l) = self.exit_group.as_ref().filter(|l| l.id == id) {
             return Some(FateEvent::ExitGroup {
                 tid: int(&l.common_pid)? as i32,
@@ -216,7 +223,11 @@ mod tests {
         put(&mut rec, f.field("common_pid").unwrap(), 812);
         put(&mut rec, f.field("pid").unwrap(), 650);
         put(&mut rec, f.field("anon_rss").unwrap(), 98_304);
-        put(&mut rec, f.field("oom_score_adj").unwrap(), -1000i64 & 0xffff);
+        put(
+            &mut rec,
+            f.field("oom_score_adj").unwrap(),
+            -1000i64 & 0xffff,
+        );
         let FateEvent::MarkVictim {
             running,
             tid,
@@ -226,9 +237,9 @@ mod tests {
             panic!()
         };
         assert_eq!((running, tid), (812, 650));
-        assert_eq!(facts.anon_rss, Some(98_304));
+        assert_eq!(facts.anon_rss_kb, Some(98_304));
         assert_eq!(facts.oom_score_adj, Some(-1000));
-        assert_eq!(facts.total_vm, Some(0));
+        assert_eq!(facts.total_vm_kb, Some(0));
 
         let f = fmt("signal_deliver");
         let mut rec = Vec::new();

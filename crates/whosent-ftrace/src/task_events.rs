@@ -192,7 +192,11 @@ impl TaskLayouts {
             return Some(TaskEvent::Exit {
                 tid: int(&l.pid)?,
                 comm: l.comm.string(rec)?,
-                group_dead: l.group_dead.as_ref().and_then(|s| s.int(rec)).map(|v| v != 0),
+                group_dead: l
+                    .group_dead
+                    .as_ref()
+                    .and_then(|s| s.int(rec))
+                    .map(|v| v != 0),
             });
         }
         if let Some(l) = self.argv.as_ref().filter(|l| l.id == id) {

@@ -57,7 +57,7 @@ struct WireSignal {
     #[serde(default)]
     cause: Option<String>,
     #[serde(default)]
-    oom: Option<OomVictim>,
+    oom: Option<Box<OomVictim>>,
 }
 
 #[derive(Deserialize)]

@@ -91,10 +91,9 @@ impl Query {
             "--pid-ns" => self.pid_ns = Some(parse_pid(flag, value)?),
             "--cause" => {
                 let c = Cause::from_name(value).ok_or_else(|| {
-                    let names: Vec<_> = Cause::names().collect();
                     QueryError(format!(
                         "--cause '{value}' is not a cause: use one of {}",
-                        names.join(", ")
+                        crate::cause::NAMES_LIST
                     ))
                 })?;
                 if !self.causes.contains(&c) {

@@ -152,8 +152,9 @@ pub struct SignalEvent {
     pub target: Task,
     /// The mechanism, when it is known (`cause::classify`).
     pub cause: Option<Cause>,
-    /// What `oom:mark_victim` said of the victim (cause `oom` only).
-    pub oom: Option<OomVictim>,
+    /// What `oom:mark_victim` said of the victim (cause `oom` only);
+    /// boxed, as every other record has none.
+    pub oom: Option<Box<OomVictim>>,
 }
 
 /// The victim's facts from `oom:mark_victim` (`include/trace/events/oom.h`):
@@ -427,14 +428,18 @@ fn task_full(o: &mut Obj, t: &Task, lineage: Option<&str>) {
 }
 
 fn oom(o: &mut Obj, v: &OomVictim) {
-    let kb = |x: Option<u64>| x.map(|n| n as i64);
-    o.opt_int("total_vm_kb", kb(v.total_vm_kb))
-        .opt_int("anon_rss_kb", kb(v.anon_rss_kb))
-        .opt_int("file_rss_kb", kb(v.file_rss_kb))
-        .opt_int("shmem_rss_kb", kb(v.shmem_rss_kb))
-        .opt_int("pgtables_kb", kb(v.pgtables_kb))
-        .opt_int("uid", v.uid.map(i64::from))
-        .opt_int("oom_score_adj", v.oom_score_adj.map(i64::from));
+    // One call site for the seven: each is code in the agent.
+    for (k, x) in [
+        ("total_vm_kb", v.total_vm_kb),
+        ("anon_rss_kb", v.anon_rss_kb),
+        ("file_rss_kb", v.file_rss_kb),
+        ("shmem_rss_kb", v.shmem_rss_kb),
+        ("pgtables_kb", v.pgtables_kb),
+        ("uid", v.uid.map(u64::from)),
+        ("oom_score_adj", v.oom_score_adj.map(|a| a as u64)),
+    ] {
+        o.opt_int(k, x.map(|n| n as i64));
+    }
 }
 
 impl SignalEvent {
@@ -632,11 +637,11 @@ mod tests {
             oom: true,
             ..Default::default()
         });
-        e.oom = Some(OomVictim {
+        e.oom = Some(Box::new(OomVictim {
             anon_rss_kb: Some(98_304),
             oom_score_adj: Some(1000),
             ..Default::default()
-        });
+        }));
         assert_eq!(e.cause, Some(Cause::Oom));
         assert!(e.sender().is_none());
         let mut s = String::new();

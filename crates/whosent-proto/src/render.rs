@@ -86,26 +86,27 @@ pub fn signal_line_with(e: &SignalEvent, lineage: Option<&[Ancestor]>) -> String
 /// the task in whose context it ran, never as the sender.
 fn kernel_sender(e: &SignalEvent) -> String {
     let ctx = who(&e.running);
-    match e.cause {
-        Some(Cause::Oom) => format!("OOM killer (triggered by {ctx})"),
-        Some(Cause::CpuLimit) => "CPU time limit (RLIMIT_CPU)".to_string(),
-        Some(Cause::TtyHangup) => format!("tty hangup (in the context of {ctx})"),
-        Some(Cause::PidnsExit) => format!("pid namespace teardown (its init {ctx} exited)"),
-        Some(Cause::Timer) if e.context == Context::Task => {
-            format!("kernel timer (in the context of {ctx})")
+    let (what, how) = match e.cause {
+        Some(Cause::Oom) => ("OOM killer", "triggered by"),
+        Some(Cause::CpuLimit) => ("CPU time limit", "RLIMIT_CPU of"),
+        Some(Cause::TtyHangup) => ("tty hangup", "in the context of"),
+        Some(Cause::PidnsExit) => ("pid namespace teardown", "its init exiting:"),
+        Some(Cause::Timer) if e.context == Context::Task => ("kernel timer", "in the context of"),
+        _ if e.context == Context::Task => ("kernel", "in the context of"),
+        _ => {
+            return format!(
+                "kernel{} [{} on cpu {}, interrupted {ctx}]",
+                if e.origin() == Origin::Timer {
+                    " timer"
+                } else {
+                    ""
+                },
+                e.context.as_str(),
+                e.cpu,
+            )
         }
-        _ if e.context == Context::Task => format!("kernel (in the context of {ctx})"),
-        _ => format!(
-            "kernel{} [{} on cpu {}, interrupted {ctx}]",
-            if e.origin() == Origin::Timer {
-                " timer"
-            } else {
-                ""
-            },
-            e.context.as_str(),
-            e.cpu,
-        ),
-    }
+    };
+    format!("{what} ({how} {ctx})")
 }
 
 /// `sleep(140) died: killed by SIGKILL from sh(168)`,
@@ -120,7 +121,9 @@ pub fn exit_line(x: &ExitRec) -> String {
         };
     }
     let Some(sig) = x.sig else {
-        return format!("{me} died: killed by a signal whose sending was not traced (filtered out or lost)");
+        return format!(
+            "{me} died: killed by a signal whose sending was not traced (filtered out or lost)"
+        );
     };
     let from = x.by.as_ref().map(|b| match (&b.sender, b.cause) {
         (Some((Some(pid), comm)), _) => format!("{}({pid})", escape(comm)),

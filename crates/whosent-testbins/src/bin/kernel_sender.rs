@@ -9,7 +9,8 @@
 //!   time, then exits 0 (`ws_oomhog`). `--cgroup DIR` first moves the
 //!   process into that memory cgroup.
 //! - `xcpu`: RLIMIT_CPU soft 1 s, hard 2 s, a SIGXCPU handler, a spin:
-//!   SIGXCPU at 1 s, SIGKILL at 2 s (`ws_xcpu`).
+//!   SIGXCPU at 1 s (its handler's siginfo printed as
+//!   `got sig=24 si_pid=<pid> si_code=<code>`), SIGKILL at 2 s (`ws_xcpu`).
 //! - `xfsz`: RLIMIT_FSIZE 1 KiB, SIGXFSZ ignored, a 4 KiB write
 //!   (`ws_xfsz`).
 //! - `pipe`: a write to a pipe with no reader, SIGPIPE at its default
@@ -28,6 +29,7 @@
 //! Lines: `<role> pid=<pid>` for each process, then `done` from the
 //! process that outlives the scenario, where there is one.
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 use whosent_testbins::{emit, set_comm, usage_exit};
 
@@ -77,7 +79,17 @@ fn rlimit(res: libc::__rlimit_resource_t, soft: u64, hard: u64) {
     }
 }
 
-extern "C" fn on_xcpu(_: libc::c_int) {}
+static XCPU_CODE: AtomicI32 = AtomicI32::new(i32::MIN);
+static XCPU_PID: AtomicI32 = AtomicI32::new(-1);
+
+/// Keeps what the kernel put in the siginfo, for the spinning main loop
+/// to print (printing here would not be async-signal-safe).
+extern "C" fn on_xcpu(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let (code, pid) = unsafe { ((*info).si_code, (*info).si_pid()) };
+    XCPU_PID.store(pid, Ordering::SeqCst);
+    XCPU_CODE.store(code, Ordering::SeqCst);
+}
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -110,12 +122,27 @@ fn main() {
         }
         Some("xcpu") => {
             set_comm(PROG, "ws_xcpu");
-            unsafe { libc::signal(libc::SIGXCPU, on_xcpu as *const () as libc::sighandler_t) };
+            // SAFETY: a zeroed sigaction with a handler and SA_SIGINFO.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_xcpu as *const () as libc::sighandler_t;
+                sa.sa_flags = libc::SA_SIGINFO;
+                libc::sigaction(libc::SIGXCPU, &sa, std::ptr::null_mut());
+            }
             rlimit(libc::RLIMIT_CPU, 1, 2);
             say("spinner");
             let mut x = 0u64;
+            let mut told = false;
             loop {
                 x = std::hint::black_box(x.wrapping_add(1));
+                let code = XCPU_CODE.load(Ordering::Relaxed);
+                if !told && code != i32::MIN {
+                    told = true;
+                    emit(&format!(
+                        "got sig=24 si_pid={} si_code={code}",
+                        XCPU_PID.load(Ordering::SeqCst)
+                    ));
+                }
             }
         }
         Some("xfsz") => {
