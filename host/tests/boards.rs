@@ -443,7 +443,10 @@ fn an_oom_kill_on_the_aarch64_board_is_the_oom_killer() {
         "the victim never became sleep"
     );
     let vs = victim.to_string();
-    let mut d = deploy(&b, &["--json", "--sig", "KILL", "--pid", &vs, "--count", "1"]);
+    let mut d = deploy(
+        &b,
+        &["--json", "--sig", "KILL", "--pid", &vs, "--count", "1"],
+    );
     let ready = json(&d.until(T, |l| {
         l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
     }));
@@ -462,7 +465,10 @@ fn an_oom_kill_on_the_aarch64_board_is_the_oom_killer() {
     assert_eq!(e["cause"], "oom", "{e}");
     assert_eq!(e["target"]["pid"], victim, "{e}");
     assert!(e["sender"].is_null(), "{e}");
-    assert_eq!(e["running"]["pid"], hog, "the allocating task is the context: {e}");
+    assert_eq!(
+        e["running"]["pid"], hog,
+        "the allocating task is the context: {e}"
+    );
     assert_eq!(d.wait(Duration::from_secs(20)), 0);
     let log = b.ssh("dmesg");
     assert!(
