@@ -115,6 +115,10 @@ pub struct SshArgs {
     /// SSH port (beats :PORT and ~/.ssh/config)
     #[arg(short = 'p', long = "port", value_name = "PORT")]
     pub port: Option<u16>,
+    /// Reach the board through this jump host, as `ssh -J` does (beats ProxyJump in
+    /// ~/.ssh/config); several, nearest first, separated by commas
+    #[arg(short = 'J', long = "jump", value_name = "[USER@]HOST[:PORT]")]
+    pub jump: Option<String>,
     /// SSH user (beats USER@ and ~/.ssh/config)
     #[arg(short = 'l', long = "login", value_name = "USER")]
     pub user: Option<String>,
@@ -262,6 +266,7 @@ const SSH_ONLY: &[(&str, &str)] = &[
     ("accept_new_host_key", "--accept-new-host-key"),
     ("ssh_config", "-F/--ssh-config"),
     ("connect_timeout", "--connect-timeout"),
+    ("jump", "-J/--jump"),
     ("keep", "--keep"),
 ];
 
