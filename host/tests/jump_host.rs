@@ -61,8 +61,36 @@ fn servers(test: &str) -> Option<&'static Servers> {
     }
 }
 
+const STATE_PREFIX: &str = "/tmp/whosent-jump-test-";
+
+/// The `--watch-pid` watcher stops the servers of a test binary that
+/// was killed, but leaves its state dir: remove those of processes
+/// that are gone.
+fn remove_stale_state_dirs() {
+    let Ok(entries) = fs::read_dir("/tmp") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(pid) = path
+            .to_str()
+            .and_then(|p| p.strip_prefix(STATE_PREFIX))
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
 fn start() -> Result<Servers, String> {
-    let dir = PathBuf::from(format!("/tmp/whosent-jump-test-{}", std::process::id()));
+    remove_stale_state_dirs();
+    let dir = PathBuf::from(format!("{STATE_PREFIX}{}", std::process::id()));
     STATE_DIR.set(dir.clone()).expect("started once");
     // SAFETY: registering a plain extern "C" fn.
     unsafe { libc::atexit(stop) };
