@@ -1,7 +1,10 @@
 //! The command line of whosent-deploy (clap derive). Long help lives in
 //! constants so that `--help` teaches; flags are grouped by heading.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::error::HostError;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// The stap backend owns its flags; they are flattened into [`RunArgs`].
@@ -118,6 +121,10 @@ pub struct SshArgs {
     /// SSH port (beats :PORT and ~/.ssh/config)
     #[arg(short = 'p', long = "port", value_name = "PORT")]
     pub port: Option<u16>,
+    /// Reach the board through this jump host, as `ssh -J` does (beats ProxyJump in
+    /// ~/.ssh/config); several, nearest first, separated by commas
+    #[arg(short = 'J', long = "jump", value_name = "[USER@]HOST[:PORT]")]
+    pub jump: Option<String>,
     /// SSH user (beats USER@ and ~/.ssh/config)
     #[arg(short = 'l', long = "login", value_name = "USER")]
     pub user: Option<String>,
@@ -213,4 +220,129 @@ pub struct DoctorArgs {
     /// Check through sudo
     #[arg(long)]
     pub sudo: bool,
+}
+
+/// The command line, with the checks clap cannot express: a signal
+/// written `--sig -9`, and connection flags given with `--host local`.
+/// Help, version and clap's own errors exit as clap makes them (status
+/// 2 for errors).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, HostError> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    negative_sig(&args)?;
+    let m = Cli::command()
+        .try_get_matches_from(&args)
+        .unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    if cli.cmd.is_none() && cli.run.ssh.host.as_deref() == Some("local") {
+        not_for_local(&m)?;
+    }
+    Ok(cli)
+}
+
+/// `--sig -9` (a space, as `kill -9` has none): clap takes `-9` for a
+/// flag and answers with its six-line usage. Say how to write it.
+fn negative_sig(args: &[OsString]) -> Result<(), HostError> {
+    for w in args.windows(2) {
+        let (Some(flag), Some(v)) = (w[0].to_str(), w[1].to_str()) else {
+            continue;
+        };
+        if !matches!(flag, "-s" | "--sig") {
+            continue;
+        }
+        if let Some(sig) = v.strip_prefix('-') {
+            if whosent_proto::signal::parse(sig).is_ok() {
+                return Err(HostError::Usage(format!(
+                    "{flag} {v}: a value that starts with '-' is read as a flag; \
+                     write {flag}={v} or {flag} {sig}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Flags that only mean something for a board over SSH, by clap id, as
+/// the user writes them.
+const SSH_ONLY: &[(&str, &str)] = &[
+    ("target", "--target"),
+    ("port", "-p/--port"),
+    ("user", "-l/--login"),
+    ("identity", "-i/--identity"),
+    ("known_hosts", "--known-hosts"),
+    ("accept_new_host_key", "--accept-new-host-key"),
+    ("ssh_config", "-F/--ssh-config"),
+    ("connect_timeout", "--connect-timeout"),
+    ("jump", "-J/--jump"),
+    ("keep", "--keep"),
+];
+
+/// `--host local` runs the agent here, without SSH and without an
+/// upload: a connection flag given with it is a mistake (the user meant
+/// a board), not something to ignore.
+fn not_for_local(m: &ArgMatches) -> Result<(), HostError> {
+    let given: Vec<&str> = SSH_ONLY
+        .iter()
+        .filter(|(id, _)| m.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|(_, flag)| *flag)
+        .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(HostError::other(
+        format!(
+            "{} {} nothing with --host local (this machine, no SSH, no upload)",
+            given.join(", "),
+            if given.len() == 1 { "means" } else { "mean" }
+        ),
+        "leave it out, or give a board with --host [USER@]HOST",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(a: &[&str]) -> Result<Cli, HostError> {
+        parse(
+            std::iter::once("whosent-deploy")
+                .chain(a.iter().copied())
+                .map(OsString::from),
+        )
+    }
+
+    #[test]
+    fn sig_minus_9_with_a_space_says_how_to_write_it() {
+        for (a, want) in [
+            (["--sig", "-9"], "write --sig=-9 or --sig 9"),
+            (["-s", "-KILL"], "write -s=-KILL or -s KILL"),
+        ] {
+            let e = parse_str(&a).unwrap_err();
+            assert!(matches!(e, HostError::Usage(_)), "{e:?}");
+            assert!(e.line().contains(want), "{}", e.line());
+        }
+        let ok = parse_str(&["--host", "b", "--sig=-9"]).unwrap();
+        assert_eq!(ok.run.query.sig, ["-9"]);
+    }
+
+    #[test]
+    fn ssh_flags_with_host_local_are_refused_by_name() {
+        for (a, want) in [
+            (
+                &["--target", "aarch64"][..],
+                "--target means nothing with --host local",
+            ),
+            (&["-p", "22"], "-p/--port means"),
+            (&["-i", "/k"], "-i/--identity means"),
+            (&["--keep", "-l", "u"], "-l/--login, --keep mean nothing"),
+            (&["--connect-timeout", "10"], "--connect-timeout means"),
+            (&["--accept-new-host-key"], "--accept-new-host-key means"),
+        ] {
+            let args: Vec<&str> = ["--host", "local"].iter().chain(a).copied().collect();
+            let e = parse_str(&args).unwrap_err();
+            assert!(e.line().contains(want), "{a:?}: {}", e.line());
+        }
+        // The same flags are fine for a board, and --host local alone is.
+        assert!(parse_str(&["--host", "b", "-p", "22", "--keep", "--target", "x86_64"]).is_ok());
+        assert!(parse_str(&["--host", "local", "--sig", "KILL", "--sudo"]).is_ok());
+    }
 }

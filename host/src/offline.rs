@@ -46,6 +46,11 @@ pub fn parse<R: Read>(
             let r = BufReader::new(prefix.as_slice().chain(input));
             Ok(emit(text_items(r), q, out, json))
         }
+        Format::NotATrace(kind) => Err(HostError::other(
+            format!("not a trace this tool reads: {name} is {kind}"),
+            "give ftrace text (trace, trace_pipe, `trace-cmd report`), a trace-cmd trace.dat, \
+             or a stream saved with --save (docs/parse.md)",
+        )),
         Format::TraceDat => {
             let mut buf = prefix;
             input.read_to_end(&mut buf).map_err(read_err)?;

@@ -46,7 +46,7 @@ pub fn run(
 ) -> Result<i32, HostError> {
     let (target, conn) = connect(&r.ssh)?;
     let plan = Plan {
-        login: format!("{}@{}:{}", target.user, target.host, target.port),
+        login: login(&target),
         host: host.to_string(),
         target: r.target.clone(),
         sudo: r.sudo,
@@ -58,4 +58,15 @@ pub fn run(
     // of its own; the session flushes after each chunk of the stream.
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     flow::run(&conn, &plan, backend, &mut out, stop)
+}
+
+/// `user@host:port`, then ` via user@jump:port` for each jump host.
+fn login(t: &crate::ssh::Target) -> String {
+    let mut s = format!("{}@{}:{}", t.user, t.host, t.port);
+    let mut hop = t.jump.as_deref();
+    while let Some(j) = hop {
+        s.push_str(&format!(" via {}@{}:{}", j.user, j.host, j.port));
+        hop = j.jump.as_deref();
+    }
+    s
 }
