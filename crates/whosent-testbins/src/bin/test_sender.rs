@@ -87,7 +87,11 @@ fn send(sig: i32, how: &How) -> Result<(), i32> {
                 // is pointer-aligned); its _rt member is si_pid, si_uid,
                 // then si_value (include/uapi/asm-generic/siginfo.h).
                 let words = (&mut info as *mut libc::siginfo_t).cast::<i32>();
-                let u = if cfg!(target_pointer_width = "64") { 4 } else { 3 };
+                let u = if cfg!(target_pointer_width = "64") {
+                    4
+                } else {
+                    3
+                };
                 *words.add(u) = libc::getpid();
                 *words.add(u + 1) = libc::getuid() as i32;
                 *words.add(u + 2) = value;
@@ -100,7 +104,8 @@ fn send(sig: i32, how: &How) -> Result<(), i32> {
                 ) as i32
             }
             How::Pidfd { pid } => {
-                let fd = libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long);
+                let fd =
+                    libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long);
                 if fd < 0 {
                     -1
                 } else {
