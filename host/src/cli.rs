@@ -17,6 +17,7 @@ Examples:
   whosent-deploy --host local --sig TERM --duration 10      # this machine, no SSH
   whosent-deploy doctor --host board                        # what the board has and lacks
   whosent-deploy parse trace.dat                            # decode a trace-cmd trace.dat or ftrace text
+  whosent-deploy parse /var/log/audit/audit.log             # or an audit log: kill() calls auditd recorded
   whosent-deploy build --target armv7                       # just cross-build the agent
   whosent-deploy --backend stap --host board --kernel-build DIR --staprun-bundle FILE --sig KILL
   whosent-deploy stap-script --sig TERM --pid 1234          # the script, to run stap yourself
@@ -43,7 +44,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Cross-compile the agent for a target and print its path
     Build(BuildArgs),
-    /// Decode a recorded trace (ftrace text, or trace-cmd's trace.dat v6/v7) into whosent records
+    /// Decode a recorded trace (ftrace text, trace-cmd's trace.dat v6/v7, or an audit log) into whosent records
     Parse(ParseArgs),
     /// Check what a board has and lacks for tracing, with the fix for each gap
     Doctor(DoctorArgs),
@@ -187,7 +188,7 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct ParseArgs {
-    /// The recorded trace (ftrace text or trace.dat, told apart by content), or - for stdin
+    /// The recorded trace (ftrace text, trace.dat, a saved stream or an audit log/ausearch output, told apart by content), or - for stdin
     #[arg(value_name = "FILE")]
     pub file: String,
     #[command(flatten)]

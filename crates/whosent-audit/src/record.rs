@@ -129,7 +129,10 @@ fn parse_stamp(s: &str) -> Option<Stamp> {
     let ms = match time.split_once(' ') {
         None => {
             let (secs, frac) = time.split_once('.')?;
-            secs.parse::<u64>().ok()? * 1000 + millis(frac)?
+            secs.parse::<u64>()
+                .ok()?
+                .checked_mul(1000)?
+                .checked_add(millis(frac)?)?
         }
         Some((date, clock)) => local_date(date, clock)?,
     };
@@ -150,11 +153,17 @@ fn millis(frac: &str) -> Option<u64> {
 fn local_date(date: &str, clock: &str) -> Option<u64> {
     let mut d = date.split('/').map(|p| p.parse::<i64>().ok());
     let (m, day, y) = (d.next()??, d.next()??, d.next()??);
-    let y = if y < 100 { 2000 + y } else { y };
     let (hms, frac) = clock.split_once('.')?;
     let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
     let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
+    let y = if y < 100 { 2000 + y } else { y };
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(0..=23).contains(&h)
+        || !(0..=59).contains(&min)
+        || !(0..=60).contains(&sec)
+    {
         return None;
     }
     let days = days_from_civil(y, m, day);
@@ -228,5 +237,26 @@ mod tests {
         assert!(e.to_string().starts_with("line 7: "), "{e}");
         assert!(parse_line("type=SYSCALL msg=audit(x.1:2): a", 1).is_err());
         assert!(parse_line("type=SYSCALL", 1).is_err());
+    }
+
+    #[test]
+    fn fuzz_a_time_stamp_past_u64_ms_is_an_error_not_an_overflow() {
+        // Found by the fuzzer: seconds * 1000 overflowed.
+        assert!(parse_line(
+            "type=OBJ_PID msg=audit(99999999999999999999.1:1): opid=1",
+            1
+        )
+        .is_err());
+        assert!(parse_line("type=OBJ_PID msg=audit(18446744073709551.999:1): opid=1", 1).is_err());
+        assert!(parse_line(
+            "type=OBJ_PID msg=audit(12/01/99999999999999 11:28:21.248:6) : opid=1",
+            1
+        )
+        .is_err());
+        assert!(parse_line(
+            "type=OBJ_PID msg=audit(12/01/26 -1:28:21.248:6) : opid=1",
+            1
+        )
+        .is_err());
     }
 }

@@ -287,7 +287,7 @@ impl AuditSignal {
         s.push_str("  ");
         s.push_str(a.syscall.name());
         match (a.success, a.exit) {
-            (Some(false), Some(e)) if e < 0 => match errno::name(-e) {
+            (Some(false), Some(e)) if e < 0 => match e.checked_neg().and_then(errno::name) {
                 Some(n) => s.push_str(&format!("() failed: {n}")),
                 None => s.push_str(&format!("() failed: {e}")),
             },
@@ -330,7 +330,10 @@ impl Facts {
         o.opt_int("exit", self.exit)
             .opt_str(
                 "error",
-                self.exit.filter(|e| *e < 0).and_then(|e| errno::name(-e)),
+                self.exit
+                    .filter(|e| *e < 0)
+                    .and_then(|e| e.checked_neg())
+                    .and_then(errno::name),
             )
             .opt_str("key", self.key.as_deref());
         let s = &self.sender;
