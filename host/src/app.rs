@@ -42,6 +42,16 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
             "--host is required: a board ([USER@]HOST[:PORT]) or `local` for this machine".into(),
         ));
     };
+    if r.stap.backend == Backend::Audit {
+        r.stap.only_for_stap()?;
+        let stop = interrupt::install();
+        interrupt::stop_when_stdout_closes();
+        let mut audit = crate::audit::Audit::new(r)?;
+        if host == "local" {
+            return deploy::run_local(r, &mut audit, stop);
+        }
+        return deploy::run(r, host, &mut audit, stop);
+    }
     if r.stap.backend == Backend::Stap {
         let stop = interrupt::install();
         interrupt::stop_when_stdout_closes();
