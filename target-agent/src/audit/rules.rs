@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(r.len(), (3 + 64 + 3 * 64 + 1) * 4 + 11);
         // kill is 129 on aarch64: word 4, bit 1.
         let mask4 = u32::from_ne_bytes(r[(3 + 4) * 4..(3 + 5) * 4].try_into().unwrap());
-        assert_eq!(mask4 & 0b111, 0b111, "kill, tkill, tgkill (129-131)");
+        assert_eq!((mask4 >> 1) & 0b111, 0b111, "kill, tkill, tgkill (129-131)");
         assert_eq!(key_of(&r), Some(&b"whosent-1-2"[..]));
     }
 }
