@@ -27,6 +27,9 @@ use whosent_proto::record::{EndReason, Ready};
 
 pub struct Audit {
     query: Query,
+    /// The reader's arguments: the filters the kernel applies in the
+    /// rules (one signal, one sender pid); the rest is filtered here.
+    args: Vec<String>,
     limits: Limits,
     reader: Vec<u8>,
     hash: String,
@@ -46,8 +49,16 @@ impl Audit {
         }
         let q = crate::query::from_args(&r.query)?;
         crate::query::agent_args(&q, &r.capture)?;
+        let mut args = Vec::new();
+        if let [sig] = q.sigs[..] {
+            args.extend(["--sig".to_string(), sig.to_string()]);
+        }
+        if let ([pid], None) = (&q.sender_pids[..], q.pid_ns) {
+            args.extend(["--sender-pid".to_string(), pid.to_string()]);
+        }
         Ok(Audit {
             query: q,
+            args,
             limits: Limits {
                 count: r.capture.count,
                 duration: r.capture.duration,
@@ -106,7 +117,10 @@ impl Backend for Audit {
         let remote = p.path(build::AUDIT_READER);
         p.put(build::AUDIT_READER, &self.reader, 0o755, "audit reader")?;
         p.verify(&remote, &self.hash, "audit reader", "running")?;
-        Ok(quote(&remote))
+        let args: Vec<String> = self.args.iter().map(|a| quote(a)).collect();
+        Ok(format!("{} {}", quote(&remote), args.join(" "))
+            .trim_end()
+            .to_string())
     }
 
     fn limits(&self) -> Limits {

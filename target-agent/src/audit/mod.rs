@@ -57,8 +57,9 @@ impl Undo {
     }
 }
 
-/// `--list-rules`: every rule the kernel has, one hex line each, so that
-/// a test can compare the rules before and after a run.
+/// `--list-rules`: the status (enabled, auditd's pid) and every rule the
+/// kernel has, one hex line each, so that a test can compare them before
+/// and after a run.
 pub fn list_rules() -> i32 {
     let mut ctl = match Socket::open() {
         Ok(s) => s,
@@ -70,9 +71,14 @@ pub fn list_rules() -> i32 {
             )
         }
     };
+    let st = match ctl.status() {
+        Ok(s) => s,
+        Err(e) => return fail("cannot read the audit status", e, "run as root"),
+    };
     match ctl.list_rules() {
         Ok(rules) => {
             let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "status enabled={} pid={}", st.enabled, st.pid);
             for r in rules {
                 let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
                 let _ = writeln!(out, "rule {hex}");
@@ -84,7 +90,7 @@ pub fn list_rules() -> i32 {
     }
 }
 
-pub fn run() -> i32 {
+pub fn run(filter: rules::Filter) -> i32 {
     let stop = match Stop::install() {
         Ok(s) => s,
         Err(e) => return fail("cannot install signal handlers", e, "report this as a bug"),
@@ -118,7 +124,7 @@ pub fn run() -> i32 {
         daemon: st.pid == 0,
         enabled_by_us: false,
     };
-    let result = setup_and_read(&mut ctl, &mut rec, st, &mut undo, &stop);
+    let result = setup_and_read(&mut ctl, &mut rec, st, &mut undo, &stop, filter);
     undo.run(&mut ctl, &mut rec);
     result
 }
@@ -129,6 +135,7 @@ fn setup_and_read(
     st: Status,
     undo: &mut Undo,
     stop: &Stop,
+    filter: rules::Filter,
 ) -> i32 {
     if st.enabled == 0 {
         if let Err(e) = ctl.set(AUDIT_STATUS_ENABLED, 1, 0) {
@@ -167,20 +174,23 @@ fn setup_and_read(
     let key = format!("whosent-{}", unsafe { libc::getpid() });
     let mut names = Vec::new();
     for (i, arch) in rules::arches().into_iter().enumerate() {
-        let r = rules::rule(arch, &key);
-        match ctl.add_rule(&r) {
-            Ok(()) => {
-                undo.rules.push(r);
-                names.push(arch.name);
-            }
-            // The 32-bit ABI may be compiled out (no CONFIG_COMPAT).
-            Err(_) if i > 0 => {}
-            Err(e) => {
-                return fail(
-                    "cannot add the audit rule",
-                    e,
-                    "run as root (CAP_AUDIT_CONTROL)",
-                )
+        for r in rules::rules(arch, &key, filter) {
+            match ctl.add_rule(&r) {
+                Ok(()) => {
+                    undo.rules.push(r);
+                    if !names.contains(&arch.name) {
+                        names.push(arch.name);
+                    }
+                }
+                // The 32-bit ABI may be compiled out (no CONFIG_COMPAT).
+                Err(_) if i > 0 => break,
+                Err(e) => {
+                    return fail(
+                        "cannot add the audit rule",
+                        e,
+                        "run as root (CAP_AUDIT_CONTROL)",
+                    )
+                }
             }
         }
     }

@@ -237,13 +237,50 @@ fn messages_seq(mut b: &[u8]) -> Vec<(u16, &[u8], u32)> {
     let mut out = Vec::new();
     while b.len() >= HDR {
         let len = u32::from_ne_bytes(b[..4].try_into().unwrap_or_default()) as usize;
+        let ty = u16::from_ne_bytes(b[4..6].try_into().unwrap_or_default());
+        if ty >= 1100 {
+            // A record: the kernel sends each in a datagram of its own
+            // and sets nlmsg_len to the payload's length, without the
+            // header (`audit_log_end` in kernel/audit.c: "nlmsg_len =
+            // skb->len - NLMSG_HDRLEN"), unlike any other netlink family.
+            let end = (HDR + len).min(b.len());
+            out.push((ty, &b[HDR..end], seq_of(b)));
+            break;
+        }
         if len < HDR || len > b.len() {
             break;
         }
-        let ty = u16::from_ne_bytes(b[4..6].try_into().unwrap_or_default());
         out.push((ty, &b[HDR..len], seq_of(b)));
         let next = (len + 3) & !3;
         b = b.get(next..).unwrap_or(&[]);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(ty: u16, len: u32, payload: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&len.to_ne_bytes());
+        m.extend_from_slice(&ty.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        m.extend_from_slice(payload);
+        m
+    }
+
+    #[test]
+    fn a_record_length_counts_its_payload_only() {
+        let text = b"audit(1.5:9): opid=42 ocomm=\"sleep\"";
+        let m = msg(1318, text.len() as u32, text);
+        assert_eq!(messages(&m), [(1318, &text[..])]);
+        // Replies are ordinary netlink messages, header included.
+        let mut two = msg(2, 20, &[0; 4]);
+        two.extend(msg(3, 16, &[]));
+        assert_eq!(
+            messages(&two).iter().map(|m| m.0).collect::<Vec<_>>(),
+            [2, 3]
+        );
+    }
 }
