@@ -90,6 +90,41 @@ pub fn list_rules() -> i32 {
     }
 }
 
+/// Deletes the rules of an earlier run that could not clean up (killed
+/// with SIGKILL, or its board lost power): their key names a pid that
+/// no longer runs.
+fn remove_stale(ctl: &mut Socket) {
+    let Ok(all) = ctl.list_rules() else { return };
+    for r in all {
+        let Some(pid) = rules::key_of(&r)
+            .and_then(|k| k.strip_prefix(b"whosent-"))
+            .and_then(|p| std::str::from_utf8(p).ok()?.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // Gone, or a zombie nobody reaped yet: it cleans nothing up.
+        let gone = match std::fs::read(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(st) => st
+                .iter()
+                .rposition(|b| *b == b')')
+                .and_then(|i| st.get(i + 2))
+                .is_some_and(|s| *s == b'Z'),
+        };
+        if !gone {
+            continue;
+        }
+        match ctl.del_rule(&r) {
+            Ok(()) => {
+                eprintln!("whosent: removed an audit rule left by an earlier run (pid {pid})")
+            }
+            Err(e) => eprintln!(
+                "whosent: warning: cannot remove the audit rule of an earlier run (pid {pid}): {e}"
+            ),
+        }
+    }
+}
+
 pub fn run(filter: rules::Filter) -> i32 {
     let stop = match Stop::install() {
         Ok(s) => s,
@@ -119,6 +154,7 @@ pub fn run(filter: rules::Filter) -> i32 {
         eprintln!("{PROG}: error: audit is locked (enabled=2): no rule can be added until reboot (help: use --backend ftrace, or add the rules of docs/parse.md at boot and parse the log)");
         return 2;
     }
+    remove_stale(&mut ctl);
     let mut undo = Undo {
         rules: Vec::new(),
         daemon: st.pid == 0,
