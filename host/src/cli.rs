@@ -17,7 +17,7 @@ Examples:
   whosent-deploy --host local --sig TERM --duration 10      # this machine, no SSH
   whosent-deploy doctor --host board                        # what the board has and lacks
   whosent-deploy parse trace.dat                            # decode a trace-cmd trace.dat or ftrace text
-  whosent-deploy parse /var/log/audit/audit.log             # or an audit log: kill() calls auditd recorded
+  whosent-deploy parse /var/log/audit/audit.log             # the kill() calls auditd recorded
   whosent-deploy build --target armv7                       # just cross-build the agent
   whosent-deploy --backend stap --host board --kernel-build DIR --staprun-bundle FILE --sig KILL
   whosent-deploy --backend audit --host board --sig KILL     # the board's audit subsystem
@@ -176,7 +176,7 @@ pub enum Backend {
     Ftrace,
     /// A SystemTap module cross-compiled here and loaded with staprun on the board
     Stap,
-    /// The board's audit subsystem (kill system calls only; see AUDIT in --help)
+    /// The board's audit subsystem: kill system calls only (see the notes at the end of --help)
     Audit,
 }
 
