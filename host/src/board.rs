@@ -33,6 +33,10 @@ if [ -r /proc/config.gz ] && command -v zcat >/dev/null 2>&1; then zcat /proc/co
 elif [ -r "/boot/config-$(uname -r)" ]; then cat "/boot/config-$(uname -r)"; fi |
   grep -E '^CONFIG_AUDIT(SYSCALL)?=' | sed 's/^CONFIG_/kconfig_/'
 [ -e /proc/self/loginuid ] && echo "loginuid=1"
+# Without a readable config: CONFIG_AUDITSYSCALL builds __audit_syscall_entry
+# (kernel/auditsc.c), whose name /proc/kallsyms lists.
+[ -r /proc/config.gz ] || [ -r "/boot/config-$(uname -r)" ] ||
+  { grep -q ' __audit_syscall_entry$' /proc/kallsyms 2>/dev/null && echo "auditsyscall_sym=1"; }
 for p in /proc/[0-9]*; do
   [ "$(cat "$p/comm" 2>/dev/null)" = auditd ] && { echo "auditd=${p#/proc/}"; break; }
 done
@@ -97,6 +101,9 @@ impl Facts {
                 "kconfig_AUDIT" => f.kconfig_audit = Some(v == "y"),
                 "kconfig_AUDITSYSCALL" => f.kconfig_auditsyscall = Some(v == "y"),
                 "loginuid" => f.loginuid = true,
+                "auditsyscall_sym" => {
+                    f.kconfig_auditsyscall.get_or_insert(true);
+                }
                 "auditd" => f.auditd = v.parse().ok(),
                 // `Filesystem 1K-blocks Used Available Use% Mounted`; a
                 // long device name can wrap, so count from the end.
@@ -139,6 +146,11 @@ mod tests {
     #[test]
     fn audit_facts() {
         let f = Facts::parse("kconfig_AUDIT=y\nkconfig_AUDITSYSCALL=y\nloginuid=1\nauditd=612\n");
+        let sym = Facts::parse("loginuid=1\nauditsyscall_sym=1\n");
+        assert_eq!(
+            (sym.kconfig_audit, sym.kconfig_auditsyscall, sym.loginuid),
+            (None, Some(true), true)
+        );
         assert_eq!(
             (
                 f.kconfig_audit,

@@ -390,6 +390,14 @@ fn doctor_reports_what_a_bare_board_lacks() {
     assert!(line("sha256sum").contains("missing"), "{text}");
     assert!(line("architecture").contains("aarch64"), "{text}");
     assert!(text.contains("an ftrace deploy can work"), "{text}");
+    // Debian's arm64 kernel has audit (found in /proc/kallsyms: the
+    // board has no kernel config), and no auditd runs.
+    let audit = line("audit");
+    assert!(
+        audit.contains("CONFIG_AUDIT, CONFIG_AUDITSYSCALL")
+            && audit.contains("auditd does not run"),
+        "{text}"
+    );
     // The plain board has everything an ftrace deploy needs.
     let p = board("aarch64", "plain");
     let out = Command::new(DEPLOY)
