@@ -64,17 +64,20 @@ impl Socket {
         self.fd
     }
 
-    /// Joins the read-log multicast group (records as auditd gets them).
+    /// Joins the read-log multicast group (records as auditd gets them),
+    /// by binding to it as systemd-journald does.
     pub fn join_readlog(&self) -> io::Result<()> {
-        let g = AUDIT_NLGRP_READLOG;
-        // SAFETY: setsockopt with a u32 option value.
+        // SAFETY: a zeroed sockaddr_nl with the family and group set.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as u16;
+        // nl_groups is a bit mask: group n is bit n-1.
+        sa.nl_groups = 1 << (AUDIT_NLGRP_READLOG - 1);
+        // SAFETY: sa is valid for its size.
         let rc = unsafe {
-            libc::setsockopt(
+            libc::bind(
                 self.fd,
-                libc::SOL_NETLINK,
-                libc::NETLINK_ADD_MEMBERSHIP,
-                (&g as *const u32).cast(),
-                4,
+                (&sa as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
             )
         };
         if rc != 0 {
