@@ -67,11 +67,15 @@ fn json(l: &str) -> Value {
     serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))
 }
 
+/// The tests change the kernel's audit state: one at a time.
+static AUDIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_refused_kill_and_a_tgkill_come_back_and_the_rules_are_restored() {
     if !can_run("audit backend") {
         return;
     }
+    let _g = AUDIT.lock().unwrap_or_else(|e| e.into_inner());
     let reader = reader();
     let before = rules(&reader);
     // SIGRTMIN+7, filtered in the rules: other tests' signals on this
@@ -173,4 +177,157 @@ fn a_refused_kill_and_a_tgkill_come_back_and_the_rules_are_restored() {
         "rules or status changed: {}",
         rules(&reader)
     );
+}
+
+/// An auditd of this test's own, logging into a temporary directory;
+/// stopped on drop, and audit's enabled flag put back (auditd 3.0.9
+/// leaves it set).
+struct Auditd {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    enabled_before: String,
+}
+
+impl Auditd {
+    fn start(reader: &std::path::Path) -> Auditd {
+        let dir = std::env::temp_dir().join(format!("whosent-auditd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["conf", "plugins", "log"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let conf = std::fs::read_to_string("/etc/audit/auditd.conf")
+            .expect("auditd installed (scripts/setup.sh)");
+        let conf: String = conf
+            .lines()
+            .map(|l| match l.split(" = ").next() {
+                Some("log_file") => format!("log_file = {}/log/audit.log", dir.display()),
+                Some("log_group") => "log_group = root".into(),
+                Some("plugin_dir") => format!("plugin_dir = {}/plugins", dir.display()),
+                Some("use_libwrap") => "use_libwrap = no".into(),
+                Some("flush") => "flush = SYNC".into(),
+                _ => l.to_string(),
+            })
+            .map(|l| l + "\n")
+            .collect();
+        let path = dir.join("conf/auditd.conf");
+        std::fs::write(&path, conf).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for (p, m) in [(dir.join("conf"), 0o700), (path, 0o600)] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        }
+        let enabled_before = status(reader).0;
+        let child = Command::new("auditd")
+            .arg("-n")
+            .arg("-c")
+            .arg(dir.join("conf"))
+            .spawn()
+            .expect("auditd runs (scripts/setup.sh installs it)");
+        let me = child.id().to_string();
+        assert!(
+            eventually(Duration::from_secs(10), || status(reader).1 == me),
+            "auditd did not register: {}",
+            rules(reader)
+        );
+        Auditd {
+            child,
+            dir,
+            enabled_before,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log/audit.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Auditd {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = Command::new("auditctl")
+            .args(["-e", &self.enabled_before])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// (enabled, auditd's pid) from the reader's --list-rules.
+fn status(reader: &std::path::Path) -> (String, String) {
+    let text = rules(reader);
+    let line = text.lines().next().unwrap_or_default().to_string();
+    let v = |k: &str| {
+        line.split(' ')
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap_or_default()
+            .to_string()
+    };
+    (v("enabled="), v("pid="))
+}
+
+#[test]
+fn beside_a_running_auditd_it_reads_the_multicast_group_and_leaves_auditd_alone() {
+    if !can_run("audit backend beside auditd") {
+        return;
+    }
+    let _g = AUDIT.lock().unwrap_or_else(|e| e.into_inner());
+    let reader = reader();
+    let already = status(&reader).1 != "0";
+    let auditd = (!already).then(|| Auditd::start(&reader));
+    let (_, auditd_pid) = status(&reader);
+    let before = rules(&reader);
+    let mut d = Proc::spawn(Command::new(DEPLOY).args([
+        "--backend",
+        "audit",
+        "--host",
+        "local",
+        "--json",
+        "--count",
+        "1",
+        "--sig",
+        "RTMIN+8",
+    ]));
+    let ready = json(&d.until(T, |l| {
+        l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
+    }));
+    assert_eq!(ready["type"], "ready", "{ready}");
+    // auditd is still the audit daemon: the backend only listens.
+    assert_eq!(status(&reader).1, auditd_pid);
+    let mut r =
+        Proc::spawn(Command::new(sibling(DEPLOY, "test_receiver")).args(["--count", "1", "42"]));
+    let rpid = num(
+        &r.until(Duration::from_secs(10), |l| l.starts_with("ready")),
+        "pid",
+    );
+    wait_comm(rpid as i32, "test_receiver");
+    let out = Command::new(sibling(DEPLOY, "test_sender"))
+        .args(["--comm", "beside-auditd", "kill", "42", &rpid.to_string()])
+        .output()
+        .unwrap();
+    let sent = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let got = r.until(Duration::from_secs(10), |l| l.starts_with("got "));
+    let e = json(&d.until(Duration::from_secs(20), |l| {
+        l.contains(r#""type":"signal""#)
+    }));
+    assert_eq!(e["sender"]["pid"], num(&got, "si_pid"), "{got}");
+    assert_eq!(e["sender"]["pid"], num(&sent, "sender_pid"));
+    assert_eq!(
+        (e["sender"]["comm"].as_str(), e["target"]["pid"].as_i64()),
+        (Some("beside-auditd"), Some(rpid))
+    );
+    assert_eq!(d.wait(Duration::from_secs(20)), 0);
+    assert!(
+        eventually(Duration::from_secs(5), || rules(&reader) == before),
+        "rules or status changed: {}",
+        rules(&reader)
+    );
+    if let Some(a) = &auditd {
+        // auditd got the same record into its log.
+        assert!(
+            eventually(Duration::from_secs(5), || a
+                .log()
+                .contains(r#"comm="beside-auditd""#)),
+            "auditd's log: {}",
+            a.log()
+        );
+    }
 }
