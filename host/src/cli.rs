@@ -36,8 +36,8 @@ every way out. Audit sees only signals sent by system calls (kill, tkill, tgkill
 rt_tgsigqueueinfo, pidfd_send_signal): the kernel's own (OOM killer, faults, timers, tty
 hangups, SIGPIPE) never reach it, so its records all have cause kill. A process started
 while audit was disabled is never audited (a task gets its audit context at fork, only
-while audit is enabled); when the backend has to enable audit it says so. Boot with
-audit=1 to see every process. The same logs, recorded by auditd: `parse audit.log`.
+while audit is enabled); when the backend has to enable audit it says so, and from then
+until reboot new processes make slower system calls. Boot with audit=1 to see every process. The same logs, recorded by auditd: `parse audit.log`.
 
 Exit status: 0 if a signal was reported, 1 if none was, 2 on usage or environment errors.";
 

@@ -180,8 +180,10 @@ fn setup_and_read(
         undo.enabled_by_us = true;
         eprintln!(
             "whosent: audit was disabled; enabled it for this run. Processes started before now \
-             are invisible to it (a task gets its audit context at fork, only while audit is \
-             enabled): boot the board with audit=1 to see them"
+             are invisible to it (a task gets its audit context at fork, only once audit was \
+             enabled): boot the board with audit=1 to see them. Until the board reboots, the \
+             processes it starts from now on take the slower audited system call path, even \
+             after this run disables audit again (docs/audit.md)"
         );
     }
     let mode = if undo.daemon {
