@@ -92,6 +92,16 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
         ));
     };
     identities(&r.ssh)?;
+    if r.stap.backend == Backend::Audit {
+        r.stap.only_for_stap()?;
+        let stop = interrupt::install();
+        interrupt::stop_when_stdout_closes();
+        let mut audit = crate::audit::Audit::new(r)?;
+        if host == "local" {
+            return deploy::run_local(r, &mut audit, stop);
+        }
+        return deploy::run(r, host, &mut audit, stop);
+    }
     if r.stap.backend == Backend::Stap {
         let stop = interrupt::install();
         interrupt::stop_when_stdout_closes();

@@ -20,8 +20,10 @@ Examples:
   whosent-deploy --host local --sig TERM --duration 10      # this machine, no SSH
   whosent-deploy doctor --host board                        # what the board has and lacks
   whosent-deploy parse trace.dat                            # decode a trace-cmd trace.dat or ftrace text
+  whosent-deploy parse /var/log/audit/audit.log             # the kill() calls auditd recorded
   whosent-deploy build --target armv7                       # just cross-build the agent
   whosent-deploy --backend stap --host board --kernel-build DIR --staprun-bundle FILE --sig KILL
+  whosent-deploy --backend audit --host board --sig KILL     # the board's audit subsystem
   whosent-deploy stap-script --sig TERM --pid 1234          # the script, to run stap yourself
 
 Output: one line per signal, e.g.
@@ -29,6 +31,16 @@ Output: one line per signal, e.g.
 The sender is the task that was running when the kernel generated the signal; in
 interrupt context no task is credited. --json prints the agent's JSON Lines records
 (docs/json-schema.md).
+
+--backend audit reads the board's audit records instead (kernels with CONFIG_AUDITSYSCALL
+but no signal tracepoints): it adds its own rules over the audit netlink socket, reads
+beside auditd (or as the audit daemon when none runs) and removes exactly its rules on
+every way out. Audit sees only signals sent by system calls (kill, tkill, tgkill, sigqueue,
+rt_tgsigqueueinfo, pidfd_send_signal): the kernel's own (OOM killer, faults, timers, tty
+hangups, SIGPIPE) never reach it, so its records all have cause kill. A process started
+while audit was disabled is never audited (a task gets its audit context at fork, only
+while audit is enabled); when the backend has to enable audit it says so, and from then
+until reboot new processes make slower system calls. Boot with audit=1 to see every process. The same logs, recorded by auditd: `parse audit.log`.
 
 Exit status: 0 if a signal was reported, 1 if none was, 2 on usage or environment errors.";
 
@@ -46,7 +58,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Cross-compile the agent for a target and print its path
     Build(BuildArgs),
-    /// Decode a recorded trace (ftrace text, or trace-cmd's trace.dat v6/v7) into whosent records
+    /// Decode a recorded trace (ftrace text, trace-cmd's trace.dat v6/v7, or an audit log) into whosent records
     Parse(ParseArgs),
     /// Check what a board has and lacks for tracing, with the fix for each gap
     Doctor(DoctorArgs),
@@ -177,6 +189,8 @@ pub enum Backend {
     Ftrace,
     /// A SystemTap module cross-compiled here and loaded with staprun on the board
     Stap,
+    /// The board's audit subsystem: kill system calls only (see the notes at the end of --help)
+    Audit,
 }
 
 #[derive(Debug, Args)]
@@ -200,7 +214,7 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct ParseArgs {
-    /// The recorded trace (ftrace text or trace.dat, told apart by content), or - for stdin
+    /// The recorded trace (ftrace text, trace.dat, a saved stream or an audit log/ausearch output, told apart by content), or - for stdin
     #[arg(value_name = "FILE")]
     pub file: String,
     #[command(flatten)]

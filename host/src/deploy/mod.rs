@@ -38,6 +38,32 @@ use std::io::{self, IsTerminal};
 use std::sync::atomic::AtomicBool;
 
 /// Traces `host` over SSH with `backend`; returns the exit status.
+/// As [`run`], on this machine (`--host local`): the same flow over
+/// the local transport, as root.
+pub fn run_local(
+    r: &RunArgs,
+    backend: &mut dyn Backend,
+    stop: &AtomicBool,
+) -> Result<i32, HostError> {
+    let plan = Plan {
+        login: "local".into(),
+        host: "local".into(),
+        target: r.target.clone(),
+        sudo: r.sudo,
+        keep: r.keep,
+        json: r.capture.json,
+        quiet: r.capture.json && !io::stderr().is_terminal(),
+    };
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    flow::run(
+        &crate::transport::local::Local,
+        &plan,
+        backend,
+        &mut out,
+        stop,
+    )
+}
+
 pub fn run(
     r: &RunArgs,
     host: &str,
