@@ -82,7 +82,7 @@ pub fn run(
     let done = AtomicBool::new(false);
     // A Ctrl-C during the build or upload: start stopped.
     if stop.load(Ordering::SeqCst) {
-        halt.request(EndReason::Interrupted, true);
+        halt.request(crate::interrupt::reason(), true);
     }
     let streamed = std::thread::scope(|sc| {
         // Ctrl-C and a host-side --duration become a stop of this stream.
@@ -106,8 +106,12 @@ pub fn run(
         done.store(true, Ordering::SeqCst);
         res
     });
-    let status = backend.finish(t, streamed, &mut session)?;
-    Ok(session.status(status))
+    let status = backend.finish(t, streamed, &mut session);
+    // A failed stdout first: it is why the stream was stopped.
+    if let Some(e) = session.output_error() {
+        return Err(e);
+    }
+    Ok(session.status(status?))
 }
 
 /// Until `done`: turns Ctrl-C (`stop`) and the deadline into a stop of
@@ -115,7 +119,7 @@ pub fn run(
 pub(crate) fn watch(stop: &AtomicBool, deadline: Option<Instant>, halt: &Stop, done: &AtomicBool) {
     while !done.load(Ordering::SeqCst) {
         if stop.load(Ordering::SeqCst) {
-            return halt.request(EndReason::Interrupted, true);
+            return halt.request(crate::interrupt::reason(), true);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return halt.request(EndReason::Duration, true);
