@@ -49,9 +49,16 @@ pub struct Exit {
 }
 
 impl Exit {
-    /// Its death, if it died: it exited without its end record.
-    pub fn death(&self, ended: bool, started: bool) -> Option<Death> {
-        (!ended).then(|| Death {
+    /// Its death, if it died: it exited without its end record, or,
+    /// when the host stopped reading it (`unread`: what it said last
+    /// was not read), with a status that is none of its own (0, 1, 2).
+    pub fn death(&self, ended: bool, unread: bool, started: bool) -> Option<Death> {
+        let died = if unread {
+            !(0..=2).contains(&self.status)
+        } else {
+            !ended
+        };
+        died.then(|| Death {
             status: self.status,
             started,
             last: self.last.clone(),

@@ -265,7 +265,7 @@ impl Feed {
                 s.agent_line(&rest);
             }
             self.discard_save();
-            let death = exit.and_then(|x| x.death(s.ended, s.ready));
+            let death = exit.and_then(|x| x.death(s.ended, self.gone, s.ready));
             if let Some(d) = &death {
                 s.record(&Record::Error(d.record()), None);
                 if s.json() || s.ready {
@@ -276,7 +276,8 @@ impl Feed {
         }
         let ending = self.decoder.finish();
         let _ = s.flush();
-        let death = exit.and_then(|x| x.death(self.decoding.ended || s.ended, s.ready));
+        let unread = self.gone || self.failed;
+        let death = exit.and_then(|x| x.death(self.decoding.ended || s.ended, unread, s.ready));
         if let Ending::Cut { offset, pending } = ending {
             if !self.failed && !self.gone && !self.decoding.done() && death.is_none() {
                 eprintln!(

@@ -1,8 +1,8 @@
 //! whosent-agent: the static program that runs on the board.
 
+use std::io::Write;
 use whosent_agent::args::{self, Parsed, HELP};
 use whosent_agent::error::AgentError;
-use std::io::Write;
 use whosent_proto::record::ErrorRec;
 
 /// Prints `text` on stdout; a failure (a full disk: `>/dev/full`) is an
