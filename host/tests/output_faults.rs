@@ -11,7 +11,7 @@ mod realkernel;
 use realkernel::*;
 use serde_json::Value;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
@@ -371,18 +371,6 @@ fn a_closed_stdout_ended_as_stdin_closed() {
     assert_eq!(st, 1, "{err}");
     assert!(!err.contains("error"), "{err}");
     gone(a.pid());
-}
-
-/// Reads JSON records from `out` until the end record; its reason.
-fn end_reason(out: impl Read) -> String {
-    for l in BufReader::new(out).lines() {
-        let l = l.unwrap();
-        let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}"));
-        if v["type"] == "end" {
-            return v["reason"].as_str().unwrap().to_string();
-        }
-    }
-    panic!("no end record");
 }
 
 const STOPS: [(i32, &str); 3] = [
