@@ -1,8 +1,14 @@
 //! whosent-deploy: who sent that signal, on a board over SSH.
 
 use clap::Parser;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use whosent_deploy::{app, cli::Cli, error};
+
+/// The error line on stderr; a stderr that cannot take it changes
+/// nothing (eprintln! would panic: exit 101 instead of 2).
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
 
 fn main() {
     let cli = Cli::try_parse().unwrap_or_else(|e| {
@@ -16,7 +22,7 @@ fn main() {
                 text.to_string()
             };
             if let Err(e) = whosent_deploy::stdout::print(out.as_bytes()) {
-                eprintln!("{}", e.line());
+                say(&e.line());
                 std::process::exit(error::EXIT_STATUS);
             }
             std::process::exit(0);
@@ -26,7 +32,7 @@ fn main() {
     let code = match app::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{}", e.line());
+            say(&e.line());
             error::EXIT_STATUS
         }
     };

@@ -104,6 +104,25 @@ fn print_paths_panicked_on_a_full_stdout() {
     }
 }
 
+/// An error whose line cannot be written (stderr on /dev/full) still
+/// exits 2: eprintln! panicked (exit 101).
+#[test]
+fn an_error_line_on_a_full_stderr_panicked() {
+    let runs: [(std::path::PathBuf, &[&str]); 2] = [
+        (DEPLOY.into(), &["completions", "nope"]),
+        (agent(), &["--bogus"]),
+    ];
+    for (prog, args) in runs {
+        let out = Command::new(&prog)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(full())
+            .output()
+            .unwrap();
+        assert_eq!(code(out.status), 2, "{} {args:?}", prog.display());
+    }
+}
+
 /// A child whose stderr lines arrive on a channel; stdout as given.
 struct Run {
     child: Child,

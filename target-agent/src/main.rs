@@ -5,6 +5,13 @@ use whosent_agent::args::{self, Parsed, HELP};
 use whosent_agent::error::AgentError;
 use whosent_proto::record::ErrorRec;
 
+/// The error line on stderr; a stderr that cannot take it changes
+/// nothing (eprintln! would panic: exit 101 instead of 2).
+fn say(e: &AgentError) {
+    let line = format!("whosent-agent: error: {} (help: {})\n", e.message, e.help);
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
 /// Prints `text` on stdout; a failure (a full disk: `>/dev/full`) is an
 /// error line and exit 2, never a panic (print! panics on it).
 fn print(text: &str) {
@@ -12,8 +19,7 @@ fn print(text: &str) {
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         // The reader going away (`| head`) is no error.
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            let e = AgentError::output(e);
-            eprintln!("whosent-agent: error: {} (help: {})", e.message, e.help);
+            say(&AgentError::output(e));
             std::process::exit(2)
         }
     }
@@ -32,7 +38,7 @@ fn fail(e: &AgentError) -> ! {
     // Already failing: a stdout that cannot take the record changes
     // nothing, stderr says it all.
     let _ = std::io::stdout().write_all(s.as_bytes());
-    eprintln!("whosent-agent: error: {} (help: {})", e.message, e.help);
+    say(e);
     std::process::exit(2)
 }
 
