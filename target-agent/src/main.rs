@@ -8,8 +8,12 @@ use whosent_proto::record::ErrorRec;
 /// The error line on stderr; a stderr that cannot take it changes
 /// nothing (eprintln! would panic: exit 101 instead of 2).
 fn say(e: &AgentError) {
-    let line = format!("whosent-agent: error: {} (help: {})\n", e.message, e.help);
-    let _ = std::io::stderr().write_all(line.as_bytes());
+    let _ = writeln!(
+        std::io::stderr(),
+        "whosent-agent: error: {} (help: {})",
+        e.message,
+        e.help
+    );
 }
 
 /// Prints `text` on stdout; a failure (a full disk: `>/dev/full`) is an
