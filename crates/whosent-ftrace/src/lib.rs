@@ -4,6 +4,7 @@
 //! against recorded fixtures from real kernels (`tests/fixtures/`).
 
 pub mod detect;
+pub mod fate_events;
 pub mod filter;
 pub mod format;
 pub mod header_page;

@@ -19,6 +19,21 @@ const CLASSIC: [&str; 31] = [
 pub const RTMIN: i32 = 34;
 pub const RTMAX: i32 = 64;
 
+/// The numbers the cause rules and the exit record name
+/// (`include/uapi/asm-generic/signal.h`).
+pub const SIGHUP: i32 = 1;
+pub const SIGILL: i32 = 4;
+pub const SIGTRAP: i32 = 5;
+pub const SIGBUS: i32 = 7;
+pub const SIGFPE: i32 = 8;
+pub const SIGKILL: i32 = 9;
+pub const SIGSEGV: i32 = 11;
+pub const SIGPIPE: i32 = 13;
+pub const SIGCHLD: i32 = 17;
+pub const SIGCONT: i32 = 18;
+pub const SIGXCPU: i32 = 24;
+pub const SIGXFSZ: i32 = 25;
+
 /// Aliases `kill -l` and older programs accept.
 const ALIASES: [(&str, i32); 3] = [("IOT", 6), ("POLL", 29), ("CLD", 17)];
 

@@ -183,6 +183,8 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
                     comm: comm(13)?,
                     ..Task::default()
                 },
+                cause: None,
+                oom: None,
             })))
         }
         "end" => {
@@ -255,6 +257,7 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
             events: vec![TaskEvent::Exit {
                 tid: int(4, "tid")?,
                 comm: comm(6)?,
+                group_dead: None,
             }],
         }),
         _ => Ok(Line::Other(line.to_string())),
@@ -444,7 +447,8 @@ mod tests {
                 9,
                 vec![TaskEvent::Exit {
                     tid: 12,
-                    comm: "sleep".into()
+                    comm: "sleep".into(),
+                    group_dead: None,
                 }]
             )
         );
