@@ -429,8 +429,9 @@ fn board_agent(pid: &str) -> Option<(i32, std::path::PathBuf)> {
 
 /// Issue #13 (4, 6, 7) over SSH, on the local OpenSSH server (this
 /// machine as the board, so the agent can be watched and killed): a full
-/// stdout exited 0 with nothing written, SIGTERM ended as `stdin_closed`,
-/// and a kill -9 of the agent on the board was silent.
+/// stdout exited 0 with nothing written (and made doctor panic), SIGTERM
+/// ended as `stdin_closed`, and a kill -9 of the agent on the board was
+/// silent.
 #[test]
 fn over_ssh_a_full_stdout_a_sigterm_and_a_killed_agent_were_not_told() {
     if !can_run("ssh output faults") {
@@ -493,6 +494,26 @@ fn over_ssh_a_full_stdout_a_sigterm_and_a_killed_agent_were_not_told() {
         "{seen}"
     );
     gone(apid, &dir);
+
+    // doctor printed its table with println!: a panic (exit 101).
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(DEPLOY)
+        .arg("doctor")
+        .args(b.args())
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "doctor: {err}");
+    assert!(
+        err.trim_end().ends_with(
+            "(help: send stdout where there is room (a file on a disk with space, a pipe))"
+        ) && !err.contains("panicked"),
+        "doctor: {err}"
+    );
 
     // SIGTERM to whosent-deploy: the end record says `terminated`.
     let mut d = deploy(&b, &[&q[..], &["--json"]].concat());
