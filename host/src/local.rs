@@ -13,7 +13,7 @@ use crate::transport::local::Local;
 use crate::transport::Transport;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use whosent_proto::record::EndReason;
 
 /// The agent for this machine: `--agent`, `WHOSENT_AGENT`, or the
@@ -69,7 +69,8 @@ pub fn run(
     // stream stops the agent and drains its output until it exits.
     let streamed = std::thread::scope(|sc| {
         sc.spawn(|| crate::deploy::flow::watch(stop, None, &halt, &done));
-        let res = Local.stream_bytes(
+        let _done = crate::deploy::flow::Done(&done);
+        Local.stream_bytes(
             &cmd,
             &mut |chunk| feed.bytes(chunk, &mut session),
             &mut |chunk| {
@@ -79,9 +80,7 @@ pub fn run(
                 let _ = io::stderr().write_all(text.as_bytes());
             },
             &halt.halt,
-        );
-        done.store(true, Ordering::SeqCst);
-        res
+        )
     });
     let exit = streamed.as_ref().ok().map(|&status| Exit {
         status,

@@ -183,7 +183,10 @@ impl<W: Write> Report<W> {
                 } else {
                     r.filter.as_str()
                 };
-                eprintln!(
+                // A stderr that is gone (a closed terminal) loses the
+                // progress lines, and must not panic as eprintln! does.
+                let _ = writeln!(
+                    io::stderr(),
                     "whosent: tracing{on}: Linux {} ({}), {} backend, kernel filter: {}; waiting for signals (Ctrl-C to stop)",
                     escape(&r.kernel),
                     escape(&r.arch),
@@ -191,22 +194,27 @@ impl<W: Write> Report<W> {
                     escape(filter)
                 );
             }
-            Record::Lost(l) => match l.count {
-                Some(n) => eprintln!(
-                    "whosent: warning: the kernel dropped {n} events on cpu {}",
-                    l.cpu
-                ),
-                None => eprintln!(
-                    "whosent: warning: the kernel dropped events on cpu {}",
-                    l.cpu
-                ),
-            },
+            Record::Lost(l) => {
+                let _ = match l.count {
+                    Some(n) => writeln!(
+                        io::stderr(),
+                        "whosent: warning: the kernel dropped {n} events on cpu {}",
+                        l.cpu
+                    ),
+                    None => writeln!(
+                        io::stderr(),
+                        "whosent: warning: the kernel dropped events on cpu {}",
+                        l.cpu
+                    ),
+                };
+            }
             Record::Exit(x) => {
-                writeln!(self.out, "{}", render::exit_line(x))?;
+                let _ = writeln!(self.buf, "{}", render::exit_line(x));
                 self.flush_unless_batch()?;
             }
             Record::End(e) if !self.quiet => {
-                eprintln!(
+                let _ = writeln!(
+                    io::stderr(),
                     "whosent: {} signal(s), {} lost; stopped: {}",
                     e.signals,
                     e.lost,

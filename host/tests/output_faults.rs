@@ -123,6 +123,27 @@ fn an_error_line_on_a_full_stderr_panicked() {
     }
 }
 
+/// A stderr whose reader went away (a terminal closed with SIGHUP, an
+/// SSH session gone) made the progress and summary lines panic (exit
+/// 101) at the end of a capture; they are dropped instead.
+#[test]
+fn a_closed_stderr_panicked_at_the_end_of_a_capture() {
+    if !real_kernel("closed stderr") {
+        return;
+    }
+    let (_r, rpid) = receiver();
+    let out = Command::new(DEPLOY)
+        .args(["--host", "local", "--sig", "USR1", "--pid"])
+        .arg(rpid.to_string())
+        .args(["--duration", "0.5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(code(out.status), 1);
+}
+
 /// A child whose stderr lines arrive on a channel; stdout as given.
 struct Run {
     child: Child,
