@@ -73,6 +73,18 @@ impl<W: Write> Report<W> {
         self.flush_unless_batch()
     }
 
+    /// A signal whose source renders it itself (audit's records carry
+    /// an `audit` object and say how the call ended): `json` is its
+    /// record, `human` its line.
+    pub fn write_rendered(&mut self, json: &str, human: &str) -> io::Result<()> {
+        if self.json {
+            return self.json_line(json.trim_end(), 1);
+        }
+        let _ = writeln!(self.buf, "{human}");
+        self.ends.push((self.buf.len(), 1));
+        self.flush_unless_batch()
+    }
+
     fn flush_unless_batch(&mut self) -> io::Result<()> {
         if self.batch {
             return Ok(());

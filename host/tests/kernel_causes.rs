@@ -253,6 +253,27 @@ fn a_tty_hangup_is_the_tty_layer_not_the_closer() {
 }
 
 #[test]
+fn any_other_si_kernel_is_the_kernel_not_the_resizer() {
+    if !real_kernel("tty resize") {
+        return;
+    }
+    let mut d = capture(&["--comm", "ws_winchild", "--sig", "WINCH"]);
+    let mut p = scenario(&["winch"]);
+    let parent = pid_of(&mut p, "parent");
+    let child = pid_of(&mut p, "child");
+    let v = signal(&mut d, "SIGWINCH");
+    assert_eq!(
+        (&v["cause"], &v["code_name"]),
+        (&"kernel".into(), &"SI_KERNEL".into()),
+        "{v}"
+    );
+    assert_eq!(v["target"]["pid"], child);
+    no_sender(&v, parent);
+    assert_eq!(p.wait(T), 0);
+    stop(d);
+}
+
+#[test]
 fn a_pid_namespace_teardown_is_not_its_init() {
     if !real_kernel("pidns teardown") {
         return;

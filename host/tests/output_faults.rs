@@ -49,7 +49,7 @@ fn code(st: std::process::ExitStatus) -> i32 {
 
 /// Asserts the one-line error whosent prints for a failed stdout.
 fn one_write_error(who: &str, err: &str) {
-    let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(": error: ")).collect();
     assert_eq!(lines.len(), 1, "{who}: {err}");
     assert!(
         lines[0].contains(": error: cannot write to stdout: No space left on device")
@@ -480,29 +480,71 @@ fn signals_to_the_agent_end_as_what_they_were() {
     }
 }
 
+/// A static x86_64 ELF that writes `say` on stderr and exits with
+/// `status`: an "agent" that dies at once and passes the ELF check that
+/// `WHOSENT_AGENT` gets (`/bin/false` itself is refused by it now).
+fn dying_agent(path: &std::path::Path, say: &[u8], status: u8) {
+    let mut code: Vec<u8> = Vec::new();
+    code.extend([0xb8, 1, 0, 0, 0]); // mov eax, 1 (write)
+    code.extend([0xbf, 2, 0, 0, 0]); // mov edi, 2
+    code.extend([0x48, 0x8d, 0x35, 19, 0, 0, 0]); // lea rsi, [rip + 19]: the text
+    code.extend([0xba, say.len() as u8, 0, 0, 0]); // mov edx, len
+    code.extend([0x0f, 0x05]); // syscall
+    code.extend([0xb8, 60, 0, 0, 0]); // mov eax, 60 (exit)
+    code.extend([0xbf, status, 0, 0, 0]); // mov edi, status
+    code.extend([0x0f, 0x05]); // syscall
+    code.extend(say);
+    let total = (64 + 56 + code.len()) as u64;
+    let base: u64 = 0x400000;
+    let mut f: Vec<u8> = Vec::new();
+    f.extend(b"\x7fELF");
+    f.extend([2, 1, 1, 0]);
+    f.extend([0; 8]);
+    f.extend(2u16.to_le_bytes()); // ET_EXEC
+    f.extend(62u16.to_le_bytes()); // EM_X86_64
+    f.extend(1u32.to_le_bytes());
+    f.extend((base + 120).to_le_bytes()); // entry
+    f.extend(64u64.to_le_bytes()); // phoff
+    f.extend(0u64.to_le_bytes()); // shoff
+    f.extend(0u32.to_le_bytes());
+    f.extend(64u16.to_le_bytes());
+    f.extend(56u16.to_le_bytes());
+    f.extend(1u16.to_le_bytes());
+    f.extend([0; 6]);
+    f.extend(1u32.to_le_bytes()); // PT_LOAD
+    f.extend(5u32.to_le_bytes()); // R + X
+    f.extend(0u64.to_le_bytes());
+    f.extend(base.to_le_bytes());
+    f.extend(base.to_le_bytes());
+    f.extend(total.to_le_bytes());
+    f.extend(total.to_le_bytes());
+    f.extend(0x1000u64.to_le_bytes());
+    f.extend(code);
+    std::fs::write(path, f).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// `WHOSENT_AGENT=/bin/false whosent-deploy --host local` gave exit 2
-/// and no message; an agent that says why before it exits had its last
-/// words lost among nothing. Both say the agent exited, with what status
+/// and no message, and an agent's last words before it exited were
+/// lost among nothing. Both say the agent exited, with what status
 /// and its last stderr line.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn an_agent_that_exits_at_once_was_silent() {
     let dir = std::env::temp_dir().join(format!("whosent-died-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join("agent.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\necho 'first' >&2\necho 'cannot go on: boom' >&2\nexit 3\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mute = dir.join("false");
+    dying_agent(&mute, b"", 1);
+    let talks = dir.join("agent");
+    dying_agent(&talks, b"first\ncannot go on: boom\n", 3);
     for (agent, says) in [
         (
-            std::path::PathBuf::from("/bin/false"),
+            mute,
             "the agent exited with status 1 before the capture started, without its end record; it wrote nothing on stderr",
         ),
         (
-            script.clone(),
+            talks,
             "the agent exited with status 3 before the capture started, without its end record; its last line on stderr: cannot go on: boom",
         ),
     ] {
@@ -514,7 +556,7 @@ fn an_agent_that_exits_at_once_was_silent() {
             .unwrap();
         let err = text(&out.stderr);
         assert_eq!(code(out.status), 2, "{err}");
-        let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+        let errors: Vec<&str> = err.lines().filter(|l| l.contains(": error: ")).collect();
         assert_eq!(errors.len(), 1, "{err}");
         assert!(errors[0].starts_with("whosent-deploy: error: "), "{err}");
         assert!(errors[0].contains(says), "{err}");

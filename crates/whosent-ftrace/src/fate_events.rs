@@ -197,13 +197,7 @@ mod tests {
     use super::*;
     use crate::format::Field;
 
-    fn fmt(name: &str) -> EventFormat {
-        let p = format!(
-            "{}/../../tests/fixtures/format/host-6.18-{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        EventFormat::parse(std::fs::read(p).unwrap().as_slice()).unwrap()
-    }
+    use crate::host_format as fmt;
 
     fn put(rec: &mut Vec<u8>, f: &Field, v: i64) {
         if rec.len() < f.offset + f.size {

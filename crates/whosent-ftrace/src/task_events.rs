@@ -240,13 +240,7 @@ fn cmdline(args: &[u8], argc: usize) -> String {
 mod tests {
     use super::*;
 
-    fn fmt(name: &str) -> EventFormat {
-        let p = format!(
-            "{}/../../tests/fixtures/format/host-6.18-{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        EventFormat::parse(std::fs::read(p).unwrap().as_slice()).unwrap()
-    }
+    use crate::host_format as fmt;
 
     fn put(rec: &mut Vec<u8>, f: &Field, bytes: &[u8]) {
         if rec.len() < f.offset + f.size {

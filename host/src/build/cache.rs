@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// crate of the workspace it links (a test checks the list against the
 /// manifests; the analysis and stream crates were once missing, and an
 /// agent built before a change to them was reused).
-pub const SOURCES: [&str; 7] = [
+pub const SOURCES: [&str; 8] = [
     "Cargo.toml",
     "Cargo.lock",
     "target-agent",
@@ -21,6 +21,8 @@ pub const SOURCES: [&str; 7] = [
     "crates/whosent-ftrace",
     "crates/whosent-stream",
     "crates/whosent-analysis",
+    // The audit reader, built with the agent, links it.
+    "crates/whosent-audit",
 ];
 
 /// `${XDG_CACHE_HOME:-~/.cache}/whosent`. The XDG spec says a relative

@@ -22,6 +22,11 @@
 //! - `hangup`: a child that makes a pty its controlling terminal as a
 //!   session leader; the parent closes the master (`ws_ttyparent`,
 //!   `ws_ttychild`).
+//! - `winch`: like `hangup`, but the parent resizes the terminal
+//!   (TIOCSWINSZ on the master): the tty layer's SIGWINCH to the
+//!   foreground process group (`tty_do_resize`: `kill_pgrp(pgrp,
+//!   SIGWINCH, 1)`, SI_KERNEL), which the child counts on a handler
+//!   (`ws_winparent`, `ws_winchild`).
 //! - `pidns`: a new pid namespace whose init (`ws_nsinit`) exits while
 //!   a process in it (`ws_nsvictim`) sleeps.
 //! - `exit N`: exits with status N after 300 ms (`ws_exit`).
@@ -34,7 +39,7 @@ use std::time::Duration;
 use whosent_testbins::{emit, set_comm, usage_exit};
 
 const PROG: &str = "kernel_sender";
-const USAGE: &str = "kernel_sender [--cgroup DIR] oom-victim MB | oom-hog MB | xcpu | xfsz | pipe | fault | chld | pdeath | hangup | pidns | exit N";
+const USAGE: &str = "kernel_sender [--cgroup DIR] oom-victim MB | oom-hog MB | xcpu | xfsz | pipe | fault | chld | pdeath | hangup | winch | pidns | exit N";
 
 /// The pid as the host's /proc knows it (`/proc/self` resolves in the
 /// pid namespace /proc was mounted in), also inside a new namespace.
@@ -78,6 +83,8 @@ fn rlimit(res: libc::__rlimit_resource_t, soft: u64, hard: u64) {
         usage_exit(PROG, "setrlimit failed", USAGE);
     }
 }
+
+extern "C" fn on_winch(_: libc::c_int) {}
 
 static XCPU_CODE: AtomicI32 = AtomicI32::new(i32::MIN);
 static XCPU_PID: AtomicI32 = AtomicI32::new(-1);
@@ -203,7 +210,8 @@ fn main() {
             std::thread::sleep(Duration::from_millis(200));
             unsafe { libc::_exit(0) };
         }
-        Some("hangup") => hangup(),
+        Some("hangup") => tty(false),
+        Some("winch") => tty(true),
         Some("pidns") => pidns(),
         Some("exit") => {
             set_comm(PROG, "ws_exit");
@@ -219,8 +227,15 @@ fn main() {
     }
 }
 
-fn hangup() {
-    set_comm(PROG, "ws_ttyparent");
+fn tty(winch: bool) {
+    set_comm(
+        PROG,
+        if winch {
+            "ws_winparent"
+        } else {
+            "ws_ttyparent"
+        },
+    );
     say("parent");
     // SAFETY: plain libc calls on descriptors this process owns.
     let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
@@ -232,7 +247,11 @@ fn hangup() {
     unsafe { libc::ptsname_r(master, name.as_mut_ptr(), name.len()) };
     let (r, w) = whosent_testbins::pipe().expect("pipe");
     if fork() == 0 {
-        set_comm(PROG, "ws_ttychild");
+        set_comm(PROG, if winch { "ws_winchild" } else { "ws_ttychild" });
+        if winch {
+            // SIGWINCH is ignored by default: a handler makes it delivered.
+            unsafe { libc::signal(libc::SIGWINCH, on_winch as *const () as libc::sighandler_t) };
+        }
         // Only the parent may hold the master, or its close is not the last.
         whosent_testbins::close(master);
         unsafe {
@@ -250,6 +269,17 @@ fn hangup() {
     let mut b = [0u8; 1];
     whosent_testbins::read_exact_fd(r, &mut b);
     std::thread::sleep(Duration::from_millis(200));
+    if winch {
+        let ws = libc::winsize {
+            ws_row: 33,
+            ws_col: 99,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from the pointer.
+        unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &ws) };
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // The last close of the master hangs up the slave (pty_close ->
     // tty_vhangup), in this process's context.
     whosent_testbins::close(master);
