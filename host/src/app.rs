@@ -1,7 +1,7 @@
 //! Dispatch from the parsed command line to the modules that do the
 //! work; returns the process exit status.
 
-use crate::agent::Agent;
+use crate::agent::{Agent, Choice};
 use crate::cli::{Backend, Cli, Cmd, RunArgs};
 use crate::error::HostError;
 use crate::stap::backend::Stap;
@@ -50,9 +50,14 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
     }
     r.stap.only_for_stap()?;
     let q = query::from_args(&r.query)?;
-    let mut args = query::agent_args(&q, &r.capture)?;
-    // The agent records; this side decodes (crate::stream).
-    args.push("--stream".into());
+    // The ftrace agent records (it gets --stream), this side decodes
+    // (crate::stream); the eBPF agent writes records.
+    let args = query::agent_args(&q, &r.capture)?;
+    let choice = match r.stap.backend {
+        Backend::Ebpf => Choice::Ebpf,
+        Backend::Auto => Choice::Auto,
+        _ => Choice::Ftrace,
+    };
     let save = r
         .capture
         .save
@@ -64,9 +69,14 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
     let stop = interrupt::install();
     interrupt::stop_when_stdout_closes();
     if host == "local" {
-        let agent = local::find_agent(r.agent.as_deref())?;
+        let kind = crate::agent::resolve(choice, &local::facts())?;
+        let agent = local::find_agent(kind, r.agent.as_deref())?;
+        let mut args = args;
+        if kind == crate::build::Agent::Ftrace {
+            args.push("--stream".into());
+        }
         return local::run(&agent, &args, r.capture.json, feed, stop);
     }
-    let mut agent = Agent::new(args, r.agent.clone(), feed);
+    let mut agent = Agent::choose(choice, args, r.agent.clone(), feed);
     deploy::run(r, host, &mut agent, stop)
 }

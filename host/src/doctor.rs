@@ -143,6 +143,7 @@ pub fn findings(f: &Facts, sudo: bool) -> Vec<Row> {
         "for --backend stap",
         "missing: needed only for --backend stap; pass --staprun-bundle",
     ));
+    rows.extend(crate::bpf::rows(f));
     rows
 }
 
@@ -177,6 +178,14 @@ pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
             "an ftrace deploy cannot work until the MISSING items are fixed"
         }
     );
+    match crate::bpf::verdict(&facts) {
+        Ok(()) if ok => println!("--backend ebpf can work on this board (auto picks it)"),
+        Ok(()) => println!("--backend ebpf can work once the MISSING items are fixed"),
+        Err(why) => println!(
+            "--backend ebpf cannot work: {}; --backend auto uses ftrace",
+            whosent_proto::escape::escape(&why)
+        ),
+    }
     Ok(if ok { 0 } else { 1 })
 }
 

@@ -15,22 +15,41 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use whosent_proto::record::EndReason;
 
-/// The agent for this machine: `--agent`, `WHOSENT_AGENT`, or the
-/// `whosent-agent` installed next to whosent-deploy.
-pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf, HostError> {
+/// The agent `kind` for this machine: `--agent`, `WHOSENT_AGENT` (or
+/// `WHOSENT_EBPF_AGENT`), or the one installed next to whosent-deploy.
+pub fn find_agent(
+    kind: crate::build::Agent,
+    explicit: Option<&Path>,
+) -> Result<PathBuf, HostError> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
-    if let Some(p) = std::env::var_os("WHOSENT_AGENT").filter(|p| !p.is_empty()) {
+    let var = match kind {
+        crate::build::Agent::Ftrace => "WHOSENT_AGENT",
+        crate::build::Agent::Ebpf => "WHOSENT_EBPF_AGENT",
+    };
+    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     let exe =
         std::env::current_exe().map_err(|e| HostError::Io("cannot find own path".into(), e))?;
-    let sibling = exe.with_file_name("whosent-agent");
+    let sibling = exe.with_file_name(kind.name());
     if sibling.is_file() {
         return Ok(sibling);
     }
     Err(HostError::NoLocalAgent(sibling))
+}
+
+/// This machine's facts, as the board probe would give them: what
+/// `--backend auto` and `--backend ebpf` decide with.
+pub fn facts() -> crate::board::Facts {
+    match std::process::Command::new("sh")
+        .args(["-c", crate::board::PROBE])
+        .output()
+    {
+        Ok(o) => crate::board::Facts::parse(&String::from_utf8_lossy(&o.stdout)),
+        Err(_) => crate::board::Facts::default(),
+    }
 }
 
 /// Runs the agent here (with `--stream` in `args`) and reports what

@@ -9,13 +9,19 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// What the agent is built from, relative to the workspace root.
-pub const SOURCES: [&str; 5] = [
+/// What the agents are built from, relative to the workspace root: the
+/// ftrace agent and its crates, and the eBPF agent (which links the
+/// ftrace agent's library). One list for both; the key also names the
+/// agent ([`super::Agent`]).
+pub const SOURCES: [&str; 8] = [
     "Cargo.toml",
     "Cargo.lock",
     "target-agent",
+    "target-agent-ebpf",
     "crates/whosent-proto",
     "crates/whosent-ftrace",
+    "crates/whosent-stream",
+    "crates/whosent-analysis",
 ];
 
 /// `${XDG_CACHE_HOME:-~/.cache}/whosent`. The XDG spec says a relative
@@ -32,11 +38,11 @@ pub fn root() -> Option<PathBuf> {
     Some(base.join("whosent"))
 }
 
-/// The agent cached under `key`: `<root>/agents/<target>-<key>/whosent-agent`.
-pub fn entry(root: &Path, target: &str, key: &str) -> PathBuf {
+/// The agent `bin` cached under `key`: `<root>/agents/<target>-<key>/<bin>`.
+pub fn entry(root: &Path, target: &str, key: &str, bin: &str) -> PathBuf {
     root.join("agents")
         .join(format!("{target}-{key}"))
-        .join("whosent-agent")
+        .join(bin)
 }
 
 /// Every file under the source paths, sorted, with build output and
@@ -149,7 +155,12 @@ mod tests {
     #[test]
     fn storing_replaces_an_entry_whole() {
         let d = tree("store");
-        let dest = entry(&d.join("cache"), "aarch64", "0123456789abcdef");
+        let dest = entry(
+            &d.join("cache"),
+            "aarch64",
+            "0123456789abcdef",
+            "whosent-agent",
+        );
         assert!(dest.ends_with("agents/aarch64-0123456789abcdef/whosent-agent"));
         store(&d.join("Cargo.toml"), &dest).unwrap();
         store(&d.join("target-agent/src/main.rs"), &dest).unwrap();
