@@ -169,7 +169,7 @@ pub fn run(mut o: Options) -> Result<u64> {
     let mut tick = Instant::now() + TICK;
     let query = &o.query;
     let reason = 'run: loop {
-        let mut stdin_stirred = false;
+        let stdin_stirred;
         let mut n = 0;
         // Up to BATCH events, then the checks below, then on.
         let mut done = false;
@@ -222,13 +222,16 @@ pub fn run(mut o: Options) -> Result<u64> {
                 }
             }
         }
+        // Idle: wait for events, a stop or the next tick. Busy: only
+        // look, so that stdin's EOF is seen during a storm too.
+        let mut timeout = Duration::ZERO;
         if n == 0 {
-            let mut timeout = tick.saturating_duration_since(now);
+            timeout = tick.saturating_duration_since(now);
             if let Some(d) = deadline {
                 timeout = timeout.min(d.saturating_duration_since(now));
             }
-            stdin_stirred = wait(&fds, &stop, timeout);
         }
+        stdin_stirred = wait(&fds, &stop, timeout);
         if stdin_stirred && stop.stdin_closed() {
             break 'run EndReason::StdinClosed;
         }
