@@ -169,7 +169,6 @@ pub fn run(mut o: Options) -> Result<u64> {
     let mut tick = Instant::now() + TICK;
     let query = &o.query;
     let reason = 'run: loop {
-        let stdin_stirred;
         let mut n = 0;
         // Up to BATCH events, then the checks below, then on.
         let mut done = false;
@@ -231,7 +230,7 @@ pub fn run(mut o: Options) -> Result<u64> {
                 timeout = timeout.min(d.saturating_duration_since(now));
             }
         }
-        stdin_stirred = wait(&fds, &stop, timeout);
+        let stdin_stirred = wait(&fds, &stop, timeout);
         if stdin_stirred && stop.stdin_closed() {
             break 'run EndReason::StdinClosed;
         }
