@@ -39,6 +39,12 @@ volatile const __u32 NEWTASK_FLAGS_OFF = 32;
 /* sched:sched_process_exit (pid). */
 volatile const __u32 EXIT_PID_OFF = 24;
 
+/* Wake the agent once this many bytes wait in the ring buffer; below
+ * that it drains on its own timer (WAKE_MS in src/run.rs). In a storm a
+ * wake-up per event (the default when the reader keeps up) costs the
+ * sender more than the program does. Set by the loader. */
+volatile const __u64 WAKE_BYTES = 1 << 16;
+
 /* The query. SIGS has bit (sig - 1) for each signal asked for, 0 for
  * all; FILTERS says which of the maps and names apply. */
 volatile const __u64 SIGS = 0;
@@ -239,7 +245,8 @@ int signal_generate(void *ctx)
 	__builtin_memcpy(e->comm, comm, 16);
 	__builtin_memcpy(e->target_comm, tcomm, 16);
 #if WHOSENT_RINGBUF
-	bpf_ringbuf_submit(e, 0);
+	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(e, waiting >= WAKE_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 #else
 	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, e, sizeof(*e)) != 0)
 		count_lost();

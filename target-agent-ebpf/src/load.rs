@@ -132,11 +132,24 @@ fn ring_bytes(kb: u32) -> u32 {
     (kb.max(64) as u64 * 1024).next_power_of_two().min(1 << 30) as u32
 }
 
+/// `WAKE_BYTES`: a quarter of the ring, at most 64 KiB (about 500
+/// events), so that a storm wakes the agent in batches and the agent's
+/// own timer ([`crate::run::DRAIN`]) picks up the rest.
+pub fn wake_bytes(buffer_kb: u32) -> u64 {
+    (ring_bytes(buffer_kb) as u64 / 4).min(1 << 16)
+}
+
+/// The program's constants that come from the query and the options.
+struct Consts {
+    sigs: u64,
+    wake: u64,
+    filters: u32,
+    comms: [[u8; 16]; 2],
+}
+
 fn loader_for<'a>(
     s: &'a Setup,
-    sigs: &'a u64,
-    filters: &'a u32,
-    comms: &'a [[u8; 16]; 2],
+    c: &'a Consts,
     output: Output,
     buffer_kb: u32,
     cpus: u32,
@@ -157,10 +170,11 @@ fn loader_for<'a>(
         .override_global("NEWTASK_PID_OFF", &t.newtask_pid, true)
         .override_global("NEWTASK_FLAGS_OFF", &t.newtask_flags, true)
         .override_global("EXIT_PID_OFF", &t.exit_pid, true)
-        .override_global("SIGS", sigs, true)
-        .override_global("FILTERS", filters, true)
-        .override_global("TARGET_COMM", &comms[0], true)
-        .override_global("SENDER_COMM", &comms[1], true);
+        .override_global("SIGS", &c.sigs, true)
+        .override_global("WAKE_BYTES", &c.wake, true)
+        .override_global("FILTERS", &c.filters, true)
+        .override_global("TARGET_COMM", &c.comms[0], true)
+        .override_global("SENDER_COMM", &c.comms[1], true);
     match output {
         Output::RingBuf => l.map_max_entries("events", ring_bytes(buffer_kb)),
         Output::PerfArray => l.map_max_entries("events", cpus),
@@ -169,14 +183,17 @@ fn loader_for<'a>(
 }
 
 fn load_one(s: &Setup, output: Output, buffer_kb: u32) -> Result<Ebpf> {
-    let sigs = sig_mask(&s.query.sigs);
-    let filters = filters(&s.query);
-    let comms = [
-        comm16(s.query.comm.as_deref()),
-        comm16(s.query.sender_comm.as_deref()),
-    ];
+    let consts = Consts {
+        sigs: sig_mask(&s.query.sigs),
+        wake: wake_bytes(buffer_kb),
+        filters: filters(&s.query),
+        comms: [
+            comm16(s.query.comm.as_deref()),
+            comm16(s.query.sender_comm.as_deref()),
+        ],
+    };
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| AgentError::io("cannot read", what, e))?;
-    let mut ebpf = loader_for(s, &sigs, &filters, &comms, output, buffer_kb, cpus as u32)
+    let mut ebpf = loader_for(s, &consts, output, buffer_kb, cpus as u32)
         .load(output.object())
         .map_err(|e| bpf_error("cannot load the eBPF maps", &e))?;
     let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
@@ -312,5 +329,6 @@ mod tests {
         assert_eq!(&comm16(Some("kill"))[..5], b"kill\0");
         assert_eq!(ring_bytes(2048), 2 << 20);
         assert_eq!(ring_bytes(100), 128 << 10);
+        assert_eq!((wake_bytes(2048), wake_bytes(64)), (64 << 10, 16 << 10));
     }
 }

@@ -19,6 +19,10 @@ const BATCH: usize = 4096;
 /// How often the namespaces are looked for again, lost counts reported
 /// and the /proc cache dropped.
 const TICK: Duration = Duration::from_millis(500);
+/// How long events may wait when the program did not wake the agent: it
+/// wakes it only once `WAKE_BYTES` are waiting (src/load.rs), so a lone
+/// kill is read by this timer.
+pub const DRAIN: Duration = Duration::from_millis(20);
 
 /// The in-kernel filter in the words of the ftrace one (`ready.filter`).
 pub fn describe(q: &Query) -> String {
@@ -225,7 +229,7 @@ pub fn run(mut o: Options) -> Result<u64> {
         // look, so that stdin's EOF is seen during a storm too.
         let mut timeout = Duration::ZERO;
         if n == 0 {
-            timeout = tick.saturating_duration_since(now);
+            timeout = tick.saturating_duration_since(now).min(DRAIN);
             if let Some(d) = deadline {
                 timeout = timeout.min(d.saturating_duration_since(now));
             }
