@@ -58,6 +58,11 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
         Backend::Auto => Choice::Auto,
         _ => Choice::Ftrace,
     };
+    if choice == Choice::Auto && r.agent.is_some() {
+        return Err(HostError::Usage(
+            "--agent names one agent, and --backend auto may pick the other: give --backend ftrace or --backend ebpf with it".into(),
+        ));
+    }
     let save = r
         .capture
         .save

@@ -150,7 +150,11 @@ pub fn agent_for(
             say(
                 progress,
                 format_args!(
-                    "using cached {bin} for {target} ({triple}): {}",
+                    "using cached {} for {target} ({triple}): {}",
+                    match kind {
+                        Agent::Ftrace => "agent",
+                        Agent::Ebpf => "eBPF agent",
+                    },
                     p.display()
                 ),
             );
