@@ -70,7 +70,7 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
         .map(stream::create_save)
         .transpose()?;
     let fold = !r.capture.json && !r.capture.every;
-    let feed = stream::Feed::new(q, r.capture.count, save, fold);
+    let feed = stream::Feed::new(q, r.capture.count, save, fold).until_exit(r.capture.until_exit);
     let stop = interrupt::install();
     interrupt::stop_when_stdout_closes();
     if host == "local" {

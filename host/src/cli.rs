@@ -81,6 +81,9 @@ pub struct QueryArgs {
     /// --pid and --sender-pid are pids inside the pid namespace of process PID (as seen on the board)
     #[arg(long, value_name = "PID")]
     pub pid_ns: Option<String>,
+    /// What generated it: kill, oom, cpu_limit, file_size_limit, timer, fault, pipe, child_exit, parent_exit, tty_hangup, pidns_exit, kernel (e.g. `--cause oom` for OOM kills only)
+    #[arg(long, value_name = "CAUSE")]
+    pub cause: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -101,6 +104,9 @@ pub struct CaptureArgs {
     /// Print every signal of a storm; by default a run of identical ones is printed once with its count
     #[arg(long)]
     pub every: bool,
+    /// Stop when every --pid target has ended (its `exit` record says how)
+    #[arg(long)]
+    pub until_exit: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]

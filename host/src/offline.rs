@@ -139,7 +139,10 @@ fn emit(
     let mut session = Session::new(report, Limits::default(), &stop);
     for item in items {
         let flow = match item {
-            Ok(DatItem::Signal(e)) => {
+            Ok(DatItem::Signal(mut e)) => {
+                // From the event alone: a recorded trace gives no
+                // process table, and mark_victim is not read from it.
+                e.classify(Default::default());
                 if !q.matches(&e) {
                     continue;
                 }

@@ -16,7 +16,8 @@ pub fn from_args(q: &QueryArgs) -> Result<Query, HostError> {
         .chain(q.comm.iter().map(|v| ("--comm", v)))
         .chain(q.sender_pid.iter().map(|v| ("--sender-pid", v)))
         .chain(q.sender_comm.iter().map(|v| ("--sender-comm", v)))
-        .chain(q.pid_ns.iter().map(|v| ("--pid-ns", v)));
+        .chain(q.pid_ns.iter().map(|v| ("--pid-ns", v)))
+        .chain(q.cause.iter().map(|v| ("--cause", v)));
     for (flag, v) in pairs {
         out.parse_flag(flag, v).map_err(|e| HostError::Usage(e.0))?;
     }
@@ -39,6 +40,11 @@ pub fn agent_args(q: &Query, c: &CaptureArgs) -> Result<Vec<String>, HostError> 
             ));
         }
         a.extend(["--duration".into(), d.to_string()]);
+    }
+    if c.until_exit && q.pids.is_empty() {
+        return Err(HostError::Usage(
+            "--until-exit needs --pid: it stops when those processes have ended".into(),
+        ));
     }
     Ok(a)
 }

@@ -30,6 +30,7 @@ fn encode(rec: &Record) -> Option<String> {
         Record::Lost(l) => l.encode(&mut s),
         Record::End(e) => e.encode(&mut s),
         Record::Error(e) => e.encode(&mut s),
+        Record::Exit(x) => x.encode(&mut s),
         Record::Other(_) => return None,
     }
     Some(s.trim_end().to_string())
@@ -154,6 +155,10 @@ impl<W: Write> Report<W> {
                     l.cpu
                 ),
             },
+            Record::Exit(x) => {
+                writeln!(self.out, "{}", render::exit_line(x))?;
+                self.flush_unless_batch()?;
+            }
             Record::End(e) if !self.quiet => {
                 eprintln!(
                     "whosent: {} signal(s), {} lost; stopped: {}",

@@ -90,7 +90,7 @@ impl<'a> Session<'a> {
             Record::Lost(l) => self.lost += l.count.unwrap_or(0),
             Record::Ready(_) => self.ready = true,
             Record::Error(_) => self.error = true,
-            Record::End(_) | Record::Other(_) => {}
+            Record::End(_) | Record::Exit(_) | Record::Other(_) => {}
         }
         if self.report.write(rec, wire).is_err() {
             self.out_gone = true;

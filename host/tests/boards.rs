@@ -433,3 +433,76 @@ fn doctor_reports_what_a_bare_board_lacks() {
         "{text}"
     );
 }
+
+/// Issue #12 on the board's own kernel (Debian 6.1 arm64): the OOM
+/// killer in a memory cgroup kills a victim (`sleep`, oom_score_adj
+/// 1000) while another process (`dd` with a 64 MiB buffer) allocates.
+/// The victim's SIGKILL is the OOM killer's, `dd` only its context; the
+/// board's kernel log names the same victim.
+#[test]
+fn an_oom_kill_on_the_aarch64_board_is_the_oom_killer() {
+    if !can_run("oom on aarch64") {
+        return;
+    }
+    let b = board("aarch64", "plain");
+    let _g = exclusive(&b.name);
+    let cg = "/sys/fs/cgroup/whosent-oom";
+    b.ssh(&format!(
+        "grep -q cgroup2 /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup; \
+         echo +memory > /sys/fs/cgroup/cgroup.subtree_control; \
+         mkdir -p {cg} && echo 48M > {cg}/memory.max && echo 0 > {cg}/memory.swap.max 2>/dev/null; true"
+    ));
+    let victim: i64 = b
+        .ssh(&format!(
+            "sh -c 'echo $$ > {cg}/cgroup.procs; echo 1000 > /proc/$$/oom_score_adj; exec sleep 600' </dev/null >/dev/null 2>&1 & echo $!"
+        ))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || b
+            .ssh(&format!("cat /proc/{victim}/comm 2>/dev/null; true"))
+            .trim()
+            == "sleep"),
+        "the victim never became sleep"
+    );
+    let vs = victim.to_string();
+    let mut d = deploy(
+        &b,
+        &["--json", "--sig", "KILL", "--pid", &vs, "--count", "1"],
+    );
+    let ready = json(&d.until(T, |l| {
+        l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
+    }));
+    assert_eq!(ready["type"], "ready", "{ready}");
+    let hog: i64 = b
+        .ssh(&format!(
+            "sh -c 'echo $$; echo $$ > {cg}/cgroup.procs; echo -500 > /proc/$$/oom_score_adj; exec dd if=/dev/zero of=/dev/null bs=64M count=1' 2>/dev/null; true"
+        ))
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the hog's pid");
+    let e = json(&d.until(Duration::from_secs(30), |l| {
+        l.contains(r#""type":"signal""#)
+    }));
+    assert_eq!(e["cause"], "oom", "{e}");
+    assert_eq!(e["target"]["pid"], victim, "{e}");
+    assert!(e["sender"].is_null(), "{e}");
+    assert_eq!(
+        e["running"]["pid"], hog,
+        "the allocating task is the context: {e}"
+    );
+    assert_eq!(d.wait(Duration::from_secs(20)), 0);
+    let log = b.ssh("dmesg");
+    assert!(
+        log.contains(&format!("Killed process {victim} ")),
+        "the board's kernel log names another victim"
+    );
+    b.ssh(&format!("rmdir {cg} 2>/dev/null; true"));
+    assert!(
+        eventually(Duration::from_secs(5), || b.leftovers().is_empty()),
+        "left on the board: {}",
+        b.leftovers()
+    );
+}

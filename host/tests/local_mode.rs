@@ -158,9 +158,42 @@ struct SignalRec {
     result: serde_json::Value,
     context: String,
     origin: String,
+    cause: Option<CauseRec>,
     sender: Option<TaskRec>,
     running: Option<TaskRec>,
     target: TargetRec,
+    oom: Option<OomRec>,
+}
+
+/// The causes docs/json-schema.md lists, and no other.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum CauseRec {
+    Kill,
+    Oom,
+    CpuLimit,
+    FileSizeLimit,
+    Timer,
+    Fault,
+    Pipe,
+    ChildExit,
+    ParentExit,
+    TtyHangup,
+    PidnsExit,
+    Kernel,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // reason: fields are checked by deserializing them
+struct OomRec {
+    total_vm_kb: Option<u64>,
+    anon_rss_kb: Option<u64>,
+    file_rss_kb: Option<u64>,
+    shmem_rss_kb: Option<u64>,
+    pgtables_kb: Option<u64>,
+    uid: Option<u32>,
+    oom_score_adj: Option<i32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,6 +303,8 @@ fn live_records_match_the_readers_model() {
         (10, "SIGUSR1", Some("SI_USER"))
     );
     assert_eq!(s.target.pid, Some(rpid));
+    assert_eq!(s.cause, Some(CauseRec::Kill));
+    assert!(s.oom.is_none());
     let end = d.until(T, |l| l.contains(r#""type":"end""#));
     assert!(end.contains(r#""reason":"count","signals":1"#), "{end}");
 }

@@ -21,7 +21,18 @@ fn fail(e: &AgentError) -> ! {
 }
 
 fn main() {
-    let opts = match args::parse(std::env::args().skip(1)) {
+    // --human is the eBPF agent's own: the ftrace agent left it to the
+    // host for its size budget, which this agent does not have.
+    let mut human = false;
+    let argv: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| {
+            let h = a == "--human";
+            human |= h;
+            !h
+        })
+        .collect();
+    let opts = match args::parse(argv) {
         Ok(Parsed::Run(o)) => o,
         Ok(Parsed::Help) => {
             print!("{}", whosent_ebpf_agent::HELP);
@@ -33,7 +44,7 @@ fn main() {
         }
         Err(e) => fail(&e),
     };
-    match whosent_ebpf_agent::run::run(opts) {
+    match whosent_ebpf_agent::run::run(opts, human) {
         Ok(0) => std::process::exit(1),
         Ok(_) => {}
         Err(e) => fail(&e),

@@ -123,7 +123,8 @@ fn wait(fds: &[i32], stop: &Stop, timeout: Duration) -> bool {
 }
 
 /// Runs a capture to its end; returns how many signals were reported.
-pub fn run(mut o: Options) -> Result<u64> {
+/// `human`: one line per signal instead of JSON.
+pub fn run(mut o: Options, human: bool) -> Result<u64> {
     if o.stream {
         return Err(AgentError::usage(
             "--stream is the ftrace agent's; the eBPF agent writes records",
@@ -149,12 +150,12 @@ pub fn run(mut o: Options) -> Result<u64> {
     let mut src = Source::open(&mut l, o.buffer_kb)?;
     let (release, arch) = whosent_agent::run::uname();
     let mut out = Out {
-        human: o.human,
+        human,
         buf: String::with_capacity(1 << 16),
     };
     let filter = describe(&o.query);
     let instance = format!("bpf:{}", l.output.name());
-    if o.human {
+    if human {
         eprintln!(
             "whosent-ebpf-agent: tracing signals on {release} (eBPF, {}), filter: {}",
             l.output.name(),
@@ -241,7 +242,7 @@ pub fn run(mut o: Options) -> Result<u64> {
     };
     report_lost(&l, &mut lost_seen, &mut out);
     let lost: u64 = lost_seen.iter().sum();
-    if o.human {
+    if human {
         if lost > 0 {
             out.buf
                 .push_str(&format!("whosent-ebpf-agent: {lost} events lost\n"));

@@ -60,6 +60,10 @@ const NAMES: [(Cause, &str); 12] = [
     (Cause::Kernel, "kernel"),
 ];
 
+/// [`Cause::names`] as one line, for errors: a constant, since joining
+/// them is code in the agent (docs/agent-size.md).
+pub const NAMES_LIST: &str = "kill, oom, cpu_limit, file_size_limit, timer, fault, pipe, child_exit, parent_exit, tty_hangup, pidns_exit, kernel";
+
 impl Cause {
     pub fn as_str(self) -> &'static str {
         NAMES
@@ -197,6 +201,7 @@ mod tests {
             assert_eq!(Cause::from_name(n).unwrap().as_str(), n);
         }
         assert_eq!(Cause::names().count(), 12);
+        assert_eq!(Cause::names().collect::<Vec<_>>().join(", "), NAMES_LIST);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! ([`Query::to_args`]); the agent parses them back with
 //! [`Query::parse_flag`]. Keeping both here means the two cannot drift.
 
+use crate::cause::Cause;
 use crate::record::{SignalEvent, Task};
 use crate::signal;
 
@@ -22,6 +23,8 @@ pub struct Query {
     /// namespace of this (host) pid's process, as `nsenter -t` takes it;
     /// the agent turns them into host pids when it starts.
     pub pid_ns: Option<i32>,
+    /// Causes (`--cause`); empty = all.
+    pub causes: Vec<Cause>,
 }
 
 /// A bad flag value, with a line telling the user what to do.
@@ -68,6 +71,7 @@ impl Query {
                 .sender_comm
                 .as_ref()
                 .is_none_or(|c| sender.is_some_and(|s| s.comm == *c))
+            && (self.causes.is_empty() || e.cause.is_some_and(|c| self.causes.contains(&c)))
     }
 
     /// Applies one query flag; returns `Ok(false)` if `flag` is not a
@@ -85,6 +89,17 @@ impl Query {
             "--comm" => self.comm = Some(comm(flag, value)?),
             "--sender-comm" => self.sender_comm = Some(comm(flag, value)?),
             "--pid-ns" => self.pid_ns = Some(parse_pid(flag, value)?),
+            "--cause" => {
+                let c = Cause::from_name(value).ok_or_else(|| {
+                    QueryError(format!(
+                        "--cause '{value}' is not a cause: use one of {}",
+                        crate::cause::NAMES_LIST
+                    ))
+                })?;
+                if !self.causes.contains(&c) {
+                    self.causes.push(c);
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -110,6 +125,9 @@ impl Query {
         }
         if let Some(p) = self.pid_ns {
             a.extend(["--pid-ns".to_string(), p.to_string()]);
+        }
+        for c in &self.causes {
+            a.extend(["--cause".to_string(), c.as_str().to_string()]);
         }
         a
     }
@@ -140,6 +158,8 @@ mod tests {
             ("--sender-pid", "7"),
             ("--sender-comm", "kill"),
             ("--pid-ns", "4242"),
+            ("--cause", "oom"),
+            ("--cause", "kill"),
         ] {
             assert_eq!(q.parse_flag(f, v), Ok(true));
         }
