@@ -30,7 +30,7 @@ struct signal_event {
 	__s32 err;
 	__s32 code;
 	__s32 target_tid;
-	__s32 target_tgid; /* 0 unless a --pid target */
+	__s32 target_tgid; /* 0 when unknown */
 	__s32 group;       /* -1 when the kernel has no such field */
 	__s32 result;      /* -1 likewise */
 	__u32 context;     /* CONTEXT_* */

@@ -61,6 +61,17 @@ struct bpf_map_def SEC("maps") targets = {
 	.max_entries = 4096,
 };
 
+/* Every task's process: tid -> tgid, from /proc at the start and from
+ * task_newtask after, so that a target that is gone by the time its
+ * event is read (a SIGKILL, a hangup) still has its process. LRU: old
+ * entries make room by themselves. */
+struct bpf_map_def SEC("maps") tgids = {
+	.type = BPF_MAP_TYPE_LRU_HASH,
+	.key_size = sizeof(__u32),
+	.value_size = sizeof(__u32),
+	.max_entries = 32768,
+};
+
 /* Sender processes (--sender-pid), by tgid: every thread of them. */
 struct bpf_map_def SEC("maps") senders = {
 	.type = BPF_MAP_TYPE_HASH,
@@ -231,6 +242,8 @@ int signal_generate(void *ctx)
 	e->err = field_s32(ctx, ERRNO_OFF);
 	e->code = field_s32(ctx, CODE_OFF);
 	e->target_tid = tid;
+	if (!tgid)
+		tgid = bpf_map_lookup_elem(&tgids, &tid);
 	e->target_tgid = tgid ? *tgid : 0;
 	e->group = GROUP_OFF ? field_s32(ctx, GROUP_OFF) : -1;
 	e->result = RESULT_OFF ? field_s32(ctx, RESULT_OFF) : -1;
@@ -262,11 +275,12 @@ int task_newtask(void *ctx)
 {
 	__u32 child = field_s32(ctx, NEWTASK_PID_OFF);
 	bpf_map_delete_elem(&exited, &child);
-	if (!(FILTERS & FILTER_TARGET_PID))
-		return 0;
 	/* The low 4 bytes of an unsigned long or u64 (little-endian). */
 	__u32 flags = field_s32(ctx, NEWTASK_FLAGS_OFF);
-	if (!(flags & 0x00010000 /* CLONE_THREAD */))
+	int thread = flags & 0x00010000 /* CLONE_THREAD */;
+	__u32 process = thread ? bpf_get_current_pid_tgid() >> 32 : child;
+	bpf_map_update_elem(&tgids, &child, &process, BPF_ANY);
+	if (!(FILTERS & FILTER_TARGET_PID) || !thread)
 		return 0;
 	__u32 parent = (__u32)bpf_get_current_pid_tgid();
 	__u32 *tgid = bpf_map_lookup_elem(&targets, &parent);

@@ -276,6 +276,19 @@ fn fill_targets(ebpf: &mut Ebpf, s: &Setup) -> Result<()> {
             .insert(tid as u32, tgid as u32, 0)
             .map_err(|e| bpf_error("cannot fill map targets", &e))?;
     }
+    // Every thread's process, as /proc has them now; task_newtask keeps
+    // the map current from here on. A failed insert (a full map) only
+    // leaves that target's process to /proc.
+    let mut tgids: HashMap<&mut MapData, u32, u32> = ebpf
+        .map_mut("tgids")
+        .ok_or_else(|| missing("map tgids"))?
+        .try_into()
+        .map_err(|e| bpf_error("map tgids", &e))?;
+    for p in whosent_agent::procfs::pids("/proc") {
+        for t in whosent_agent::procfs::threads("/proc", p).unwrap_or_default() {
+            let _ = tgids.insert(t as u32, p as u32, 0);
+        }
+    }
     let mut senders: HashMap<&mut MapData, u32, u32> = ebpf
         .map_mut("senders")
         .ok_or_else(|| missing("map senders"))?
