@@ -58,6 +58,16 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
         Backend::Auto => Choice::Auto,
         _ => Choice::Ftrace,
     };
+    // Exit records come from the ftrace agent only (docs/ebpf.md).
+    let choice = match (choice, r.capture.until_exit) {
+        (Choice::Ebpf, true) => {
+            return Err(HostError::Usage(
+                "--until-exit needs exit records, which --backend ebpf does not write yet: use --backend ftrace".into(),
+            ))
+        }
+        (Choice::Auto, true) => Choice::Ftrace,
+        (c, _) => c,
+    };
     if choice == Choice::Auto && r.agent.is_some() {
         return Err(HostError::Usage(
             "--agent names one agent, and --backend auto may pick the other: give --backend ftrace or --backend ebpf with it".into(),
