@@ -44,6 +44,7 @@ PKGS=(
   trace-cmd bpftrace         # the benchmark's peers
   g++                        # scripts/fuzz.sh: libfuzzer-sys compiles libFuzzer (C++)
   clang                      # compiles the eBPF agent's program for the BPF target (target-agent-ebpf/build.rs)
+  auditd                     # auditd, auditctl, ausearch: record the audit parser's fixtures (its postinst does not start it without an init)
 )
 # Commands the scripts run that come from PKGS (checked after install).
 CMDS=(qemu-system-aarch64 qemu-system-arm qemu-aarch64-static qemu-arm-static
@@ -87,6 +88,9 @@ FILES=(
   "bpftrace bpftrace benchmark peer"
   "g++ g++ compiles libFuzzer for scripts/fuzz.sh (libfuzzer-sys)"
   "clang clang compiles target-agent-ebpf/ebpf/signal.bpf.c for the BPF target (build.rs)"
+  "auditd auditd records the audit parser's fixtures (crates/whosent-audit/tests/fixtures/record.sh)"
+  "auditctl auditd audit rules while those fixtures are recorded"
+  "ausearch auditd the fixtures' ausearch output"
 )
 # Files fetched as .debs into the cache (never installed on this machine).
 FETCHED=(

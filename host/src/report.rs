@@ -63,6 +63,17 @@ impl<W: Write> Report<W> {
         self.flush_unless_batch()
     }
 
+    /// A signal whose source renders it itself (audit's records carry
+    /// an `audit` object and say how the call ended): `json` is its
+    /// record, `human` its line.
+    pub fn write_rendered(&mut self, json: &str, human: &str) -> io::Result<()> {
+        if self.json {
+            return self.json_line(json.trim_end());
+        }
+        writeln!(self.out, "{human}")?;
+        self.flush_unless_batch()
+    }
+
     fn flush_unless_batch(&mut self) -> io::Result<()> {
         if self.batch {
             return Ok(());

@@ -134,6 +134,22 @@ impl<'a> Session<'a> {
         Flow::Continue
     }
 
+    /// A signal its source rendered itself ([`Report::write_rendered`]),
+    /// counted as any other.
+    pub fn rendered_signal(&mut self, json: &str, human: &str) -> Flow {
+        if self.out_gone {
+            return Flow::Stop;
+        }
+        if !self.count_signal() {
+            return Flow::Continue;
+        }
+        if self.report.write_rendered(json, human).is_err() {
+            self.out_gone = true;
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
     /// A signal folded into the storm line before it (human mode): it
     /// counts as reported, and its line is the fold's count.
     pub fn folded_signal(&mut self) -> Flow {

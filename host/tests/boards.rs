@@ -414,6 +414,14 @@ fn doctor_reports_what_a_bare_board_lacks() {
     assert!(line("sha256sum").contains("missing"), "{text}");
     assert!(line("architecture").contains("aarch64"), "{text}");
     assert!(text.contains("an ftrace deploy can work"), "{text}");
+    // Debian's arm64 kernel has audit (found in /proc/kallsyms: the
+    // board has no kernel config), and no auditd runs.
+    let audit = line("audit");
+    assert!(
+        audit.contains("CONFIG_AUDIT, CONFIG_AUDITSYSCALL")
+            && audit.contains("auditd does not run"),
+        "{text}"
+    );
     // The plain board has everything an ftrace deploy needs.
     let p = board("aarch64", "plain");
     let out = Command::new(DEPLOY)
@@ -431,6 +439,111 @@ fn doctor_reports_what_a_bare_board_lacks() {
         text.lines()
             .any(|l| l.contains("tracefs") && l.contains("mounted at")),
         "{text}"
+    );
+}
+
+/// The board's audit rules and status, read with the audit reader
+/// itself (`--list-rules`): the board has no auditctl. The reader is put
+/// under a name `leftovers` does not look for, and removed again.
+fn board_audit_rules(b: &Board, reader: &std::path::Path) -> String {
+    let bytes = std::fs::read(reader).unwrap();
+    let mut c = Command::new("ssh")
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", b.known_hosts.display()))
+        .arg("-i")
+        .arg(&b.key)
+        .args(["-p", &b.port.to_string()])
+        .arg(format!("{}@{}", b.user, b.host))
+        .arg("cat > /tmp/rulecheck && chmod 755 /tmp/rulecheck && /tmp/rulecheck --list-rules; st=$?; rm -f /tmp/rulecheck; exit $st")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "--list-rules on the board failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn aarch64_board_audit_backend() {
+    if !can_run("aarch64 audit") {
+        return;
+    }
+    let b = board("aarch64", "plain");
+    let _g = exclusive(&b.name);
+    let built = Command::new(DEPLOY)
+        .args(["build", "--target", "aarch64"])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let reader = std::path::PathBuf::from(String::from_utf8(built.stdout).unwrap().trim())
+        .with_file_name("whosent-audit-reader");
+    let before = board_audit_rules(&b, &reader);
+    let v = b.victim();
+    let vs = v.to_string();
+    let mut d = deploy(
+        &b,
+        &[
+            "--backend",
+            "audit",
+            "--json",
+            "--sig",
+            "TERM",
+            "--pid",
+            &vs,
+            "--count",
+            "1",
+        ],
+    );
+    let ready = json(&d.until(T, |l| {
+        l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
+    }));
+    assert_eq!(
+        (ready["type"].as_str(), ready["backend"].as_str()),
+        (Some("ready"), Some("audit")),
+        "{ready}"
+    );
+    // A shell started now, after the backend enabled audit: the board's
+    // own account of its pid.
+    let sender = b.kill_from_shell("TERM", v);
+    let e = json(&d.until(Duration::from_secs(20), |l| {
+        l.contains(r#""type":"signal""#)
+    }));
+    assert_eq!(e["sender"]["pid"], sender, "{e}");
+    assert_eq!(
+        (e["sender"]["comm"].as_str(), e["sender"]["uid"].as_i64()),
+        (Some("sh"), Some(0))
+    );
+    assert_eq!(
+        (e["target"]["pid"].as_i64(), e["target"]["comm"].as_str()),
+        (Some(v), Some("sleep"))
+    );
+    assert_eq!(
+        (e["signame"].as_str(), e["cause"].as_str()),
+        (Some("SIGTERM"), Some("kill"))
+    );
+    assert_eq!(
+        (e["audit"]["arch"].as_str(), e["audit"]["syscall"].as_str()),
+        (Some("aarch64"), Some("kill"))
+    );
+    assert_eq!(d.wait(Duration::from_secs(20)), 0);
+    assert!(
+        eventually(Duration::from_secs(5), || board_audit_rules(&b, &reader)
+            == before),
+        "the board's audit rules or status changed: before {before}, after {}",
+        board_audit_rules(&b, &reader)
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || b.leftovers().is_empty()),
+        "left on the board: {}",
+        b.leftovers()
     );
 }
 

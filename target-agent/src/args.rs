@@ -159,15 +159,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
                 kb => o.spool_kb = kb,
             },
             "--tracefs" => o.tracefs = Some(value()?),
-            f if f.starts_with('-') => {
+            f if Query::is_flag(f) => {
                 let v = value()?;
-                match o.query.parse_flag(f, &v) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return Err(AgentError::usage(format!("unknown option '{f}'")));
-                    }
-                    Err(e) => return Err(AgentError::usage(e.0)),
+                if let Err(e) = o.query.parse_flag(f, &v) {
+                    return Err(AgentError::usage(e.0));
                 }
+            }
+            f if f.starts_with('-') => {
+                return Err(AgentError::usage(format!("unknown option '{f}'")));
             }
             other => return Err(AgentError::usage(format!("unexpected argument '{other}'"))),
         }
@@ -233,10 +232,30 @@ mod tests {
             (vec!["--bogus", "1"], "unknown option"),
             (vec!["--pid"], "needs a value"),
             (vec!["--human"], "whosent-deploy --host"),
+            (vec!["--sig"], "needs a value"),
         ] {
             let e = run(&a).unwrap_err();
             assert_eq!(e.kind, "usage");
             assert!(e.message.contains(want), "{a:?}: {}", e.message);
+        }
+    }
+
+    /// Issue #13: `whosent-agent --bogus` said "--bogus needs a value".
+    #[test]
+    fn an_unknown_flag_alone_is_an_unknown_option() {
+        for a in [
+            &["--bogus"][..],
+            &["--pid", "1", "--bogus"],
+            &["--bogus=1"],
+            &["-x"],
+        ] {
+            let e = run(a).unwrap_err();
+            assert_eq!(e.kind, "usage");
+            assert!(
+                e.message.starts_with("unknown option '-"),
+                "{a:?}: {}",
+                e.message
+            );
         }
     }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// agent built before a change to them was reused), and the eBPF agent,
 /// which links the ftrace agent's library. One list for both agents; the
 /// key also names the agent ([`super::Agent`]).
-pub const SOURCES: [&str; 8] = [
+pub const SOURCES: [&str; 9] = [
     "Cargo.toml",
     "Cargo.lock",
     "target-agent",
@@ -24,6 +24,8 @@ pub const SOURCES: [&str; 8] = [
     "crates/whosent-ftrace",
     "crates/whosent-stream",
     "crates/whosent-analysis",
+    // The audit reader, built with the agent, links it.
+    "crates/whosent-audit",
 ];
 
 /// `${XDG_CACHE_HOME:-~/.cache}/whosent`. The XDG spec says a relative

@@ -92,6 +92,14 @@ fn say(progress: bool, msg: std::fmt::Arguments) {
     }
 }
 
+/// The name of the audit reader binary (target-agent/src/bin).
+pub const AUDIT_READER: &str = "whosent-audit-reader";
+
+/// The audit reader built with the agent at `agent` (its cache entry).
+pub fn audit_reader(agent: &Path) -> PathBuf {
+    agent.with_file_name(AUDIT_READER)
+}
+
 /// The agent for `target`, built by `builder` ("local" or "cross"), or
 /// the cached one when nothing that goes into it has changed. With
 /// `progress`, says what it does on stderr and shows cargo's output.
@@ -146,7 +154,10 @@ pub fn agent_for(
         .collect();
     for &triple in &triples {
         let p = cache::entry(&cache, target.name(), &key(triple)?, bin);
-        if p.is_file() && check_elf(&p, target).is_ok() {
+        // The ftrace agent's build also makes the audit reader, kept
+        // beside it; the eBPF agent has none.
+        let reader_ok = kind == Agent::Ebpf || audit_reader(&p).is_file();
+        if p.is_file() && check_elf(&p, target).is_ok() && reader_ok {
             say(
                 progress,
                 format_args!(
@@ -213,6 +224,18 @@ pub fn agent_for(
         help: "report this as a whosent bug, with the output of `rustc -vV`".into(),
     })?;
     let dest = cache::entry(&cache, target.name(), &key(triple)?, bin);
+    // The same build makes the audit reader (target-agent's second
+    // binary, --backend audit): kept beside the agent, stored first so
+    // that an agent in the cache always has its reader.
+    if kind == Agent::Ftrace {
+        let reader = built.with_file_name(AUDIT_READER);
+        cache::store(&reader, &audit_reader(&dest)).map_err(|e| {
+            HostError::Io(
+                format!("cannot store the audit reader beside {}", dest.display()),
+                e,
+            )
+        })?;
+    }
     cache::store(&built, &dest)
         .map_err(|e| HostError::Io(format!("cannot store the agent in {}", dest.display()), e))?;
     let size = fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);

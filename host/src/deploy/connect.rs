@@ -13,12 +13,13 @@ pub fn connect(a: &SshArgs) -> Result<(ssh::Target, Conn), HostError> {
         .host
         .as_deref()
         .ok_or_else(|| HostError::Usage("--host is required".into()))?;
-    let target = ssh::resolve(
+    let target = ssh::resolve_via(
         host,
         a.port,
         a.user.as_deref(),
         &a.identity,
         a.ssh_config.as_deref(),
+        a.jump.as_deref(),
     )?;
     let mut opts = ConnectOpts {
         policy: if a.accept_new_host_key {

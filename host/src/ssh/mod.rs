@@ -4,7 +4,9 @@
 //! - [`dest::resolve`]: `[USER@]HOST[:PORT]`, `-p`, `-l`, `-i` and
 //!   `~/.ssh/config` to a [`Target`];
 //! - [`Conn::connect`]: TCP, handshake, host key check against
-//!   known_hosts ([`known_hosts`], [`HostKeyPolicy`]), login;
+//!   known_hosts ([`known_hosts`], [`HostKeyPolicy`]), login; through
+//!   a jump host (`-J`, `ProxyJump`), the same over a `direct-tcpip`
+//!   channel of the jump host's own session (`jump`);
 //! - [`Conn::upload`]: SCP, or `cat >` where the board has no `scp`
 //!   (dropbear);
 //! - [`Conn::run`] for short commands and [`Conn::stream`] for the agent,
@@ -22,13 +24,14 @@ pub mod dest;
 mod error;
 pub mod exec;
 mod hostfile;
+mod jump;
 pub mod known_hosts;
 pub mod lines;
 mod pattern;
 pub mod session;
 pub mod upload;
 
-pub use dest::{resolve, Target};
+pub use dest::{resolve, resolve_via, Target};
 pub use error::SshError;
 pub use exec::{Flow, Output, STOP_GRACE};
 pub use known_hosts::HostKeyPolicy;
