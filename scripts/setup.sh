@@ -43,13 +43,14 @@ PKGS=(
   systemtap                  # the stap backend and its cross-builds
   trace-cmd bpftrace         # the benchmark's peers
   g++                        # scripts/fuzz.sh: libfuzzer-sys compiles libFuzzer (C++)
+  clang                      # compiles the eBPF agent's program for the BPF target (target-agent-ebpf/build.rs)
   auditd                     # auditd, auditctl, ausearch: record the audit parser's fixtures (its postinst does not start it without an init)
 )
 # Commands the scripts run that come from PKGS (checked after install).
 CMDS=(qemu-system-aarch64 qemu-system-arm qemu-aarch64-static qemu-arm-static
       cpio gzip readelf aarch64-linux-gnu-objcopy aarch64-linux-gnu-gcc
       arm-linux-gnueabihf-gcc ssh ssh-keygen sudo setpriv unshare flock ip
-      stap staprun trace-cmd bpftrace)
+      stap staprun trace-cmd bpftrace clang)
 
 pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
@@ -86,6 +87,7 @@ FILES=(
   "trace-cmd trace-cmd benchmark peer"
   "bpftrace bpftrace benchmark peer"
   "g++ g++ compiles libFuzzer for scripts/fuzz.sh (libfuzzer-sys)"
+  "clang clang compiles target-agent-ebpf/ebpf/signal.bpf.c for the BPF target (build.rs)"
   "auditd auditd records the audit parser's fixtures (crates/whosent-audit/tests/fixtures/record.sh)"
   "auditctl auditd audit rules while those fixtures are recorded"
   "ausearch auditd the fixtures' ausearch output"

@@ -1,10 +1,15 @@
-//! The ftrace agent as a deploy backend: the payload is the static
-//! `whosent-agent` for the board's architecture (built here, or
-//! `--agent`), in a tar.gz bundle with its manifest where the board has
-//! tar; the command is the agent with the query as its flags and
-//! `--stream`: it records, and its stdout is the binary capture stream
-//! (docs/stream-format.md), decoded here by [`crate::stream::Feed`]. The
-//! agent times and ends the capture itself; `--count` is the feed's.
+//! The agents as a deploy backend: the payload is the static
+//! `whosent-agent` (ftrace) or `whosent-ebpf-agent` for the board's
+//! architecture (built here, or `--agent`), in a tar.gz bundle with its
+//! manifest where the board has tar. The ftrace agent runs with the query
+//! as its flags and `--stream`: it records, and its stdout is the binary
+//! capture stream (docs/stream-format.md), decoded here by
+//! [`crate::stream::Feed`]; `--count` is the feed's. The eBPF agent takes
+//! the same flags and writes JSON Lines records, which the feed passes
+//! on. Either agent times and ends the capture itself.
+//!
+//! `--backend auto` picks the eBPF agent when the probe's facts allow
+//! it ([`crate::bpf::verdict`]), else the ftrace agent.
 
 use crate::board::Facts;
 use crate::build::{self, Target as Arch};
@@ -21,9 +26,22 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
+/// Which agent `--backend` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Ftrace,
+    Ebpf,
+    /// eBPF where the board can run it, else ftrace.
+    Auto,
+}
+
 pub struct Agent {
-    /// The agent's flags (the query, --count, --duration).
+    /// The agent's flags (the query, --count, --duration), without
+    /// `--stream`, which only the ftrace agent takes.
     args: Vec<String>,
+    choice: Choice,
+    /// Decided in `prepare`.
+    kind: build::Agent,
     /// `--agent`, else the one built for the board.
     given: Option<PathBuf>,
     /// Filled by `prepare`.
@@ -36,11 +54,18 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// `args` are the agent's flags, `--stream` included; `feed`
+    /// `args` are the agent's flags, `--stream` excluded; `feed`
     /// decodes what it records.
     pub fn new(args: Vec<String>, given: Option<PathBuf>, feed: Feed) -> Self {
+        Self::choose(Choice::Ftrace, args, given, feed)
+    }
+
+    /// As [`Agent::new`], for the agent `choice` names.
+    pub fn choose(choice: Choice, args: Vec<String>, given: Option<PathBuf>, feed: Feed) -> Self {
         Agent {
             args,
+            choice,
+            kind: build::Agent::Ftrace,
             given,
             bytes: Vec::new(),
             hash: String::new(),
@@ -58,10 +83,17 @@ impl Agent {
         a
     }
 
+    /// The same, for the agent `choice` names (tests).
+    pub fn with_choice(mut self, choice: Choice) -> Self {
+        self.choice = choice;
+        self
+    }
+
     /// Uploads the bundle (or the bare agent where there is no tar);
     /// returns how it travelled.
     fn upload(&self, p: &Pusher<'_>, arch: Arch) -> Result<String, HostError> {
         let agent = &self.bytes;
+        let name = self.kind.name();
         p.need_free((agent.len() as u64 * 2).div_ceil(1024), |kb| {
             format!(
                 "the board has {kb} KiB free in /tmp, too little for the {} KiB agent",
@@ -69,14 +101,14 @@ impl Agent {
             )
         })?;
         if !p.facts.has("tar") {
-            let m = p.put(bundle::AGENT_NAME, agent, 0o755, "uploading")?;
+            let m = p.put(name, agent, 0o755, "uploading")?;
             return Ok(format!(
                 "{} KiB agent via {} (no tar on the board)",
                 agent.len() / 1024,
                 method(m)
             ));
         }
-        let b = bundle::build(agent, arch.name())
+        let b = bundle::build_named(name, agent, arch.name())
             .map_err(|e| HostError::Io("building the bundle".into(), e))?;
         let m = p.put("bundle.tar.gz", &b, 0o600, "uploading")?;
         p.unpack(
@@ -90,9 +122,33 @@ impl Agent {
     }
 }
 
+/// The agent for this board: `Err` when `--backend ebpf` cannot run
+/// here, with the ftrace fallback named.
+pub fn resolve(choice: Choice, facts: &Facts) -> Result<build::Agent, HostError> {
+    match (choice, crate::bpf::verdict(facts)) {
+        (Choice::Ftrace, _) => Ok(build::Agent::Ftrace),
+        (Choice::Ebpf | Choice::Auto, Ok(())) => Ok(build::Agent::Ebpf),
+        (Choice::Auto, Err(why)) => {
+            eprintln!(
+                "whosent: --backend auto: using the ftrace agent ({})",
+                whosent_proto::escape::escape(&why)
+            );
+            Ok(build::Agent::Ftrace)
+        }
+        (Choice::Ebpf, Err(why)) => Err(HostError::other(
+            format!("this board cannot run the eBPF backend: {why}"),
+            crate::bpf::FALLBACK_HELP,
+        )),
+    }
+}
+
 impl Backend for Agent {
-    fn prepare(&mut self, _: &Facts, arch: Arch, _: &AtomicBool) -> Result<(), HostError> {
+    fn prepare(&mut self, facts: &Facts, arch: Arch, _: &AtomicBool) -> Result<(), HostError> {
         self.arch = Some(arch);
+        self.kind = resolve(self.choice, facts)?;
+        if self.kind == build::Agent::Ftrace {
+            self.args.push("--stream".into());
+        }
         if !self.bytes.is_empty() {
             return Ok(());
         }
@@ -101,7 +157,7 @@ impl Backend for Agent {
                 build::check_elf(p, arch)?;
                 p.clone()
             }
-            None => build::agent_for(arch, "local", true)?,
+            None => build::agent_for(self.kind, arch, "local", true)?,
         };
         self.bytes = std::fs::read(&path)
             .map_err(|e| HostError::Io(format!("cannot read {}", path.display()), e))?;
@@ -114,7 +170,7 @@ impl Backend for Agent {
     }
 
     fn push(&mut self, p: &Pusher<'_>, existing: bool) -> Result<String, HostError> {
-        let remote = p.path(bundle::AGENT_NAME);
+        let remote = p.path(self.kind.name());
         let verify = || p.verify(&remote, &self.hash, "agent", "running");
         if existing && verify().is_ok() {
             eprintln!(

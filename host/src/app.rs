@@ -1,7 +1,7 @@
 //! Dispatch from the parsed command line to the modules that do the
 //! work; returns the process exit status.
 
-use crate::agent::Agent;
+use crate::agent::{Agent, Choice};
 use crate::cli::{Backend, Cli, Cmd, RunArgs, SshArgs};
 use crate::error::HostError;
 use crate::stap::backend::Stap;
@@ -110,9 +110,29 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
     }
     r.stap.only_for_stap()?;
     let q = query::from_args(&r.query)?;
-    let mut args = query::agent_args(&q, &r.capture)?;
-    // The agent records; this side decodes (crate::stream).
-    args.push("--stream".into());
+    // The ftrace agent records (it gets --stream), this side decodes
+    // (crate::stream); the eBPF agent writes records.
+    let args = query::agent_args(&q, &r.capture)?;
+    let choice = match r.stap.backend {
+        Backend::Ebpf => Choice::Ebpf,
+        Backend::Auto => Choice::Auto,
+        _ => Choice::Ftrace,
+    };
+    // Exit records come from the ftrace agent only (docs/ebpf.md).
+    let choice = match (choice, r.capture.until_exit) {
+        (Choice::Ebpf, true) => {
+            return Err(HostError::Usage(
+                "--until-exit needs exit records, which --backend ebpf does not write yet: use --backend ftrace".into(),
+            ))
+        }
+        (Choice::Auto, true) => Choice::Ftrace,
+        (c, _) => c,
+    };
+    if choice == Choice::Auto && r.agent.is_some() {
+        return Err(HostError::Usage(
+            "--agent names one agent, and --backend auto may pick the other: give --backend ftrace or --backend ebpf with it".into(),
+        ));
+    }
     let save = r
         .capture
         .save
@@ -124,9 +144,19 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
     let stop = interrupt::install();
     interrupt::stop_when_stdout_closes();
     if host == "local" {
-        let agent = local::find_agent(r.agent.as_deref())?;
+        // The probe only when there is a choice to make: it reads every
+        // process's comm, a delay the ftrace agent's start need not pay.
+        let kind = match choice {
+            Choice::Ftrace => crate::build::Agent::Ftrace,
+            _ => crate::agent::resolve(choice, &local::facts())?,
+        };
+        let agent = local::find_agent(kind, r.agent.as_deref())?;
+        let mut args = args;
+        if kind == crate::build::Agent::Ftrace {
+            args.push("--stream".into());
+        }
         return local::run(&agent, &args, r.sudo, r.capture.json, feed, stop);
     }
-    let mut agent = Agent::new(args, r.agent.clone(), feed);
+    let mut agent = Agent::choose(choice, args, r.agent.clone(), feed);
     deploy::run(r, host, &mut agent, stop)
 }

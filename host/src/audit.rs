@@ -105,7 +105,7 @@ impl Backend for Audit {
     fn prepare(&mut self, facts: &Facts, arch: Arch, _: &AtomicBool) -> Result<(), HostError> {
         self.release = facts.release.clone();
         self.arch = facts.arch.clone();
-        let agent = build::agent_for(arch, "local", true)?;
+        let agent = build::agent_for(build::Agent::Ftrace, arch, "local", true)?;
         let path = build::audit_reader(&agent);
         self.reader = std::fs::read(&path)
             .map_err(|e| HostError::Io(format!("cannot read {}", path.display()), e))?;

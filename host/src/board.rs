@@ -27,6 +27,16 @@ done
 grep -qw tracefs /proc/filesystems 2>/dev/null && echo "tracefs_supported=1"
 grep -qw debugfs /proc/filesystems 2>/dev/null && echo "debugfs_supported=1"
 echo "tmp_df=$(df -k /tmp 2>/dev/null | tail -n 1)"
+b=/proc/sys/kernel/unprivileged_bpf_disabled
+[ -e $b ] && echo "unprivileged_bpf_disabled=$(cat $b 2>/dev/null)"
+[ -e /proc/sys/net/core/bpf_jit_enable ] && echo "bpf_jit_enable=$(cat /proc/sys/net/core/bpf_jit_enable 2>/dev/null)"
+for c in /proc/config.gz "/boot/config-$(uname -r)"; do
+  [ -r "$c" ] || continue
+  case "$c" in *.gz) r="gzip -dc";; *) r=cat;; esac
+  $r "$c" 2>/dev/null | grep -E '^(# )?CONFIG_(BPF_SYSCALL|BPF_EVENTS|BPF_JIT|BPF_JIT_ALWAYS_ON|PERF_EVENTS|DEBUG_INFO_BTF)[= ]' |
+    sed -e 's/^# \(CONFIG_[A-Z_]*\) is not set/\1=n/' -e 's/^/kconfig_/'
+  break
+done
 # For --backend audit: the kernel's config where it is readable, the
 # loginuid file (there with CONFIG_AUDIT), and whether auditd runs.
 if [ -r /proc/config.gz ] && command -v zcat >/dev/null 2>&1; then zcat /proc/config.gz 2>/dev/null
@@ -65,6 +75,15 @@ pub struct Facts {
     /// Free KiB in /tmp (df's "Available").
     pub tmp_free_kb: Option<u64>,
     pub sudo_ok: bool,
+    /// `kernel.unprivileged_bpf_disabled`: present exactly when the
+    /// kernel has the bpf system call (CONFIG_BPF_SYSCALL).
+    pub unprivileged_bpf_disabled: Option<u32>,
+    /// `net.core.bpf_jit_enable`: present when the kernel has a BPF JIT.
+    pub bpf_jit_enable: Option<u32>,
+    /// The kernel's own configuration, where it shows it
+    /// (/proc/config.gz, /boot/config-RELEASE): the few options the
+    /// eBPF backend depends on, `y`, `m` or `n`.
+    pub kconfig: BTreeMap<String, String>,
     /// CONFIG_AUDIT and CONFIG_AUDITSYSCALL, where the kernel's config
     /// is readable (`/proc/config.gz`, `/boot/config-RELEASE`).
     pub kconfig_audit: Option<bool>,
@@ -98,6 +117,12 @@ impl Facts {
                 "tracefs_supported" => f.tracefs_supported = true,
                 "debugfs_supported" => f.debugfs_supported = true,
                 "sudo_ok" => f.sudo_ok = true,
+                "unprivileged_bpf_disabled" => f.unprivileged_bpf_disabled = v.parse().ok(),
+                "bpf_jit_enable" => f.bpf_jit_enable = v.parse().ok(),
+                k if k.starts_with("kconfig_CONFIG_") => {
+                    f.kconfig
+                        .insert(k["kconfig_".len()..].to_string(), v.to_string());
+                }
                 "kconfig_AUDIT" => f.kconfig_audit = Some(v == "y"),
                 "kconfig_AUDITSYSCALL" => f.kconfig_auditsyscall = Some(v == "y"),
                 "loginuid" => f.loginuid = true,

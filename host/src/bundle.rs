@@ -27,9 +27,14 @@ pub fn manifest(agent: &[u8], target: &str) -> String {
 
 /// The bundle bytes: `whosent-agent` (0755) and `MANIFEST` (0644).
 pub fn build(agent: &[u8], target: &str) -> std::io::Result<Vec<u8>> {
+    build_named(AGENT_NAME, agent, target)
+}
+
+/// As [`build`], with the agent under `name` (`whosent-ebpf-agent`).
+pub fn build_named(name: &str, agent: &[u8], target: &str) -> std::io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::best()));
     for (name, data, mode) in [
-        (AGENT_NAME, agent, 0o755),
+        (name, agent, 0o755),
         (MANIFEST_NAME, manifest(agent, target).as_bytes(), 0o644),
     ] {
         let mut h = tar::Header::new_ustar();

@@ -189,6 +189,10 @@ pub enum Backend {
     Ftrace,
     /// A SystemTap module cross-compiled here and loaded with staprun on the board
     Stap,
+    /// The static whosent eBPF agent: the sender's ids read in the kernel (Linux 5.2+, CONFIG_BPF_SYSCALL, CONFIG_BPF_EVENTS)
+    Ebpf,
+    /// ebpf where the board's kernel can run it, else ftrace
+    Auto,
     /// The board's audit subsystem: kill system calls only (see the notes at the end of --help)
     Audit,
 }
@@ -210,6 +214,9 @@ pub struct BuildArgs {
     /// How to build: the local Rust toolchain (default) or `cross` (containers)
     #[arg(long, value_name = "BUILDER", default_value = "local")]
     pub builder: String,
+    /// Build the eBPF agent (whosent-ebpf-agent, for --backend ebpf) instead of the ftrace agent
+    #[arg(long)]
+    pub ebpf: bool,
 }
 
 #[derive(Debug, Args)]

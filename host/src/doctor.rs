@@ -144,6 +144,7 @@ pub fn findings(f: &Facts, sudo: bool) -> Vec<Row> {
         "missing: needed only for --backend stap; pass --staprun-bundle",
     ));
     rows.push(audit_row(f));
+    rows.extend(crate::bpf::rows(f));
     rows
 }
 
@@ -209,6 +210,14 @@ pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
         "an ftrace deploy can work on this board\n"
     } else {
         "an ftrace deploy cannot work until the MISSING items are fixed\n"
+    };
+    text += &match crate::bpf::verdict(&facts) {
+        Ok(()) if ok => "--backend ebpf can work on this board (auto picks it)\n".to_string(),
+        Ok(()) => "--backend ebpf can work once the MISSING items are fixed\n".to_string(),
+        Err(why) => format!(
+            "--backend ebpf cannot work: {}; --backend auto uses ftrace\n",
+            whosent_proto::escape::escape(&why)
+        ),
     };
     crate::stdout::print(text.as_bytes())?;
     Ok(if ok { 0 } else { 1 })

@@ -46,8 +46,11 @@ impl HostError {
     pub fn help(&self) -> String {
         match self {
             HostError::Usage(_) => "see `whosent-deploy --help`".into(),
-            HostError::NoLocalAgent(_) => {
-                "build it with `cargo build -p whosent-agent`, or pass --agent PATH".into()
+            HostError::NoLocalAgent(p) => {
+                let name = p
+                    .file_name()
+                    .map_or("whosent-agent".into(), |n| n.to_string_lossy());
+                format!("build it with `cargo build -p {name}`, or pass --agent PATH")
             }
             HostError::Io(..) => "check the path and permissions".into(),
             HostError::Input { .. } => "give a readable file, or - for stdin".into(),

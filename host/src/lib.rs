@@ -4,6 +4,7 @@ pub mod agent;
 pub mod app;
 pub mod audit;
 pub mod board;
+pub mod bpf;
 pub mod build;
 pub mod bundle;
 pub mod cli;

@@ -17,14 +17,21 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use whosent_proto::record::EndReason;
 
-/// The agent for this machine: `--agent`, `WHOSENT_AGENT`, or the
-/// `whosent-agent` installed next to whosent-deploy. One the user named
-/// gets the same ELF check as over SSH (`--agent /bin/ls` used to run
-/// ls); the sibling is the one cargo built with whosent-deploy, which
-/// may be dynamically linked, and is taken as it is.
-pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf, HostError> {
+/// The agent `kind` for this machine: `--agent`, `WHOSENT_AGENT` (or
+/// `WHOSENT_EBPF_AGENT`), or the one installed next to whosent-deploy.
+/// One the user named gets the same ELF check as over SSH (`--agent
+/// /bin/ls` used to run ls); the sibling is the one cargo built with
+/// whosent-deploy, which may be dynamically linked, and is taken as it is.
+pub fn find_agent(
+    kind: crate::build::Agent,
+    explicit: Option<&Path>,
+) -> Result<PathBuf, HostError> {
+    let var = match kind {
+        crate::build::Agent::Ftrace => "WHOSENT_AGENT",
+        crate::build::Agent::Ebpf => "WHOSENT_EBPF_AGENT",
+    };
     let named = explicit.map(Path::to_path_buf).or_else(|| {
-        std::env::var_os("WHOSENT_AGENT")
+        std::env::var_os(var)
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
     });
@@ -36,11 +43,23 @@ pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf, HostError> {
     }
     let exe =
         std::env::current_exe().map_err(|e| HostError::Io("cannot find own path".into(), e))?;
-    let sibling = exe.with_file_name("whosent-agent");
+    let sibling = exe.with_file_name(kind.name());
     if sibling.is_file() {
         return Ok(sibling);
     }
     Err(HostError::NoLocalAgent(sibling))
+}
+
+/// This machine's facts, as the board probe would give them: what
+/// `--backend auto` and `--backend ebpf` decide with.
+pub fn facts() -> crate::board::Facts {
+    match std::process::Command::new("sh")
+        .args(["-c", crate::board::PROBE])
+        .output()
+    {
+        Ok(o) => crate::board::Facts::parse(&String::from_utf8_lossy(&o.stdout)),
+        Err(_) => crate::board::Facts::default(),
+    }
 }
 
 /// This machine's architecture as a build target (`uname -m`), if

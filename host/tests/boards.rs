@@ -59,6 +59,10 @@ fn kill_is_reported(b: &Board, extra: &[&str]) {
         l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
     }));
     assert_eq!(ready["type"], "ready", "{ready}");
+    let ebpf = extra.windows(2).any(|w| w == ["--backend", "ebpf"]);
+    if ebpf {
+        assert_eq!(ready["backend"], "ebpf", "{ready}");
+    }
     let sender = b.kill_from_shell("TERM", v);
     let e = json(&d.until(Duration::from_secs(20), |l| {
         l.contains(r#""type":"signal""#)
@@ -67,6 +71,12 @@ fn kill_is_reported(b: &Board, extra: &[&str]) {
     assert_eq!(e["sender"]["comm"], "sh");
     assert_eq!(e["target"]["pid"], v);
     assert_eq!(e["target"]["comm"], "sleep");
+    if ebpf {
+        // Read in the kernel: the short-lived shell's own uid and pid.
+        assert_eq!(e["sender"]["uid"], 0, "{e}");
+        assert_eq!(e["sender"]["nspid"], serde_json::json!([sender]), "{e}");
+        assert_eq!(e["cause"], "kill", "{e}");
+    }
     assert_eq!(
         (e["signame"].as_str(), e["result"].as_str()),
         (Some("SIGTERM"), Some("delivered"))
@@ -99,6 +109,20 @@ fn aarch64_board_with_sftp() {
 fn armv7_board() {
     if can_run("armv7") {
         kill_is_reported(&board("armv7", "plain"), &["--target", "armv7"]);
+    }
+}
+
+#[test]
+fn aarch64_board_with_the_ebpf_backend() {
+    if can_run("aarch64 ebpf") {
+        kill_is_reported(&board("aarch64", "plain"), &["--backend", "ebpf"]);
+    }
+}
+
+#[test]
+fn armv7_board_with_the_ebpf_backend() {
+    if can_run("armv7 ebpf") {
+        kill_is_reported(&board("armv7", "plain"), &["--backend", "ebpf"]);
     }
 }
 

@@ -174,6 +174,38 @@ fn the_armv7_agent_is_static() {
     }
 }
 
+/// `build --ebpf`: the eBPF agent, a second static binary built by the
+/// project's own build (its BPF program compiled by clang in build.rs).
+#[test]
+fn the_ebpf_agent_is_a_second_static_binary() {
+    let o = deploy(
+        &["build", "--target", "aarch64", "--ebpf"],
+        &run_dir().join("cache"),
+    )
+    .output()
+    .unwrap();
+    let stderr = text(&o.stderr);
+    assert_eq!(exit_code(&o), 0, "build --ebpf failed:\n{stderr}");
+    assert!(
+        stderr.contains("building whosent-ebpf-agent for aarch64"),
+        "{stderr}"
+    );
+    let path = PathBuf::from(text(&o.stdout).trim());
+    assert!(path.ends_with("whosent-ebpf-agent"), "{}", path.display());
+    let info = build::parse_elf(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        (info.interp.as_deref(), info.needed),
+        (None, 0),
+        "not static"
+    );
+    build::check_elf(&path, Target::Aarch64).unwrap();
+    let n = size(&path);
+    eprintln!("aarch64 eBPF agent: {n} bytes: {}", path.display());
+    // The ftrace agent's budget is not the eBPF agent's
+    // (docs/agent-size.md); a second, different binary is.
+    assert_ne!(path, built(Target::Aarch64).path);
+}
+
 #[test]
 fn a_second_build_uses_the_cache() {
     let first = built(Target::Aarch64);

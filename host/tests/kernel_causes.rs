@@ -19,9 +19,10 @@ const T: Duration = Duration::from_secs(15);
 
 /// A JSON capture of the processes named `comm`, live once it returns.
 fn capture(args: &[&str]) -> Proc {
+    let backend = std::env::var("WHOSENT_TEST_BACKEND").unwrap_or_else(|_| "ftrace".into());
     let mut d = Proc::spawn(
         Command::new(DEPLOY)
-            .args(["--host", "local", "--json"])
+            .args(["--host", "local", "--json", "--backend", &backend])
             .args(args),
     );
     d.until(T, |l| l.contains(r#""type":"ready""#));

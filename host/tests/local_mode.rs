@@ -403,6 +403,43 @@ fn hostile_names_are_escaped_in_parse_output() {
     );
 }
 
+/// `--backend ebpf` and `--backend auto` here (this kernel has BPF):
+/// the eBPF agent installed next to whosent-deploy reports the kill with
+/// the sender the receiver saw, in the same record schema.
+#[test]
+fn the_ebpf_backend_reports_the_sender_the_receiver_saw() {
+    if !real_kernel("local ebpf") {
+        return;
+    }
+    for backend in ["ebpf", "auto"] {
+        let (mut r, rpid) = receiver(&["10"]);
+        let p = rpid.to_string();
+        let mut d = deploy(&[
+            "--json",
+            "--backend",
+            backend,
+            "--sig",
+            "USR1",
+            "--pid",
+            &p,
+            "--count",
+            "1",
+        ]);
+        let ready = d.until(T, |l| l.contains(r#""type":"ready""#));
+        assert!(ready.contains(r#""backend":"ebpf""#), "{backend}: {ready}");
+        let sender = send(&["kill", "10", &p]);
+        let got = r.until(T, |l| l.starts_with("got"));
+        assert_eq!(num(&got, "si_pid") as i32, sender);
+        let rec: serde_json::Value =
+            serde_json::from_str(&d.until(T, |l| l.contains(r#""type":"signal""#))).unwrap();
+        assert_eq!(rec["sender"]["pid"], sender, "{backend}: {rec}");
+        assert_eq!(rec["sender"]["uid"], num(&got, "si_uid"));
+        assert_eq!(rec["target"]["pid"], rpid);
+        assert_eq!(rec["cause"], "kill");
+        assert_eq!(d.wait(T), 0);
+    }
+}
+
 /// The user local-sshd.sh creates with passwordless sudo (issue #13:
 /// `--sudo` did nothing with `--host local`, yet the not-root error
 /// suggested it). `up` creates the user and its sudoers rule; its

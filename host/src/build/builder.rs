@@ -89,9 +89,11 @@ pub fn check_cross() -> Result<(), HostError> {
     }
 }
 
-/// The build command: `cargo build` (or `cross build`) of the agent with
-/// the `agent` profile, in `target_dir`, with the recipe's environment.
+/// The build command: `cargo build` (or `cross build`) of the agent
+/// `package` with the `agent` profile, in `target_dir`, with the
+/// recipe's environment.
 pub fn command(
+    package: &str,
     builder: Builder,
     tc: &Toolchain,
     workspace: &Path,
@@ -108,7 +110,7 @@ pub fn command(
         .args([
             "build",
             "-p",
-            "whosent-agent",
+            package,
             "--profile",
             "agent",
             "--target",

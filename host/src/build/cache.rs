@@ -9,14 +9,17 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// What the agent is built from, relative to the workspace root: every
-/// crate of the workspace it links (a test checks the list against the
+/// What the agents are built from, relative to the workspace root: every
+/// crate of the workspace they link (a test checks the list against the
 /// manifests; the analysis and stream crates were once missing, and an
-/// agent built before a change to them was reused).
-pub const SOURCES: [&str; 8] = [
+/// agent built before a change to them was reused), and the eBPF agent,
+/// which links the ftrace agent's library. One list for both agents; the
+/// key also names the agent ([`super::Agent`]).
+pub const SOURCES: [&str; 9] = [
     "Cargo.toml",
     "Cargo.lock",
     "target-agent",
+    "target-agent-ebpf",
     "crates/whosent-proto",
     "crates/whosent-ftrace",
     "crates/whosent-stream",
@@ -39,11 +42,11 @@ pub fn root() -> Option<PathBuf> {
     Some(base.join("whosent"))
 }
 
-/// The agent cached under `key`: `<root>/agents/<target>-<key>/whosent-agent`.
-pub fn entry(root: &Path, target: &str, key: &str) -> PathBuf {
+/// The agent `bin` cached under `key`: `<root>/agents/<target>-<key>/<bin>`.
+pub fn entry(root: &Path, target: &str, key: &str, bin: &str) -> PathBuf {
     root.join("agents")
         .join(format!("{target}-{key}"))
-        .join("whosent-agent")
+        .join(bin)
 }
 
 /// Every file under the source paths, sorted, with build output and
@@ -195,7 +198,12 @@ mod tests {
     #[test]
     fn storing_replaces_an_entry_whole() {
         let d = tree("store");
-        let dest = entry(&d.join("cache"), "aarch64", "0123456789abcdef");
+        let dest = entry(
+            &d.join("cache"),
+            "aarch64",
+            "0123456789abcdef",
+            "whosent-agent",
+        );
         assert!(dest.ends_with("agents/aarch64-0123456789abcdef/whosent-agent"));
         store(&d.join("Cargo.toml"), &dest).unwrap();
         store(&d.join("target-agent/src/main.rs"), &dest).unwrap();

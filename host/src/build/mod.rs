@@ -35,11 +35,31 @@ use toolchain::Toolchain;
 /// whosent-deploy installed away from its sources.
 pub const SOURCE_DIR_ENV: &str = "WHOSENT_SOURCE_DIR";
 
-/// `whosent-deploy build --target T [--builder B]`: the agent's path on
-/// stdout, progress on stderr.
+/// Which agent to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agent {
+    /// `whosent-agent` (target-agent/): tracefs only, under the size budget.
+    Ftrace,
+    /// `whosent-ebpf-agent` (target-agent-ebpf/): aya and the BPF program.
+    Ebpf,
+}
+
+impl Agent {
+    /// The package, which is also the binary's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Agent::Ftrace => "whosent-agent",
+            Agent::Ebpf => "whosent-ebpf-agent",
+        }
+    }
+}
+
+/// `whosent-deploy build --target T [--builder B] [--ebpf]`: the agent's
+/// path on stdout, progress on stderr.
 pub fn command(b: &BuildArgs) -> Result<i32, HostError> {
     let target = Target::parse(&b.target)?;
-    let path = agent_for(target, &b.builder, true)?;
+    let kind = if b.ebpf { Agent::Ebpf } else { Agent::Ftrace };
+    let path = agent_for(kind, target, &b.builder, true)?;
     crate::stdout::print(format!("{}\n", path.display()).as_bytes())?;
     Ok(0)
 }
@@ -83,7 +103,13 @@ pub fn audit_reader(agent: &Path) -> PathBuf {
 /// The agent for `target`, built by `builder` ("local" or "cross"), or
 /// the cached one when nothing that goes into it has changed. With
 /// `progress`, says what it does on stderr and shows cargo's output.
-pub fn agent_for(target: Target, builder: &str, progress: bool) -> Result<PathBuf, HostError> {
+pub fn agent_for(
+    kind: Agent,
+    target: Target,
+    builder: &str,
+    progress: bool,
+) -> Result<PathBuf, HostError> {
+    let bin = kind.name();
     let builder = Builder::parse(builder)?;
     let ws = workspace()?;
     let cache = cache::root().ok_or_else(|| HostError::Other {
@@ -98,6 +124,7 @@ pub fn agent_for(target: Target, builder: &str, progress: bool) -> Result<PathBu
     let key = |triple: &'static str| -> Result<String, HostError> {
         let r = Recipe::new(triple, builder, &script.to_string_lossy());
         let mut inputs: Vec<(&str, Vec<u8>)> = vec![
+            ("agent", bin.into()),
             ("triple", triple.into()),
             ("builder", builder.name().into()),
             ("rustc", rustc.clone().into()),
@@ -126,12 +153,19 @@ pub fn agent_for(target: Target, builder: &str, progress: bool) -> Result<PathBu
         .flatten()
         .collect();
     for &triple in &triples {
-        let p = cache::entry(&cache, target.name(), &key(triple)?);
-        if p.is_file() && check_elf(&p, target).is_ok() && audit_reader(&p).is_file() {
+        let p = cache::entry(&cache, target.name(), &key(triple)?, bin);
+        // The ftrace agent's build also makes the audit reader, kept
+        // beside it; the eBPF agent has none.
+        let reader_ok = kind == Agent::Ebpf || audit_reader(&p).is_file();
+        if p.is_file() && check_elf(&p, target).is_ok() && reader_ok {
             say(
                 progress,
                 format_args!(
-                    "using cached agent for {target} ({triple}): {}",
+                    "using cached {} for {target} ({triple}): {}",
+                    match kind {
+                        Agent::Ftrace => "agent",
+                        Agent::Ebpf => "eBPF agent",
+                    },
                     p.display()
                 ),
             );
@@ -151,13 +185,13 @@ pub fn agent_for(target: Target, builder: &str, progress: bool) -> Result<PathBu
     };
     say(
         progress,
-        format_args!("building whosent-agent for {target} ({triple}) with {how} …"),
+        format_args!("building {bin} for {target} ({triple}) with {how} …"),
     );
     let target_dir = cache.join(match builder {
         Builder::Local => "target",
         Builder::Cross => "target-cross",
     });
-    let mut cmd = builder::command(builder, &tc, &ws, &recipe, &target_dir, &link_dir);
+    let mut cmd = builder::command(bin, builder, &tc, &ws, &recipe, &target_dir, &link_dir);
     let status = if progress {
         // cargo's progress to our stderr; nothing of it may reach our
         // stdout, which carries the path.
@@ -176,37 +210,39 @@ pub fn agent_for(target: Target, builder: &str, progress: bool) -> Result<PathBu
         status.map_err(|e| HostError::Io(format!("cannot run the {} build", builder.name()), e))?;
     if !status.success() {
         return Err(HostError::Other {
-            message: format!("building whosent-agent for {target} ({triple}) failed ({status}){log}"),
+            message: format!("building {bin} for {target} ({triple}) failed ({status}){log}"),
             help: format!(
-                "the compiler's messages above say why; `cargo build -p whosent-agent --profile agent --target {triple}` in {} \
+                "the compiler's messages above say why; `cargo build -p {bin} --profile agent --target {triple}` in {} \
                  with the flags of docs/agent-size.md reproduces it",
                 ws.display()
             ),
         });
     }
-    let built = target_dir.join(triple).join("agent").join("whosent-agent");
+    let built = target_dir.join(triple).join("agent").join(bin);
     check_elf(&built, target).map_err(|e| HostError::Other {
         message: format!("the build made an unusable agent: {e}"),
         help: "report this as a whosent bug, with the output of `rustc -vV`".into(),
     })?;
-    let dest = cache::entry(&cache, target.name(), &key(triple)?);
+    let dest = cache::entry(&cache, target.name(), &key(triple)?, bin);
     // The same build makes the audit reader (target-agent's second
     // binary, --backend audit): kept beside the agent, stored first so
     // that an agent in the cache always has its reader.
-    let reader = built.with_file_name(AUDIT_READER);
-    cache::store(&reader, &audit_reader(&dest)).map_err(|e| {
-        HostError::Io(
-            format!("cannot store the audit reader beside {}", dest.display()),
-            e,
-        )
-    })?;
+    if kind == Agent::Ftrace {
+        let reader = built.with_file_name(AUDIT_READER);
+        cache::store(&reader, &audit_reader(&dest)).map_err(|e| {
+            HostError::Io(
+                format!("cannot store the audit reader beside {}", dest.display()),
+                e,
+            )
+        })?;
+    }
     cache::store(&built, &dest)
         .map_err(|e| HostError::Io(format!("cannot store the agent in {}", dest.display()), e))?;
     let size = fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
     say(
         progress,
         format_args!(
-            "built whosent-agent for {target} ({triple}, {size} bytes): {}",
+            "built {bin} for {target} ({triple}, {size} bytes): {}",
             dest.display()
         ),
     );

@@ -4,7 +4,7 @@
 
 use super::flow::{self, Plan};
 use super::Backend;
-use crate::agent::Agent;
+use crate::agent::{Agent, Choice};
 use crate::error::{HostError, EXIT_STATUS};
 use crate::ssh::upload::quote;
 use crate::stap::backend::Stap;
@@ -95,7 +95,11 @@ fn a_good_board_gets_the_bundle_runs_the_agent_and_is_left_clean() {
     let run = log.last().unwrap();
     assert_eq!(
         run,
-        &format!("{agent} --sig 9; st=$?; rm -rf {}; exit $st", quote(DIR))
+        // The ftrace agent records: prepare adds --stream.
+        &format!(
+            "{agent} --sig 9 --stream; st=$?; rm -rf {}; exit $st",
+            quote(DIR)
+        )
     );
     assert!(board.files().is_empty(), "{:#?}", board.files().keys());
 }
@@ -646,4 +650,49 @@ fn an_agent_that_exits_before_starting_says_so() {
         "the agent exited with status 1 before the capture started, without its end record; it wrote nothing on stderr",
         "run the agent by hand",
     );
+}
+
+#[test]
+fn ebpf_on_a_board_without_bpf_stops_before_uploading_and_names_ftrace() {
+    let board = FakeBoard::new(Board::default(), agent_script());
+    let mut a = agent().with_choice(Choice::Ebpf);
+    let (res, _) = deploy(&board, &plan(), &mut a);
+    let e = res.expect_err("no bpf on this board");
+    assert!(
+        e.line()
+            .contains("cannot run the eBPF backend: the kernel has no bpf system call"),
+        "{}",
+        e.line()
+    );
+    assert!(e.help().contains("--backend ftrace"), "{}", e.help());
+    assert!(
+        !board.log().iter().any(|c| c.contains("upload")),
+        "{:#?}",
+        board.log()
+    );
+}
+
+#[test]
+fn auto_picks_the_ebpf_agent_where_the_board_has_bpf_else_ftrace() {
+    for (bpf, run) in [
+        (true, "whosent-ebpf-agent --sig 9;"),
+        (false, "whosent-agent --sig 9 --stream;"),
+    ] {
+        let board = FakeBoard::new(
+            Board {
+                bpf,
+                ..Board::default()
+            },
+            agent_script(),
+        );
+        let (res, out) = deploy(&board, &plan(), &mut agent().with_choice(Choice::Auto));
+        assert_eq!(res.unwrap(), 0, "bpf={bpf}");
+        assert!(out.contains(r#""type":"signal""#), "{out}");
+        let last = board.log().last().unwrap().clone();
+        assert!(
+            last.starts_with(&format!("{}/{run}", quote(DIR).trim_end_matches('\''))),
+            "bpf={bpf}: {last}"
+        );
+        assert!(board.files().is_empty(), "{:#?}", board.files().keys());
+    }
 }

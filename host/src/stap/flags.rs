@@ -19,7 +19,7 @@ there when the board has no staprun of its own.";
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "SystemTap backend")]
 pub struct StapArgs {
-    /// Trace with the ftrace agent or with a SystemTap module
+    /// Trace with the ftrace agent, the eBPF agent (or whichever works: auto), or a SystemTap module
     #[arg(long, value_enum, default_value_t = Backend::Ftrace, value_name = "BACKEND")]
     pub backend: Backend,
     #[arg(long, value_name = "DIR", long_help = KERNEL_BUILD_HELP)]

@@ -32,6 +32,9 @@ pub struct Board {
     pub files: BTreeMap<String, Vec<u8>>,
     /// Modules listed in /proc/modules.
     pub modules: Vec<String>,
+    /// The kernel has the bpf system call (the probe's
+    /// `unprivileged_bpf_disabled`).
+    pub bpf: bool,
 }
 
 impl Default for Board {
@@ -47,6 +50,7 @@ impl Default for Board {
             corrupt_uploads: false,
             files: BTreeMap::new(),
             modules: Vec::new(),
+            bpf: false,
         }
     }
 }
@@ -136,6 +140,9 @@ impl FakeBoard {
         }
         s += "tracefs=/sys/kernel/tracing\nsignal_events=1\ninstances=1\n";
         s += &format!("tmp_df=tmpfs 252620 4 {} 0% /tmp\n", b.tmp_free_kb);
+        if b.bpf {
+            s += "unprivileged_bpf_disabled=2\nbpf_jit_enable=1\n";
+        }
         if uid != 0 && b.sudo_ok {
             s += "sudo_ok=1\n";
         }

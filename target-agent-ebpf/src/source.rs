@@ -1,0 +1,110 @@
+//! Reading the program's events: from the ring buffer, or from the perf
+//! event array's per-CPU buffers; and its per-CPU count of events that
+//! found no room.
+
+use crate::error::{bpf_error, missing};
+use crate::load::Loaded;
+use crate::object::Output;
+use aya::maps::perf::{PerfEvent, PerfEventArray, PerfEventArrayBuffer};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::Ebpf;
+use std::os::fd::AsRawFd;
+use whosent_agent::error::Result;
+
+pub enum Source {
+    Ring(RingBuf<MapData>),
+    Perf(Vec<PerfEventArrayBuffer<MapData>>),
+}
+
+fn perf_pages(buffer_kb: u32) -> usize {
+    // A power of two, as perf_mmap requires.
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    (buffer_kb as usize * 1024 / page)
+        .max(2)
+        .next_power_of_two()
+}
+
+impl Source {
+    pub fn open(l: &mut Loaded, buffer_kb: u32) -> Result<Source> {
+        let map = l
+            .ebpf
+            .take_map("events")
+            .ok_or_else(|| missing("map events"))?;
+        match l.output {
+            Output::RingBuf => Ok(Source::Ring(
+                RingBuf::try_from(map).map_err(|e| bpf_error("map events", &e))?,
+            )),
+            Output::PerfArray => {
+                let mut arr =
+                    PerfEventArray::try_from(map).map_err(|e| bpf_error("map events", &e))?;
+                let cpus = aya::util::online_cpus().map_err(|(what, e)| {
+                    whosent_agent::error::AgentError::io("cannot read", what, e)
+                })?;
+                let mut bufs = Vec::new();
+                for cpu in cpus {
+                    bufs.push(
+                        arr.open(cpu, Some(perf_pages(buffer_kb)))
+                            .map_err(|e| bpf_error(&format!("perf buffer of cpu {cpu}"), &e))?,
+                    );
+                }
+                Ok(Source::Perf(bufs))
+            }
+        }
+    }
+
+    /// The descriptors to poll for new events.
+    pub fn fds(&self) -> Vec<i32> {
+        match self {
+            Source::Ring(r) => vec![r.as_raw_fd()],
+            Source::Perf(b) => b.iter().map(|b| b.as_raw_fd()).collect(),
+        }
+    }
+
+    /// Hands every event waiting to `f`, at most `max` of them (so that
+    /// stop checks and output keep up in a storm); returns how many.
+    pub fn drain(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        match self {
+            Source::Ring(r) => {
+                while n < max {
+                    let Some(item) = r.next() else { break };
+                    f(&item);
+                    n += 1;
+                }
+            }
+            Source::Perf(bufs) => {
+                let mut joined = Vec::new();
+                for b in bufs {
+                    b.for_each(|ev| {
+                        // Lost records are not counted here: the program
+                        // counts every failed output in its `lost` map.
+                        if let PerfEvent::Sample { head, tail } = ev {
+                            if tail.is_empty() {
+                                f(head);
+                            } else {
+                                joined.clear();
+                                joined.extend_from_slice(head);
+                                joined.extend_from_slice(tail);
+                                f(&joined);
+                            }
+                            n += 1;
+                        }
+                    });
+                }
+            }
+        }
+        n
+    }
+}
+
+/// The program's count of events it had no room for, per possible CPU.
+pub fn lost(ebpf: &Ebpf) -> Vec<u64> {
+    let Some(map) = ebpf.map("lost") else {
+        return Vec::new();
+    };
+    let Ok(arr) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+        return Vec::new();
+    };
+    arr.get(&0, 0).map(|v| v.to_vec()).unwrap_or_default()
+}
