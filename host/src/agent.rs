@@ -124,7 +124,12 @@ impl Backend for Agent {
                 p.dir
             );
         }
-        let quoted: Vec<String> = self.args.iter().map(|a| quote(a)).collect();
+        let mut quoted: Vec<String> = self.args.iter().map(|a| quote(a)).collect();
+        if let Some(t) = p.alive_timeout {
+            // The connection's heartbeat: the agent ends by itself when a
+            // dead link leaves it alone (ssh::alive).
+            quoted.push(format!("--alive-timeout {}", t.as_secs_f64()));
+        }
         Ok(format!("{} {}", quote(&remote), quoted.join(" ")))
     }
 

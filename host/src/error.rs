@@ -21,6 +21,9 @@ pub enum HostError {
     Ssh(#[from] crate::ssh::SshError),
     #[error("{message}")]
     Other { message: String, help: String },
+    /// Ctrl-C (or SIGTERM, SIGHUP) before tracing started.
+    #[error("interrupted while {0}; nothing was traced")]
+    Interrupted(&'static str),
 }
 
 /// The exit status of every error.
@@ -49,6 +52,9 @@ impl HostError {
             HostError::Input { .. } => "give a readable file, or - for stdin".into(),
             HostError::Ssh(e) => e.help().to_string(),
             HostError::Other { help, .. } => help.clone(),
+            HostError::Interrupted(_) => {
+                "the board removes what was uploaded by itself; run again to trace".into()
+            }
         }
     }
 }

@@ -213,6 +213,7 @@ fn opts(known_hosts: &Path, policy: HostKeyPolicy) -> ConnectOpts {
         policy,
         connect_timeout: Duration::from_secs(5),
         password: None,
+        ..ConnectOpts::default()
     }
 }
 

@@ -42,9 +42,16 @@ pub fn run(
     r: &RunArgs,
     host: &str,
     backend: &mut dyn Backend,
-    stop: &AtomicBool,
+    stop: &'static AtomicBool,
 ) -> Result<i32, HostError> {
-    let (target, conn) = connect(&r.ssh)?;
+    let interrupted = |e: HostError| {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            HostError::Interrupted("connecting")
+        } else {
+            e
+        }
+    };
+    let (target, conn) = connect(&r.ssh, Some(stop)).map_err(interrupted)?;
     let plan = Plan {
         login: format!("{}@{}:{}", target.user, target.host, target.port),
         host: host.to_string(),
@@ -53,6 +60,7 @@ pub fn run(
         keep: r.keep,
         json: r.capture.json,
         quiet: r.capture.json && !io::stderr().is_terminal(),
+        alive_timeout: Some(conn.alive().dead_after()),
     };
     // Buffered: stdout's own LineWriter would make every record a write
     // of its own; the session flushes after each chunk of the stream.

@@ -490,10 +490,11 @@ fn a_stop_closes_the_agents_stdin_and_its_end_record_comes_through() {
     let script = Script {
         stdout: vec![READY.into(), SIGNAL.into()],
         on_stop: vec![r#"{"type":"end","reason":"stdin_closed","signals":0,"lost":0}"#.into()],
+        stop_at: Some(1),
         ..Script::default()
     };
     let board = FakeBoard::new(Board::default(), script);
-    let stop = AtomicBool::new(true);
+    let stop = AtomicBool::new(false);
     let mut out = Vec::new();
     let st = flow::run(&board, &plan(), &mut agent(), &mut out, &stop).unwrap();
     let out = String::from_utf8(out).unwrap();
@@ -503,6 +504,44 @@ fn a_stop_closes_the_agents_stdin_and_its_end_record_comes_through() {
     );
     assert_eq!(st, 1);
     assert!(board.files().is_empty());
+}
+
+/// Issue 13 item 8: a Ctrl-C during the upload let the upload finish
+/// and then started the agent just to stop it. Now the run ends at the
+/// step it was in, the agent never starts, and the directory goes.
+#[test]
+fn ctrl_c_before_tracing_never_starts_the_agent() {
+    let board = FakeBoard::new(Board::default(), agent_script());
+    let stop = AtomicBool::new(true);
+    let mut out = Vec::new();
+    let e = flow::run(&board, &plan(), &mut agent(), &mut out, &stop).unwrap_err();
+    assert!(e.line().contains("interrupted while"), "{}", e.line());
+    assert!(e.line().contains("nothing was traced"), "{}", e.line());
+    assert!(out.is_empty());
+    assert!(
+        !board.log().iter().any(|c| c.contains("whosent-agent")),
+        "{:#?}",
+        board.log()
+    );
+    assert!(board.files().is_empty(), "{:#?}", board.files().keys());
+}
+
+/// The agent is told to end by itself when the host's heartbeat stops
+/// (issue 13 item 10); a plan without it (a detached capture) does not.
+#[test]
+fn the_agent_gets_the_alive_timeout_of_the_plan() {
+    let board = FakeBoard::new(Board::default(), agent_script());
+    let alive = Plan {
+        alive_timeout: Some(std::time::Duration::from_secs(30)),
+        ..plan()
+    };
+    assert_eq!(deploy(&board, &alive, &mut agent()).0.unwrap(), 0);
+    let run = board.log().last().unwrap().clone();
+    assert!(run.contains(" --alive-timeout 30;"), "{run}");
+    let board = FakeBoard::new(Board::default(), agent_script());
+    assert_eq!(deploy(&board, &plan(), &mut agent()).0.unwrap(), 0);
+    let run = board.log().last().unwrap().clone();
+    assert!(!run.contains("--alive-timeout"), "{run}");
 }
 
 #[test]

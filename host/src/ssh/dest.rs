@@ -183,6 +183,22 @@ pub fn resolve(
     })
 }
 
+/// The `ServerAliveInterval` and `ServerAliveCountMax` ssh_config gives
+/// `dest` (the same file [`resolve`] reads), if it gives them.
+pub fn alive_config(
+    dest: &str,
+    config: Option<&Path>,
+) -> Result<(Option<u32>, Option<u32>), SshError> {
+    let d = parse(dest)?;
+    let default_config = home_dir().join(".ssh").join("config");
+    let cfg = match config {
+        Some(path) => config::lookup(path, &d.host)?,
+        None if default_config.is_file() => config::lookup(&default_config, &d.host)?,
+        None => config::HostConfig::default(),
+    };
+    Ok((cfg.alive_interval, cfg.alive_count))
+}
+
 /// `%x` tokens of ssh_config; `%%` is a percent sign, unknown tokens
 /// stay as written.
 fn expand_tokens(s: &str, tokens: &[(char, &str)]) -> String {

@@ -63,6 +63,8 @@ pub struct Script {
     /// What the command prints once its stdin closes early (the
     /// agent's `end` record), instead of the rest of `stdout`.
     pub on_stop: Vec<String>,
+    /// The stream is stopped (Ctrl-C) before this many lines.
+    pub stop_at: Option<usize>,
 }
 
 #[derive(Default)]
@@ -304,6 +306,9 @@ impl Transport for FakeBoard {
                         "Connection reset by peer",
                     ),
                 });
+            }
+            if script.stop_at == Some(i) {
+                stop.store(true, Ordering::SeqCst);
             }
             if stop.load(Ordering::SeqCst) {
                 stopped = true;
