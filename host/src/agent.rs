@@ -138,7 +138,12 @@ impl Backend for Agent {
     }
 
     fn line(&mut self, raw: &[u8], s: &mut Session<'_>) -> Flow {
-        self.feed.bytes(raw, s)
+        match self.feed.bytes(raw, s) {
+            // The END frame is the agent's last word; its ftrace teardown
+            // needs no audience.
+            Flow::Continue if s.ended || self.feed.ended() => Flow::Done,
+            f => f,
+        }
     }
 
     /// The records before a cut come out whatever ended the stream; a

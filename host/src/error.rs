@@ -53,7 +53,7 @@ impl HostError {
             HostError::Ssh(e) => e.help().to_string(),
             HostError::Other { help, .. } => help.clone(),
             HostError::Interrupted(_) => {
-                "the board removes what was uploaded by itself; run again to trace".into()
+                "nothing is left on the board (it removes what was uploaded by itself); run again to trace".into()
             }
         }
     }

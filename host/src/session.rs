@@ -55,6 +55,8 @@ pub struct Session<'a> {
     pub signals: u64,
     pub lost: u64,
     pub ready: bool,
+    /// The source's `end` came: nothing more will.
+    pub ended: bool,
     error: bool,
     out_gone: bool,
 }
@@ -68,6 +70,7 @@ impl<'a> Session<'a> {
             signals: 0,
             lost: 0,
             ready: false,
+            ended: false,
             error: false,
             out_gone: false,
         }
@@ -90,7 +93,8 @@ impl<'a> Session<'a> {
             Record::Lost(l) => self.lost += l.count.unwrap_or(0),
             Record::Ready(_) => self.ready = true,
             Record::Error(_) => self.error = true,
-            Record::End(_) | Record::Other(_) => {}
+            Record::End(_) => self.ended = true,
+            Record::Other(_) => {}
         }
         if self.report.write(rec, wire).is_err() {
             self.out_gone = true;

@@ -5,22 +5,26 @@
 //!   (`flow`), or the [`RemoteDir`] drop does, over the connection.
 //! - The connection may end first: Ctrl-C before tracing drops it
 //!   (`ssh::watch`), `kill -9` of whosent-deploy closes it. So the
-//!   directory names its owner in `owner`, the SSH server process that
-//!   serves this connection (the creating shell's parent), as the
-//!   agent's instances do: its pid and its start time (field 22 of
-//!   `/proc/PID/stat`), so a reused pid does not pass for it. A watcher
-//!   started with the directory removes it within a second of that
-//!   process exiting, which it does when the connection ends.
-//! - Should the watcher itself be gone (a reboot keeps no /tmp, but a
-//!   `kill` may hit it), the next run and `doctor` remove every
-//!   `whosent.*` directory whose owner is dead ([`STALE`]).
+//!   shell that makes the directory stays, held ([`Transport::hold`]),
+//!   waiting for EOF on its stdin, which the SSH server gives it when
+//!   the connection ends; then it removes the directory, unless the
+//!   remote command has started (it marks `started`) and removes it
+//!   itself. A command of the run may still be writing there (tar
+//!   unpacking the bundle): `rm -rf` then fails on a directory that
+//!   filled up again, and is tried again; once it is gone, nothing can
+//!   write into it.
+//! - That shell names itself in `owner`: its pid and start time (field
+//!   22 of `/proc/PID/stat`, so that a reused pid does not pass for it),
+//!   as the agent's instances do. Should it be gone without cleaning up,
+//!   the next run and `doctor` remove every `whosent.*` directory whose
+//!   owner is dead ([`STALE`]).
 //!
-//! All of it is POSIX sh with builtins only (the bare board has no
-//! `sed` or `cut` to rely on), and reads /proc.
+//! The scripts are POSIX sh with builtins and `cat` only (the bare board
+//! has little else), and read /proc.
 
 use crate::error::HostError;
 use crate::ssh::upload::quote;
-use crate::transport::Transport;
+use crate::transport::{Hold, Transport};
 
 /// A directory on the board that is removed when dropped, unless the
 /// remote command has taken over its removal or `--keep` was given.
@@ -30,6 +34,15 @@ pub struct RemoteDir<'a> {
     pub remove_on_drop: bool,
     /// It was kept from an earlier run (`--keep`).
     pub existing: bool,
+    /// The shell that removes it if the connection ends first (none with
+    /// `--keep`); dropped after the directory.
+    guard: Option<Box<dyn Hold + 'a>>,
+}
+
+/// What the remote command runs first, so that the guard leaves the
+/// directory to it.
+pub fn started_mark(dir: &str) -> String {
+    format!(": >{}/started; ", quote(dir))
 }
 
 impl Drop for RemoteDir<'_> {
@@ -56,17 +69,20 @@ pub const STALE: &str = r#"for o in "${TMPDIR:-/tmp}"/whosent.*/owner; do
   rm -rf "${o%/owner}" 2>/dev/null && echo "stale ${o%/owner}"
 done"#;
 
-/// The script that makes a new directory; prints `new DIR` last.
+/// The script that makes a new directory: prints `new DIR` and `.`,
+/// then waits for the connection to end (see the module docs).
 fn new_dir_script() -> String {
     format!(
         r#"{START_FN}
 {STALE}
 d=$(mktemp -d "${{TMPDIR:-/tmp}}/whosent.XXXXXX" 2>/dev/null) || {{ d="${{TMPDIR:-/tmp}}/whosent.$$"; mkdir -m 700 "$d" || exit 3; }}
 chmod 700 "$d" || exit 3
-p=$PPID; t=$(whosent_start "$p")
-echo "$p $t" >"$d/owner" || exit 3
-(while [ -d "$d" ] && [ "$(whosent_start "$p")" = "$t" ]; do sleep 1; done; rm -rf "$d") </dev/null >/dev/null 2>&1 &
-echo "new $d""#
+echo "$$ $(whosent_start $$)" >"$d/owner" || exit 3
+echo "new $d"
+echo .
+cat >/dev/null
+[ -e "$d/started" ] && exit 0
+n=0; while [ -e "$d" ] && [ $n -lt 10 ]; do rm -rf "$d" 2>/dev/null || sleep 1; n=$((n+1)); done"#
     )
 }
 
@@ -100,7 +116,13 @@ mkdir -m 700 "$d" && echo "new $d""#,
         ),
         None => new_dir_script(),
     };
-    let out = t.run(&script)?;
+    let (out, guard) = match keep {
+        Some(_) => (t.run(&script)?, None),
+        None => {
+            let (out, held) = t.hold(&script)?;
+            (out, Some(held))
+        }
+    };
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().unwrap_or("");
     let (state, path) = last.trim().split_once(' ').unwrap_or(("", ""));
@@ -118,7 +140,16 @@ mkdir -m 700 "$d" && echo "new $d""#,
         path: path.to_string(),
         remove_on_drop: keep.is_none(),
         existing: state == "existing",
+        guard,
     })
+}
+
+impl RemoteDir<'_> {
+    /// Whether a guard removes the directory if the connection ends
+    /// before the remote command starts (see [`started_mark`]).
+    pub fn guarded(&self) -> bool {
+        self.guard.is_some()
+    }
 }
 
 #[cfg(test)]
@@ -181,47 +212,45 @@ mod tests {
         let _ = std::fs::remove_dir_all(&tmp);
     }
 
-    /// The directory goes by itself once its owner (the creating
-    /// shell's parent: the SSH server's process for the connection)
-    /// exits, as it does when the connection is dropped or whosent-deploy
-    /// is killed.
+    /// The directory goes by itself once the connection ends (its
+    /// shell's stdin closes) before the remote command started; after
+    /// that it is the command's to remove.
     #[test]
-    fn a_new_dir_is_removed_when_its_owner_exits() {
-        let tmp = std::env::temp_dir().join(format!("whosent-owner-{}", std::process::id()));
+    fn a_new_dir_is_removed_when_the_connection_ends_before_the_agent_starts() {
+        use std::io::BufRead;
+        let tmp = std::env::temp_dir().join(format!("whosent-guard-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).unwrap();
-        // sh (the owner) runs the script in a child sh, then lingers.
-        let mut owner = Command::new("sh")
-            .arg("-c")
-            .arg(format!("sh -c {}; sleep 30", quote(&new_dir_script())))
-            .env("TMPDIR", &tmp)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        use std::io::BufRead;
-        std::io::BufReader::new(owner.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let dir = std::path::PathBuf::from(line.trim().strip_prefix("new ").unwrap());
-        let recorded = std::fs::read_to_string(dir.join("owner")).unwrap();
-        assert!(
-            recorded.starts_with(&format!("{} ", owner.id())),
-            "{recorded}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1500));
-        assert!(dir.exists(), "removed while its owner runs");
-        owner.kill().unwrap();
-        owner.wait().unwrap();
-        let t0 = std::time::Instant::now();
-        while dir.exists() && t0.elapsed() < std::time::Duration::from_secs(5) {
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        for started in [false, true] {
+            let mut guard = Command::new("sh")
+                .arg("-c")
+                .arg(new_dir_script())
+                .env("TMPDIR", &tmp)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut lines = std::io::BufReader::new(guard.stdout.take().unwrap()).lines();
+            let first = lines.next().unwrap().unwrap();
+            assert_eq!(lines.next().unwrap().unwrap(), ".");
+            let dir = std::path::PathBuf::from(first.strip_prefix("new ").unwrap());
+            let owner = std::fs::read_to_string(dir.join("owner")).unwrap();
+            assert!(owner.starts_with(&format!("{} ", guard.id())), "{owner}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert!(dir.exists(), "removed while the connection lasts");
+            if started {
+                let mark = started_mark(&dir.display().to_string());
+                assert!(Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("{mark}true"))
+                    .status()
+                    .unwrap()
+                    .success());
+            }
+            drop(guard.stdin.take());
+            assert!(guard.wait().unwrap().success());
+            assert_eq!(dir.exists(), started, "started: {started}");
         }
-        assert!(
-            !dir.exists(),
-            "still there {:?} after its owner died",
-            t0.elapsed()
-        );
         let _ = std::fs::remove_dir_all(&tmp);
     }
 }

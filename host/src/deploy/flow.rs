@@ -94,7 +94,12 @@ pub fn run(
         format!("rm -rf {}; ", quote(&dir.path))
     };
     let sudo = probe::sudo_prefix(&facts);
-    let cmd = format!("{sudo}{cmd}; st=$?; {cleanup}exit $st");
+    let mark = if dir.guarded() {
+        dir::started_mark(&dir.path)
+    } else {
+        String::new()
+    };
+    let cmd = format!("{mark}{sudo}{cmd}; st=$?; {cleanup}exit $st");
     // From here the remote command removes the directory itself.
     dir.remove_on_drop = false;
 

@@ -16,6 +16,8 @@ use whosent_proto::query::Query;
 const AGENT: &[u8] = b"\x7fELF pretend agent for the fake board";
 const READY: &str = r#"{"type":"ready","v":1,"agent":"0.1.0","backend":"ftrace","kernel":"6.1","arch":"aarch64","instance":"whosent-1-2","filter":"sig == 9"}"#;
 const SIGNAL: &str = r#"{"type":"signal","ts":1.5,"cpu":0,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"group":true,"result":"delivered","context":"task","sender":{"pid":6993,"tid":6993,"comm":"test_sender","uid":0,"cmdline":null},"running":null,"target":{"pid":6985,"tid":6985,"comm":"test_receiver"}}"#;
+/// What the remote command runs first (deploy::dir's guard).
+const MARK: &str = ": >/tmp/whosent.fake/started; ";
 const END: &str = r#"{"type":"end","reason":"count","signals":1,"lost":0}"#;
 
 fn plan() -> Plan {
@@ -95,7 +97,11 @@ fn a_good_board_gets_the_bundle_runs_the_agent_and_is_left_clean() {
     let run = log.last().unwrap();
     assert_eq!(
         run,
-        &format!("{agent} --sig 9; st=$?; rm -rf {}; exit $st", quote(DIR))
+        &format!(
+            ": >{}/started; {agent} --sig 9; st=$?; rm -rf {}; exit $st",
+            quote(DIR),
+            quote(DIR)
+        )
     );
     assert!(board.files().is_empty(), "{:#?}", board.files().keys());
 }
@@ -253,7 +259,7 @@ fn sudo_as_a_user_login_prefixes_the_agent() {
     assert_eq!(deploy(&board, &plan, &mut agent()).0.unwrap(), 0);
     let run = board.log().last().unwrap().clone();
     let agent = quote(&format!("{DIR}/whosent-agent"));
-    assert!(run.starts_with(&format!("sudo -n {agent} ")), "{run}");
+    assert!(run.starts_with(&format!("{MARK}sudo -n {agent} ")), "{run}");
 }
 
 const SENDER: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sender.txt");
@@ -295,7 +301,7 @@ fn stap_with_sudo_as_a_user_login_loads_through_sudo() {
         .unwrap()
         .clone();
     // The wrapper runs through sudo, so the module is loaded as root.
-    assert!(run.starts_with("sudo -n sh -c "), "{run}");
+    assert!(run.starts_with(&format!("{MARK}sudo -n sh -c ")), "{run}");
     assert!(run.contains(&format!("d={DIR}")), "{run}");
     assert!(
         run.ends_with(&format!("; st=$?; rm -rf {}; exit $st", quote(DIR))),
@@ -332,7 +338,10 @@ fn stap_as_root_loads_without_sudo() {
         .rfind(|c| c.contains("; exit $st"))
         .unwrap()
         .clone();
-    assert!(run.starts_with("sh -c ") && !run.contains("sudo"), "{run}");
+    assert!(
+        run.starts_with(&format!("{MARK}sh -c ")) && !run.contains("sudo"),
+        "{run}"
+    );
     assert!(board
         .log()
         .contains(&format!("upload {DIR}/whosent_session.ko")));

@@ -33,6 +33,12 @@ use super::SshError;
 pub enum Flow {
     Continue,
     Stop,
+    /// The command has said all it will (the agent's END frame): the
+    /// channel is closed without waiting for the command to exit, which
+    /// cleans up on its own (the agent's ftrace teardown took 1.5 s on
+    /// the emulated board, and a Ctrl-C must end the run within 1 s).
+    /// The status is then 0.
+    Done,
 }
 
 /// A finished short command.
@@ -184,6 +190,8 @@ pub(crate) fn open_exec<'a>(session: &'a Session, cmd: &str) -> Result<OwnedChan
 pub(crate) struct OwnedChannel<'a> {
     session: &'a Session,
     channel: Option<Channel>,
+    /// Dropped without waiting for the server's confirmation.
+    abandoned: bool,
 }
 
 /// How long a stop waits for the server to confirm closing the channel
@@ -198,7 +206,13 @@ impl<'a> OwnedChannel<'a> {
         OwnedChannel {
             session,
             channel: Some(channel),
+            abandoned: false,
         }
+    }
+
+    /// Its close was asked for and its command needs no waiting for.
+    pub(crate) fn abandon(&mut self) {
+        self.abandoned = true;
     }
 }
 
@@ -217,7 +231,12 @@ impl std::ops::DerefMut for OwnedChannel<'_> {
 
 impl Drop for OwnedChannel<'_> {
     fn drop(&mut self) {
-        let _t = Timeout::set(self.session, DROP_WAIT);
+        let wait = if self.abandoned {
+            Duration::from_millis(1)
+        } else {
+            DROP_WAIT
+        };
+        let _t = Timeout::set(self.session, wait);
         // A timed-out free leaves the channel to the session's own free.
         drop(self.channel.take());
     }
@@ -230,7 +249,7 @@ impl Drop for OwnedChannel<'_> {
 pub(crate) fn pump(
     conn: &Conn,
     beat: bool,
-    channel: &mut Channel,
+    channel: &mut OwnedChannel<'_>,
     cmd: &str,
     on_stdout: &mut dyn FnMut(&[u8]) -> Flow,
     on_stderr: &mut dyn FnMut(&[u8]),
@@ -249,11 +268,25 @@ pub(crate) fn pump(
     let mut beat_at = Instant::now() + conn.alive.heartbeat();
     loop {
         let mut progress = false;
-        while let Some(n) = read_some(channel, &mut buf).map_err(io_err)? {
+        while let Some(n) = read_some(&mut **channel, &mut buf).map_err(io_err)? {
             progress = true;
-            if deliver && on_stdout(&buf[..n]) == Flow::Stop {
-                deliver = false;
-                stopping.get_or_insert_with(Instant::now);
+            if !deliver {
+                continue;
+            }
+            match on_stdout(&buf[..n]) {
+                Flow::Continue => {}
+                Flow::Stop => {
+                    deliver = false;
+                    stopping.get_or_insert_with(Instant::now);
+                }
+                Flow::Done => {
+                    // Asked, not waited for: the server confirms the close
+                    // only once the command has exited.
+                    let _ = channel.send_eof();
+                    let _ = channel.close();
+                    channel.abandon();
+                    return Ok(0);
+                }
             }
         }
         let mut stderr = channel.stderr();

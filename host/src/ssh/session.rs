@@ -215,6 +215,14 @@ impl Drop for Conn {
         // Also bounds freeing channels whose close was never confirmed.
         self.session.set_timeout(1000);
         let _ = self.session.disconnect(None, "whosent-deploy done", None);
+        // Freeing the session frees its channels, each waiting for the
+        // server to confirm its close, which it does only once the
+        // command exited (the agent's teardown): with the socket shut
+        // down they do not wait. The watch is told first.
+        self.watch.closing();
+        // SAFETY: the fd is the session's live socket; it is closed
+        // when the session drops, after this.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
     }
 }
 

@@ -98,6 +98,13 @@ impl Watch {
     pub(crate) fn fired(&self) -> Option<Fired> {
         self.shared.lock().fired
     }
+
+    /// The connection is being taken down: watch no more.
+    pub(crate) fn closing(&self) {
+        let mut st = self.shared.lock();
+        st.armed = false;
+        st.busy_since = None;
+    }
 }
 
 /// See [`Watch::busy`].
