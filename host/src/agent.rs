@@ -85,6 +85,12 @@ impl Agent {
     }
 }
 
+/// A stop from outside (Ctrl-C, SIGTERM, SIGHUP).
+fn interrupted(why: Option<whosent_proto::record::EndReason>) -> bool {
+    use whosent_proto::record::EndReason::*;
+    matches!(why, Some(Interrupted | Terminated | Hangup))
+}
+
 impl Backend for Agent {
     fn prepare(&mut self, _: &Facts, arch: Arch, _: &AtomicBool) -> Result<(), HostError> {
         self.arch = Some(arch);
@@ -139,9 +145,12 @@ impl Backend for Agent {
 
     fn line(&mut self, raw: &[u8], s: &mut Session<'_>) -> Flow {
         match self.feed.bytes(raw, s) {
-            // The END frame is the agent's last word; its ftrace teardown
-            // needs no audience.
-            Flow::Continue if s.ended || self.feed.ended() => Flow::Done,
+            // After a Ctrl-C the END frame is the agent's last word, and
+            // its ftrace teardown (0.5-1.5 s on the emulated boards) needs
+            // no audience: the run must end within a second, and the
+            // board cleans up by itself. Other ends wait for it, so that
+            // the board is clean when whosent-deploy exits.
+            Flow::Continue if (s.ended || self.feed.ended()) && interrupted(s.why()) => Flow::Done,
             f => f,
         }
     }
