@@ -510,7 +510,7 @@ fn ctrl_c_or_sigterm_at_every_stage_stops_within_a_second_and_leaves_the_board_c
     let agent = agent_for_board(&b);
     let args = ["--json", "--sig", "USR1", "--agent", agent.as_str()];
     // (stage, signal, what to wait for first, then how long)
-    let stages: [(&str, i32, Option<(bool, &str)>, u64); 4] = [
+    let stages: [Stage; 4] = [
         ("the handshake", libc::SIGINT, None, 30),
         (
             "the upload",
@@ -568,6 +568,10 @@ fn ctrl_c_or_sigterm_at_every_stage_stops_within_a_second_and_leaves_the_board_c
         );
     }
 }
+
+/// A stage of a run: its name, the signal, the line to wait for (on
+/// stderr or not) and the milliseconds to wait after it.
+type Stage = (&'static str, i32, Option<(bool, &'static str)>, u64);
 
 /// The agent whosent-deploy builds for `b` (built or from the cache).
 fn agent_for_board(b: &Board) -> String {

@@ -63,6 +63,10 @@ pub struct Options {
     pub alive_timeout: Option<Duration>,
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once at start and moved into the run; a Box is code and an allocation in a size-budgeted agent (docs/agent-size.md)"
+)]
 pub enum Parsed {
     Run(Options),
     Help,
