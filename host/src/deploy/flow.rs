@@ -72,10 +72,9 @@ pub fn run(
         whosent_proto::escape::escape(&facts.arch),
         whosent_proto::escape::escape(&facts.release)
     );
-    backend
-        .prepare(&facts, arch, stop)
-        .map_err(step("preparing the agent"))?;
-    check("preparing the agent")?;
+    // A backend's own word on an interrupted build says more (stap's).
+    backend.prepare(&facts, arch, stop)?;
+    check("preparing the capture")?;
     let keep = if plan.keep { backend.keep() } else { None };
     let mut dir = dir::make(t, keep.as_deref()).map_err(step("making the directory"))?;
     let pusher = Pusher {
