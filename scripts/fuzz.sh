@@ -4,8 +4,9 @@
 #   scripts/fuzz.sh [--smoke] [SECONDS]
 # --smoke: 30 s per target (CI); otherwise SECONDS per target (300).
 # Targets (fuzz/fuzz_targets/): tracedat (the trace.dat reader), text
-# (the ftrace text parser) and stream (the capture stream decoder and
-# the session behind it), seeded from tests/fixtures each run. A crash
+# (the ftrace text parser), stream (the capture stream decoder and
+# the session behind it) and audit (the audit log reader), seeded from
+# tests/fixtures and crates/whosent-audit/tests/fixtures each run. A crash
 # leaves its input in fuzz/artifacts/TARGET/; fix it and add it as a
 # regression test (crates/whosent-ftrace/tests/regression.rs for the
 # ftrace parsers, the decoder's own tests for the stream).
@@ -50,16 +51,17 @@ seeds() {
 	local f
 	for f in "$@"; do
 		# Several fixtures are called `trace`: name each by its path.
-		cp "$f" "$dir/$(echo "${f#tests/fixtures/}" | tr / _)"
+		cp "$f" "$dir/$(echo "${f#*tests/fixtures/}" | tr / _)"
 	done
 }
 shopt -s globstar nullglob
 seeds tracedat tests/fixtures/**/*.dat
 seeds text tests/fixtures/**/trace*.txt tests/fixtures/**/trace tests/fixtures/**/trace_pipe
 seeds stream tests/fixtures/**/*.wst
+seeds audit crates/whosent-audit/tests/fixtures/**/*.log crates/whosent-audit/tests/fixtures/**/ausearch*.txt
 
 status=0
-for target in tracedat text stream; do
+for target in tracedat text stream audit; do
 	mkdir -p "fuzz/corpus/$target"
 	echo "fuzz: $target for ${secs}s" >&2
 	start=$(date +%s)

@@ -43,6 +43,7 @@ PKGS=(
   systemtap                  # the stap backend and its cross-builds
   trace-cmd bpftrace         # the benchmark's peers
   g++                        # scripts/fuzz.sh: libfuzzer-sys compiles libFuzzer (C++)
+  auditd                     # auditd, auditctl, ausearch: record the audit parser's fixtures (its postinst does not start it without an init)
 )
 # Commands the scripts run that come from PKGS (checked after install).
 CMDS=(qemu-system-aarch64 qemu-system-arm qemu-aarch64-static qemu-arm-static
@@ -85,6 +86,9 @@ FILES=(
   "trace-cmd trace-cmd benchmark peer"
   "bpftrace bpftrace benchmark peer"
   "g++ g++ compiles libFuzzer for scripts/fuzz.sh (libfuzzer-sys)"
+  "auditd auditd records the audit parser's fixtures (crates/whosent-audit/tests/fixtures/record.sh)"
+  "auditctl auditd audit rules while those fixtures are recorded"
+  "ausearch auditd the fixtures' ausearch output"
 )
 # Files fetched as .debs into the cache (never installed on this machine).
 FETCHED=(

@@ -2,7 +2,7 @@
 //! work; returns the process exit status.
 
 use crate::agent::Agent;
-use crate::cli::{Backend, Cli, Cmd, RunArgs};
+use crate::cli::{Backend, Cli, Cmd, RunArgs, SshArgs};
 use crate::error::HostError;
 use crate::stap::backend::Stap;
 use crate::{deploy, interrupt, local, offline, query, stream};
@@ -18,13 +18,27 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
                 offline::parse(io::stdin().lock(), "stdin", &q, &mut out, p.json, p.every)
             } else {
                 let path = PathBuf::from(&p.file);
+                // open(2) takes a directory and read(2) then fails
+                // with EISDIR: say what to give instead.
+                if path.is_dir() {
+                    return Err(HostError::other(
+                        format!("{} is a directory, not a trace file", path.display()),
+                        format!(
+                            "give a file in it, e.g. {}",
+                            path.join("trace.dat").display()
+                        ),
+                    ));
+                }
                 let f = std::fs::File::open(&path)
                     .map_err(|source| HostError::Input { path, source })?;
                 offline::parse(BufReader::new(f), &p.file, &q, &mut out, p.json, p.every)
             }
         }
         Some(Cmd::Build(b)) => crate::build::command(&b),
-        Some(Cmd::Doctor(d)) => crate::doctor::command(&d),
+        Some(Cmd::Doctor(d)) => {
+            identities(&d.ssh)?;
+            crate::doctor::command(&d)
+        }
         Some(Cmd::Completions { shell }) => crate::completions::completions(&shell),
         Some(Cmd::Man) => crate::completions::man(),
         Some(Cmd::StapScript(s)) => {
@@ -36,12 +50,58 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
     }
 }
 
+/// Each `-i KEY` must be a file, checked before connecting: the board
+/// cannot be blamed for a typo here, and a directory is not "no such
+/// file".
+fn identities(ssh: &SshArgs) -> Result<(), HostError> {
+    for key in &ssh.identity {
+        let help = || {
+            format!(
+                "give the private key file, e.g. {}",
+                if key.is_dir() {
+                    key.join("id_ed25519")
+                } else {
+                    PathBuf::from("~/.ssh/id_ed25519")
+                }
+                .display()
+            )
+        };
+        match std::fs::metadata(key) {
+            Ok(m) if m.is_dir() => {
+                return Err(HostError::other(
+                    format!("-i {}: a directory, not a key file", key.display()),
+                    help(),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(HostError::other(
+                    format!("-i {}: {e}", key.display()),
+                    help(),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 fn trace(r: &RunArgs) -> Result<i32, HostError> {
     let Some(host) = r.ssh.host.as_deref() else {
         return Err(HostError::Usage(
             "--host is required: a board ([USER@]HOST[:PORT]) or `local` for this machine".into(),
         ));
     };
+    identities(&r.ssh)?;
+    if r.stap.backend == Backend::Audit {
+        r.stap.only_for_stap()?;
+        let stop = interrupt::install();
+        interrupt::stop_when_stdout_closes();
+        let mut audit = crate::audit::Audit::new(r)?;
+        if host == "local" {
+            return deploy::run_local(r, &mut audit, stop);
+        }
+        return deploy::run(r, host, &mut audit, stop);
+    }
     if r.stap.backend == Backend::Stap {
         let stop = interrupt::install();
         interrupt::stop_when_stdout_closes();
@@ -60,12 +120,12 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
         .map(stream::create_save)
         .transpose()?;
     let fold = !r.capture.json && !r.capture.every;
-    let feed = stream::Feed::new(q, r.capture.count, save, fold);
+    let feed = stream::Feed::new(q, r.capture.count, save, fold).until_exit(r.capture.until_exit);
     let stop = interrupt::install();
     interrupt::stop_when_stdout_closes();
     if host == "local" {
         let agent = local::find_agent(r.agent.as_deref())?;
-        return local::run(&agent, &args, r.capture.json, feed, stop);
+        return local::run(&agent, &args, r.sudo, r.capture.json, feed, stop);
     }
     let mut agent = Agent::new(args, r.agent.clone(), feed);
     deploy::run(r, host, &mut agent, stop)

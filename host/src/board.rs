@@ -27,6 +27,19 @@ done
 grep -qw tracefs /proc/filesystems 2>/dev/null && echo "tracefs_supported=1"
 grep -qw debugfs /proc/filesystems 2>/dev/null && echo "debugfs_supported=1"
 echo "tmp_df=$(df -k /tmp 2>/dev/null | tail -n 1)"
+# For --backend audit: the kernel's config where it is readable, the
+# loginuid file (there with CONFIG_AUDIT), and whether auditd runs.
+if [ -r /proc/config.gz ] && command -v zcat >/dev/null 2>&1; then zcat /proc/config.gz 2>/dev/null
+elif [ -r "/boot/config-$(uname -r)" ]; then cat "/boot/config-$(uname -r)"; fi |
+  grep -E '^CONFIG_AUDIT(SYSCALL)?=' | sed 's/^CONFIG_/kconfig_/'
+[ -e /proc/self/loginuid ] && echo "loginuid=1"
+# Without a readable config: CONFIG_AUDITSYSCALL builds __audit_syscall_entry
+# (kernel/auditsc.c), whose name /proc/kallsyms lists.
+[ -r /proc/config.gz ] || [ -r "/boot/config-$(uname -r)" ] ||
+  { grep -q ' __audit_syscall_entry$' /proc/kallsyms 2>/dev/null && echo "auditsyscall_sym=1"; }
+for p in /proc/[0-9]*; do
+  [ "$(cat "$p/comm" 2>/dev/null)" = auditd ] && { echo "auditd=${p#/proc/}"; break; }
+done
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
   sudo -n true 2>/dev/null && echo "sudo_ok=1"
 fi
@@ -52,6 +65,14 @@ pub struct Facts {
     /// Free KiB in /tmp (df's "Available").
     pub tmp_free_kb: Option<u64>,
     pub sudo_ok: bool,
+    /// CONFIG_AUDIT and CONFIG_AUDITSYSCALL, where the kernel's config
+    /// is readable (`/proc/config.gz`, `/boot/config-RELEASE`).
+    pub kconfig_audit: Option<bool>,
+    pub kconfig_auditsyscall: Option<bool>,
+    /// `/proc/self/loginuid` exists: the kernel has CONFIG_AUDIT.
+    pub loginuid: bool,
+    /// The pid of a running auditd.
+    pub auditd: Option<u32>,
 }
 
 impl Facts {
@@ -77,6 +98,13 @@ impl Facts {
                 "tracefs_supported" => f.tracefs_supported = true,
                 "debugfs_supported" => f.debugfs_supported = true,
                 "sudo_ok" => f.sudo_ok = true,
+                "kconfig_AUDIT" => f.kconfig_audit = Some(v == "y"),
+                "kconfig_AUDITSYSCALL" => f.kconfig_auditsyscall = Some(v == "y"),
+                "loginuid" => f.loginuid = true,
+                "auditsyscall_sym" => {
+                    f.kconfig_auditsyscall.get_or_insert(true);
+                }
+                "auditd" => f.auditd = v.parse().ok(),
                 // `Filesystem 1K-blocks Used Available Use% Mounted`; a
                 // long device name can wrap, so count from the end.
                 "tmp_df" => {
@@ -113,6 +141,30 @@ mod tests {
         assert!(f.is_root() && f.signal_events && f.has("tar") && !f.has("scp") && !f.sftp);
         assert_eq!(f.tmp_free_kb, Some(252616));
         assert_eq!(f.tracefs.as_deref(), Some("/sys/kernel/tracing"));
+    }
+
+    #[test]
+    fn audit_facts() {
+        let f = Facts::parse("kconfig_AUDIT=y\nkconfig_AUDITSYSCALL=y\nloginuid=1\nauditd=612\n");
+        let sym = Facts::parse("loginuid=1\nauditsyscall_sym=1\n");
+        assert_eq!(
+            (sym.kconfig_audit, sym.kconfig_auditsyscall, sym.loginuid),
+            (None, Some(true), true)
+        );
+        assert_eq!(
+            (
+                f.kconfig_audit,
+                f.kconfig_auditsyscall,
+                f.loginuid,
+                f.auditd
+            ),
+            (Some(true), Some(true), true, Some(612))
+        );
+        let none = Facts::parse("uid=0\n");
+        assert_eq!(
+            (none.kconfig_audit, none.loginuid, none.auditd),
+            (None, false, None)
+        );
     }
 
     #[test]

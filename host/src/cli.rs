@@ -1,7 +1,10 @@
 //! The command line of whosent-deploy (clap derive). Long help lives in
 //! constants so that `--help` teaches; flags are grouped by heading.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::error::HostError;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// The stap backend owns its flags; they are flattened into [`RunArgs`].
@@ -17,8 +20,10 @@ Examples:
   whosent-deploy --host local --sig TERM --duration 10      # this machine, no SSH
   whosent-deploy doctor --host board                        # what the board has and lacks
   whosent-deploy parse trace.dat                            # decode a trace-cmd trace.dat or ftrace text
+  whosent-deploy parse /var/log/audit/audit.log             # the kill() calls auditd recorded
   whosent-deploy build --target armv7                       # just cross-build the agent
   whosent-deploy --backend stap --host board --kernel-build DIR --staprun-bundle FILE --sig KILL
+  whosent-deploy --backend audit --host board --sig KILL     # the board's audit subsystem
   whosent-deploy stap-script --sig TERM --pid 1234          # the script, to run stap yourself
 
 Output: one line per signal, e.g.
@@ -26,6 +31,16 @@ Output: one line per signal, e.g.
 The sender is the task that was running when the kernel generated the signal; in
 interrupt context no task is credited. --json prints the agent's JSON Lines records
 (docs/json-schema.md).
+
+--backend audit reads the board's audit records instead (kernels with CONFIG_AUDITSYSCALL
+but no signal tracepoints): it adds its own rules over the audit netlink socket, reads
+beside auditd (or as the audit daemon when none runs) and removes exactly its rules on
+every way out. Audit sees only signals sent by system calls (kill, tkill, tgkill, sigqueue,
+rt_tgsigqueueinfo, pidfd_send_signal): the kernel's own (OOM killer, faults, timers, tty
+hangups, SIGPIPE) never reach it, so its records all have cause kill. A process started
+while audit was disabled is never audited (a task gets its audit context at fork, only
+while audit is enabled); when the backend has to enable audit it says so, and from then
+until reboot new processes make slower system calls. Boot with audit=1 to see every process. The same logs, recorded by auditd: `parse audit.log`.
 
 Exit status: 0 if a signal was reported, 1 if none was, 2 on usage or environment errors.";
 
@@ -43,7 +58,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Cross-compile the agent for a target and print its path
     Build(BuildArgs),
-    /// Decode a recorded trace (ftrace text, or trace-cmd's trace.dat v6/v7) into whosent records
+    /// Decode a recorded trace (ftrace text, trace-cmd's trace.dat v6/v7, or an audit log) into whosent records
     Parse(ParseArgs),
     /// Check what a board has and lacks for tracing, with the fix for each gap
     Doctor(DoctorArgs),
@@ -81,6 +96,9 @@ pub struct QueryArgs {
     /// --pid and --sender-pid are pids inside the pid namespace of process PID (as seen on the board)
     #[arg(long, value_name = "PID")]
     pub pid_ns: Option<String>,
+    /// What generated it: kill, oom, cpu_limit, file_size_limit, timer, fault, pipe, child_exit, parent_exit, tty_hangup, pidns_exit, kernel (e.g. `--cause oom` for OOM kills only)
+    #[arg(long, value_name = "CAUSE")]
+    pub cause: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -101,6 +119,9 @@ pub struct CaptureArgs {
     /// Print every signal of a storm; by default a run of identical ones is printed once with its count
     #[arg(long)]
     pub every: bool,
+    /// Stop when every --pid target has ended (its `exit` record says how)
+    #[arg(long)]
+    pub until_exit: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -112,6 +133,10 @@ pub struct SshArgs {
     /// SSH port (beats :PORT and ~/.ssh/config)
     #[arg(short = 'p', long = "port", value_name = "PORT")]
     pub port: Option<u16>,
+    /// Reach the board through this jump host, as `ssh -J` does (beats ProxyJump in
+    /// ~/.ssh/config); several, nearest first, separated by commas
+    #[arg(short = 'J', long = "jump", value_name = "[USER@]HOST[:PORT]")]
+    pub jump: Option<String>,
     /// SSH user (beats USER@ and ~/.ssh/config)
     #[arg(short = 'l', long = "login", value_name = "USER")]
     pub user: Option<String>,
@@ -167,6 +192,8 @@ pub enum Backend {
     Ftrace,
     /// A SystemTap module cross-compiled here and loaded with staprun on the board
     Stap,
+    /// The board's audit subsystem: kill system calls only (see the notes at the end of --help)
+    Audit,
 }
 
 #[derive(Debug, Args)]
@@ -190,7 +217,7 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct ParseArgs {
-    /// The recorded trace (ftrace text or trace.dat, told apart by content), or - for stdin
+    /// The recorded trace (ftrace text, trace.dat, a saved stream or an audit log/ausearch output, told apart by content), or - for stdin
     #[arg(value_name = "FILE")]
     pub file: String,
     #[command(flatten)]
@@ -210,4 +237,129 @@ pub struct DoctorArgs {
     /// Check through sudo
     #[arg(long)]
     pub sudo: bool,
+}
+
+/// The command line, with the checks clap cannot express: a signal
+/// written `--sig -9`, and connection flags given with `--host local`.
+/// Help, version and clap's own errors exit as clap makes them (status
+/// 2 for errors).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, HostError> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    negative_sig(&args)?;
+    let m = Cli::command()
+        .try_get_matches_from(&args)
+        .unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    if cli.cmd.is_none() && cli.run.ssh.host.as_deref() == Some("local") {
+        not_for_local(&m)?;
+    }
+    Ok(cli)
+}
+
+/// `--sig -9` (a space, as `kill -9` has none): clap takes `-9` for a
+/// flag and answers with its six-line usage. Say how to write it.
+fn negative_sig(args: &[OsString]) -> Result<(), HostError> {
+    for w in args.windows(2) {
+        let (Some(flag), Some(v)) = (w[0].to_str(), w[1].to_str()) else {
+            continue;
+        };
+        if !matches!(flag, "-s" | "--sig") {
+            continue;
+        }
+        if let Some(sig) = v.strip_prefix('-') {
+            if whosent_proto::signal::parse(sig).is_ok() {
+                return Err(HostError::Usage(format!(
+                    "{flag} {v}: a value that starts with '-' is read as a flag; \
+                     write {flag}={v} or {flag} {sig}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Flags that only mean something for a board over SSH, by clap id, as
+/// the user writes them.
+const SSH_ONLY: &[(&str, &str)] = &[
+    ("target", "--target"),
+    ("port", "-p/--port"),
+    ("user", "-l/--login"),
+    ("identity", "-i/--identity"),
+    ("known_hosts", "--known-hosts"),
+    ("accept_new_host_key", "--accept-new-host-key"),
+    ("ssh_config", "-F/--ssh-config"),
+    ("connect_timeout", "--connect-timeout"),
+    ("jump", "-J/--jump"),
+    ("keep", "--keep"),
+];
+
+/// `--host local` runs the agent here, without SSH and without an
+/// upload: a connection flag given with it is a mistake (the user meant
+/// a board), not something to ignore.
+fn not_for_local(m: &ArgMatches) -> Result<(), HostError> {
+    let given: Vec<&str> = SSH_ONLY
+        .iter()
+        .filter(|(id, _)| m.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|(_, flag)| *flag)
+        .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(HostError::other(
+        format!(
+            "{} {} nothing with --host local (this machine, no SSH, no upload)",
+            given.join(", "),
+            if given.len() == 1 { "means" } else { "mean" }
+        ),
+        "leave it out, or give a board with --host [USER@]HOST",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(a: &[&str]) -> Result<Cli, HostError> {
+        parse(
+            std::iter::once("whosent-deploy")
+                .chain(a.iter().copied())
+                .map(OsString::from),
+        )
+    }
+
+    #[test]
+    fn sig_minus_9_with_a_space_says_how_to_write_it() {
+        for (a, want) in [
+            (["--sig", "-9"], "write --sig=-9 or --sig 9"),
+            (["-s", "-KILL"], "write -s=-KILL or -s KILL"),
+        ] {
+            let e = parse_str(&a).unwrap_err();
+            assert!(matches!(e, HostError::Usage(_)), "{e:?}");
+            assert!(e.line().contains(want), "{}", e.line());
+        }
+        let ok = parse_str(&["--host", "b", "--sig=-9"]).unwrap();
+        assert_eq!(ok.run.query.sig, ["-9"]);
+    }
+
+    #[test]
+    fn ssh_flags_with_host_local_are_refused_by_name() {
+        for (a, want) in [
+            (
+                &["--target", "aarch64"][..],
+                "--target means nothing with --host local",
+            ),
+            (&["-p", "22"], "-p/--port means"),
+            (&["-i", "/k"], "-i/--identity means"),
+            (&["--keep", "-l", "u"], "-l/--login, --keep mean nothing"),
+            (&["--connect-timeout", "10"], "--connect-timeout means"),
+            (&["--accept-new-host-key"], "--accept-new-host-key means"),
+        ] {
+            let args: Vec<&str> = ["--host", "local"].iter().chain(a).copied().collect();
+            let e = parse_str(&args).unwrap_err();
+            assert!(e.line().contains(want), "{a:?}: {}", e.line());
+        }
+        // The same flags are fine for a board, and --host local alone is.
+        assert!(parse_str(&["--host", "b", "-p", "22", "--keep", "--target", "x86_64"]).is_ok());
+        assert!(parse_str(&["--host", "local", "--sig", "KILL", "--sudo"]).is_ok());
+    }
 }

@@ -143,7 +143,42 @@ pub fn findings(f: &Facts, sudo: bool) -> Vec<Row> {
         "for --backend stap",
         "missing: needed only for --backend stap; pass --staprun-bundle",
     ));
+    rows.push(audit_row(f));
     rows
+}
+
+/// What --backend audit needs: CONFIG_AUDIT and CONFIG_AUDITSYSCALL,
+/// and how it will read (beside auditd, or as the audit daemon). Only a
+/// note either way: the ftrace agent does not need audit.
+fn audit_row(f: &Facts) -> Row {
+    use Status::*;
+    let daemon = match f.auditd {
+        Some(pid) => format!("auditd runs (pid {pid}): the backend reads beside it"),
+        None => "auditd does not run: the backend reads as the audit daemon".to_string(),
+    };
+    let audit = f.kconfig_audit.unwrap_or(f.loginuid);
+    match (audit, f.kconfig_auditsyscall) {
+        (false, _) => row(
+            "audit",
+            Note,
+            "no CONFIG_AUDIT: needed only for --backend audit",
+        ),
+        (true, Some(false)) => row(
+            "audit",
+            Note,
+            "CONFIG_AUDIT but no CONFIG_AUDITSYSCALL: --backend audit needs both",
+        ),
+        (true, Some(true)) => row(
+            "audit",
+            Ok,
+            format!("CONFIG_AUDIT, CONFIG_AUDITSYSCALL (for --backend audit); {daemon}"),
+        ),
+        (true, None) => row(
+            "audit",
+            Note,
+            format!("CONFIG_AUDIT (/proc/self/loginuid); CONFIG_AUDITSYSCALL unknown (no kernel config to read); {daemon}"),
+        ),
+    }
 }
 
 pub fn can_deploy(rows: &[Row]) -> bool {
@@ -205,6 +240,34 @@ mod tests {
         assert_eq!(get("tar").status, Status::Note);
         assert!(get("sha256sum").detail.contains("missing"));
         assert!(can_deploy(&rows));
+    }
+
+    #[test]
+    fn audit_is_reported_for_the_audit_backend_and_never_blocks() {
+        let rows = |probe: &str| findings(&Facts::parse(probe), false);
+        let get = |rows: &[Row]| {
+            rows.iter()
+                .find(|r| r.check == "audit")
+                .map(|r| (r.status, r.detail.clone()))
+                .unwrap()
+        };
+        let (st, d) = get(&rows(
+            "kconfig_AUDIT=y\nkconfig_AUDITSYSCALL=y\nauditd=612\n",
+        ));
+        assert_eq!(st, Status::Ok);
+        assert!(
+            d.contains("CONFIG_AUDITSYSCALL") && d.contains("auditd runs (pid 612)"),
+            "{d}"
+        );
+        let (st, d) = get(&rows("loginuid=1\n"));
+        assert_eq!(st, Status::Note);
+        assert!(
+            d.contains("CONFIG_AUDITSYSCALL unknown") && d.contains("as the audit daemon"),
+            "{d}"
+        );
+        let r = rows("arch=aarch64\nuid=0\ntracefs=/t\nsignal_events=1\ninstances=1\ntmp_df=x 1 1 9999 1% /tmp\n");
+        assert_eq!(get(&r).0, Status::Note);
+        assert!(can_deploy(&r));
     }
 
     #[test]

@@ -141,6 +141,8 @@ mod tests {
             context: Context::Task,
             running: t(sender),
             target: t(650),
+            cause: None,
+            oom: None,
         }
     }
 

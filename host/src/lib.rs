@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod audit;
 pub mod board;
 pub mod build;
 pub mod bundle;

@@ -3,6 +3,7 @@
 //! pipe, so closing it stops the agent exactly as a dropped SSH session
 //! would.
 
+use crate::build::Target;
 use crate::error::HostError;
 use crate::report::Report;
 use crate::session::{Limits, Session, Stop};
@@ -16,13 +17,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use whosent_proto::record::EndReason;
 
 /// The agent for this machine: `--agent`, `WHOSENT_AGENT`, or the
-/// `whosent-agent` installed next to whosent-deploy.
+/// `whosent-agent` installed next to whosent-deploy. One the user named
+/// gets the same ELF check as over SSH (`--agent /bin/ls` used to run
+/// ls); the sibling is the one cargo built with whosent-deploy, which
+/// may be dynamically linked, and is taken as it is.
 pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf, HostError> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
-    }
-    if let Some(p) = std::env::var_os("WHOSENT_AGENT").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
+    let named = explicit.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os("WHOSENT_AGENT")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(p) = named {
+        if let Some(arch) = this_machine() {
+            crate::build::check_elf(&p, arch)?;
+        }
+        return Ok(p);
     }
     let exe =
         std::env::current_exe().map_err(|e| HostError::Io("cannot find own path".into(), e))?;
@@ -33,11 +42,50 @@ pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf, HostError> {
     Err(HostError::NoLocalAgent(sibling))
 }
 
-/// Runs the agent here (with `--stream` in `args`) and reports what
-/// `feed` decodes of it; returns the exit status.
+/// This machine's architecture as a build target (`uname -m`), if
+/// whosent builds agents for it.
+fn this_machine() -> Option<Target> {
+    // SAFETY: utsname is plain bytes, filled in by uname(2).
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    // SAFETY: uname(2) NUL-terminates the field.
+    let m = unsafe { std::ffi::CStr::from_ptr(u.machine.as_ptr()) };
+    Target::from_uname_m(m.to_str().ok()?)
+}
+
+/// The command prefix for `--sudo`: `sudo -n` when not root, after
+/// checking that sudo works without a password (as on a board); nothing
+/// for root, who needs no sudo.
+fn sudo_prefix(sudo: bool) -> Result<&'static str, HostError> {
+    // SAFETY: geteuid has no preconditions.
+    if !sudo || unsafe { libc::geteuid() } == 0 {
+        return Ok("");
+    }
+    let works = std::process::Command::new("sudo")
+        .args(["-n", "true"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        return Err(HostError::other(
+            "--sudo was given, but `sudo -n true` fails here (no sudo, or it wants a password)",
+            "run `sudo -v` first so sudo remembers your password, or run whosent-deploy as root",
+        ));
+    }
+    Ok("sudo -n -- ")
+}
+
+/// Runs the agent here (with `--stream` in `args`), through sudo with
+/// `sudo`, and reports what `feed` decodes of it; returns the exit
+/// status.
 pub fn run(
     agent: &Path,
     args: &[String],
+    sudo: bool,
     json: bool,
     mut feed: Feed,
     stop: &AtomicBool,
@@ -49,8 +97,10 @@ pub fn run(
             e,
         ));
     }
-    // exec: the agent itself, not a shell, gets the stdin and signals.
-    let mut cmd = format!("exec {}", quote(&agent.display().to_string()));
+    let sudo = sudo_prefix(sudo)?;
+    // exec: the agent itself (or sudo, which relays signals to it), not
+    // a shell, gets the stdin and signals.
+    let mut cmd = format!("exec {sudo}{}", quote(&agent.display().to_string()));
     for a in args {
         cmd.push(' ');
         cmd.push_str(&quote(a));

@@ -1,11 +1,9 @@
 //! whosent-deploy: who sent that signal, on a board over SSH.
 
-use clap::Parser;
-use whosent_deploy::{app, cli::Cli, error};
+use whosent_deploy::{app, cli, error};
 
 fn main() {
-    let cli = Cli::parse();
-    let code = match app::run(cli) {
+    let code = match cli::parse(std::env::args_os()).and_then(app::run) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{}", e.line());

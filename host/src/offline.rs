@@ -1,9 +1,9 @@
 //! `whosent-deploy parse`: a recorded trace into the same records and
 //! lines as a live capture, for traces users already have. The format
-//! is told by content (`whosent_ftrace::detect`, and the capture
-//! stream's magic); the decoding is in whosent-ftrace (`text`,
-//! `tracedat`) and whosent-analysis (a stream saved with `--save`),
-//! this is glue.
+//! is told by content (`whosent_ftrace::detect`, the capture stream's
+//! magic, `whosent_audit::is_audit`); the decoding is in whosent-ftrace
+//! (`text`, `tracedat`), whosent-analysis (a stream saved with
+//! `--save`) and whosent-audit (audit logs), this is glue.
 
 use crate::error::HostError;
 use crate::report::Report;
@@ -41,11 +41,20 @@ pub fn parse<R: Read>(
     if stream::is_stream(&prefix) {
         return saved_stream(prefix.as_slice().chain(input), name, q, out, json, every);
     }
+    if whosent_audit::is_audit(&prefix) {
+        let r = BufReader::new(prefix.as_slice().chain(input));
+        return audit_log(r, name, q, out, json);
+    }
     match Format::detect(&prefix) {
         Format::Text => {
             let r = BufReader::new(prefix.as_slice().chain(input));
             Ok(emit(text_items(r), q, out, json))
         }
+        Format::NotATrace(kind) => Err(HostError::other(
+            format!("not a trace this tool reads: {name} is {kind}"),
+            "give ftrace text (trace, trace_pipe, `trace-cmd report`), a trace-cmd trace.dat, \
+             or a stream saved with --save (docs/parse.md)",
+        )),
         Format::TraceDat => {
             let mut buf = prefix;
             input.read_to_end(&mut buf).map_err(read_err)?;
@@ -104,6 +113,54 @@ fn saved_stream(
     Ok(session.status(0))
 }
 
+/// An audit log (or ausearch's output): read whole, since the records
+/// of an event may be anywhere in it, then written in time order.
+fn audit_log(
+    mut r: impl BufRead,
+    name: &str,
+    q: &Query,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<i32, HostError> {
+    let mut parser = whosent_audit::Parser::new();
+    let mut items = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => parser.line(&line, &mut items),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HostError::Io(format!("cannot read {name}"), e)),
+        }
+    }
+    parser.finish(&mut items);
+    let mut report = Report::new(&mut *out as &mut dyn Write, json, None);
+    report.quiet = true;
+    let stop = Stop::default();
+    let mut session = Session::new(report, Limits::default(), &stop);
+    let mut text = String::new();
+    for item in items {
+        let s = match item {
+            Ok(s) => s,
+            Err(e) => {
+                warn(&format!("{name}: {e} (help: {})", e.help()));
+                continue;
+            }
+        };
+        if !q.matches(&s.event) {
+            continue;
+        }
+        text.clear();
+        s.encode(&mut text);
+        if session.rendered_signal(&text, &s.human_line()) == Flow::Stop {
+            return Ok(session.status(0));
+        }
+    }
+    session.end(EndReason::Eof);
+    Ok(session.status(0))
+}
+
 /// Text items in the shape trace.dat's come in.
 fn text_items(r: impl BufRead) -> impl Iterator<Item = Result<DatItem, String>> {
     text::parse(r).map(|i| match i {
@@ -139,7 +196,10 @@ fn emit(
     let mut session = Session::new(report, Limits::default(), &stop);
     for item in items {
         let flow = match item {
-            Ok(DatItem::Signal(e)) => {
+            Ok(DatItem::Signal(mut e)) => {
+                // From the event alone: a recorded trace gives no
+                // process table, and mark_victim is not read from it.
+                e.classify(Default::default());
                 if !q.matches(&e) {
                     continue;
                 }

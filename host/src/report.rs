@@ -30,6 +30,7 @@ fn encode(rec: &Record) -> Option<String> {
         Record::Lost(l) => l.encode(&mut s),
         Record::End(e) => e.encode(&mut s),
         Record::Error(e) => e.encode(&mut s),
+        Record::Exit(x) => x.encode(&mut s),
         Record::Other(_) => return None,
     }
     Some(s.trim_end().to_string())
@@ -59,6 +60,17 @@ impl<W: Write> Report<W> {
             return self.json_line(text);
         }
         writeln!(self.out, "{}", render::signal_line(e))?;
+        self.flush_unless_batch()
+    }
+
+    /// A signal whose source renders it itself (audit's records carry
+    /// an `audit` object and say how the call ended): `json` is its
+    /// record, `human` its line.
+    pub fn write_rendered(&mut self, json: &str, human: &str) -> io::Result<()> {
+        if self.json {
+            return self.json_line(json.trim_end());
+        }
+        writeln!(self.out, "{human}")?;
         self.flush_unless_batch()
     }
 
@@ -154,6 +166,10 @@ impl<W: Write> Report<W> {
                     l.cpu
                 ),
             },
+            Record::Exit(x) => {
+                writeln!(self.out, "{}", render::exit_line(x))?;
+                self.flush_unless_batch()?;
+            }
             Record::End(e) if !self.quiet => {
                 eprintln!(
                     "whosent: {} signal(s), {} lost; stopped: {}",

@@ -94,7 +94,7 @@ impl<'a> Session<'a> {
             Record::Ready(_) => self.ready = true,
             Record::Error(_) => self.error = true,
             Record::End(_) => self.ended = true,
-            Record::Other(_) => {}
+            Record::Exit(_) | Record::Other(_) => {}
         }
         if self.report.write(rec, wire).is_err() {
             self.out_gone = true;
@@ -132,6 +132,22 @@ impl<'a> Session<'a> {
             return Flow::Continue;
         }
         if self.report.write_signal(e, wire).is_err() {
+            self.out_gone = true;
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
+    /// A signal its source rendered itself ([`Report::write_rendered`]),
+    /// counted as any other.
+    pub fn rendered_signal(&mut self, json: &str, human: &str) -> Flow {
+        if self.out_gone {
+            return Flow::Stop;
+        }
+        if !self.count_signal() {
+            return Flow::Continue;
+        }
+        if self.report.write_rendered(json, human).is_err() {
             self.out_gone = true;
             return Flow::Stop;
         }

@@ -15,7 +15,7 @@ use whosent_analysis::pipeline::{Lineage, Sink};
 use whosent_analysis::session::{Records, Session as Decoding};
 use whosent_proto::decode::Record;
 use whosent_proto::query::Query;
-use whosent_proto::record::{End, EndReason, ErrorRec, Lost, Ready, SignalEvent};
+use whosent_proto::record::{End, EndReason, ErrorRec, ExitRec, Lost, Ready, SignalEvent};
 use whosent_stream::decode::{Decoder, Ending};
 
 pub use whosent_stream::decode::is_stream;
@@ -126,6 +126,11 @@ impl Sink for Out<'_, '_> {
         self.close_run();
         self.record(Record::Lost(l.clone()));
     }
+
+    fn exit(&mut self, x: &ExitRec) {
+        self.close_run();
+        self.record(Record::Exit(x.clone()));
+    }
 }
 
 impl Records for Out<'_, '_> {
@@ -162,6 +167,12 @@ impl Feed {
     /// Takes bytes as they arrive. `Stop` once stdout is gone or the
     /// stream is bad; at `--count` the session is asked to stop the
     /// agent, and its last frames are still taken.
+    /// Ends the capture once every `--pid` target has ended.
+    pub fn until_exit(mut self, on: bool) -> Self {
+        self.decoding.until_exit = on;
+        self
+    }
+
     pub fn bytes(&mut self, chunk: &[u8], s: &mut Session<'_>) -> Flow {
         if let Some(sv) = &mut self.save {
             if let Err(e) = sv.file.write_all(chunk) {
@@ -226,7 +237,7 @@ impl Feed {
             return Flow::Stop;
         }
         if self.decoding.done() {
-            s.halt(EndReason::Count);
+            s.halt(self.decoding.done_reason());
         }
         Flow::Continue
     }

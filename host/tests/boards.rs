@@ -390,6 +390,14 @@ fn doctor_reports_what_a_bare_board_lacks() {
     assert!(line("sha256sum").contains("missing"), "{text}");
     assert!(line("architecture").contains("aarch64"), "{text}");
     assert!(text.contains("an ftrace deploy can work"), "{text}");
+    // Debian's arm64 kernel has audit (found in /proc/kallsyms: the
+    // board has no kernel config), and no auditd runs.
+    let audit = line("audit");
+    assert!(
+        audit.contains("CONFIG_AUDIT, CONFIG_AUDITSYSCALL")
+            && audit.contains("auditd does not run"),
+        "{text}"
+    );
     // The plain board has everything an ftrace deploy needs.
     let p = board("aarch64", "plain");
     let out = Command::new(DEPLOY)
@@ -407,6 +415,184 @@ fn doctor_reports_what_a_bare_board_lacks() {
         text.lines()
             .any(|l| l.contains("tracefs") && l.contains("mounted at")),
         "{text}"
+    );
+}
+
+/// The board's audit rules and status, read with the audit reader
+/// itself (`--list-rules`): the board has no auditctl. The reader is put
+/// under a name `leftovers` does not look for, and removed again.
+fn board_audit_rules(b: &Board, reader: &std::path::Path) -> String {
+    let bytes = std::fs::read(reader).unwrap();
+    let mut c = Command::new("ssh")
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", b.known_hosts.display()))
+        .arg("-i")
+        .arg(&b.key)
+        .args(["-p", &b.port.to_string()])
+        .arg(format!("{}@{}", b.user, b.host))
+        .arg("cat > /tmp/rulecheck && chmod 755 /tmp/rulecheck && /tmp/rulecheck --list-rules; st=$?; rm -f /tmp/rulecheck; exit $st")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "--list-rules on the board failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn aarch64_board_audit_backend() {
+    if !can_run("aarch64 audit") {
+        return;
+    }
+    let b = board("aarch64", "plain");
+    let _g = exclusive(&b.name);
+    let built = Command::new(DEPLOY)
+        .args(["build", "--target", "aarch64"])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let reader = std::path::PathBuf::from(String::from_utf8(built.stdout).unwrap().trim())
+        .with_file_name("whosent-audit-reader");
+    let before = board_audit_rules(&b, &reader);
+    let v = b.victim();
+    let vs = v.to_string();
+    let mut d = deploy(
+        &b,
+        &[
+            "--backend",
+            "audit",
+            "--json",
+            "--sig",
+            "TERM",
+            "--pid",
+            &vs,
+            "--count",
+            "1",
+        ],
+    );
+    let ready = json(&d.until(T, |l| {
+        l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
+    }));
+    assert_eq!(
+        (ready["type"].as_str(), ready["backend"].as_str()),
+        (Some("ready"), Some("audit")),
+        "{ready}"
+    );
+    // A shell started now, after the backend enabled audit: the board's
+    // own account of its pid.
+    let sender = b.kill_from_shell("TERM", v);
+    let e = json(&d.until(Duration::from_secs(20), |l| {
+        l.contains(r#""type":"signal""#)
+    }));
+    assert_eq!(e["sender"]["pid"], sender, "{e}");
+    assert_eq!(
+        (e["sender"]["comm"].as_str(), e["sender"]["uid"].as_i64()),
+        (Some("sh"), Some(0))
+    );
+    assert_eq!(
+        (e["target"]["pid"].as_i64(), e["target"]["comm"].as_str()),
+        (Some(v), Some("sleep"))
+    );
+    assert_eq!(
+        (e["signame"].as_str(), e["cause"].as_str()),
+        (Some("SIGTERM"), Some("kill"))
+    );
+    assert_eq!(
+        (e["audit"]["arch"].as_str(), e["audit"]["syscall"].as_str()),
+        (Some("aarch64"), Some("kill"))
+    );
+    assert_eq!(d.wait(Duration::from_secs(20)), 0);
+    assert!(
+        eventually(Duration::from_secs(5), || board_audit_rules(&b, &reader)
+            == before),
+        "the board's audit rules or status changed: before {before}, after {}",
+        board_audit_rules(&b, &reader)
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || b.leftovers().is_empty()),
+        "left on the board: {}",
+        b.leftovers()
+    );
+}
+
+/// Issue #12 on the board's own kernel (Debian 6.1 arm64): the OOM
+/// killer in a memory cgroup kills a victim (`sleep`, oom_score_adj
+/// 1000) while another process (`dd` with a 64 MiB buffer) allocates.
+/// The victim's SIGKILL is the OOM killer's, `dd` only its context; the
+/// board's kernel log names the same victim.
+#[test]
+fn an_oom_kill_on_the_aarch64_board_is_the_oom_killer() {
+    if !can_run("oom on aarch64") {
+        return;
+    }
+    let b = board("aarch64", "plain");
+    let _g = exclusive(&b.name);
+    let cg = "/sys/fs/cgroup/whosent-oom";
+    b.ssh(&format!(
+        "grep -q cgroup2 /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup; \
+         echo +memory > /sys/fs/cgroup/cgroup.subtree_control; \
+         mkdir -p {cg} && echo 48M > {cg}/memory.max && echo 0 > {cg}/memory.swap.max 2>/dev/null; true"
+    ));
+    let victim: i64 = b
+        .ssh(&format!(
+            "sh -c 'echo $$ > {cg}/cgroup.procs; echo 1000 > /proc/$$/oom_score_adj; exec sleep 600' </dev/null >/dev/null 2>&1 & echo $!"
+        ))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || b
+            .ssh(&format!("cat /proc/{victim}/comm 2>/dev/null; true"))
+            .trim()
+            == "sleep"),
+        "the victim never became sleep"
+    );
+    let vs = victim.to_string();
+    let mut d = deploy(
+        &b,
+        &["--json", "--sig", "KILL", "--pid", &vs, "--count", "1"],
+    );
+    let ready = json(&d.until(T, |l| {
+        l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
+    }));
+    assert_eq!(ready["type"], "ready", "{ready}");
+    let hog: i64 = b
+        .ssh(&format!(
+            "sh -c 'echo $$; echo $$ > {cg}/cgroup.procs; echo -500 > /proc/$$/oom_score_adj; exec dd if=/dev/zero of=/dev/null bs=64M count=1' 2>/dev/null; true"
+        ))
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the hog's pid");
+    let e = json(&d.until(Duration::from_secs(30), |l| {
+        l.contains(r#""type":"signal""#)
+    }));
+    assert_eq!(e["cause"], "oom", "{e}");
+    assert_eq!(e["target"]["pid"], victim, "{e}");
+    assert!(e["sender"].is_null(), "{e}");
+    assert_eq!(
+        e["running"]["pid"], hog,
+        "the allocating task is the context: {e}"
+    );
+    assert_eq!(d.wait(Duration::from_secs(20)), 0);
+    let log = b.ssh("dmesg");
+    assert!(
+        log.contains(&format!("Killed process {victim} ")),
+        "the board's kernel log names another victim"
+    );
+    b.ssh(&format!("rmdir {cg} 2>/dev/null; true"));
+    assert!(
+        eventually(Duration::from_secs(5), || b.leftovers().is_empty()),
+        "left on the board: {}",
+        b.leftovers()
     );
 }
 

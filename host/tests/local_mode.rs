@@ -158,9 +158,42 @@ struct SignalRec {
     result: serde_json::Value,
     context: String,
     origin: String,
+    cause: Option<CauseRec>,
     sender: Option<TaskRec>,
     running: Option<TaskRec>,
     target: TargetRec,
+    oom: Option<OomRec>,
+}
+
+/// The causes docs/json-schema.md lists, and no other.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum CauseRec {
+    Kill,
+    Oom,
+    CpuLimit,
+    FileSizeLimit,
+    Timer,
+    Fault,
+    Pipe,
+    ChildExit,
+    ParentExit,
+    TtyHangup,
+    PidnsExit,
+    Kernel,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // reason: fields are checked by deserializing them
+struct OomRec {
+    total_vm_kb: Option<u64>,
+    anon_rss_kb: Option<u64>,
+    file_rss_kb: Option<u64>,
+    shmem_rss_kb: Option<u64>,
+    pgtables_kb: Option<u64>,
+    uid: Option<u32>,
+    oom_score_adj: Option<i32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,6 +303,8 @@ fn live_records_match_the_readers_model() {
         (10, "SIGUSR1", Some("SI_USER"))
     );
     assert_eq!(s.target.pid, Some(rpid));
+    assert_eq!(s.cause, Some(CauseRec::Kill));
+    assert!(s.oom.is_none());
     let end = d.until(T, |l| l.contains(r#""type":"end""#));
     assert!(end.contains(r#""reason":"count","signals":1"#), "{end}");
 }
@@ -366,4 +401,89 @@ fn hostile_names_are_escaped_in_parse_output() {
         shown,
         "SIGTERM: \\x1b[2Kev\\x07il(tid 1456) -> a\\x1b]0;t\\x07\\u{009b}b(tid 1459)  code=SI_USER  delivered\n"
     );
+}
+
+/// The user local-sshd.sh creates with passwordless sudo (issue #13:
+/// `--sudo` did nothing with `--host local`, yet the not-root error
+/// suggested it). `up` creates the user and its sudoers rule; its
+/// servers are stopped again at once.
+fn sudo_user() -> Option<&'static str> {
+    const USER: &str = "whosent-test";
+    let exists = || {
+        Command::new("id")
+            .arg(USER)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !exists() {
+        let dir = format!("/tmp/whosent-sudo-user-{}", std::process::id());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/local-sshd.sh");
+        let up = Command::new("bash")
+            .args([script, "up", "--dir", &dir])
+            .output()
+            .unwrap();
+        let _ = Command::new("bash")
+            .args([script, "down", "--dir", &dir])
+            .output();
+        let _ = std::fs::remove_dir_all(&dir);
+        if !up.status.success() {
+            let why = String::from_utf8_lossy(&up.stderr).into_owned();
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true and local-sshd.sh up failed: {why}"
+            );
+            eprintln!("SKIPPED local --sudo: local-sshd.sh up failed: {why}");
+            return None;
+        }
+    }
+    Some(USER)
+}
+
+#[test]
+fn sudo_works_with_host_local_for_a_sudo_user() {
+    if !real_kernel("local --sudo") {
+        return;
+    }
+    let Some(user) = sudo_user() else { return };
+    let as_user = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid",
+            user,
+            "--regid",
+            user,
+            "--init-groups",
+            "--reset-env",
+            DEPLOY,
+        ]);
+        c.args(["--host", "local"]).args(args);
+        c
+    };
+    // Without --sudo the user cannot trace, and is told about --sudo.
+    let out = as_user(&["--sig", "USR1", "--duration", "0.3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("tracing needs root") && err.contains("--sudo"),
+        "{err}"
+    );
+    // With it, the agent runs as root and reports the sender the
+    // receiver saw.
+    let (mut r, rpid) = receiver(&["10"]);
+    let p = rpid.to_string();
+    let mut d = Proc::spawn(&mut as_user(&[
+        "--sudo", "--json", "--sig", "USR1", "--pid", &p, "--count", "1",
+    ]));
+    d.until(T, |l| l.contains(r#""type":"ready""#));
+    let sender = send(&["kill", "10", &p]);
+    let got = r.until(T, |l| l.starts_with("got"));
+    assert_eq!(num(&got, "si_pid") as i32, sender);
+    let rec = d.until(T, |l| l.contains(r#""type":"signal""#));
+    assert!(
+        rec.contains(&format!(r#""sender":{{"pid":{sender},"#)),
+        "{rec}"
+    );
+    assert_eq!(d.wait(T), 0);
 }

@@ -45,7 +45,7 @@ fn documented_commands_parse() {
     assert!(ex.len() >= 3, "found only {ex:?}");
     for (file, cmd) in ex {
         let argv = std::iter::once("whosent-deploy").chain(cmd.split_whitespace());
-        if let Err(e) = Cli::try_parse_from(argv) {
+        if let Err(e) = Cli::try_parse_from(argv.clone()) {
             // --help and --version "fail" with their own output.
             if matches!(
                 e.kind(),
@@ -54,6 +54,12 @@ fn documented_commands_parse() {
                 continue;
             }
             panic!("{file}: `whosent-deploy {cmd}` does not parse:\n{e}");
+        }
+        // And passes the checks clap cannot express (`--sig -9`, SSH
+        // flags with `--host local`); clap's own errors cannot happen
+        // here, having parsed above.
+        if let Err(e) = whosent_deploy::cli::parse(argv.map(Into::into)) {
+            panic!("{file}: `whosent-deploy {cmd}` is refused: {}", e.line());
         }
     }
 }

@@ -204,6 +204,7 @@ fn target(srv: &Server, port: u16, user: &str) -> Target {
         user: user.into(),
         identity_files: vec![srv.key.clone()],
         alias: format!("{user}@127.0.0.1:{port}"),
+        jump: None,
     }
 }
 
@@ -1000,6 +1001,7 @@ fn loopback_target(port: u16) -> Target {
         user: "nobody".into(),
         identity_files: vec![],
         alias: format!("127.0.0.1:{port}"),
+        jump: None,
     }
 }
 
@@ -1199,6 +1201,7 @@ fn an_alias_resolves_through_the_config() {
                 PathBuf::from("/keys/alice@127.0.0.1")
             ],
             alias: "pi".into(),
+            jump: None,
         }
     );
 }
@@ -1238,22 +1241,60 @@ fn patterns_and_negation_pick_the_block() {
 }
 
 #[test]
-fn proxies_are_refused_clearly() {
+fn proxy_command_is_refused_clearly_and_proxy_jump_is_followed() {
     let (_d, cfg) = config(CONFIG);
-    for (alias, keyword, line) in [("jump-me", "ProxyJump", 18), ("cmd-me", "ProxyCommand", 21)] {
-        let err = ssh::resolve(alias, None, None, &[], Some(&cfg)).unwrap_err();
-        assert!(matches!(err, SshError::ConfigUnsupported { .. }), "{err}");
-        let msg = err.to_string();
-        assert!(
-            msg.contains(keyword) && msg.contains("not supported"),
-            "{msg}"
+    let err = ssh::resolve("cmd-me", None, None, &[], Some(&cfg)).unwrap_err();
+    assert!(matches!(err, SshError::ConfigUnsupported { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ProxyCommand") && msg.contains("not supported"),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("{}:21", cfg.display())), "{msg}");
+    assert!(err.help().contains("ProxyJump"), "{}", err.help());
+    // ProxyJump: the board is reached through the jump host, which is
+    // resolved through the config too (`Host *` gives its user).
+    let t = ssh::resolve("jump-me", None, None, &[], Some(&cfg)).unwrap();
+    let j = t.jump.as_deref().expect("a jump host");
+    assert_eq!(
+        (j.host.as_str(), j.port, j.user.as_str()),
+        ("gateway", 22, "fallback")
+    );
+    assert_eq!(t.route(), "jump-me via gateway");
+    // -J beats the config's ProxyJump and ProxyCommand, as in ssh.
+    for alias in ["jump-me", "cmd-me"] {
+        let t = ssh::resolve_via(alias, None, None, &[], Some(&cfg), Some("gw@lab:2022")).unwrap();
+        let j = t.jump.as_deref().unwrap();
+        assert_eq!(
+            (j.host.as_str(), j.port, j.user.as_str()),
+            ("lab", 2022, "gw")
         );
-        assert!(msg.contains(&format!("{}:{line}", cfg.display())), "{msg}");
-        assert!(err.help().contains(keyword), "{}", err.help());
+        assert!(j.jump.is_none());
     }
+    // A list: the last hop is nearest the board.
+    let t = ssh::resolve_via("direct", None, None, &[], Some(&cfg), Some("a,b:2")).unwrap();
+    assert_eq!(t.route(), "direct via b:2 via a");
     // `none` switches them off.
     let t = ssh::resolve("direct", None, None, &[], Some(&cfg)).unwrap();
     assert_eq!(t.host, "127.0.0.1");
+    assert!(t.jump.is_none());
+}
+
+#[test]
+fn a_proxy_jump_loop_in_the_config_is_refused() {
+    let (_d, cfg) = config("Host gw\n    ProxyJump gw\n");
+    let err = ssh::resolve("board", None, None, &[], Some(&cfg))
+        .map(|t| t.route())
+        .unwrap_or_else(|e| e.to_string());
+    assert_eq!(err, "board");
+    let err = ssh::resolve_via("board", None, None, &[], Some(&cfg), Some("gw")).unwrap_err();
+    assert!(err.to_string().contains("more than 8 jump hosts"), "{err}");
+    for bad in ["a,,b", "root:pw@gw", "gw:0"] {
+        assert!(
+            ssh::resolve_via("b", None, None, &[], Some(&cfg), Some(bad)).is_err(),
+            "{bad}"
+        );
+    }
 }
 
 #[test]

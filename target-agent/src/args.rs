@@ -8,7 +8,7 @@ use whosent_proto::query::Query;
 pub const HELP: &str = "\
 whosent-agent: report who sends signals, from the kernel's signal:signal_generate event
 
-USAGE: whosent-agent [QUERY] [--count N] [--duration SECS] [--human]
+USAGE: whosent-agent [QUERY] [--count N] [--duration SECS]
 
 Writes one JSON object per line on stdout (schema: docs/json-schema.md):
 a `ready` record once tracing is live, a `signal` record per signal,
@@ -22,11 +22,12 @@ QUERY (repeat a flag to match any of its values; different flags must all match)
       --sender-comm NAME sending command name
       --pid-ns PID       --pid and --sender-pid are pids inside the pid namespace of
                          process PID (given as seen here, as `nsenter -t` takes it)
+      --cause CAUSE      what generated it: kill, oom, cpu_limit, timer, fault, pipe,
+                         tty_hangup, pidns_exit, kernel, ... (docs/json-schema.md)
 
 CAPTURE:
       --count N          stop after N signals
       --duration SECS    stop after SECS seconds
-      --human            print one line per signal instead of JSON
       --stream           write the binary capture stream (docs/stream-format.md) for a
                          host to decode, instead of records; what whosent-deploy runs
       --spool-kb KB      with --stream: user-space spool between the kernel's buffers and
@@ -51,7 +52,6 @@ pub struct Options {
     pub query: Query,
     pub count: Option<u64>,
     pub duration: Option<Duration>,
-    pub human: bool,
     /// Write the capture stream instead of records.
     pub stream: bool,
     pub spool_kb: u32,
@@ -63,10 +63,8 @@ pub struct Options {
     pub alive_timeout: Option<Duration>,
 }
 
-#[allow(
-    clippy::large_enum_variant,
-    reason = "built once at start and moved into the run; a Box is code and an allocation in a size-budgeted agent (docs/agent-size.md)"
-)]
+// Parsed once, then moved: a Box would be code in the agent for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     Run(Options),
     Help,
@@ -114,9 +112,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
             "-V" | "--version" => return Ok(Parsed::Version),
+            // Human lines are whosent-deploy's: rendering them here did
+            // not fit the size budget with #12's causes (docs/agent-size.md).
             "--human" => {
-                o.human = true;
-                continue;
+                return Err(AgentError::usage(
+                    "--human is not in the agent (its size budget): run it through `whosent-deploy --host`, which prints the lines, or read its JSON",
+                ))
             }
             "--stream" => {
                 o.stream = true;
@@ -166,15 +167,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
                 kb => o.spool_kb = kb,
             },
             "--tracefs" => o.tracefs = Some(value()?),
-            f if f.starts_with('-') => {
+            f if Query::is_flag(f) => {
                 let v = value()?;
-                match o.query.parse_flag(f, &v) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return Err(AgentError::usage(format!("unknown option '{f}'")));
-                    }
-                    Err(e) => return Err(AgentError::usage(e.0)),
+                if let Err(e) = o.query.parse_flag(f, &v) {
+                    return Err(AgentError::usage(e.0));
                 }
+            }
+            f if f.starts_with('-') => {
+                return Err(AgentError::usage(format!("unknown option '{f}'")));
             }
             other => return Err(AgentError::usage(format!("unexpected argument '{other}'"))),
         }
@@ -210,7 +210,8 @@ mod tests {
             "3",
             "--duration",
             "1.5",
-            "--human",
+            "--cause",
+            "oom",
             "--pid-ns=1",
             "--alive-timeout",
             "30",
@@ -224,8 +225,8 @@ mod tests {
         assert_eq!(o.query.sigs, vec![9, 15]);
         assert_eq!(o.query.pids, vec![12]);
         assert_eq!(
-            (o.count, o.duration, o.human),
-            (Some(3), Some(Duration::from_millis(1500)), true)
+            (o.count, o.duration, o.query.causes.len()),
+            (Some(3), Some(Duration::from_millis(1500)), 1)
         );
     }
 
@@ -247,10 +248,31 @@ mod tests {
             (vec!["--alive-timeout", "x"], "not a number of seconds"),
             (vec!["--bogus", "1"], "unknown option"),
             (vec!["--pid"], "needs a value"),
+            (vec!["--human"], "whosent-deploy --host"),
+            (vec!["--sig"], "needs a value"),
         ] {
             let e = run(&a).unwrap_err();
             assert_eq!(e.kind, "usage");
             assert!(e.message.contains(want), "{a:?}: {}", e.message);
+        }
+    }
+
+    /// Issue #13: `whosent-agent --bogus` said "--bogus needs a value".
+    #[test]
+    fn an_unknown_flag_alone_is_an_unknown_option() {
+        for a in [
+            &["--bogus"][..],
+            &["--pid", "1", "--bogus"],
+            &["--bogus=1"],
+            &["-x"],
+        ] {
+            let e = run(a).unwrap_err();
+            assert_eq!(e.kind, "usage");
+            assert!(
+                e.message.starts_with("unknown option '-"),
+                "{a:?}: {}",
+                e.message
+            );
         }
     }
 

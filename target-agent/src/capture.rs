@@ -10,6 +10,7 @@ use crate::uprobe::{self, ArgvProbe};
 use crate::{procfs, tracefs};
 use std::fs;
 use std::path::Path;
+use whosent_ftrace::fate_events::{FateLayouts, DELIVER_FATAL_FILTER, FATE_EVENTS};
 use whosent_ftrace::filter;
 use whosent_ftrace::format::EventFormat;
 use whosent_ftrace::header_page::PageLayout;
@@ -18,13 +19,18 @@ use whosent_ftrace::task_events::TaskLayouts;
 use whosent_ftrace::uid_events::{UidLayouts, UID_EVENTS};
 use whosent_stream::frame::{role, ProcFacts};
 
-/// Task lifecycle events kept in the same instance for the process
-/// table; a kernel without some of them just names fewer exited tasks.
-const TASK_EVENTS: [&str; 4] = [
-    "task/task_newtask",
-    "task/task_rename",
-    "sched/sched_process_exec",
-    "sched/sched_process_exit",
+/// Events kept in the same instance beside the signals: the task
+/// lifecycle for the process table (a kernel without some of them just
+/// names fewer exited tasks), then [`FATE_EVENTS`]: OOM kills always, and
+/// how a target died only when one is named (`--pid`, `--comm`).
+const EVENTS: [(&str, u8); 7] = [
+    ("task/task_newtask", role::TASK),
+    ("task/task_rename", role::TASK),
+    ("sched/sched_process_exec", role::TASK),
+    ("sched/sched_process_exit", role::TASK),
+    (FATE_EVENTS[0], role::FATE),
+    (FATE_EVENTS[1], role::FATE),
+    (FATE_EVENTS[2], role::FATE),
 ];
 
 pub struct Capture {
@@ -32,6 +38,7 @@ pub struct Capture {
     pub signal: SignalLayout,
     pub tasks: TaskLayouts,
     pub uid: UidLayouts,
+    pub fate: FateLayouts,
     pub page: PageLayout,
     /// The kernel's texts behind the layouts, for the capture stream:
     /// (FORMAT role, text).
@@ -136,13 +143,32 @@ pub fn start(o: &Options) -> Result<Capture> {
     instance.set_filter("signal/signal_generate", &filter)?;
 
     let mut tasks = TaskLayouts::default();
-    for ev in TASK_EVENTS {
+    let mut fate = FateLayouts::default();
+    // The deaths are told by whosent-deploy's pipeline, from the stream.
+    let watch = o.stream && (!o.query.pids.is_empty() || o.query.comm.is_some());
+    for (ev, r) in EVENTS {
+        if r == role::FATE && !watch && ev != FATE_EVENTS[0] {
+            continue;
+        }
         let Ok((f, text)) = read_format(&root, &format!("events/{ev}/format")) else {
             continue;
         };
-        if tasks.add(&f).is_ok() {
+        // The agent decodes mark_victim itself (standalone); the deaths'
+        // events only travel in the stream. signal_deliver only for the
+        // deaths: a fatal default action.
+        let ok = match r {
+            role::TASK => tasks.add(&f).is_ok(),
+            _ if ev == FATE_EVENTS[0] => fate.add(&f).is_ok(),
+            _ => {
+                ev != FATE_EVENTS[1]
+                    || instance
+                        .set(&format!("events/{ev}/filter"), DELIVER_FATAL_FILTER)
+                        .is_ok()
+            }
+        };
+        if ok {
             instance.set(&format!("events/{ev}/enable"), "1")?;
-            formats.push((role::TASK, text));
+            formats.push((r, text));
         }
     }
     // Uid changes, where the kernel has syscall events: all six or none,
@@ -182,6 +208,7 @@ pub fn start(o: &Options) -> Result<Capture> {
         signal,
         tasks,
         uid,
+        fate,
         page,
         formats,
         filter,

@@ -2,6 +2,7 @@
 //! [`run::run`] and maps the outcome to an exit status.
 
 pub mod args;
+pub mod audit;
 pub mod capture;
 pub mod drain;
 pub mod elf;

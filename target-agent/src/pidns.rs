@@ -15,13 +15,8 @@ pub fn resolve(mut q: Query, root: &str) -> Result<Query> {
     let Some(reference) = q.pid_ns else {
         return Ok(q);
     };
-    let ns = procfs::pid_ns(root, reference).ok_or_else(|| {
-        AgentError::new(
-            "no_such_process",
-            format!("--pid-ns {reference}: no such process"),
-            "give the pid (as seen here) of any process in the namespace, e.g. a container's main process",
-        )
-    })?;
+    let link = format!("{root}/{reference}/ns/pid");
+    let ns = std::fs::read_link(&link).map_err(|e| reference_error(reference, &link, e))?;
     // Processes living in that namespace, as (pid there, pid here).
     // Those in namespaces nested inside it are not looked at.
     let members: Vec<(i32, i32)> = procfs::pids(root)
@@ -51,6 +46,28 @@ pub fn resolve(mut q: Query, root: &str) -> Result<Query> {
     Ok(q)
 }
 
+/// Why the namespace of process `reference` cannot be read. The link
+/// is there for every process, but reading it needs ptrace read access
+/// to the process (proc_ns_get_link() checks
+/// ptrace_may_access(PTRACE_MODE_READ_FSCREDS), fs/proc/namespaces.c):
+/// another user's process, or one in another user namespace, is
+/// "permission denied", not "no such process".
+fn reference_error(reference: i32, link: &str, e: std::io::Error) -> AgentError {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        return AgentError::new(
+            "io",
+            format!("--pid-ns {reference}: permission denied reading {link}"),
+            "the agent may not inspect that process (another user's, or in another user namespace): \
+             run it as root, or give a process of the namespace that it may inspect",
+        );
+    }
+    AgentError::new(
+        "no_such_process",
+        format!("--pid-ns {reference}: no such process"),
+        "give the pid (as seen here) of any process in the namespace, e.g. a container's main process",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +93,21 @@ mod tests {
             ..q
         };
         assert_eq!(resolve(gone, "/proc").unwrap_err().kind, "no_such_process");
+    }
+
+    /// Issue #13: `--pid-ns 1` said "no such process" when reading the
+    /// namespace link was denied.
+    #[test]
+    fn pid_ns_permission_denied_is_not_no_such_process() {
+        let denied = std::io::Error::from_raw_os_error(libc::EACCES);
+        let e = reference_error(1, "/proc/1/ns/pid", denied);
+        assert_eq!(e.kind, "io");
+        assert!(e.message.contains("permission denied"), "{}", e.message);
+        assert!(!e.message.contains("no such process"), "{}", e.message);
+        let gone = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(
+            reference_error(1, "/proc/1/ns/pid", gone).kind,
+            "no_such_process"
+        );
     }
 }

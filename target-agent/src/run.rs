@@ -1,6 +1,6 @@
 //! The standalone capture: the shared pipeline (whosent-analysis: merge,
 //! process table, query, records) runs here over the live readers and
-//! /proc, and records are written as JSON Lines or human lines. With
+//! /proc, and records are written as JSON Lines. With
 //! `--stream` the agent records instead ([`crate::record`]).
 
 use crate::args::Options;
@@ -12,11 +12,9 @@ use crate::reader::lost_by_stats;
 use crate::stop::Stop;
 use std::io::Write;
 use whosent_analysis::pipeline::{Layouts, Lineage, Pipeline, Sink};
-use whosent_proto::record::{End, EndReason, Lost, Ready, SignalEvent};
-use whosent_proto::render;
+use whosent_proto::record::{End, EndReason, ExitRec, Lost, Ready, SignalEvent};
 
 struct Output {
-    human: bool,
     buf: String,
 }
 
@@ -34,13 +32,7 @@ impl Output {
 
 impl Sink for Output {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>) {
-        if self.human {
-            let lineage = lineage.map(|l| l.list.as_slice());
-            self.buf.push_str(&render::signal_line_with(e, lineage));
-            self.buf.push('\n');
-        } else {
-            e.encode_with(&mut self.buf, lineage.map(|l| l.json.as_str()));
-        }
+        e.encode_with(&mut self.buf, lineage.map(|l| l.json.as_str()));
         // A round can hold thousands of records: write them as they come
         // rather than grow the buffer (a failed write is seen by the
         // loop's own flush).
@@ -52,6 +44,10 @@ impl Sink for Output {
     fn lost(&mut self, l: &Lost) {
         l.encode(&mut self.buf);
     }
+
+    /// Exit records come from whosent-deploy's pipeline only
+    /// (whosent-analysis's `exits`, docs/agent-size.md).
+    fn exit(&mut self, _: &ExitRec) {}
 }
 
 struct Standalone {
@@ -139,20 +135,9 @@ pub fn run(mut o: Options) -> Result<u64> {
     }
     let (release, arch) = uname();
     let mut out = Output {
-        human: o.human,
         buf: String::with_capacity(1 << 16),
     };
-    if o.human {
-        eprintln!(
-            "whosent-agent: tracing signals on {release} ({}), filter: {}",
-            cap.instance.name,
-            if cap.filter.is_empty() {
-                "none"
-            } else {
-                &cap.filter
-            }
-        );
-    } else {
+    {
         Ready::new("ftrace", &release, &arch, &cap.instance.name, &cap.filter).encode(&mut out.buf);
     }
     // Moved, not cloned: from here on only the pipeline decodes, and
@@ -163,6 +148,7 @@ pub fn run(mut o: Options) -> Result<u64> {
         signal: cap.signal.clone(),
         tasks: std::mem::take(&mut cap.tasks),
         uid: std::mem::take(&mut cap.uid),
+        fate: std::mem::take(&mut cap.fate),
     };
     let mut s = Standalone {
         pipeline: Pipeline::new(layouts, o.query, o.lineage, o.count),
@@ -194,20 +180,12 @@ pub fn run(mut o: Options) -> Result<u64> {
         lost += by_stats.max(reported);
     }
     let signals = s.pipeline.signals;
-    if o.human {
-        if lost > 0 {
-            s.out
-                .buf
-                .push_str(&format!("whosent-agent: {lost} events lost\n"));
-        }
-    } else {
-        End {
-            reason,
-            signals,
-            lost,
-        }
-        .encode(&mut s.out.buf);
+    End {
+        reason,
+        signals,
+        lost,
     }
+    .encode(&mut s.out.buf);
     let _ = s.out.flush();
     teardown(cap)?;
     Ok(signals)

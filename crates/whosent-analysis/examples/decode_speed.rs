@@ -30,6 +30,7 @@ impl Sink for Count {
         self.bytes += self.buf.len();
     }
     fn lost(&mut self, _: &Lost) {}
+    fn exit(&mut self, _: &whosent_proto::record::ExitRec) {}
 }
 
 impl Records for Count {

@@ -9,10 +9,13 @@
 //! - [`proctable`]: the process table kept from task events, with uid
 //!   changes, and the lineage walk;
 //! - [`facts`]: where /proc facts come from (live /proc, or PROC frames);
+//! - [`fate`]: the `exit` records of watched processes;
 //! - [`pipeline`]: pages in, typed records out (query matched);
 //! - [`session`]: a whole capture stream to records, with its end.
 
 pub mod facts;
+#[cfg(feature = "exits")]
+pub mod fate;
 pub mod merge;
 pub mod pipeline;
 pub mod proctable;

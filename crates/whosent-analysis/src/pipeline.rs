@@ -5,15 +5,21 @@
 //! and handed to a [`Sink`] with the sender's lineage.
 
 use crate::facts::FactSource;
+#[cfg(feature = "exits")]
+use crate::fate::Fates;
 use crate::merge::{merge_runs, Horizon};
 use crate::proctable::ProcTable;
+use whosent_ftrace::fate_events::{FateEvent, FateLayouts, VictimFacts};
 use whosent_ftrace::header_page::PageLayout;
 use whosent_ftrace::page::{Page, PageError};
 use whosent_ftrace::signal_generate::{RawSignal, SignalLayout};
 use whosent_ftrace::task_events::{TaskEvent, TaskLayouts};
 use whosent_ftrace::uid_events::{UidEvent, UidLayouts};
+use whosent_proto::cause::Hints;
 use whosent_proto::query::Query;
-use whosent_proto::record::{lineage_json, Ancestor, Lost, Outcome, SignalEvent, Task};
+use whosent_proto::record::{
+    lineage_json, Ancestor, ExitRec, Lost, OomVictim, Outcome, SignalEvent, Task,
+};
 
 /// This kernel's layouts, from its format files.
 #[derive(Debug, Clone)]
@@ -22,6 +28,7 @@ pub struct Layouts {
     pub signal: SignalLayout,
     pub tasks: TaskLayouts,
     pub uid: UidLayouts,
+    pub fate: FateLayouts,
 }
 
 /// A sender's lineage, walked and encoded once per sender and table
@@ -38,21 +45,37 @@ pub struct Lineage {
 pub trait Sink {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>);
     fn lost(&mut self, l: &Lost);
+    /// A watched process ended (`--pid`, `--comm`).
+    fn exit(&mut self, x: &ExitRec);
 }
 
 enum Item {
-    Signal(u64, u32, RawSignal),
+    /// With what the mark_victim that followed it said, for an OOM kill.
+    Signal(u64, u32, RawSignal, Option<Box<VictimFacts>>),
     Task(u64, TaskEvent),
     Uid(u64, UidEvent),
+    Fate(u64, FateEvent),
 }
 
 impl Item {
     fn ts(&self) -> u64 {
         match self {
-            Item::Signal(ts, ..) | Item::Task(ts, _) | Item::Uid(ts, _) => *ts,
+            Item::Signal(ts, ..) | Item::Task(ts, _) | Item::Uid(ts, _) | Item::Fate(ts, _) => *ts,
         }
     }
 }
+
+/// A SIGKILL that may be the OOM killer's: `mark_victim` follows it on
+/// the same CPU (`__oom_kill_process`), SI_KERNEL since 4.20 and
+/// SI_USER (SEND_SIG_FORCED) before.
+fn oom_candidate(s: &RawSignal) -> bool {
+    s.sig == whosent_proto::signal::SIGKILL && (s.code == 0x80 || s.code == 0)
+}
+
+/// How many events back a mark_victim looks for its SIGKILL: the OOM
+/// killer writes them one after the other on the same CPU, with only the
+/// victim's task lock taken between.
+const VICTIM_LOOKBACK: usize = 64;
 
 pub struct Pipeline {
     pub layouts: Layouts,
@@ -65,8 +88,23 @@ pub struct Pipeline {
     pub signals: u64,
     /// Events the pages said were lost, per CPU.
     pub lost_reported: Vec<(u32, u64)>,
-    /// `--count` was reached: later signals are not reported.
+    /// `--count` was reached, or with `until_exit` every `--pid` target
+    /// ended: later signals are not reported.
     pub done: bool,
+    /// End when every `--pid` target has ended (`--until-exit`).
+    pub until_exit: bool,
+    /// `done` came from `until_exit`.
+    pub targets_exited: bool,
+    #[cfg(feature = "exits")]
+    pub fates: Fates,
+    /// An OOM candidate (cpu, ts) read with nothing after it on its CPU
+    /// yet: its mark_victim may still be in the kernel's buffer. One is
+    /// enough: OOM kills are serialized (`oom_lock`).
+    open: Option<(u32, u64)>,
+    /// Rounds the open candidates have held the others back.
+    held_rounds: u8,
+    /// The task that ran the OOM killer, at the last mark_victim.
+    last_victim: Option<i32>,
     items: Vec<Item>,
     horizon: Horizon,
     release: u64,
@@ -108,6 +146,8 @@ impl Pipeline {
     pub fn new(layouts: Layouts, query: Query, lineage: bool, count: Option<u64>) -> Self {
         let mut table = ProcTable::new();
         table.uid_events = !layouts.uid.is_empty();
+        #[cfg(feature = "exits")]
+        let fates = Fates::new(&query.pids, query.comm.as_deref());
         Pipeline {
             layouts,
             query,
@@ -117,6 +157,13 @@ impl Pipeline {
             signals: 0,
             lost_reported: Vec::new(),
             done: false,
+            until_exit: false,
+            targets_exited: false,
+            #[cfg(feature = "exits")]
+            fates,
+            open: None,
+            held_rounds: 0,
+            last_victim: None,
             items: Vec::new(),
             horizon: Horizon::default(),
             release: 0,
@@ -141,14 +188,41 @@ impl Pipeline {
             let Some(id) = ev.id() else { continue };
             n += 1;
             let l = &self.layouts;
+            // Anything after an OOM candidate on its CPU settles it.
+            if self.open.is_some_and(|(c, _)| c == cpu) {
+                self.open = None;
+            }
             if id == l.signal.id {
                 if let Some(s) = l.signal.decode(ev.data) {
-                    self.items.push(Item::Signal(ev.ts, cpu, s));
+                    if oom_candidate(&s) && l.fate.has_victim() {
+                        self.open = Some((cpu, ev.ts));
+                    }
+                    self.items.push(Item::Signal(ev.ts, cpu, s, None));
                 }
             } else if let Some(t) = l.tasks.decode(id, ev.data) {
                 self.items.push(Item::Task(ev.ts, t));
             } else if let Some(u) = l.uid.decode(id, ev.data) {
                 self.items.push(Item::Uid(ev.ts, u));
+            } else if let Some(f) = l.fate.decode(id, ev.data) {
+                if let FateEvent::MarkVictim { tid, facts, .. } = &f {
+                    let sigkill = self
+                        .items
+                        .iter_mut()
+                        .rev()
+                        .take(VICTIM_LOOKBACK)
+                        .find_map(|i| match i {
+                            Item::Signal(_, c, s, v)
+                                if *c == cpu && s.target_tid == *tid && oom_candidate(s) =>
+                            {
+                                Some(v)
+                            }
+                            _ => None,
+                        });
+                    if let Some(v) = sigkill {
+                        *v = Some(Box::new(facts.clone()));
+                    }
+                }
+                self.items.push(Item::Fate(ev.ts, f));
             }
         }
         Ok(n)
@@ -179,16 +253,100 @@ impl Pipeline {
 
     fn process(&mut self, last: bool, src: &mut dyn FactSource, sink: &mut dyn Sink) {
         merge_runs(&mut self.items, Item::ts);
-        let horizon = if last { u64::MAX } else { self.release };
+        let mut horizon = if last { u64::MAX } else { self.release };
+        // An OOM candidate whose mark_victim may not have been read
+        // holds back itself and what follows, for two rounds at most.
+        match self.open {
+            Some((_, ts)) if !last && self.held_rounds < 2 && ts <= horizon => {
+                self.held_rounds += 1;
+                horizon = ts.saturating_sub(1);
+            }
+            _ => {
+                self.held_rounds = 0;
+                self.open = None;
+            }
+        }
         let ready = self.items.partition_point(|i| i.ts() <= horizon);
         let later = self.items.split_off(ready);
         for item in std::mem::replace(&mut self.items, later) {
             match item {
-                Item::Task(ts, t) => self.table.apply(src, ts, &t),
+                Item::Task(ts, t) => self.task(ts, &t, src, sink),
                 Item::Uid(_, u) => self.table.apply_uid(&u),
+                Item::Fate(_, f) => self.fate(&f, src),
                 Item::Signal(..) if self.done => {}
-                Item::Signal(ts, cpu, s) => self.signal(ts, cpu, s, src, sink),
+                Item::Signal(ts, cpu, s, victim) => self.signal(ts, cpu, s, victim, src, sink),
             }
+        }
+    }
+
+    #[cfg(not(feature = "exits"))]
+    fn task(&mut self, ts: u64, t: &TaskEvent, src: &mut dyn FactSource, _: &mut dyn Sink) {
+        self.table.apply(src, ts, t);
+    }
+
+    #[cfg(feature = "exits")]
+    fn task(&mut self, ts: u64, t: &TaskEvent, src: &mut dyn FactSource, sink: &mut dyn Sink) {
+        if let TaskEvent::Exec { tid, .. } = *t {
+            self.fates.exec(tid);
+        }
+        let TaskEvent::Exit {
+            tid, group_dead, ..
+        } = *t
+        else {
+            return self.table.apply(src, ts, t);
+        };
+        let (tgid, comm) = match self.table.get(tid) {
+            Some(p) => (p.tgid.unwrap_or(tid), p.comm.clone()),
+            None => (tid, String::new()),
+        };
+        self.table.apply(src, ts, t);
+        // The process ended with its last thread (`group_dead`, 6.x);
+        // older kernels do not say, and the leader's exit stands in.
+        if !self.fates.active() || !group_dead.unwrap_or(tid == tgid) {
+            return;
+        }
+        let comm = match (comm.is_empty(), t) {
+            (true, TaskEvent::Exit { comm, .. }) => comm.clone(),
+            _ => comm,
+        };
+        if let Some(x) = self.fates.ended(ts, tgid, &comm) {
+            if !self.done {
+                sink.exit(&x);
+            }
+            if self.until_exit && self.fates.all_ended() {
+                self.done = true;
+                self.targets_exited = true;
+            }
+        }
+    }
+
+    fn fate(&mut self, f: &FateEvent, src: &mut dyn FactSource) {
+        #[cfg(feature = "exits")]
+        let mut who = |tid: i32| match self.table.lookup(src, tid) {
+            Some(p) => (p.tgid.unwrap_or(tid), p.comm.clone()),
+            None => (tid, String::new()),
+        };
+        #[cfg(not(feature = "exits"))]
+        let _ = src;
+        match *f {
+            FateEvent::MarkVictim { running, .. } => {
+                // Its SIGKILL was told by looking ahead; the ones after
+                // it, to the processes sharing the victim's memory, are
+                // the same OOM kill.
+                self.last_victim = Some(running);
+            }
+            #[cfg(feature = "exits")]
+            FateEvent::FatalDeliver { tid, sig, .. } => {
+                let (pid, comm) = who(tid);
+                self.fates.fatal(pid, &comm, sig);
+            }
+            #[cfg(feature = "exits")]
+            FateEvent::ExitGroup { tid, status } => {
+                let (pid, comm) = who(tid);
+                self.fates.exit_group(pid, &comm, status);
+            }
+            #[cfg(not(feature = "exits"))]
+            _ => {}
         }
     }
 
@@ -197,6 +355,7 @@ impl Pipeline {
         ts: u64,
         cpu: u32,
         s: RawSignal,
+        victim: Option<Box<OomVictim>>,
         src: &mut dyn FactSource,
         sink: &mut dyn Sink,
     ) {
@@ -213,7 +372,7 @@ impl Pipeline {
             Some(&s.target_comm),
             false,
         );
-        let e = SignalEvent {
+        let mut e = SignalEvent {
             ts_ns: ts,
             cpu,
             sig: s.sig,
@@ -227,7 +386,25 @@ impl Pipeline {
                 comm: s.target_comm,
                 ..target
             },
+            cause: None,
+            oom: None,
         };
+        // The rest of one OOM kill: SIGKILL SI_KERNEL from the same
+        // task to the processes that share the victim's memory.
+        let follows_victim = self
+            .last_victim
+            .is_some_and(|t| t == s.running_tid && s.code == 0x80 && s.sig == 9);
+        let running_exited = self.table.get(s.running_tid).is_some_and(|p| p.exited);
+        e.classify(Hints {
+            oom: victim.is_some() || follows_victim,
+            running_exited,
+        });
+        if victim.is_none() && !follows_victim {
+            self.last_victim = None;
+        }
+        e.oom = victim;
+        #[cfg(feature = "exits")]
+        self.fates.signal(&e);
         if !self.query.matches(&e) {
             return;
         }

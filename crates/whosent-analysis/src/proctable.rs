@@ -166,6 +166,11 @@ impl ProcTable {
         e.read = true;
     }
 
+    /// The task as the table has it, without asking for facts.
+    pub fn get(&self, tid: i32) -> Option<&Proc> {
+        self.map.get(&tid)
+    }
+
     /// The task `tid`, from the table or else from the facts.
     pub fn lookup(&mut self, src: &mut dyn FactSource, tid: i32) -> Option<&Proc> {
         if self.map.get(&tid).is_none_or(|p| !p.exited && !p.read) {
@@ -290,7 +295,7 @@ impl ProcTable {
             TaskEvent::Argv { tid, cmdline } => {
                 self.map.entry(*tid).or_default().cmdline = Some(cmdline.clone());
             }
-            TaskEvent::Exit { tid, comm } => {
+            TaskEvent::Exit { tid, comm, .. } => {
                 let p = self.map.entry(*tid).or_default();
                 if p.comm.is_empty() {
                     p.comm = comm.clone();

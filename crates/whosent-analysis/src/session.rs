@@ -5,13 +5,14 @@
 
 use crate::facts::Received;
 use crate::pipeline::{Layouts, Lineage, Pipeline, Sink};
+use whosent_ftrace::fate_events::FateLayouts;
 use whosent_ftrace::format::EventFormat;
 use whosent_ftrace::header_page::PageLayout;
 use whosent_ftrace::signal_generate::SignalLayout;
 use whosent_ftrace::task_events::TaskLayouts;
 use whosent_ftrace::uid_events::UidLayouts;
 use whosent_proto::query::Query;
-use whosent_proto::record::{End, EndReason, ErrorRec, Lost, Ready, SignalEvent};
+use whosent_proto::record::{End, EndReason, ErrorRec, ExitRec, Lost, Ready, SignalEvent};
 use whosent_proto::SCHEMA_VERSION;
 use whosent_stream::decode::Ending;
 use whosent_stream::frame::{reason, role, Frame, ProcFacts};
@@ -45,6 +46,9 @@ pub struct Session {
     signal: Option<SignalLayout>,
     tasks: TaskLayouts,
     uid: UidLayouts,
+    fate: FateLayouts,
+    /// End when every `--pid` target has ended.
+    pub until_exit: bool,
     snapshot: Vec<ProcFacts>,
     facts: Received,
     pipeline: Option<Pipeline>,
@@ -78,6 +82,8 @@ impl Session {
             signal: None,
             tasks: TaskLayouts::default(),
             uid: UidLayouts::default(),
+            fate: FateLayouts::default(),
+            until_exit: false,
             snapshot: Vec::new(),
             facts: Received::default(),
             pipeline: None,
@@ -98,6 +104,14 @@ impl Session {
         self.pipeline.as_ref().is_some_and(|p| p.done)
     }
 
+    /// Why the session is done: `--count`, or `--until-exit`.
+    pub fn done_reason(&self) -> EndReason {
+        match &self.pipeline {
+            Some(p) if p.targets_exited => EndReason::TargetsExited,
+            _ => EndReason::Count,
+        }
+    }
+
     fn format(&mut self, role_: u8, text: &[u8]) -> Result<(), SessionError> {
         if role_ == role::HEADER_PAGE {
             self.page = Some(PageLayout::parse(text).map_err(|e| bad("header_page", e))?);
@@ -109,6 +123,10 @@ impl Session {
                 self.signal = Some(SignalLayout::new(&f).map_err(|e| bad("format", e))?)
             }
             role::ARGV => self.tasks.add_argv(&f).map_err(|e| bad("format", e))?,
+            // Without one of them fewer deaths and OOM kills are told.
+            role::FATE => {
+                let _ = self.fate.add(&f);
+            }
             // A task or uid event this reader cannot use names fewer
             // exited tasks; it does not stop the capture.
             _ if f.name.starts_with("sys_") => {
@@ -143,8 +161,10 @@ impl Session {
                     } else {
                         UidLayouts::default()
                     },
+                    fate: std::mem::take(&mut self.fate),
                 };
                 let mut p = Pipeline::new(layouts, q, r.lineage, self.count);
+                p.until_exit = self.until_exit;
                 for s in self.snapshot.drain(..) {
                     p.table.learn(s);
                 }
@@ -234,7 +254,9 @@ impl Session {
                 out.lost(&Lost { cpu, count: None });
             }
         }
-        let reason = if p.done {
+        let reason = if p.targets_exited {
+            EndReason::TargetsExited
+        } else if p.done {
             EndReason::Count
         } else if cut {
             cut_reason
@@ -257,6 +279,7 @@ pub struct Collect {
     pub lost: Vec<Lost>,
     pub end: Vec<End>,
     pub errors: Vec<ErrorRec>,
+    pub exits: Vec<ExitRec>,
 }
 
 impl Sink for Collect {
@@ -267,6 +290,9 @@ impl Sink for Collect {
     }
     fn lost(&mut self, l: &Lost) {
         self.lost.push(l.clone());
+    }
+    fn exit(&mut self, x: &ExitRec) {
+        self.exits.push(x.clone());
     }
 }
 

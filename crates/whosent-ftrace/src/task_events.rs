@@ -34,6 +34,9 @@ pub enum TaskEvent {
     Exit {
         tid: i32,
         comm: String,
+        /// The last thread of its process (`group_dead`, 6.x); `None`
+        /// when the kernel's event does not say.
+        group_dead: Option<bool>,
     },
     /// `tid` started a program with this command line (NULs as spaces).
     Argv {
@@ -91,6 +94,7 @@ struct Exit {
     id: u16,
     pid: Slot,
     comm: Slot,
+    group_dead: Option<Slot>,
 }
 
 /// The layouts of whichever of the four events this kernel has.
@@ -139,6 +143,7 @@ impl TaskLayouts {
                     id: f.id,
                     pid: r("pid")?,
                     comm: r("comm")?,
+                    group_dead: f.field("group_dead").map(Field::slot),
                 })
             }
             other => return Err(FormatError(format!("not a task event: {other}"))),
@@ -187,6 +192,11 @@ impl TaskLayouts {
             return Some(TaskEvent::Exit {
                 tid: int(&l.pid)?,
                 comm: l.comm.string(rec)?,
+                group_dead: l
+                    .group_dead
+                    .as_ref()
+                    .and_then(|s| s.int(rec))
+                    .map(|v| v != 0),
             });
         }
         if let Some(l) = self.argv.as_ref().filter(|l| l.id == id) {
@@ -230,13 +240,7 @@ fn cmdline(args: &[u8], argc: usize) -> String {
 mod tests {
     use super::*;
 
-    fn fmt(name: &str) -> EventFormat {
-        let p = format!(
-            "{}/../../tests/fixtures/format/host-6.18-{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        EventFormat::parse(std::fs::read(p).unwrap().as_slice()).unwrap()
-    }
+    use crate::host_format as fmt;
 
     fn put(rec: &mut Vec<u8>, f: &Field, bytes: &[u8]) {
         if rec.len() < f.offset + f.size {

@@ -162,6 +162,8 @@ impl TextSignal {
                 comm: self.target_comm,
                 ..Default::default()
             },
+            cause: None,
+            oom: None,
         }
     }
 }

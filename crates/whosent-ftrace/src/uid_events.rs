@@ -120,13 +120,7 @@ impl UidLayouts {
 mod tests {
     use super::*;
 
-    fn fmt(name: &str) -> EventFormat {
-        let p = format!(
-            "{}/../../tests/fixtures/format/host-6.18-{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        EventFormat::parse(std::fs::read(p).unwrap().as_slice()).unwrap()
-    }
+    use crate::host_format as fmt;
 
     fn rec(f: &EventFormat, pid: i32, field: &str, v: i64) -> Vec<u8> {
         let mut r = vec![0u8; 48];

@@ -3,7 +3,10 @@
 //! Unknown fields are ignored and unknown record types are kept as
 //! [`Record::Other`], so an older host can read a newer agent.
 
-use crate::record::{Context, End, ErrorRec, Lost, Outcome, Ready, SignalEvent, Task};
+use crate::cause::Cause;
+use crate::record::{
+    Blame, Context, End, ErrorRec, ExitRec, Lost, OomVictim, Outcome, Ready, SignalEvent, Task,
+};
 use serde::Deserialize;
 
 /// One decoded line.
@@ -14,6 +17,7 @@ pub enum Record {
     Lost(Lost),
     End(End),
     Error(ErrorRec),
+    Exit(ExitRec),
     Other(String),
 }
 
@@ -49,6 +53,41 @@ struct WireSignal {
     sender: Option<Task>,
     running: Option<Task>,
     target: Task,
+    /// A cause this reader does not know (a newer agent) reads as none.
+    #[serde(default)]
+    cause: Option<String>,
+    #[serde(default)]
+    oom: Option<Box<OomVictim>>,
+}
+
+#[derive(Deserialize)]
+struct WireExit {
+    ts: f64,
+    pid: i32,
+    comm: String,
+    how: String,
+    status: Option<i32>,
+    sig: Option<i32>,
+    by: Option<WireBlame>,
+}
+
+#[derive(Deserialize)]
+struct WireBlame {
+    ts: f64,
+    code: i32,
+    #[serde(default)]
+    cause: Option<String>,
+    sender: Option<WireWho>,
+}
+
+#[derive(Deserialize)]
+struct WireWho {
+    pid: Option<i32>,
+    comm: String,
+}
+
+fn ns(secs: f64) -> u64 {
+    (secs * 1e9).round() as u64
 }
 
 #[derive(Deserialize)]
@@ -66,6 +105,23 @@ pub fn parse_line(line: &str) -> Result<Record, DecodeError> {
         "lost" => Record::Lost(serde_json::from_str(line).map_err(err)?),
         "end" => Record::End(serde_json::from_str(line).map_err(err)?),
         "error" => Record::Error(serde_json::from_str(line).map_err(err)?),
+        "exit" => {
+            let w: WireExit = serde_json::from_str(line).map_err(err)?;
+            Record::Exit(ExitRec {
+                ts_ns: ns(w.ts),
+                pid: w.pid,
+                comm: w.comm,
+                killed: w.how == "killed",
+                sig: w.sig,
+                status: w.status,
+                by: w.by.map(|b| Blame {
+                    ts_ns: ns(b.ts),
+                    code: b.code,
+                    cause: b.cause.as_deref().and_then(Cause::from_name),
+                    sender: b.sender.map(|s| (s.pid, s.comm)),
+                }),
+            })
+        }
         "signal" => {
             let w: WireSignal = serde_json::from_str(line).map_err(err)?;
             let result = match w.result {
@@ -93,6 +149,8 @@ pub fn parse_line(line: &str) -> Result<Record, DecodeError> {
                 context: w.context,
                 running,
                 target: w.target,
+                cause: w.cause.as_deref().and_then(Cause::from_name),
+                oom: w.oom,
             })
         }
         other => Record::Other(other.to_string()),
@@ -135,6 +193,8 @@ mod tests {
                 comm: "t".into(),
                 ..Default::default()
             },
+            cause: None,
+            oom: None,
         };
         let mut s = String::new();
         e.encode(&mut s);
@@ -153,6 +213,23 @@ mod tests {
                 ..
             })
         ));
+        let x = ExitRec {
+            ts_ns: 9_000_000_000,
+            pid: 140,
+            comm: "sleep".into(),
+            killed: true,
+            sig: Some(9),
+            status: None,
+            by: Some(Blame {
+                ts_ns: 8_999_000_000,
+                code: 0x80,
+                cause: Some(Cause::Oom),
+                sender: None,
+            }),
+        };
+        let mut s = String::new();
+        x.encode(&mut s);
+        assert_eq!(parse_line(&s).unwrap(), Record::Exit(x));
         assert_eq!(
             parse_line(r#"{"type":"future","x":1}"#).unwrap(),
             Record::Other("future".into())

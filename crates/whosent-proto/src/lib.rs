@@ -6,6 +6,7 @@
 //! itself is documented message by message in `docs/json-schema.md`;
 //! [`SCHEMA_VERSION`] changes only when an existing field changes meaning.
 
+pub mod cause;
 pub mod code;
 pub mod escape;
 pub mod json;

@@ -4,6 +4,7 @@
 //! ([`Query::to_args`]); the agent parses them back with
 //! [`Query::parse_flag`]. Keeping both here means the two cannot drift.
 
+use crate::cause::Cause;
 use crate::record::{SignalEvent, Task};
 use crate::signal;
 
@@ -22,6 +23,8 @@ pub struct Query {
     /// namespace of this (host) pid's process, as `nsenter -t` takes it;
     /// the agent turns them into host pids when it starts.
     pub pid_ns: Option<i32>,
+    /// Causes (`--cause`); empty = all.
+    pub causes: Vec<Cause>,
 }
 
 /// A bad flag value, with a line telling the user what to do.
@@ -68,10 +71,23 @@ impl Query {
                 .sender_comm
                 .as_ref()
                 .is_none_or(|c| sender.is_some_and(|s| s.comm == *c))
+            && (self.causes.is_empty() || e.cause.is_some_and(|c| self.causes.contains(&c)))
     }
 
     /// Applies one query flag; returns `Ok(false)` if `flag` is not a
     /// query flag.
+    /// Whether `flag` is one of the query's, which [`parse_flag`]
+    /// takes: a parser asks before it takes the next argument as the
+    /// value, so that an unknown flag is "unknown", not "needs a value".
+    ///
+    /// [`parse_flag`]: Self::parse_flag
+    pub fn is_flag(flag: &str) -> bool {
+        matches!(
+            flag,
+            "-s" | "--sig" | "--pid" | "--comm" | "--sender-pid" | "--sender-comm" | "--pid-ns"
+        )
+    }
+
     pub fn parse_flag(&mut self, flag: &str, value: &str) -> Result<bool, QueryError> {
         match flag {
             "-s" | "--sig" => {
@@ -85,6 +101,17 @@ impl Query {
             "--comm" => self.comm = Some(comm(flag, value)?),
             "--sender-comm" => self.sender_comm = Some(comm(flag, value)?),
             "--pid-ns" => self.pid_ns = Some(parse_pid(flag, value)?),
+            "--cause" => {
+                let c = Cause::from_name(value).ok_or_else(|| {
+                    QueryError(format!(
+                        "--cause '{value}' is not a cause: use one of {}",
+                        crate::cause::NAMES_LIST
+                    ))
+                })?;
+                if !self.causes.contains(&c) {
+                    self.causes.push(c);
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -111,6 +138,9 @@ impl Query {
         if let Some(p) = self.pid_ns {
             a.extend(["--pid-ns".to_string(), p.to_string()]);
         }
+        for c in &self.causes {
+            a.extend(["--cause".to_string(), c.as_str().to_string()]);
+        }
         a
     }
 }
@@ -119,7 +149,21 @@ impl Query {
 fn comm(flag: &str, v: &str) -> Result<String, QueryError> {
     if v.is_empty() || v.len() > 15 {
         return Err(QueryError(format!(
-            "{flag} '{v}': a command name is 1 to 15 bytes, as in /proc/PID/comm"
+            "{flag} '{}': a command name is 1 to 15 bytes, as in /proc/PID/comm",
+            crate::escape::escape(v)
+        )));
+    }
+    // A line break would split the one-line "kernel filter" message
+    // and the filter the agent writes to tracefs, whose
+    // filter_parse() (kernel/trace/trace_events_filter.c) reads a
+    // written buffer as one expression. The kernel would store one in
+    // a comm (`prctl(PR_SET_NAME)` copies bytes as given), but no
+    // filter here can name it. Other control bytes (a tab, an escape)
+    // stay matchable: they are shown escaped.
+    if v.contains(['\n', '\r']) {
+        return Err(QueryError(format!(
+            "{flag} '{}': a command name to match cannot hold a line break",
+            crate::escape::escape(v)
         )));
     }
     Ok(v.to_string())
@@ -128,6 +172,24 @@ fn comm(flag: &str, v: &str) -> Result<String, QueryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue #13: `--comm $'a\nb'` was taken and split the "kernel
+    /// filter" line in two.
+    #[test]
+    fn a_comm_with_a_newline_is_refused_and_quoted_escaped() {
+        let mut q = Query::default();
+        for v in ["a\nb", "a\rb", "\x1b[2K\n"] {
+            let e = q.parse_flag("--comm", v).unwrap_err().0;
+            assert!(e.contains("cannot hold a line break"), "{e}");
+            assert!(!e.chars().any(char::is_control), "{e:?}");
+            let e = q.parse_flag("--sender-comm", v).unwrap_err().0;
+            assert!(e.starts_with("--sender-comm"), "{e}");
+        }
+        assert_eq!(q.comm, None);
+        // A tab or an escape is a name someone may be after.
+        assert!(q.parse_flag("--comm", "sig\tvictim").is_ok());
+        assert!(q.parse_flag("--comm", "\x1b[2K").is_ok());
+    }
 
     #[test]
     fn flags_round_trip_through_args() {
@@ -140,6 +202,8 @@ mod tests {
             ("--sender-pid", "7"),
             ("--sender-comm", "kill"),
             ("--pid-ns", "4242"),
+            ("--cause", "oom"),
+            ("--cause", "kill"),
         ] {
             assert_eq!(q.parse_flag(f, v), Ok(true));
         }
@@ -172,6 +236,8 @@ mod tests {
             context: Context::Task,
             running: task(Some(7), 8, "kill"),
             target: task(Some(100), 103, "worker"),
+            cause: None,
+            oom: None,
         };
         let q = |f: &[(&str, &str)]| {
             let mut q = Query::default();
@@ -211,6 +277,8 @@ mod tests {
             .0
             .contains("kill -l"));
         assert!(q.parse_flag("--comm", "a-very-long-command-name").is_err());
+        assert!(q.parse_flag("--comm", "my app").is_ok());
         assert_eq!(q.parse_flag("--count", "1"), Ok(false));
+        assert!(!Query::is_flag("--count"));
     }
 }

@@ -3,6 +3,7 @@
 //! One record per line, each a JSON object with a `type`:
 //! `ready`, `signal`, `lost`, `end`, `error`. See `docs/json-schema.md`.
 
+use crate::cause::Cause;
 use crate::json::Obj;
 use crate::{code, signal, SCHEMA_VERSION};
 
@@ -149,13 +150,52 @@ pub struct SignalEvent {
     /// it is the sender; in interrupt context it was only interrupted.
     pub running: Task,
     pub target: Task,
+    /// The mechanism, when it is known (`cause::classify`).
+    pub cause: Option<Cause>,
+    /// What `oom:mark_victim` said of the victim (cause `oom` only);
+    /// boxed, as every other record has none.
+    pub oom: Option<Box<OomVictim>>,
+}
+
+/// The victim's facts from `oom:mark_victim` (`include/trace/events/oom.h`):
+/// only the pid before 6.9 (commit 72ba14deb40a), so each may be unknown.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "decode", derive(Deserialize))]
+pub struct OomVictim {
+    pub total_vm_kb: Option<u64>,
+    pub anon_rss_kb: Option<u64>,
+    pub file_rss_kb: Option<u64>,
+    pub shmem_rss_kb: Option<u64>,
+    pub pgtables_kb: Option<u64>,
+    pub uid: Option<u32>,
+    pub oom_score_adj: Option<i32>,
 }
 
 impl SignalEvent {
-    /// The sender, or `None` when the signal came from interrupt
-    /// context and the running task must not be credited.
+    /// The sender, or `None` when no process sent it: it came from
+    /// interrupt context, or the kernel generated it on its own (the
+    /// cause says so), and the running task must not be credited.
     pub fn sender(&self) -> Option<&Task> {
-        (self.context == Context::Task).then_some(&self.running)
+        (self.context == Context::Task && self.cause.is_none_or(Cause::has_sender))
+            .then_some(&self.running)
+    }
+
+    /// Sets [`cause`](Self::cause) from the event and `hints`.
+    pub fn classify(&mut self, hints: crate::cause::Hints) {
+        let to_self = match (self.running.pid, self.target.pid) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.running.tid == self.target.tid,
+        };
+        self.cause = crate::cause::classify(
+            crate::cause::Facts {
+                sig: self.sig,
+                code: self.code,
+                in_task: self.context == Context::Task,
+                to_self,
+                timer: self.origin() == Origin::Timer,
+            },
+            hints,
+        );
     }
 
     pub fn origin(&self) -> Origin {
@@ -168,6 +208,76 @@ impl SignalEvent {
         } else {
             Origin::Kernel
         }
+    }
+}
+
+/// How a watched process ended (the `exit` record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExitRec {
+    pub ts_ns: u64,
+    pub pid: i32,
+    pub comm: String,
+    /// A signal killed it (`signal:signal_deliver` with a fatal default
+    /// action came before any exit_group).
+    pub killed: bool,
+    /// The signal that killed it; `None` when it exited by itself, or
+    /// when the signal's generation was not seen (filtered, lost).
+    pub sig: Option<i32>,
+    /// Its exit status (`syscalls:sys_enter_exit_group`); `None` when it
+    /// was killed, or the kernel has no syscall events.
+    pub status: Option<i32>,
+    /// The reported signal that killed it, when one was seen.
+    pub by: Option<Blame>,
+}
+
+/// The signal record behind a death, as the `exit` record repeats it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blame {
+    pub ts_ns: u64,
+    pub code: i32,
+    pub cause: Option<Cause>,
+    /// The sender's process and name; `None` when no process sent it.
+    pub sender: Option<(Option<i32>, String)>,
+}
+
+impl Blame {
+    pub fn of(e: &SignalEvent) -> Self {
+        Blame {
+            ts_ns: e.ts_ns,
+            code: e.code,
+            cause: e.cause,
+            sender: e.sender().map(|t| (t.pid, t.comm.clone())),
+        }
+    }
+}
+
+impl ExitRec {
+    pub fn encode(&self, out: &mut String) {
+        let mut o = Obj::new(out);
+        o.str("type", "exit")
+            .secs("ts", self.ts_ns)
+            .int("pid", self.pid as i64)
+            .str("comm", &self.comm)
+            .str("how", if self.killed { "killed" } else { "exited" })
+            .opt_int("status", self.status.map(i64::from))
+            .opt_int("sig", self.sig.map(i64::from))
+            .opt_str("signame", self.sig.map(signal::name).as_deref());
+        match &self.by {
+            None => o.null("by"),
+            Some(b) => o.obj("by", |o| {
+                o.secs("ts", b.ts_ns)
+                    .int("code", b.code as i64)
+                    .opt_str("cause", b.cause.map(Cause::as_str));
+                match &b.sender {
+                    None => o.null("sender"),
+                    Some((pid, comm)) => o.obj("sender", |o| {
+                        o.opt_int("pid", pid.map(i64::from)).str("comm", comm);
+                    }),
+                };
+            }),
+        };
+        o.close();
+        out.push('\n');
     }
 }
 
@@ -191,6 +301,8 @@ pub enum EndReason {
     StdinClosed,
     /// The end of a recorded trace (`whosent-deploy parse`).
     Eof,
+    /// Every `--pid` target ended (`--until-exit`).
+    TargetsExited,
     Error,
 }
 
@@ -204,6 +316,7 @@ impl EndReason {
             EndReason::Hangup => "hangup",
             EndReason::StdinClosed => "stdin_closed",
             EndReason::Eof => "eof",
+            EndReason::TargetsExited => "targets_exited",
             EndReason::Error => "error",
         }
     }
@@ -314,6 +427,21 @@ fn task_full(o: &mut Obj, t: &Task, lineage: Option<&str>) {
     };
 }
 
+fn oom(o: &mut Obj, v: &OomVictim) {
+    // One call site for the seven: each is code in the agent.
+    for (k, x) in [
+        ("total_vm_kb", v.total_vm_kb),
+        ("anon_rss_kb", v.anon_rss_kb),
+        ("file_rss_kb", v.file_rss_kb),
+        ("shmem_rss_kb", v.shmem_rss_kb),
+        ("pgtables_kb", v.pgtables_kb),
+        ("uid", v.uid.map(u64::from)),
+        ("oom_score_adj", v.oom_score_adj.map(|a| a as u64)),
+    ] {
+        o.opt_int(k, x.map(|n| n as i64));
+    }
+}
+
 impl SignalEvent {
     pub fn encode(&self, out: &mut String) {
         self.encode_with(out, None);
@@ -343,8 +471,9 @@ impl SignalEvent {
             },
         };
         o.str("context", self.context.as_str())
-            .str("origin", self.origin().as_str());
-        if self.context == Context::Task {
+            .str("origin", self.origin().as_str())
+            .opt_str("cause", self.cause.map(Cause::as_str));
+        if self.sender().is_some() {
             o.obj("sender", |o| task_full(o, &self.running, lineage));
             o.null("running");
         } else {
@@ -352,6 +481,10 @@ impl SignalEvent {
             o.obj("running", |o| task_full(o, &self.running, None));
         }
         o.obj("target", |o| task(o, &self.target));
+        match &self.oom {
+            Some(v) => o.obj("oom", |o| oom(o, v)),
+            None => o.null("oom"),
+        };
         o.close();
         out.push('\n');
     }
@@ -443,6 +576,8 @@ mod tests {
                 nspid: Some(vec![6985, 2]),
                 ..Default::default()
             },
+            cause: Some(Cause::Kill),
+            oom: None,
         }
     }
 
@@ -453,10 +588,10 @@ mod tests {
         assert_eq!(
             s,
             concat!(
-                r#"{"type":"signal","ts":5.000123,"cpu":1,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"group":true,"result":"delivered","context":"task","origin":"task","#,
+                r#"{"type":"signal","ts":5.000123,"cpu":1,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"group":true,"result":"delivered","context":"task","origin":"task","cause":"kill","#,
                 r#""sender":{"pid":6993,"tid":6993,"comm":"test_sender","nspid":[6993],"uid":0,"cmdline":"./test_sender 9 6985","#,
                 r#""lineage":[{"pid":6993,"comm":"test_sender","exe":"./test_sender","cmdline":"./test_sender 9 6985"},{"pid":1,"comm":"init","exe":null,"cmdline":null}]},"running":null,"#,
-                r#""target":{"pid":6985,"tid":6985,"comm":"test_receiver","nspid":[6985,2]}}"#,
+                r#""target":{"pid":6985,"tid":6985,"comm":"test_receiver","nspid":[6985,2]},"oom":null}"#,
                 "\n"
             )
         );
@@ -489,7 +624,34 @@ mod tests {
         let mut s = String::new();
         e.encode(&mut s);
         assert!(
-            s.contains(r#""result":5,"context":"hardirq","origin":"kernel","sender":null,"running":{"pid":6993"#),
+            s.contains(r#""result":5,"context":"hardirq","origin":"kernel","cause":"kill","sender":null,"running":{"pid":6993"#),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn the_oom_killer_is_not_the_allocating_task() {
+        let mut e = ev();
+        e.code = 0x80;
+        e.classify(crate::cause::Hints {
+            oom: true,
+            ..Default::default()
+        });
+        e.oom = Some(Box::new(OomVictim {
+            anon_rss_kb: Some(98_304),
+            oom_score_adj: Some(1000),
+            ..Default::default()
+        }));
+        assert_eq!(e.cause, Some(Cause::Oom));
+        assert!(e.sender().is_none());
+        let mut s = String::new();
+        e.encode(&mut s);
+        assert!(
+            s.contains(r#""cause":"oom","sender":null,"running":{"pid":6993,"tid":6993,"comm":"test_sender""#),
+            "{s}"
+        );
+        assert!(
+            s.trim_end().ends_with(r#""oom":{"total_vm_kb":null,"anon_rss_kb":98304,"file_rss_kb":null,"shmem_rss_kb":null,"pgtables_kb":null,"uid":null,"oom_score_adj":1000}}"#),
             "{s}"
         );
     }

@@ -3,9 +3,10 @@
 //! chosen by whoever runs the process: they are printed through
 //! [`escape`], so that none can move the cursor or forge a line.
 
+use crate::cause::Cause;
 use crate::code;
 use crate::escape::escape;
-use crate::record::{Ancestor, Origin, SignalEvent, Task};
+use crate::record::{Ancestor, Context, ExitRec, Origin, SignalEvent, Task};
 use crate::signal;
 
 /// `comm(pid)`, `comm(pid/tid)` for a thread, `comm(tid N)` when the
@@ -47,17 +48,7 @@ pub fn signal_line(e: &SignalEvent) -> String {
 pub fn signal_line_with(e: &SignalEvent, lineage: Option<&[Ancestor]>) -> String {
     let from = match e.sender() {
         Some(t) => sender(t, lineage.unwrap_or_default()),
-        None => format!(
-            "kernel{} [{} on cpu {}, interrupted {}]",
-            if e.origin() == Origin::Timer {
-                " timer"
-            } else {
-                ""
-            },
-            e.context.as_str(),
-            e.cpu,
-            who(&e.running)
-        ),
+        None => kernel_sender(e),
     };
     let code = match code::name(e.sig, e.code) {
         Some(n) => n.to_string(),
@@ -77,7 +68,77 @@ pub fn signal_line_with(e: &SignalEvent, lineage: Option<&[Ancestor]>) -> String
             None => line.push_str(&format!("result={}", r.as_raw())),
         }
     }
+    let mechanism = match e.cause.filter(|_| e.sender().is_some()) {
+        Some(Cause::Fault) => "fault",
+        Some(Cause::Pipe) => "broken pipe",
+        Some(Cause::FileSizeLimit) => "file size limit",
+        Some(Cause::ChildExit) => "child exited",
+        Some(Cause::ParentExit) => "parent exited",
+        _ => "",
+    };
+    if !mechanism.is_empty() {
+        line.push_str(&format!("  [{mechanism}]"));
+    }
     line
+}
+
+/// Who sent it, in words, when no process did: the kernel mechanism and
+/// the task in whose context it ran, never as the sender.
+fn kernel_sender(e: &SignalEvent) -> String {
+    let ctx = who(&e.running);
+    let (what, how) = match e.cause {
+        Some(Cause::Oom) => ("OOM killer", "triggered by"),
+        Some(Cause::CpuLimit) => ("CPU time limit", "RLIMIT_CPU of"),
+        Some(Cause::TtyHangup) => ("tty hangup", "in the context of"),
+        Some(Cause::PidnsExit) => ("pid namespace teardown", "its init exiting:"),
+        Some(Cause::Timer) if e.context == Context::Task => ("kernel timer", "in the context of"),
+        _ if e.context == Context::Task => ("kernel", "in the context of"),
+        _ => {
+            return format!(
+                "kernel{} [{} on cpu {}, interrupted {ctx}]",
+                if e.origin() == Origin::Timer {
+                    " timer"
+                } else {
+                    ""
+                },
+                e.context.as_str(),
+                e.cpu,
+            )
+        }
+    };
+    format!("{what} ({how} {ctx})")
+}
+
+/// `sleep(140) died: killed by SIGKILL from sh(168)`,
+/// `hog(650) died: killed by SIGKILL from the OOM killer`,
+/// `prog(141) died: exited with status 3`.
+pub fn exit_line(x: &ExitRec) -> String {
+    let me = format!("{}({})", escape(&x.comm), x.pid);
+    if !x.killed {
+        return match x.status {
+            Some(s) => format!("{me} died: exited with status {s}"),
+            None => format!("{me} died: exited (its status was not traced)"),
+        };
+    }
+    let Some(sig) = x.sig else {
+        return format!(
+            "{me} died: killed by a signal whose sending was not traced (filtered out or lost)"
+        );
+    };
+    let from = x.by.as_ref().map(|b| match (&b.sender, b.cause) {
+        (Some((Some(pid), comm)), _) => format!("{}({pid})", escape(comm)),
+        (Some((None, comm)), _) => escape(comm).to_string(),
+        (None, Some(Cause::Oom)) => "the OOM killer".into(),
+        (None, Some(Cause::CpuLimit)) => "the CPU time limit".into(),
+        (None, Some(Cause::TtyHangup)) => "a tty hangup".into(),
+        (None, Some(Cause::PidnsExit)) => "the pid namespace teardown".into(),
+        (None, Some(Cause::Timer)) => "a timer".into(),
+        (None, _) => "the kernel".into(),
+    });
+    match from {
+        Some(f) => format!("{me} died: killed by {} from {f}", signal::name(sig)),
+        None => format!("{me} died: killed by {}", signal::name(sig)),
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +169,8 @@ mod tests {
                 comm: "test_receiver".into(),
                 ..Default::default()
             },
+            cause: None,
+            oom: None,
         };
         assert_eq!(
             signal_line(&e),
@@ -164,6 +227,8 @@ mod tests {
                 comm: "a\\b\u{9b}2J\x7f".into(),
                 ..Default::default()
             },
+            cause: None,
+            oom: None,
         };
         let line = signal_line(&e);
         assert_eq!(
@@ -211,6 +276,8 @@ mod tests {
                 nspid: Some(vec![650, 7, 1]),
                 ..Default::default()
             },
+            cause: None,
+            oom: None,
         };
         assert_eq!(
             signal_line(&e),

@@ -19,6 +19,21 @@ const CLASSIC: [&str; 31] = [
 pub const RTMIN: i32 = 34;
 pub const RTMAX: i32 = 64;
 
+/// The numbers the cause rules and the exit record name
+/// (`include/uapi/asm-generic/signal.h`).
+pub const SIGHUP: i32 = 1;
+pub const SIGILL: i32 = 4;
+pub const SIGTRAP: i32 = 5;
+pub const SIGBUS: i32 = 7;
+pub const SIGFPE: i32 = 8;
+pub const SIGKILL: i32 = 9;
+pub const SIGSEGV: i32 = 11;
+pub const SIGPIPE: i32 = 13;
+pub const SIGCHLD: i32 = 17;
+pub const SIGCONT: i32 = 18;
+pub const SIGXCPU: i32 = 24;
+pub const SIGXFSZ: i32 = 25;
+
 /// Aliases `kill -l` and older programs accept.
 const ALIASES: [(&str, i32); 3] = [("IOT", 6), ("POLL", 29), ("CLD", 17)];
 
@@ -38,11 +53,14 @@ impl fmt::Display for UnknownSignal {
 
 impl std::error::Error for UnknownSignal {}
 
-/// Parses `KILL`, `SIGKILL`, `kill`, `9`, `RTMIN+3`, `SIGRTMAX-1`.
-/// Signal 0 is refused: it is a permission probe, never generated.
+/// Parses `KILL`, `SIGKILL`, `kill`, `9`, `RTMIN+3`, `SIGRTMAX-1`, and
+/// each of them after one `-`, as `kill -9` and `kill -KILL` write them
+/// (`--sig=-9`). Signal 0 is refused: it is a permission probe, never
+/// generated.
 pub fn parse(spec: &str) -> Result<i32, UnknownSignal> {
     let err = || UnknownSignal(spec.to_string());
     let s = spec.trim();
+    let s = s.strip_prefix('-').unwrap_or(s);
     if let Ok(n) = s.parse::<i32>() {
         return if (1..=RTMAX).contains(&n) {
             Ok(n)
@@ -104,12 +122,16 @@ mod tests {
         assert_eq!(parse("rtmax-1"), Ok(63));
         assert_eq!(parse("IOT"), Ok(6));
         assert_eq!(parse("CHLD"), Ok(17));
+        // As `kill -9` and `kill -KILL` write them.
+        assert_eq!(parse("-9"), Ok(9));
+        assert_eq!(parse("-SIGKILL"), Ok(9));
+        assert_eq!(parse("-RTMIN+3"), Ok(37));
     }
 
     #[test]
     fn refuses_nonsense() {
         for s in [
-            "0", "65", "99", "-9", "KILLL", "RTMIN+40", "RTMIN-1", "RTMAX+1", "",
+            "0", "65", "99", "--9", "-0", "-", "KILLL", "RTMIN+40", "RTMIN-1", "RTMAX+1", "",
         ] {
             let e = parse(s).unwrap_err();
             assert!(e.to_string().contains("kill -l"), "{s}: {e}");

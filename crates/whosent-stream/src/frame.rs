@@ -41,6 +41,9 @@ pub mod role {
     pub const TASK: u8 = 2;
     /// The argv uprobe (its name is the instance's, so it has a role).
     pub const ARGV: u8 = 3;
+    /// What became of a target, and OOM kills: `oom:mark_victim`,
+    /// `signal:signal_deliver`, `syscalls:sys_enter_exit_group`.
+    pub const FATE: u8 = 4;
 }
 
 /// The END frame's reason byte: the order of `whosent_proto::record::EndReason`.

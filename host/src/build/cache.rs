@@ -9,13 +9,20 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// What the agent is built from, relative to the workspace root.
-pub const SOURCES: [&str; 5] = [
+/// What the agent is built from, relative to the workspace root: every
+/// crate of the workspace it links (a test checks the list against the
+/// manifests; the analysis and stream crates were once missing, and an
+/// agent built before a change to them was reused).
+pub const SOURCES: [&str; 8] = [
     "Cargo.toml",
     "Cargo.lock",
     "target-agent",
     "crates/whosent-proto",
     "crates/whosent-ftrace",
+    "crates/whosent-stream",
+    "crates/whosent-analysis",
+    // The audit reader, built with the agent, links it.
+    "crates/whosent-audit",
 ];
 
 /// `${XDG_CACHE_HOME:-~/.cache}/whosent`. The XDG spec says a relative
@@ -106,6 +113,45 @@ pub fn store(built: &Path, dest: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The workspace crates `dir`'s manifest depends on (`whosent-*`
+    /// lines of its `[dependencies]`), by directory.
+    fn deps(ws: &Path, dir: &str) -> Vec<String> {
+        let m = fs::read_to_string(ws.join(dir).join("Cargo.toml")).unwrap();
+        let deps = m.split("[dependencies]").nth(1).unwrap_or("");
+        let deps = deps.split("\n[").next().unwrap_or("");
+        deps.lines()
+            .filter_map(|l| l.trim().strip_prefix("whosent-"))
+            .map(|l| {
+                format!(
+                    "crates/whosent-{}",
+                    l.split(['.', ' ', '=']).next().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_key_covers_every_crate_the_agent_links() {
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut todo = vec!["target-agent".to_string()];
+        let mut seen = Vec::new();
+        while let Some(d) = todo.pop() {
+            for dep in deps(&ws, &d) {
+                if !seen.contains(&dep) {
+                    seen.push(dep.clone());
+                    todo.push(dep);
+                }
+            }
+        }
+        assert!(seen.len() >= 4, "{seen:?}");
+        for d in &seen {
+            assert!(
+                SOURCES.contains(&d.as_str()),
+                "{d} is linked by the agent but not in the cache key"
+            );
+        }
+    }
 
     fn tree(name: &str) -> PathBuf {
         let d =

@@ -72,6 +72,14 @@ fn say(progress: bool, msg: std::fmt::Arguments) {
     }
 }
 
+/// The name of the audit reader binary (target-agent/src/bin).
+pub const AUDIT_READER: &str = "whosent-audit-reader";
+
+/// The audit reader built with the agent at `agent` (its cache entry).
+pub fn audit_reader(agent: &Path) -> PathBuf {
+    agent.with_file_name(AUDIT_READER)
+}
+
 /// The agent for `target`, built by `builder` ("local" or "cross"), or
 /// the cached one when nothing that goes into it has changed. With
 /// `progress`, says what it does on stderr and shows cargo's output.
@@ -119,7 +127,7 @@ pub fn agent_for(target: Target, builder: &str, progress: bool) -> Result<PathBu
         .collect();
     for &triple in &triples {
         let p = cache::entry(&cache, target.name(), &key(triple)?);
-        if p.is_file() && check_elf(&p, target).is_ok() {
+        if p.is_file() && check_elf(&p, target).is_ok() && audit_reader(&p).is_file() {
             say(
                 progress,
                 format_args!(
@@ -182,6 +190,16 @@ pub fn agent_for(target: Target, builder: &str, progress: bool) -> Result<PathBu
         help: "report this as a whosent bug, with the output of `rustc -vV`".into(),
     })?;
     let dest = cache::entry(&cache, target.name(), &key(triple)?);
+    // The same build makes the audit reader (target-agent's second
+    // binary, --backend audit): kept beside the agent, stored first so
+    // that an agent in the cache always has its reader.
+    let reader = built.with_file_name(AUDIT_READER);
+    cache::store(&reader, &audit_reader(&dest)).map_err(|e| {
+        HostError::Io(
+            format!("cannot store the audit reader beside {}", dest.display()),
+            e,
+        )
+    })?;
     cache::store(&built, &dest)
         .map_err(|e| HostError::Io(format!("cannot store the agent in {}", dest.display()), e))?;
     let size = fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);

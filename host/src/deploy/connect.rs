@@ -19,12 +19,13 @@ pub fn connect(
         .host
         .as_deref()
         .ok_or_else(|| HostError::Usage("--host is required".into()))?;
-    let target = ssh::resolve(
+    let target = ssh::resolve_via(
         host,
         a.port,
         a.user.as_deref(),
         &a.identity,
         a.ssh_config.as_deref(),
+        a.jump.as_deref(),
     )?;
     let alive = alive(
         &a.options,

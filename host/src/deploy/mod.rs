@@ -38,6 +38,35 @@ use std::io::{self, IsTerminal};
 use std::sync::atomic::AtomicBool;
 
 /// Traces `host` over SSH with `backend`; returns the exit status.
+/// As [`run`], on this machine (`--host local`): the same flow over
+/// the local transport, as root.
+pub fn run_local(
+    r: &RunArgs,
+    backend: &mut dyn Backend,
+    stop: &AtomicBool,
+) -> Result<i32, HostError> {
+    let plan = Plan {
+        login: "local".into(),
+        host: "local".into(),
+        target: r.target.clone(),
+        sudo: r.sudo,
+        keep: r.keep,
+        json: r.capture.json,
+        quiet: r.capture.json && !io::stderr().is_terminal(),
+        // Nothing writes a heartbeat here, and the agent's stdin is a
+        // pipe from this process: its EOF is enough.
+        alive_timeout: None,
+    };
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    flow::run(
+        &crate::transport::local::Local,
+        &plan,
+        backend,
+        &mut out,
+        stop,
+    )
+}
+
 pub fn run(
     r: &RunArgs,
     host: &str,
@@ -53,7 +82,7 @@ pub fn run(
     };
     let (target, conn) = connect(&r.ssh, Some(stop)).map_err(interrupted)?;
     let plan = Plan {
-        login: format!("{}@{}:{}", target.user, target.host, target.port),
+        login: login(&target),
         host: host.to_string(),
         target: r.target.clone(),
         sudo: r.sudo,
@@ -66,4 +95,15 @@ pub fn run(
     // of its own; the session flushes after each chunk of the stream.
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     flow::run(&conn, &plan, backend, &mut out, stop)
+}
+
+/// `user@host:port`, then ` via user@jump:port` for each jump host.
+fn login(t: &crate::ssh::Target) -> String {
+    let mut s = format!("{}@{}:{}", t.user, t.host, t.port);
+    let mut hop = t.jump.as_deref();
+    while let Some(j) = hop {
+        s.push_str(&format!(" via {}@{}:{}", j.user, j.host, j.port));
+        hop = j.jump.as_deref();
+    }
+    s
 }

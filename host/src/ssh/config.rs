@@ -4,8 +4,10 @@
 //! line), `Match all` / `Match host` / `Match originalhost` (any other
 //! criterion makes the block not apply), `HostName`, `User`, `Port`,
 //! `IdentityFile` (all of them, in order), `ProxyJump`/`ProxyCommand`
-//! (refused unless `none`), `ServerAliveInterval`, `ServerAliveCountMax`
-//! (see [`super::alive`]), and `Include` (relative paths are under
+//! (the first of them; `dest` follows a ProxyJump through
+//! [`super::jump`] and refuses a ProxyCommand, unless `none`),
+//! `ServerAliveInterval`, `ServerAliveCountMax` (see [`super::alive`]),
+//! and `Include` (relative paths are under
 //! `~/.ssh`, globs in the last path component). Every other keyword is
 //! ignored. As in ssh, the first value obtained for a keyword wins, and
 //! only the user's file is read, not `/etc/ssh/ssh_config`.

@@ -10,6 +10,9 @@
 //! `User`, `HostName`, matched against the host as typed), then port 22
 //! and the local user name. Keys: every `-i KEY` first, then the
 //! config's `IdentityFile`s. See [`super::config`] for what is read.
+//!
+//! A jump host (`-J`, else the config's `ProxyJump`) is resolved the
+//! same way, from its own config entry, into [`Target::jump`].
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,23 @@ pub struct Target {
     pub identity_files: Vec<PathBuf>,
     /// The destination as the user typed it, for messages.
     pub alias: String,
+    /// The jump host the board is reached through (`-J`, `ProxyJump`),
+    /// itself possibly reached through another.
+    pub jump: Option<Box<Target>>,
+}
+
+impl Target {
+    /// `alias`, then ` via HOP` for each jump host, nearest first.
+    pub fn route(&self) -> String {
+        let mut s = self.alias.clone();
+        let mut hop = self.jump.as_deref();
+        while let Some(j) = hop {
+            s.push_str(" via ");
+            s.push_str(&j.alias);
+            hop = j.jump.as_deref();
+        }
+        s
+    }
 }
 
 /// The parts written in a destination string.
@@ -119,6 +139,37 @@ pub fn resolve(
     identities: &[PathBuf],
     config: Option<&Path>,
 ) -> Result<Target, SshError> {
+    resolve_via(dest, port, user, identities, config, None)
+}
+
+/// [`resolve`], reaching the board through `jump` (`-J
+/// [USER@]HOST[:PORT][,HOST...]`) if given, else through the config's
+/// `ProxyJump`, as ssh does: the command line beats the config.
+pub fn resolve_via(
+    dest: &str,
+    port: Option<u16>,
+    user: Option<&str>,
+    identities: &[PathBuf],
+    config: Option<&Path>,
+    jump: Option<&str>,
+) -> Result<Target, SshError> {
+    resolve_at(dest, port, user, identities, config, jump, 0)
+}
+
+/// How many jump hops a route may have. ssh sets no limit, but a
+/// `ProxyJump` loop in the config (gw's own entry naming gw) would
+/// otherwise never end.
+pub const MAX_HOPS: usize = 8;
+
+fn resolve_at(
+    dest: &str,
+    port: Option<u16>,
+    user: Option<&str>,
+    identities: &[PathBuf],
+    config: Option<&Path>,
+    jump: Option<&str>,
+    depth: usize,
+) -> Result<Target, SshError> {
     let d = parse(dest)?;
     // `-l user:password` is the same mistake.
     if user.is_some_and(|u| u.contains(':')) {
@@ -130,8 +181,12 @@ pub fn resolve(
         None if default_config.is_file() => config::lookup(&default_config, &d.host)?,
         None => config::HostConfig::default(),
     };
-    if let Some((path, line, keyword, value)) = &cfg.proxy {
-        if !value.eq_ignore_ascii_case("none") {
+    // The first of ProxyJump and ProxyCommand wins, as in ssh; only
+    // ProxyJump can be done without running a command.
+    let jump_spec = match (jump, &cfg.proxy) {
+        (Some(j), _) => Some(j.to_string()),
+        (None, Some((_, _, _, value))) if value.eq_ignore_ascii_case("none") => None,
+        (None, Some((path, line, keyword, _))) if keyword == "ProxyCommand" => {
             return Err(SshError::ConfigUnsupported {
                 path: path.clone(),
                 line: *line,
@@ -139,7 +194,12 @@ pub fn resolve(
                 alias: dest.to_string(),
             });
         }
-    }
+        (None, Some((_, _, _, value))) => Some(value.clone()),
+        (None, None) => None,
+    };
+    let jump = jump_spec
+        .map(|spec| hops(&spec, config, depth).map(Box::new))
+        .transpose()?;
     let host = match &cfg.hostname {
         Some(h) => expand_tokens(h, &[('h', &d.host)]),
         None => d.host.clone(),
@@ -180,6 +240,7 @@ pub fn resolve(
         user,
         identity_files,
         alias: dest.to_string(),
+        jump,
     })
 }
 
@@ -197,6 +258,32 @@ pub fn alive_config(
         None => config::HostConfig::default(),
     };
     Ok((cfg.alive_interval, cfg.alive_count))
+}
+
+/// A jump list, `[USER@]HOST[:PORT][,...]`, to the hop nearest the
+/// board. Each hop is reached through the ones before it and resolved
+/// through the config like any destination (its `User`, `Port`,
+/// `HostName`, `IdentityFile`); the config's `ProxyJump` of a hop is
+/// used only for the first one, as ssh turns `-J a,b` into `-J a` for
+/// b. `-p`, `-l` and `-i` are the board's, not the hops'.
+fn hops(spec: &str, config: Option<&Path>, depth: usize) -> Result<Target, SshError> {
+    let bad = |reason: &str| SshError::BadDestination {
+        dest: spec.to_string(),
+        reason: reason.to_string(),
+    };
+    let list: Vec<&str> = spec.split(',').map(str::trim).collect();
+    if list.iter().any(|h| h.is_empty()) {
+        return Err(bad("an empty hop in the jump host list"));
+    }
+    let depth = depth + list.len();
+    if depth > MAX_HOPS {
+        return Err(bad(&format!(
+            "more than {MAX_HOPS} jump hosts (a ProxyJump loop in the ssh config?)"
+        )));
+    }
+    let (last, before) = list.split_last().expect("split gives one item");
+    let via = (!before.is_empty()).then(|| before.join(","));
+    resolve_at(last, None, None, &[], config, via.as_deref(), depth)
 }
 
 /// `%x` tokens of ssh_config; `%%` is a percent sign, unknown tokens

@@ -30,13 +30,38 @@ pub enum SshError {
         message: String,
     },
 
-    /// `ProxyJump` / `ProxyCommand` apply to the destination.
-    #[error("{}:{line}: {keyword} (used for '{alias}') is not supported: whosent-deploy connects to the board directly", path.display())]
+    /// `ProxyCommand` applies to the destination.
+    #[error("{}:{line}: {keyword} (used for '{alias}') is not supported: whosent-deploy runs no proxy command (ProxyJump works)", path.display())]
     ConfigUnsupported {
         path: PathBuf,
         line: usize,
         keyword: String,
         alias: String,
+    },
+
+    /// A failure on the way to the jump host `jump` (connecting, its
+    /// host key, logging in): the board itself was not reached.
+    #[error("jump host {jump}: {source}")]
+    Jump { jump: String, source: Box<SshError> },
+
+    /// The jump host refused or failed to open the `direct-tcpip`
+    /// channel to the board.
+    #[error("jump host {jump} cannot reach {host}:{port}: {source}")]
+    JumpOpen {
+        jump: String,
+        host: String,
+        port: u16,
+        source: ssh2::Error,
+    },
+
+    /// The SSH handshake with the board, through the jump host, failed
+    /// (or timed out: `source` then says so).
+    #[error("SSH handshake with {host}:{port} through jump host {jump} failed: {source}")]
+    JumpHandshake {
+        jump: String,
+        host: String,
+        port: u16,
+        source: ssh2::Error,
     },
 
     #[error("cannot resolve host '{host}': {source}")]
@@ -184,8 +209,15 @@ impl SshError {
             ConfigRead { .. } => "fix the permissions of the ssh config file, or point at another one".into(),
             ConfigInvalid { .. } => "fix that line of the ssh config (see `man ssh_config`)".into(),
             ConfigUnsupported { keyword, .. } => format!(
-                "reach the board without {keyword}: forward a port (`ssh -N -L 2222:BOARD:22 JUMPHOST`) and deploy to 127.0.0.1:2222, or add a Host entry without {keyword} above this one"
+                "if the {keyword} is `ssh -W %h:%p JUMPHOST`, write `ProxyJump JUMPHOST` instead (or pass -J JUMPHOST); otherwise forward a port (`ssh -N -L 2222:BOARD:22 JUMPHOST`) and deploy to 127.0.0.1:2222"
             ),
+            Jump { source, .. } => source.help(),
+            JumpOpen { jump, .. } => format!(
+                "check the board's name and port as {jump} sees them (HostName, -p), and that {jump}'s sshd allows forwarding (AllowTcpForwarding yes)"
+            ),
+            JumpHandshake { .. } => {
+                "the jump host reached the port, but no SSH server answered there: check the board's port (-p)".into()
+            }
             Resolve { .. } => "check the host name (and any HostName in ~/.ssh/config), or use the board's IP address".into(),
             ConnectRefused { .. } => {
                 "check the host and port (-p), and that an SSH server (sshd or dropbear) runs on the board".into()

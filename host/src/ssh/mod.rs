@@ -4,7 +4,9 @@
 //! - [`dest::resolve`]: `[USER@]HOST[:PORT]`, `-p`, `-l`, `-i` and
 //!   `~/.ssh/config` to a [`Target`];
 //! - [`Conn::connect`]: TCP, handshake, host key check against
-//!   known_hosts ([`known_hosts`], [`HostKeyPolicy`]), login;
+//!   known_hosts ([`known_hosts`], [`HostKeyPolicy`]), login; through
+//!   a jump host (`-J`, `ProxyJump`), the same over a `direct-tcpip`
+//!   channel of the jump host's own session (`jump`);
 //! - [`Conn::upload`]: SCP, or `cat >` where the board has no `scp`
 //!   (dropbear);
 //! - [`Conn::run`] for short commands and [`Conn::stream`] for the agent,
@@ -27,6 +29,7 @@ mod error;
 pub mod exec;
 pub mod hold;
 mod hostfile;
+mod jump;
 pub mod known_hosts;
 pub mod lines;
 mod pattern;
@@ -36,7 +39,7 @@ mod watch;
 
 pub use alive::Alive;
 pub(crate) use config::alive_value as config_alive_value;
-pub use dest::{resolve, Target};
+pub use dest::{resolve, resolve_via, Target};
 pub use error::SshError;
 pub use exec::{Flow, Output, STOP_GRACE};
 pub use hold::Held;

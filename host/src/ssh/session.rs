@@ -80,6 +80,10 @@ pub struct Conn {
     /// Set once SCP failed here; see `upload::Conn::scp`.
     pub(crate) scp_unusable: AtomicBool,
     pub(crate) alive: Alive,
+    /// Through a jump host: the thread that carries this session over
+    /// the jump host's channel. After `session`, so that it is dropped
+    /// (and joined) once the session has closed its socket.
+    _jump: Option<super::jump::Link>,
 }
 
 /// With the keepalives, a board that vanished (nothing acknowledged) is
@@ -94,16 +98,17 @@ const ERROR_TIMEOUT: i32 = -9;
 impl Conn {
     /// Connects, checks the host key, and logs in (agent, keys, then
     /// password; see [`super::auth`]).
+    ///
+    /// With `target.jump`, the session runs over a channel of the jump
+    /// host's session ([`super::jump`]); both host keys are checked.
     pub fn connect(target: &Target, opts: &ConnectOpts) -> Result<Conn, SshError> {
-        let (tcp, peer) = tcp_connect_interruptibly(target, opts)?;
-        tune_socket(&tcp);
-        let fd = tcp.as_raw_fd();
+        let (mut session, fd, peer, jump) = open(target, opts)?;
         let watch = Watch::start(fd, opts.stop, opts.alive.dead_after());
-        let interrupted = |e| match watch.fired() {
+        let via = jump.as_ref().map(|(route, _)| route.clone());
+        Self::login(&mut session, peer, via, target, opts).map_err(|e| match watch.fired() {
             Some(Fired::Interrupted) => SshError::Interrupted,
             _ => e,
-        };
-        let session = Self::login(tcp, peer, target, opts).map_err(interrupted)?;
+        })?;
         session.set_keepalive(true, opts.alive.interval.as_secs().max(1) as u32);
         Ok(Conn {
             watch,
@@ -114,19 +119,27 @@ impl Conn {
             busy: Mutex::new(()),
             scp_unusable: AtomicBool::new(false),
             alive: opts.alive,
+            _jump: jump.map(|(_, link)| link),
         })
     }
 
     /// Handshake, host key check, authentication.
     fn login(
-        tcp: TcpStream,
+        session: &mut Session,
         peer: SocketAddr,
+        via: Option<String>,
         target: &Target,
         opts: &ConnectOpts,
-    ) -> Result<Session, SshError> {
-        let handshake_err = |source| SshError::Handshake { addr: peer, source };
-        let mut session = Session::new().map_err(handshake_err)?;
-        session.set_tcp_stream(tcp);
+    ) -> Result<(), SshError> {
+        let handshake_err = |source| match &via {
+            None => SshError::Handshake { addr: peer, source },
+            Some(jump) => SshError::JumpHandshake {
+                jump: jump.clone(),
+                host: target.host.clone(),
+                port: target.port,
+                source,
+            },
+        };
         session.set_timeout(millis(opts.connect_timeout));
         let prefs =
             known_hosts::algorithm_prefs(&session, &opts.known_hosts, &target.host, target.port)?;
@@ -136,7 +149,7 @@ impl Conn {
                 .map_err(handshake_err)?;
         }
         session.handshake().map_err(|e| match e.code() {
-            ErrorCode::Session(ERROR_TIMEOUT) => SshError::HandshakeTimeout {
+            ErrorCode::Session(ERROR_TIMEOUT) if via.is_none() => SshError::HandshakeTimeout {
                 addr: peer,
                 timeout: opts.connect_timeout,
             },
@@ -153,14 +166,15 @@ impl Conn {
         // Streams last as long as the agent runs: no timeout from here
         // (the watch ends a dead link).
         session.set_timeout(0);
-        Ok(session)
+        Ok(())
     }
 
     pub fn target(&self) -> &Target {
         &self.target
     }
 
-    /// The address actually connected to.
+    /// The address actually connected to (through a jump host, the
+    /// jump host's).
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }
@@ -324,6 +338,42 @@ fn tune_socket(tcp: &TcpStream) {
         libc::TCP_USER_TIMEOUT,
         TCP_USER_TIMEOUT_MS,
     );
+}
+
+/// A session not yet handshaken, over TCP to the board or, with
+/// `target.jump`, over the jump host's channel; with its descriptor,
+/// the address connected to, and the jump host's route and pump.
+#[allow(clippy::type_complexity)] // reason: one private call site, destructured at once
+fn open(
+    target: &Target,
+    opts: &ConnectOpts,
+) -> Result<
+    (
+        Session,
+        RawFd,
+        SocketAddr,
+        Option<(String, super::jump::Link)>,
+    ),
+    SshError,
+> {
+    let new = |peer| Session::new().map_err(|source| SshError::Handshake { addr: peer, source });
+    match target.jump.as_deref() {
+        None => {
+            let (tcp, peer) = tcp_connect_interruptibly(target, opts)?;
+            tune_socket(&tcp);
+            let fd = tcp.as_raw_fd();
+            let mut session = new(peer)?;
+            session.set_tcp_stream(tcp);
+            Ok((session, fd, peer, None))
+        }
+        Some(j) => {
+            let (sock, link) = super::jump::open(j, target, opts)?;
+            let fd = sock.as_raw_fd();
+            let mut session = new(link.peer)?;
+            session.set_tcp_stream(sock);
+            Ok((session, fd, link.peer, Some((j.route(), link))))
+        }
+    }
 }
 
 pub(crate) fn millis(d: Duration) -> u32 {

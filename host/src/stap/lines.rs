@@ -141,6 +141,14 @@ impl Lines {
 
     /// The host's share of the query; the session counts.
     fn signal(&mut self, mut e: SignalEvent, s: &mut Session<'_>) -> Flow {
+        // The module's process lines say who has exited; it does not
+        // probe oom:mark_victim, so an OOM kill shows as `kernel`
+        // (docs/stap-notes.md).
+        let running_exited = self.table.get(e.running.tid).is_some_and(|p| p.exited);
+        e.classify(whosent_proto::cause::Hints {
+            oom: false,
+            running_exited,
+        });
         if !self.query.matches(&e) {
             return Flow::Continue;
         }

@@ -183,6 +183,8 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
                     comm: comm(13)?,
                     ..Task::default()
                 },
+                cause: None,
+                oom: None,
             })))
         }
         "end" => {
@@ -255,6 +257,7 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
             events: vec![TaskEvent::Exit {
                 tid: int(4, "tid")?,
                 comm: comm(6)?,
+                group_dead: None,
             }],
         }),
         _ => Ok(Line::Other(line.to_string())),
@@ -444,7 +447,8 @@ mod tests {
                 9,
                 vec![TaskEvent::Exit {
                     tid: 12,
-                    comm: "sleep".into()
+                    comm: "sleep".into(),
+                    group_dead: None,
                 }]
             )
         );
@@ -654,9 +658,9 @@ mod tests {
             format!(
                 concat!(
                     r#"{{"type":"signal","ts":{t},"cpu":{c},"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"#,
-                    r#""group":true,"result":"delivered","context":"task","origin":"task","#,
+                    r#""group":true,"result":"delivered","context":"task","origin":"task","cause":null,"#,
                     r#""sender":{{"pid":{s},"tid":{s},"comm":"sigs","nspid":null,"uid":0,"cmdline":null,"lineage":null}},"running":null,"#,
-                    r#""target":{{"pid":{v},"tid":{v},"comm":"sig\tvictim","nspid":null}}}}"#,
+                    r#""target":{{"pid":{v},"tid":{v},"comm":"sig\tvictim","nspid":null}},"oom":null}}"#,
                     "\n"
                 ),
                 t = format!("{}.{:06}", us / 1_000_000, us % 1_000_000),

@@ -48,6 +48,7 @@ fn names_a_child_that_exited_before_it_was_looked_up() {
         &TaskEvent::Exit {
             tid: 11,
             comm: "kill".into(),
+            group_dead: None,
         },
     );
     let p = t.lookup(&mut NoFacts, 11).unwrap().clone();
@@ -115,6 +116,7 @@ fn lineage_of_a_chain_that_has_exited() {
             &TaskEvent::Exit {
                 tid,
                 comm: String::new(),
+                group_dead: None,
             },
         );
     }

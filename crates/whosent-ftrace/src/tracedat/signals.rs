@@ -108,6 +108,8 @@ impl Iterator for Signals<'_> {
                     comm: s.target_comm,
                     ..Default::default()
                 },
+                cause: None,
+                oom: None,
             })));
         }
     }
