@@ -70,10 +70,13 @@ pub const STALE: &str = r#"for o in "${TMPDIR:-/tmp}"/whosent.*/owner; do
 done"#;
 
 /// The script that makes a new directory: prints `new DIR` and `.`,
-/// then waits for the connection to end (see the module docs).
+/// then waits for the connection to end (see the module docs). SIGPIPE
+/// is ignored: a connection dropped before it printed (a Ctrl-C just
+/// then) would otherwise kill it at the `echo`, before its clean-up.
 fn new_dir_script() -> String {
     format!(
-        r#"{START_FN}
+        r#"trap '' PIPE
+{START_FN}
 {STALE}
 d=$(mktemp -d "${{TMPDIR:-/tmp}}/whosent.XXXXXX" 2>/dev/null) || {{ d="${{TMPDIR:-/tmp}}/whosent.$$"; mkdir -m 700 "$d" || exit 3; }}
 chmod 700 "$d" || exit 3
