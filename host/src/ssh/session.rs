@@ -142,7 +142,7 @@ impl Conn {
         };
         session.set_timeout(millis(opts.connect_timeout));
         let prefs =
-            known_hosts::algorithm_prefs(&session, &opts.known_hosts, &target.host, target.port)?;
+            known_hosts::algorithm_prefs(session, &opts.known_hosts, &target.host, target.port)?;
         if let Some(prefs) = prefs {
             session
                 .method_pref(MethodType::HostKey, &prefs)
@@ -156,13 +156,13 @@ impl Conn {
             _ => handshake_err(e),
         })?;
         known_hosts::verify(
-            &session,
+            session,
             &opts.known_hosts,
             &target.host,
             target.port,
             opts.policy,
         )?;
-        auth::authenticate(&session, target, opts.password.as_deref())?;
+        auth::authenticate(session, target, opts.password.as_deref())?;
         // Streams last as long as the agent runs: no timeout from here
         // (the watch ends a dead link).
         session.set_timeout(0);
