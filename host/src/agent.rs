@@ -11,11 +11,13 @@ use crate::build::{self, Target as Arch};
 use crate::bundle;
 use crate::deploy::push::{method, Pusher};
 use crate::deploy::Backend;
+use crate::died::{Exit, LastWords};
 use crate::error::HostError;
 use crate::session::Session;
 use crate::ssh::upload::quote;
 use crate::stream::Feed;
 use crate::transport::Flow;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
@@ -29,6 +31,8 @@ pub struct Agent {
     hash: String,
     arch: Option<Arch>,
     feed: Feed,
+    /// The agent's last line on stderr.
+    words: LastWords,
 }
 
 impl Agent {
@@ -42,6 +46,7 @@ impl Agent {
             hash: String::new(),
             arch: None,
             feed,
+            words: LastWords::default(),
         }
     }
 
@@ -163,8 +168,28 @@ impl Backend for Agent {
         streamed: Result<i32, crate::transport::SshError>,
         s: &mut Session<'_>,
     ) -> Result<i32, HostError> {
-        self.feed
-            .finish(whosent_proto::record::EndReason::Hangup, s);
+        let exit = streamed.as_ref().ok().map(|&status| Exit {
+            status,
+            last: self.words.last(),
+        });
+        let death = self
+            .feed
+            .finish(whosent_proto::record::EndReason::Hangup, exit, s);
+        // The agent is stopped and gone: now the run's own error, if any.
+        if let Some(e) = s.output_error() {
+            return Err(e);
+        }
+        if let Some(d) = death {
+            return Err(d.error());
+        }
         Ok(streamed?)
+    }
+
+    /// Passed on (escaped), and its last line kept: it says why the
+    /// agent died, if it does.
+    fn stderr(&mut self, chunk: &[u8], _: &mut Session<'_>) {
+        self.words.feed(chunk);
+        let text = whosent_proto::escape::escape_lines(chunk);
+        let _ = std::io::stderr().write_all(text.as_bytes());
     }
 }

@@ -13,7 +13,7 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
     match cli.cmd {
         Some(Cmd::Parse(p)) => {
             let q = query::from_args(&p.query)?;
-            let mut out = io::stdout().lock();
+            let mut out = crate::stdout::Raw;
             if p.file == "-" {
                 offline::parse(io::stdin().lock(), "stdin", &q, &mut out, p.json, p.every)
             } else {
@@ -43,7 +43,7 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
         Some(Cmd::Man) => crate::completions::man(),
         Some(Cmd::StapScript(s)) => {
             let q = query::from_args(&s.query)?;
-            print!("{}", crate::stap::script::generate(&q, s.count)?);
+            crate::stdout::print(crate::stap::script::generate(&q, s.count)?.as_bytes())?;
             Ok(0)
         }
         None => trace(&cli.run),

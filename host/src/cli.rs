@@ -246,14 +246,32 @@ pub struct DoctorArgs {
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, HostError> {
     let args: Vec<OsString> = args.into_iter().collect();
     negative_sig(&args)?;
-    let m = Cli::command()
-        .try_get_matches_from(&args)
-        .unwrap_or_else(|e| e.exit());
+    let m = match Cli::command().try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => match clap_exit(e)? {},
+    };
     let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
     if cli.cmd.is_none() && cli.run.ssh.host.as_deref() == Some("local") {
         not_for_local(&m)?;
     }
     Ok(cli)
+}
+
+/// clap's own exit, but --help and --version, which go to stdout, are
+/// written checked, as every print path is: clap's exit ignores a
+/// failed write (a full stdout exited 0). The error is that failure.
+fn clap_exit(e: clap::Error) -> Result<std::convert::Infallible, HostError> {
+    if e.use_stderr() {
+        e.exit()
+    }
+    let text = e.render();
+    let out = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        text.ansi().to_string()
+    } else {
+        text.to_string()
+    };
+    crate::stdout::print(out.as_bytes())?;
+    std::process::exit(0)
 }
 
 /// `--sig -9` (a space, as `kill -9` has none): clap takes `-9` for a

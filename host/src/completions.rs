@@ -5,7 +5,6 @@ use crate::cli::Cli;
 use crate::error::HostError;
 use clap::CommandFactory;
 use clap_complete::Shell;
-use std::io::Write;
 
 /// `whosent-deploy completions SHELL`: the script on stdout.
 pub fn completions(shell: &str) -> Result<i32, HostError> {
@@ -15,7 +14,11 @@ pub fn completions(shell: &str) -> Result<i32, HostError> {
         ))
     })?;
     let mut cmd = Cli::command();
-    clap_complete::generate(sh, &mut cmd, "whosent-deploy", &mut std::io::stdout());
+    // Into a buffer, then out checked: clap_complete panics when its
+    // writer fails (a full stdout).
+    let mut buf = Vec::new();
+    clap_complete::generate(sh, &mut cmd, "whosent-deploy", &mut buf);
+    crate::stdout::print(&buf)?;
     Ok(0)
 }
 
@@ -25,6 +28,6 @@ pub fn man() -> Result<i32, HostError> {
     clap_mangen::Man::new(Cli::command())
         .render(&mut buf)
         .map_err(|e| HostError::Io("rendering the man page".into(), e))?;
-    let _ = std::io::stdout().write_all(&buf);
+    crate::stdout::print(&buf)?;
     Ok(0)
 }

@@ -189,8 +189,9 @@ pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
     let (target, conn) = deploy::connect(&d.ssh, None)?;
     let facts = deploy::probe::probe(&conn, d.sudo)?;
     let rows = findings(&facts, d.sudo);
-    println!(
-        "whosent doctor: {}@{}:{}",
+    // Written out at the end, checked (println! panics on a full stdout).
+    let mut text = format!(
+        "whosent doctor: {}@{}:{}\n",
         target.user, target.host, target.port
     );
     for r in &rows {
@@ -201,7 +202,7 @@ pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
         };
         // The details quote the board's own answers.
         let detail = whosent_proto::escape::escape(&r.detail);
-        println!("  {:<17} {:<8} {detail}", r.check, s);
+        text += &format!("  {:<17} {:<8} {detail}\n", r.check, s);
     }
     // Upload directories a killed run left behind (deploy::dir).
     let stale = deploy::dir::remove_stale(&conn)?;
@@ -215,14 +216,12 @@ pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
     };
     println!("  {:<17} {:<8} {detail}", "stale uploads", "ok");
     let ok = can_deploy(&rows);
-    println!(
-        "{}",
-        if ok {
-            "an ftrace deploy can work on this board"
-        } else {
-            "an ftrace deploy cannot work until the MISSING items are fixed"
-        }
-    );
+    text += if ok {
+        "an ftrace deploy can work on this board\n"
+    } else {
+        "an ftrace deploy cannot work until the MISSING items are fixed\n"
+    };
+    crate::stdout::print(text.as_bytes())?;
     Ok(if ok { 0 } else { 1 })
 }
 

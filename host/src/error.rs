@@ -17,6 +17,10 @@ pub enum HostError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// stdout failed, other than by its reader going away
+    /// ([`crate::stdout`]).
+    #[error("cannot write to stdout: {0}")]
+    Output(#[source] std::io::Error),
     #[error("{0}")]
     Ssh(#[from] crate::ssh::SshError),
     #[error("{message}")]
@@ -50,6 +54,9 @@ impl HostError {
             }
             HostError::Io(..) => "check the path and permissions".into(),
             HostError::Input { .. } => "give a readable file, or - for stdin".into(),
+            HostError::Output(_) => {
+                "send stdout where there is room (a file on a disk with space, a pipe)".into()
+            }
             HostError::Ssh(e) => e.help().to_string(),
             HostError::Other { help, .. } => help.clone(),
             HostError::Interrupted(_) => {

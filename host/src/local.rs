@@ -4,6 +4,7 @@
 //! would.
 
 use crate::build::Target;
+use crate::died::{Exit, LastWords};
 use crate::error::HostError;
 use crate::report::Report;
 use crate::session::{Limits, Session, Stop};
@@ -13,7 +14,7 @@ use crate::transport::local::Local;
 use crate::transport::Transport;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use whosent_proto::record::EndReason;
 
 /// The agent for this machine: `--agent`, `WHOSENT_AGENT`, or the
@@ -105,31 +106,43 @@ pub fn run(
         cmd.push(' ');
         cmd.push_str(&quote(a));
     }
-    // Buffered: stdout's own LineWriter would make every record a write
-    // of its own; the session flushes after each chunk of the stream.
-    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    // The report buffers (the session flushes after each chunk of the
+    // stream) and counts what fd 1 took.
+    let mut out = crate::stdout::Raw;
     let mut report = Report::new(&mut out as &mut dyn Write, json, None);
     report.quiet = !io::stderr().is_terminal() && json;
     let halt = Stop::default();
     let mut session = Session::new(report, Limits::default(), &halt);
     let done = AtomicBool::new(false);
+    let mut words = LastWords::default();
     // Once our stdout is gone (`| head`) or --count is reached, the
     // stream stops the agent and drains its output until it exits.
     let streamed = std::thread::scope(|sc| {
         sc.spawn(|| crate::deploy::flow::watch(stop, None, &halt, &done));
-        let res = Local.stream_bytes(
+        let _done = crate::deploy::flow::Done(&done);
+        Local.stream_bytes(
             &cmd,
             &mut |chunk| feed.bytes(chunk, &mut session),
             &mut |chunk| {
+                words.feed(chunk);
                 // The agent's stderr can carry names: no raw control bytes.
                 let text = whosent_proto::escape::escape_lines(chunk);
                 let _ = io::stderr().write_all(text.as_bytes());
             },
             &halt.halt,
-        );
-        done.store(true, Ordering::SeqCst);
-        res
+        )
     });
-    feed.finish(EndReason::Hangup, &mut session);
+    let exit = streamed.as_ref().ok().map(|&status| Exit {
+        status,
+        last: words.last(),
+    });
+    let death = feed.finish(EndReason::Hangup, exit, &mut session);
+    // The agent is stopped and gone: now the run's own error, if any.
+    if let Some(e) = session.output_error() {
+        return Err(e);
+    }
+    if let Some(d) = death {
+        return Err(d.error());
+    }
     Ok(session.status(streamed?))
 }

@@ -48,7 +48,7 @@ pub fn parse<R: Read>(
     match Format::detect(&prefix) {
         Format::Text => {
             let r = BufReader::new(prefix.as_slice().chain(input));
-            Ok(emit(text_items(r), q, out, json))
+            emit(text_items(r), q, out, json)
         }
         Format::NotATrace(kind) => Err(HostError::other(
             format!("not a trace this tool reads: {name} is {kind}"),
@@ -73,12 +73,12 @@ pub fn parse<R: Read>(
                      `trace-cmd record -e signal:signal_generate`)"
                 ));
             }
-            Ok(emit(
+            emit(
                 signals.map(|i| i.map_err(|e| format!("{name}: {e}"))),
                 q,
                 out,
                 json,
-            ))
+            )
         }
     }
 }
@@ -109,7 +109,10 @@ fn saved_stream(
             break;
         }
     }
-    feed.finish(EndReason::Eof, &mut session);
+    feed.finish(EndReason::Eof, None, &mut session);
+    if let Some(e) = session.output_error() {
+        return Err(e);
+    }
     Ok(session.status(0))
 }
 
@@ -183,13 +186,14 @@ fn warn(msg: &str) {
 }
 
 /// Writes the records that match `q` through one session, then the
-/// `end` record; returns the exit status.
+/// `end` record; returns the exit status, or the error of a stdout
+/// that failed other than by its reader going away.
 fn emit(
     items: impl Iterator<Item = Result<DatItem, String>>,
     q: &Query,
     out: &mut dyn Write,
     json: bool,
-) -> i32 {
+) -> Result<i32, HostError> {
     let mut report = Report::new(&mut *out as &mut dyn Write, json, None);
     report.quiet = true;
     let stop = Stop::default();
@@ -214,9 +218,12 @@ fn emit(
             }
         };
         if flow == Flow::Stop {
-            return session.status(0);
+            break;
         }
     }
-    session.end(EndReason::Eof);
-    session.status(0)
+    session.end(session.why().unwrap_or(EndReason::Eof));
+    match session.output_error() {
+        Some(e) => Err(e),
+        None => Ok(session.status(0)),
+    }
 }

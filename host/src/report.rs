@@ -19,6 +19,14 @@ pub struct Report<W: Write> {
     /// storm's records then leave in large writes, not a syscall each
     /// (1M records: 6 s of system time one by one).
     pub batch: bool,
+    /// What is not written yet; `out` gets it unbuffered (e.g.
+    /// [`crate::stdout::Raw`]), so that what a write returns is what
+    /// left.
+    buf: Vec<u8>,
+    /// Where signals end in `buf`, and how many each line stands for
+    /// (a folded storm's count line stands for the signals it folded).
+    ends: Vec<(usize, u64)>,
+    written: u64,
 }
 
 /// A record's JSON text, as whosent-proto encodes it.
@@ -57,9 +65,11 @@ impl<W: Write> Report<W> {
                     own.trim_end()
                 }
             };
-            return self.json_line(text);
+            return self.json_line(text, 1);
         }
-        writeln!(self.out, "{}", render::signal_line(e))?;
+        // A Vec takes all: these writes cannot fail.
+        let _ = writeln!(self.buf, "{}", render::signal_line(e));
+        self.ends.push((self.buf.len(), 1));
         self.flush_unless_batch()
     }
 
@@ -68,9 +78,10 @@ impl<W: Write> Report<W> {
     /// record, `human` its line.
     pub fn write_rendered(&mut self, json: &str, human: &str) -> io::Result<()> {
         if self.json {
-            return self.json_line(json.trim_end());
+            return self.json_line(json.trim_end(), 1);
         }
-        writeln!(self.out, "{human}")?;
+        let _ = writeln!(self.buf, "{human}");
+        self.ends.push((self.buf.len(), 1));
         self.flush_unless_batch()
     }
 
@@ -78,34 +89,67 @@ impl<W: Write> Report<W> {
         if self.batch {
             return Ok(());
         }
-        self.out.flush()
+        self.flush()
     }
 
-    /// Writes out what batch mode held back.
+    /// Writes out what batch mode held back, and counts the signals
+    /// whose lines were written whole, also when the write failed
+    /// part way.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        let mut done = 0;
+        let res = loop {
+            if done == self.buf.len() {
+                break self.out.flush();
+            }
+            match self.out.write(&self.buf[done..]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let whole = self.ends.partition_point(|&(end, _)| end <= done);
+        self.written += self.ends.drain(..whole).map(|(_, n)| n).sum::<u64>();
+        self.buf.drain(..done);
+        for (end, _) in &mut self.ends {
+            *end -= done;
+        }
+        res
+    }
+
+    /// Signals whose lines (or records) were written out.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
     /// A line of its own in human output, such as the count that closes
-    /// a folded storm (crate::fold); nothing in JSON mode.
-    pub fn note(&mut self, text: &str) -> io::Result<()> {
+    /// a folded storm (crate::fold), standing for `signals` folded
+    /// signals; nothing in JSON mode.
+    pub fn note(&mut self, text: &str, signals: u64) -> io::Result<()> {
         if self.json {
             return Ok(());
         }
-        writeln!(self.out, "{text}")?;
+        let _ = writeln!(self.buf, "{text}");
+        self.ends.push((self.buf.len(), signals));
         self.flush_unless_batch()
     }
 
-    fn json_line(&mut self, text: &str) -> io::Result<()> {
+    /// One JSON record, standing for `signals` signals (1 or 0).
+    fn json_line(&mut self, text: &str, signals: u64) -> io::Result<()> {
         match &self.host {
             Some(h) => {
                 let mut tagged = String::from("{\"host\":");
                 whosent_proto::json::string(&mut tagged, h);
                 tagged.push(',');
                 tagged.push_str(&text[1..]);
-                writeln!(self.out, "{tagged}")?;
+                let _ = writeln!(self.buf, "{tagged}");
             }
-            None => writeln!(self.out, "{text}")?,
+            None => {
+                let _ = writeln!(self.buf, "{text}");
+            }
+        }
+        if signals > 0 {
+            self.ends.push((self.buf.len(), signals));
         }
         self.flush_unless_batch()
     }
@@ -117,6 +161,9 @@ impl<W: Write> Report<W> {
             host,
             quiet: false,
             batch: false,
+            buf: Vec::new(),
+            ends: Vec::new(),
+            written: 0,
         }
     }
 
@@ -132,7 +179,7 @@ impl<W: Write> Report<W> {
             let Some(text) = wire.map(str::to_string).or_else(|| encode(rec)) else {
                 return Ok(());
             };
-            return self.json_line(&text);
+            return self.json_line(&text, 0);
         }
         match rec {
             Record::Ready(r) if !self.quiet => {
@@ -148,7 +195,10 @@ impl<W: Write> Report<W> {
                 } else {
                     r.filter.as_str()
                 };
-                eprintln!(
+                // A stderr that is gone (a closed terminal) loses the
+                // progress lines, and must not panic as eprintln! does.
+                let _ = writeln!(
+                    io::stderr(),
                     "whosent: tracing{on}: Linux {} ({}), {} backend, kernel filter: {}; waiting for signals (Ctrl-C to stop)",
                     escape(&r.kernel),
                     escape(&r.arch),
@@ -156,22 +206,27 @@ impl<W: Write> Report<W> {
                     escape(filter)
                 );
             }
-            Record::Lost(l) => match l.count {
-                Some(n) => eprintln!(
-                    "whosent: warning: the kernel dropped {n} events on cpu {}",
-                    l.cpu
-                ),
-                None => eprintln!(
-                    "whosent: warning: the kernel dropped events on cpu {}",
-                    l.cpu
-                ),
-            },
+            Record::Lost(l) => {
+                let _ = match l.count {
+                    Some(n) => writeln!(
+                        io::stderr(),
+                        "whosent: warning: the kernel dropped {n} events on cpu {}",
+                        l.cpu
+                    ),
+                    None => writeln!(
+                        io::stderr(),
+                        "whosent: warning: the kernel dropped events on cpu {}",
+                        l.cpu
+                    ),
+                };
+            }
             Record::Exit(x) => {
-                writeln!(self.out, "{}", render::exit_line(x))?;
+                let _ = writeln!(self.buf, "{}", render::exit_line(x));
                 self.flush_unless_batch()?;
             }
             Record::End(e) if !self.quiet => {
-                eprintln!(
+                let _ = writeln!(
+                    io::stderr(),
                     "whosent: {} signal(s), {} lost; stopped: {}",
                     e.signals,
                     e.lost,

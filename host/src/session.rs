@@ -5,9 +5,10 @@
 //! of its own, and gives the exit status: 0 when a signal was reported,
 //! 1 when none was, 2 when the source reported an error.
 
+use crate::error::HostError;
 use crate::report::Report;
 use crate::transport::Flow;
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use whosent_proto::decode::{parse_line, Record};
@@ -52,13 +53,18 @@ pub struct Session<'a> {
     report: Report<&'a mut dyn Write>,
     limits: Limits,
     stop: &'a Stop,
+    /// Signals taken (for a host-side `--count`); [`Session::written`]
+    /// is how many were reported.
     pub signals: u64,
     pub lost: u64,
     pub ready: bool,
-    /// The source's `end` came: nothing more will.
+    /// An `end` or `error` record came from the source.
     pub ended: bool,
     error: bool,
-    out_gone: bool,
+    /// Why stdout failed; nothing more is written to it.
+    out_err: Option<io::Error>,
+    /// Folded signals whose count line is not written yet.
+    folded: u64,
 }
 
 impl<'a> Session<'a> {
@@ -72,8 +78,60 @@ impl<'a> Session<'a> {
             ready: false,
             ended: false,
             error: false,
-            out_gone: false,
+            out_err: None,
+            folded: 0,
         }
+    }
+
+    /// stdout failed: the capture stops, as `output_closed` when the
+    /// reader went away, else as an error ([`Session::output_error`]).
+    fn out_failed(&mut self, e: io::Error) -> Flow {
+        let why = if crate::stdout::reader_gone(&e) {
+            EndReason::OutputClosed
+        } else {
+            EndReason::Error
+        };
+        self.stop.request(why, true);
+        self.out_err.get_or_insert(e);
+        Flow::Stop
+    }
+
+    fn out_gone(&self) -> bool {
+        self.out_err.is_some()
+    }
+
+    /// A write to stdout that failed other than by its reader going
+    /// away: the run must end with this error (exit 2), once the
+    /// capture is stopped and cleaned up.
+    pub fn output_error(&mut self) -> Option<HostError> {
+        match self.out_err.take() {
+            Some(e) if !crate::stdout::reader_gone(&e) => Some(crate::stdout::error(e)),
+            e => {
+                self.out_err = e;
+                None
+            }
+        }
+    }
+
+    /// Signals reported: their records (or lines) were written out.
+    pub fn written(&self) -> u64 {
+        self.report.written()
+    }
+
+    /// The `end` record as this host saw the capture: the signals it
+    /// wrote out, and its own reason for stopping when the source only
+    /// saw the consequence (its stdin closed, its stream cut).
+    fn own_end(&self, e: &End) -> Option<End> {
+        let reason = match (e.reason, self.why()) {
+            (EndReason::StdinClosed | EndReason::Hangup, Some(why)) => why,
+            (r, _) => r,
+        };
+        let signals = self.written();
+        (reason != e.reason || signals != e.signals).then_some(End {
+            reason,
+            signals,
+            lost: e.lost,
+        })
     }
 
     /// Why the host stopped the capture, if it did.
@@ -85,7 +143,20 @@ impl<'a> Session<'a> {
     /// [`Report::write`]). Signals past a host-side `--count` are
     /// dropped. `Stop` once stdout is gone.
     pub fn record(&mut self, rec: &Record, wire: Option<&str>) -> Flow {
-        if self.out_gone {
+        if matches!(rec, Record::End(_) | Record::Error(_)) {
+            self.ended = true;
+        }
+        if let Record::End(e) = rec {
+            // What batch mode holds is written first: the end counts it.
+            if !self.out_gone() {
+                let _ = self.flush();
+            }
+            return match self.own_end(e) {
+                Some(own) => self.end_record(&Record::End(own), None),
+                None => self.end_record(rec, wire),
+            };
+        }
+        if self.out_gone() {
             return Flow::Stop;
         }
         match rec {
@@ -96,9 +167,24 @@ impl<'a> Session<'a> {
             Record::End(_) => self.ended = true,
             Record::Exit(_) | Record::Other(_) => {}
         }
-        if self.report.write(rec, wire).is_err() {
-            self.out_gone = true;
+        if let Err(e) = self.report.write(rec, wire) {
+            return self.out_failed(e);
+        }
+        Flow::Continue
+    }
+
+    /// The `end` record; in human mode it goes to stderr, so it is
+    /// still told when stdout's reader went away.
+    fn end_record(&mut self, rec: &Record, wire: Option<&str>) -> Flow {
+        let reader_gone = self
+            .out_err
+            .as_ref()
+            .is_some_and(crate::stdout::reader_gone);
+        if self.out_gone() && (self.json() || !reader_gone) {
             return Flow::Stop;
+        }
+        if let Err(e) = self.report.write(rec, wire) {
+            return self.out_failed(e);
         }
         Flow::Continue
     }
@@ -125,15 +211,14 @@ impl<'a> Session<'a> {
     /// A signal by reference (a storm's hot path); `wire` as for
     /// [`Session::record`].
     pub fn signal_ref(&mut self, e: &SignalEvent, wire: Option<&str>) -> Flow {
-        if self.out_gone {
+        if self.out_gone() {
             return Flow::Stop;
         }
         if !self.count_signal() {
             return Flow::Continue;
         }
-        if self.report.write_signal(e, wire).is_err() {
-            self.out_gone = true;
-            return Flow::Stop;
+        if let Err(e) = self.report.write_signal(e, wire) {
+            return self.out_failed(e);
         }
         Flow::Continue
     }
@@ -141,15 +226,14 @@ impl<'a> Session<'a> {
     /// A signal its source rendered itself ([`Report::write_rendered`]),
     /// counted as any other.
     pub fn rendered_signal(&mut self, json: &str, human: &str) -> Flow {
-        if self.out_gone {
+        if self.out_gone() {
             return Flow::Stop;
         }
         if !self.count_signal() {
             return Flow::Continue;
         }
-        if self.report.write_rendered(json, human).is_err() {
-            self.out_gone = true;
-            return Flow::Stop;
+        if let Err(e) = self.report.write_rendered(json, human) {
+            return self.out_failed(e);
         }
         Flow::Continue
     }
@@ -157,18 +241,24 @@ impl<'a> Session<'a> {
     /// A signal folded into the storm line before it (human mode): it
     /// counts as reported, and its line is the fold's count.
     pub fn folded_signal(&mut self) -> Flow {
-        if self.out_gone {
+        if self.out_gone() {
             return Flow::Stop;
         }
-        self.count_signal();
+        if self.count_signal() {
+            self.folded += 1;
+        }
         Flow::Continue
     }
 
-    /// A line of human output of its own (a folded storm's count).
+    /// A line of human output of its own (a folded storm's count): the
+    /// folded signals count as reported once it is written.
     pub fn note(&mut self, text: &str) -> Flow {
-        if self.out_gone || self.report.note(text).is_err() {
-            self.out_gone = true;
+        if self.out_gone() {
             return Flow::Stop;
+        }
+        let folded = std::mem::take(&mut self.folded);
+        if let Err(e) = self.report.note(text, folded) {
+            return self.out_failed(e);
         }
         Flow::Continue
     }
@@ -185,9 +275,11 @@ impl<'a> Session<'a> {
 
     /// Writes out what batch mode held back; `Stop` once stdout is gone.
     pub fn flush(&mut self) -> Flow {
-        if self.out_gone || self.report.flush().is_err() {
-            self.out_gone = true;
+        if self.out_gone() {
             return Flow::Stop;
+        }
+        if let Err(e) = self.report.flush() {
+            return self.out_failed(e);
         }
         Flow::Continue
     }
@@ -208,7 +300,7 @@ impl<'a> Session<'a> {
     pub fn end(&mut self, reason: EndReason) -> Flow {
         let end = End {
             reason,
-            signals: self.signals,
+            signals: self.written(),
             lost: self.lost,
         };
         self.record(&Record::End(end), None)
@@ -234,12 +326,22 @@ impl<'a> Session<'a> {
         }
     }
 
+    fn output_failed(&self) -> bool {
+        self.out_err
+            .as_ref()
+            .is_some_and(|e| !crate::stdout::reader_gone(e))
+    }
+
     /// The exit status for what was seen; `source_status` is the
     /// agent's (or stapio's) own.
     pub fn status(&self, source_status: i32) -> i32 {
-        if self.error || source_status == 2 || (!self.ready && source_status != 0) {
+        if self.error
+            || source_status == 2
+            || (!self.ready && source_status != 0)
+            || self.output_failed()
+        {
             2
-        } else if self.signals > 0 {
+        } else if self.written() > 0 {
             0
         } else {
             1

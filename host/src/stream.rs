@@ -4,6 +4,7 @@
 //! moves bytes, folds storms in human mode, keeps the `--save` copy and
 //! says when the stream was cut.
 
+use crate::died::{Death, Exit};
 use crate::error::HostError;
 use crate::fold::Fold;
 use crate::session::Session;
@@ -265,19 +266,36 @@ impl Feed {
 
     /// The input has ended: the rest of the records and the `end`.
     /// `cut` is the end reason if the stream stopped before its END
-    /// (`hangup` for a dropped link, `eof` for a file).
-    pub fn finish(&mut self, cut: EndReason, s: &mut Session<'_>) {
+    /// (`hangup` for a dropped link, `eof` for a file). `exit` is how
+    /// the agent ended when it is known to have exited: without its
+    /// END or ERROR that is its death, reported (an `error` record,
+    /// end reason `error`) and returned.
+    pub fn finish(
+        &mut self,
+        cut: EndReason,
+        exit: Option<Exit>,
+        s: &mut Session<'_>,
+    ) -> Option<Death> {
         if let Some(rest) = self.lines.take() {
             if !rest.is_empty() {
                 s.agent_line(&rest);
             }
             self.discard_save();
-            return;
+            let death = exit.and_then(|x| x.death(s.ended, self.gone, s.ready));
+            if let Some(d) = &death {
+                s.record(&Record::Error(d.record()), None);
+                if s.json() || s.ready {
+                    s.end(EndReason::Error);
+                }
+            }
+            return death;
         }
         let ending = self.decoder.finish();
         let _ = s.flush();
+        let unread = self.gone || self.failed;
+        let death = exit.and_then(|x| x.death(self.decoding.ended || s.ended, unread, s.ready));
         if let Ending::Cut { offset, pending } = ending {
-            if !self.failed && !self.gone && !self.decoding.done() {
+            if !self.failed && !self.gone && !self.decoding.done() && death.is_none() {
                 eprintln!(
                     "whosent-deploy: warning: the capture stream was cut after {offset} bytes{}; what came before is reported, what followed is lost",
                     if pending > 0 { format!(" ({pending} bytes of an unfinished frame dropped)") } else { String::new() }
@@ -291,11 +309,24 @@ impl Feed {
             buf: &mut self.buf,
             gone: &mut self.gone,
         };
+        let cut = match &death {
+            Some(d) => {
+                out.error(&d.record());
+                EndReason::Error
+            }
+            None => cut,
+        };
         self.decoding.finish(&ending, cut, &mut out);
+        if death.is_some() && !started && s.json() {
+            // Nothing decoded, so no end record came: one of our own
+            // (a human needs no "0 signals" line after the error).
+            s.end(EndReason::Error);
+        }
         let _ = s.flush();
         if !started {
             self.discard_save();
         }
+        death
     }
 
     fn discard_save(&mut self) {

@@ -418,6 +418,148 @@ fn doctor_reports_what_a_bare_board_lacks() {
     );
 }
 
+/// The agent on this machine (the local sshd's "board") tracing `pid`:
+/// its pid and its private directory.
+fn board_agent(pid: &str) -> Option<(i32, std::path::PathBuf)> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let apid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<String> = cmd
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let exe = std::path::PathBuf::from(args.first()?);
+        let ours = exe.file_name()? == "whosent-agent"
+            && args.windows(2).any(|w| w[0] == "--pid" && w[1] == pid);
+        ours.then(|| (apid, exe.parent().unwrap().to_path_buf()))
+    })
+}
+
+/// Issue #13 (4, 6, 7) over SSH, on the local OpenSSH server (this
+/// machine as the board, so the agent can be watched and killed): a full
+/// stdout exited 0 with nothing written (and made doctor panic), SIGTERM
+/// ended as `stdin_closed`, and a kill -9 of the agent on the board was
+/// silent.
+#[test]
+fn over_ssh_a_full_stdout_a_sigterm_and_a_killed_agent_were_not_told() {
+    if !can_run("ssh output faults") {
+        return;
+    }
+    let b = sshd();
+    let mut victim = Command::new("sleep").arg("600").spawn().unwrap();
+    let vpid = victim.id() as i32;
+    realkernel::wait_comm(vpid, "sleep");
+    let vs = vpid.to_string();
+    let q = [
+        "--sudo", "--target", "x86_64", "--sig", "USR1", "--pid", &vs,
+    ];
+    let gone = |apid: i32, dir: &std::path::Path| {
+        assert!(
+            eventually(Duration::from_secs(10), || !std::path::Path::new(&format!(
+                "/proc/{apid}"
+            ))
+            .exists()),
+            "the agent {apid} still runs"
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || !dir.exists()),
+            "{} is left on the board",
+            dir.display()
+        );
+    };
+
+    // A full stdout: one error line, exit 2, the agent stopped.
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut d = Command::new(DEPLOY)
+        .args(b.args())
+        .args(q)
+        .stdin(std::process::Stdio::null())
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(d.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("whosent: tracing") {
+        let mut l = String::new();
+        let n = std::io::BufRead::read_line(&mut err, &mut l).unwrap();
+        assert!(n > 0, "no tracing line: {seen}");
+        seen += &l;
+    }
+    let (apid, dir) = board_agent(&vs).expect("the agent runs");
+    unsafe { libc::kill(vpid, libc::SIGUSR1) };
+    let st = d.wait().unwrap();
+    std::io::Read::read_to_string(&mut err, &mut seen).unwrap();
+    assert_eq!(st.code(), Some(2), "{seen}");
+    let errors: Vec<&str> = seen.lines().filter(|l| l.contains(": error: ")).collect();
+    assert_eq!(errors.len(), 1, "{seen}");
+    assert!(
+        errors[0]
+            .starts_with("whosent-deploy: error: cannot write to stdout: No space left on device"),
+        "{seen}"
+    );
+    gone(apid, &dir);
+
+    // doctor printed its table with println!: a panic (exit 101).
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(DEPLOY)
+        .arg("doctor")
+        .args(b.args())
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "doctor: {err}");
+    assert!(
+        err.trim_end().ends_with(
+            "(help: send stdout where there is room (a file on a disk with space, a pipe))"
+        ) && !err.contains("panicked"),
+        "doctor: {err}"
+    );
+
+    // SIGTERM to whosent-deploy: the end record says `terminated`.
+    let mut d = deploy(&b, &[&q[..], &["--json"]].concat());
+    d.until(T, |l| l.contains(r#""type":"ready""#));
+    let (apid, dir) = board_agent(&vs).expect("the agent runs");
+    d.signal(libc::SIGTERM);
+    let end = json(&d.until(Duration::from_secs(20), |l| l.contains(r#""type":"end""#)));
+    assert_eq!(end["reason"], "terminated", "{end}");
+    assert_eq!(d.wait(Duration::from_secs(20)), 1);
+    gone(apid, &dir);
+
+    // kill -9 of the agent on the board: said, with the signal (the
+    // board's shell gives 137), and the directory is still removed.
+    let mut d = deploy(&b, &[&q[..], &["--json"]].concat());
+    let ready = json(&d.until(T, |l| l.contains(r#""type":"ready""#)));
+    let (apid, dir) = board_agent(&vs).expect("the agent runs");
+    unsafe { libc::kill(apid, libc::SIGKILL) };
+    let died = json(&d.until(Duration::from_secs(20), |l| l.contains(r#""type":"error""#)));
+    assert_eq!(died["kind"], "agent_died", "{died}");
+    assert!(
+        died["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the agent was killed by signal 9 (SIGKILL) during the capture"),
+        "{died}"
+    );
+    let end = json(&d.until(Duration::from_secs(20), |l| l.contains(r#""type":"end""#)));
+    assert_eq!(end["reason"], "error", "{end}");
+    assert_eq!(d.wait(Duration::from_secs(20)), 2);
+    gone(apid, &dir);
+    // SIGKILL gave the agent no chance to remove its instance; the next
+    // agent would remove it as stale. This test removes its own.
+    let inst = ready["instance"].as_str().unwrap();
+    let _ = std::fs::remove_dir(format!("/sys/kernel/tracing/instances/{inst}"));
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
+
 /// The board's audit rules and status, read with the audit reader
 /// itself (`--list-rules`): the board has no auditctl. The reader is put
 /// under a name `leftovers` does not look for, and removed again.

@@ -195,6 +195,29 @@ fn a_second_build_uses_the_cache() {
     );
 }
 
+/// Issue #13 (5): `build` printed the agent's path with println!, which
+/// panicked (exit 101) on a full stdout. One error line, exit 2.
+#[test]
+fn build_panicked_on_a_full_stdout() {
+    built(Target::Aarch64);
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = deploy(&["build", "--target", "aarch64"], &run_dir().join("cache"))
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(exit_code(&o), 2, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.lines().last().is_some_and(|l| l
+            .starts_with("whosent-deploy: error: cannot write to stdout: No space left on device")),
+        "{err}"
+    );
+}
+
 /// Whether `program` can run here; false (skip) outside CI, a failure in CI.
 fn have(test: &str, program: &str) -> bool {
     if Command::new(program)

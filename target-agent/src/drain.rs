@@ -50,6 +50,16 @@ pub trait Pages {
     fn heard(&mut self) {}
 }
 
+/// Writes what is pending: `Some(OutputClosed)` once stdout's reader
+/// went away (EPIPE), an error for any other failure.
+fn flushed(p: &mut dyn Pages) -> Result<Option<EndReason>> {
+    match p.flush() {
+        Ok(()) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Some(EndReason::OutputClosed)),
+        Err(e) => Err(AgentError::output(e)),
+    }
+}
+
 /// Rounds after the stop, at most: enough for a 2 MiB-per-CPU buffer
 /// through the smallest spool the tests use (64 KiB).
 const FINAL_ROUNDS: usize = 64;
@@ -80,8 +90,15 @@ pub fn round(cap: &mut Capture, page: &mut [u8], p: &mut dyn Pages) -> Result<us
 }
 
 /// Waits until a CPU has data, stdin changes, stdout takes more (`out`)
-/// or `timeout` passes; true when stdin needs a look.
-fn wait(cap: &Capture, stop: &Stop, timeout: Duration, out: Option<i32>, data: bool) -> bool {
+/// or its reader goes away, or `timeout` passes; the reason to stop
+/// that it found.
+fn wait(
+    cap: &Capture,
+    stop: &Stop,
+    timeout: Duration,
+    out: Option<i32>,
+    data: bool,
+) -> Option<EndReason> {
     // Pushed one by one: an iterator chain here was ~0.8 KB of the agent
     // (docs/agent-size.md).
     let mut fds: Vec<libc::pollfd> = Vec::new();
@@ -101,22 +118,22 @@ fn wait(cap: &Capture, stop: &Stop, timeout: Duration, out: Option<i32>, data: b
         add(fd, libc::POLLOUT);
     }
     add(stop.wake_fd, libc::POLLIN);
+    // No events asked: poll still says POLLERR when a pipe's reader
+    // closed (fs/pipe.c pipe_poll), so `| head` ends the capture even
+    // when nothing is written.
+    add(1, 0);
     if let Some(fd) = stop.stdin_fd {
         add(fd, libc::POLLIN);
     }
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     // SAFETY: fds is a valid array of pollfd for its length.
     unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-    stop.stdin_fd.is_some() && fds.last().is_some_and(|p| p.revents != 0)
-}
-
-/// stdin needs a look: true at EOF; input is the host's heartbeat.
-fn stdin(stop: &Stop, p: &mut dyn Pages) -> bool {
-    if stop.stdin_closed() {
-        return true;
+    let n = fds.len() - 1 - usize::from(stop.stdin_fd.is_some());
+    if fds[n].revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+        return Some(EndReason::OutputClosed);
     }
-    p.heard();
-    false
+    let stdin = stop.stdin_fd.is_some() && fds.last().is_some_and(|p| p.revents != 0);
+    (stdin && stop.stdin_closed()).then_some(EndReason::StdinClosed)
 }
 
 /// Runs the loop until something says stop; then reads what the kernel
@@ -134,8 +151,8 @@ pub fn capture(
     // A deadline past what Instant can hold is no deadline.
     let deadline = duration.and_then(|d| Instant::now().checked_add(d));
     let reason = loop {
-        if p.flush().is_err() {
-            break EndReason::Hangup;
+        if let Some(r) = flushed(p)? {
+            break r;
         }
         if let Some(r) = stop.signalled() {
             break r;
@@ -157,8 +174,8 @@ pub fn capture(
         }
         // Write before waiting: stdout that can take more (always, for a
         // file) would otherwise end every wait at once.
-        if p.flush().is_err() {
-            break EndReason::Hangup;
+        if let Some(r) = flushed(p)? {
+            break r;
         }
         if n == 0 {
             // Held-back events are released by the next round.
@@ -167,17 +184,25 @@ pub fn capture(
             // With the spool full, new data cannot be read: wait for
             // stdout only, or a busy kernel buffer would spin the loop.
             let data = p.room();
-            if wait(cap, stop, left.min(most), p.out_fd(), data) && stdin(stop, p) {
-                break EndReason::StdinClosed;
+            let t = Instant::now();
+            if let Some(r) = wait(cap, stop, left.min(most), p.out_fd(), data) {
+                break r;
+            }
+            if stop.heard_since(t) {
+                p.heard();
             }
         } else if let Some(b) = p.batch() {
             let left = deadline.map_or(b, |d| d.saturating_duration_since(Instant::now()));
-            if wait(cap, stop, left.min(b), p.out_fd(), false) && stdin(stop, p) {
-                break EndReason::StdinClosed;
+            let t = Instant::now();
+            if let Some(r) = wait(cap, stop, left.min(b), p.out_fd(), false) {
+                break r;
+            }
+            if stop.heard_since(t) {
+                p.heard();
             }
         }
     };
-    if reason != EndReason::Count {
+    if !matches!(reason, EndReason::Count | EndReason::OutputClosed) {
         // Read it all, writing the spool out between rounds: one round
         // stops when the spool is full, and a small spool holds less
         // than the kernel's buffer, whose rest would be neither reported

@@ -56,6 +56,17 @@ impl AgentError {
         }
     }
 
+    /// stdout failed for a reason other than its reader going away
+    /// (which ends a capture as `output_closed`): a full disk, an I/O
+    /// error. Records would be lost without a word, so it is an error.
+    pub fn output(e: io::Error) -> Self {
+        Self::new(
+            "output",
+            format!("cannot write to stdout: {e}"),
+            "send stdout where there is room (a file on a disk with space, a pipe)",
+        )
+    }
+
     pub fn not_root(path: &str) -> Self {
         Self::new(
             "not_root",

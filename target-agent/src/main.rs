@@ -1,8 +1,33 @@
 //! whosent-agent: the static program that runs on the board.
 
+use std::io::Write;
 use whosent_agent::args::{self, Parsed, HELP};
 use whosent_agent::error::AgentError;
 use whosent_proto::record::ErrorRec;
+
+/// The error line on stderr; a stderr that cannot take it changes
+/// nothing (eprintln! would panic: exit 101 instead of 2).
+fn say(e: &AgentError) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "whosent-agent: error: {} (help: {})",
+        e.message,
+        e.help
+    );
+}
+
+/// Prints `text` on stdout; a failure (a full disk: `>/dev/full`) is an
+/// error line and exit 2, never a panic (print! panics on it).
+fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // The reader going away (`| head`) is no error.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            say(&AgentError::output(e));
+            std::process::exit(2)
+        }
+    }
+}
 
 fn fail(e: &AgentError) -> ! {
     // The JSON record lets the host show a typed error; stderr is for
@@ -14,8 +39,10 @@ fn fail(e: &AgentError) -> ! {
         help: e.help.clone(),
     }
     .encode(&mut s);
-    print!("{s}");
-    eprintln!("whosent-agent: error: {} (help: {})", e.message, e.help);
+    // Already failing: a stdout that cannot take the record changes
+    // nothing, stderr says it all.
+    let _ = std::io::stdout().write_all(s.as_bytes());
+    say(e);
     std::process::exit(2)
 }
 
@@ -23,11 +50,11 @@ fn main() {
     let opts = match args::parse(std::env::args().skip(1)) {
         Ok(Parsed::Run(o)) => o,
         Ok(Parsed::Help) => {
-            print!("{HELP}");
+            print(HELP);
             return;
         }
         Ok(Parsed::Version) => {
-            println!("whosent-agent {}", env!("CARGO_PKG_VERSION"));
+            print(concat!("whosent-agent ", env!("CARGO_PKG_VERSION"), "\n"));
             return;
         }
         Err(e) => fail(&e),

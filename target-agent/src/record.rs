@@ -81,6 +81,7 @@ fn end_code(r: EndReason) -> u8 {
         EndReason::Interrupted => reason::INTERRUPTED,
         EndReason::Terminated => reason::TERMINATED,
         EndReason::StdinClosed => reason::STDIN_CLOSED,
+        EndReason::OutputClosed => reason::OUTPUT_CLOSED,
         _ => reason::HANGUP,
     }
 }
@@ -278,8 +279,14 @@ pub fn run(o: &Options, mut cap: Capture, stop: &Stop) -> Result<u64> {
         Ok(reason) => encode::end_frame(&mut r.spool.buf, end_code(*reason)),
         Err(e) => encode::error(&mut r.spool.buf, e.kind, &e.message, &e.help),
     }
-    let _ = r.spool.write_all(STDOUT);
+    let written = r.spool.write_all(STDOUT);
     teardown(cap)?;
+    let result = match (result, written) {
+        (Ok(_), Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(crate::error::AgentError::output(e))
+        }
+        (result, _) => result,
+    };
     match result {
         Ok(_) => Ok(1),
         Err(e) => {

@@ -186,7 +186,11 @@ pub fn run(mut o: Options) -> Result<u64> {
         lost,
     }
     .encode(&mut s.out.buf);
-    let _ = s.out.flush();
+    // A reader that went away is how `| head` ends, not an error.
+    let written = s.out.flush();
     teardown(cap)?;
-    Ok(signals)
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(AgentError::output(e)),
+        _ => Ok(signals),
+    }
 }

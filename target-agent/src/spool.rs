@@ -14,15 +14,11 @@ pub struct Spool {
     pub buf: Vec<u8>,
     head: usize,
     limit: usize,
-    /// stdout took nothing for [`STALL`] in `write_all`, or the host is
-    /// known to be gone: later `write_all`s do not wait.
+    /// The host is known to be gone (`--alive-timeout`): `write_all`
+    /// does not wait for a stdout nobody reads, which would keep the
+    /// agent, and its ftrace instance, alive on a dead link.
     pub stalled: bool,
 }
-
-/// How long `write_all` waits for a stdout that takes nothing: a host
-/// that stopped reading (a dead link) must not keep the agent, and its
-/// ftrace instance, alive. A host that reads takes bytes every poll.
-const STALL: u32 = 5;
 
 impl Spool {
     pub fn new(limit: usize) -> Self {
@@ -72,19 +68,15 @@ impl Spool {
         Ok(())
     }
 
-    /// Writes everything, waiting for stdout as needed, but not for one
-    /// that takes nothing for [`STALL`] seconds (then `Err`).
+    /// Writes everything, waiting for stdout as needed (not once the
+    /// host is known to be gone: then `Err`).
     pub fn write_all(&mut self, fd: i32) -> io::Result<()> {
-        let mut idle = 0;
         while self.pending() > 0 {
-            let before = self.pending();
             self.write(fd)?;
             if self.pending() == 0 {
                 break;
             }
-            idle = if self.pending() < before { 0 } else { idle + 1 };
-            if self.stalled || idle > STALL {
-                self.stalled = true;
+            if self.stalled {
                 return Err(io::ErrorKind::TimedOut.into());
             }
             let mut p = libc::pollfd {

@@ -304,10 +304,11 @@ fn a_killed_agents_argv_probe_is_removed_by_the_next_run() {
     );
     a.signal(libc::SIGKILL);
     a.wait(T);
-    assert!(
-        probes().contains(&group),
-        "kill -9 leaves it (nothing can run)"
-    );
+    // kill -9 leaves it (nothing can run), until the next agent starts:
+    // with tests running side by side, that may be another test's.
+    if !probes().contains(&group) {
+        eprintln!("note: another agent removed {group} first");
+    }
     let (mut b, inst) = ready_agent(&["--sig", "USR1", "--pid", &p]);
     assert!(!instance_exists(&stale));
     assert!(!probes().contains(&group), "the next run removes it");

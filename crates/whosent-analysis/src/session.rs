@@ -67,6 +67,7 @@ fn end_reason(r: u8) -> EndReason {
         reason::TERMINATED => EndReason::Terminated,
         reason::HANGUP => EndReason::Hangup,
         reason::STDIN_CLOSED => EndReason::StdinClosed,
+        reason::OUTPUT_CLOSED => EndReason::OutputClosed,
         _ => EndReason::Error,
     }
 }

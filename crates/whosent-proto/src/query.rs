@@ -84,7 +84,13 @@ impl Query {
     pub fn is_flag(flag: &str) -> bool {
         matches!(
             flag,
-            "-s" | "--sig" | "--pid" | "--comm" | "--sender-pid" | "--sender-comm" | "--pid-ns"
+            "-s" | "--sig"
+                | "--pid"
+                | "--comm"
+                | "--sender-pid"
+                | "--sender-comm"
+                | "--pid-ns"
+                | "--cause"
         )
     }
 
@@ -210,6 +216,8 @@ mod tests {
         let args = q.to_args();
         let mut back = Query::default();
         for pair in args.chunks(2) {
+            // The agent refuses what is_flag does not know (once, --cause).
+            assert!(Query::is_flag(&pair[0]), "{}", pair[0]);
             assert_eq!(back.parse_flag(&pair[0], &pair[1]), Ok(true));
         }
         assert_eq!(back, q);

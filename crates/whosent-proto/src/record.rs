@@ -299,6 +299,8 @@ pub enum EndReason {
     Hangup,
     /// stdin reached EOF: how an SSH session usually ends.
     StdinClosed,
+    /// stdout's reader went away (EPIPE: `| head -1`, a closed channel).
+    OutputClosed,
     /// The end of a recorded trace (`whosent-deploy parse`).
     Eof,
     /// Every `--pid` target ended (`--until-exit`).
@@ -315,6 +317,7 @@ impl EndReason {
             EndReason::Terminated => "terminated",
             EndReason::Hangup => "hangup",
             EndReason::StdinClosed => "stdin_closed",
+            EndReason::OutputClosed => "output_closed",
             EndReason::Eof => "eof",
             EndReason::TargetsExited => "targets_exited",
             EndReason::Error => "error",

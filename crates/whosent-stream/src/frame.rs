@@ -54,6 +54,7 @@ pub mod reason {
     pub const TERMINATED: u8 = 3;
     pub const HANGUP: u8 = 4;
     pub const STDIN_CLOSED: u8 = 5;
+    pub const OUTPUT_CLOSED: u8 = 6;
 }
 
 /// Why the agent read /proc for a task (the PROC frame's `why`).

@@ -40,7 +40,7 @@ pub const SOURCE_DIR_ENV: &str = "WHOSENT_SOURCE_DIR";
 pub fn command(b: &BuildArgs) -> Result<i32, HostError> {
     let target = Target::parse(&b.target)?;
     let path = agent_for(target, &b.builder, true)?;
-    println!("{}", path.display());
+    crate::stdout::print(format!("{}\n", path.display()).as_bytes())?;
     Ok(0)
 }
 

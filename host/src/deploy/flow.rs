@@ -118,6 +118,7 @@ pub fn run(
     let streamed = std::thread::scope(|sc| {
         // Ctrl-C and a host-side --duration become a stop of this stream.
         sc.spawn(|| watch(stop, deadline, &halt, &done));
+        let _done = Done(&done);
         // Both callbacks feed the one session, never at the same time.
         let raw = backend.raw_output();
         let shared = RefCell::new((&mut *backend, &mut session));
@@ -129,20 +130,32 @@ pub fn run(
             let (b, s) = &mut *shared.borrow_mut();
             b.stderr(chunk, s)
         };
-        let res = if raw {
+        if raw {
             t.stream_bytes(&cmd, &mut on_out, &mut on_err, &halt.halt)
         } else {
             t.stream(&cmd, &mut on_out, &mut on_err, &halt.halt)
-        };
-        done.store(true, Ordering::SeqCst);
-        res
+        }
     });
     // Dropped before the agent could start (Ctrl-C during its start).
     if matches!(streamed, Err(crate::ssh::SshError::Interrupted)) {
         return Err(HostError::Interrupted("starting the agent"));
     }
-    let status = backend.finish(t, streamed, &mut session)?;
-    Ok(session.status(status))
+    let status = backend.finish(t, streamed, &mut session);
+    // A failed stdout first: it is why the stream was stopped.
+    if let Some(e) = session.output_error() {
+        return Err(e);
+    }
+    Ok(session.status(status?))
+}
+
+/// Sets `done` when dropped, also while a panic unwinds: the watcher
+/// then ends and the panic is not turned into a hang of the scope.
+pub(crate) struct Done<'a>(pub &'a AtomicBool);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Until `done`: turns Ctrl-C (`stop`) and the deadline into a stop of
@@ -150,7 +163,7 @@ pub fn run(
 pub(crate) fn watch(stop: &AtomicBool, deadline: Option<Instant>, halt: &Stop, done: &AtomicBool) {
     while !done.load(Ordering::SeqCst) {
         if stop.load(Ordering::SeqCst) {
-            return halt.request(EndReason::Interrupted, true);
+            return halt.request(crate::interrupt::reason(), true);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return halt.request(EndReason::Duration, true);

@@ -91,10 +91,9 @@ pub fn run(
         quiet: r.capture.json && !io::stderr().is_terminal(),
         alive_timeout: Some(conn.alive().dead_after()),
     };
-    // Buffered: stdout's own LineWriter would make every record a write
-    // of its own; the session flushes after each chunk of the stream.
-    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    flow::run(&conn, &plan, backend, &mut out, stop)
+    // The report buffers (the session flushes after each chunk of the
+    // stream) and counts what fd 1 took.
+    flow::run(&conn, &plan, backend, &mut crate::stdout::Raw, stop)
 }
 
 /// `user@host:port`, then ` via user@jump:port` for each jump host.

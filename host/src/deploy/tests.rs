@@ -494,21 +494,25 @@ fn stap_without_keep_leaves_nothing() {
     assert!(run.contains("cd / && rm -rf \"$d\""), "{run}");
 }
 
+/// Issue #13 (6): the agent only sees its stdin close; the end record
+/// says why the host stopped it (here a stop flag set as Ctrl-C sets
+/// it), not `stdin_closed`.
 #[test]
-fn a_stop_closes_the_agents_stdin_and_its_end_record_comes_through() {
+fn a_stop_closes_the_agents_stdin_and_the_end_says_why_the_host_stopped() {
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
     let script = Script {
         stdout: vec![READY.into(), SIGNAL.into()],
         on_stop: vec![r#"{"type":"end","reason":"stdin_closed","signals":0,"lost":0}"#.into()],
         stop_at: Some(1),
+        ctrl_c: Some(stop.clone()),
         ..Script::default()
     };
     let board = FakeBoard::new(Board::default(), script);
-    let stop = AtomicBool::new(false);
     let mut out = Vec::new();
     let st = flow::run(&board, &plan(), &mut agent(), &mut out, &stop).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(
-        out.ends_with("\"reason\":\"stdin_closed\",\"signals\":0,\"lost\":0}\n"),
+        out.ends_with("\"reason\":\"interrupted\",\"signals\":0,\"lost\":0}\n"),
         "{out}"
     );
     assert_eq!(st, 1);
@@ -565,5 +569,130 @@ fn a_wrong_target_is_refused() {
         e.line().contains("--target armv7 does not match the board"),
         "{}",
         e.line()
+    );
+}
+
+/// A writer that takes `room` bytes, then fails every write with `errno`.
+struct Failing {
+    room: usize,
+    errno: i32,
+    took: Vec<u8>,
+}
+
+impl std::io::Write for Failing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.room == 0 {
+            return Err(std::io::Error::from_raw_os_error(self.errno));
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        self.took.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue #13 (4): over SSH, a full stdout exited 0 with nothing
+/// written. It is an error, the agent is stopped (its stdin closed: the
+/// fake delivers nothing after that) and the board is left clean.
+#[test]
+fn a_full_stdout_over_ssh_is_an_error_and_stops_the_agent() {
+    let script = Script {
+        stdout: vec![READY.into(), SIGNAL.into(), SIGNAL.into(), END.into()],
+        on_stop: vec![r#"{"type":"end","reason":"stdin_closed","signals":0,"lost":0}"#.into()],
+        ..Script::default()
+    };
+    let board = FakeBoard::new(Board::default(), script);
+    let mut out = Failing {
+        room: 0,
+        errno: libc::ENOSPC,
+        took: Vec::new(),
+    };
+    let never = AtomicBool::new(false);
+    let res = flow::run(&board, &plan(), &mut agent(), &mut out, &never);
+    fails(
+        &board,
+        res,
+        "cannot write to stdout: No space left on device",
+        "where there is room",
+    );
+    assert!(out.took.is_empty());
+}
+
+/// Issue #13 (4): EPIPE is the reader going away, not an error: the run
+/// ends quietly, and only the signal whose record was written counts
+/// (status 0); with none written whole it is "nothing seen" (1).
+#[test]
+fn a_closed_stdout_over_ssh_counts_only_what_was_written() {
+    let tagged_ready = tagged(READY).len() + 1;
+    let tagged_signal = tagged(SIGNAL).len() + 1;
+    for (room, status) in [(tagged_ready + tagged_signal, 0), (tagged_ready + 10, 1)] {
+        let script = Script {
+            stdout: vec![READY.into(), SIGNAL.into(), SIGNAL.into(), END.into()],
+            ..Script::default()
+        };
+        let board = FakeBoard::new(Board::default(), script);
+        let mut out = Failing {
+            room,
+            errno: libc::EPIPE,
+            took: Vec::new(),
+        };
+        let never = AtomicBool::new(false);
+        let res = flow::run(&board, &plan(), &mut agent(), &mut out, &never);
+        assert_eq!(res.unwrap(), status, "room {room}");
+        assert!(board.files().is_empty());
+    }
+}
+
+/// Issue #13 (7): an agent killed on the board was silent. The channel's
+/// exit status (the board's shell gives 128 + n) says how, with the
+/// agent's last stderr line; --json gets an `agent_died` error record
+/// before the end, and the run exits 2.
+#[test]
+fn an_agent_killed_on_the_board_is_reported_with_its_last_words() {
+    let script = Script {
+        stdout: vec![READY.into(), SIGNAL.into()],
+        stderr: "whosent-agent: note: first\nwhosent-agent: note: last words\n".into(),
+        status: 137,
+        ..Script::default()
+    };
+    let board = FakeBoard::new(Board::default(), script);
+    let (res, out) = deploy(&board, &plan(), &mut agent());
+    fails(
+        &board,
+        res,
+        "the agent was killed by signal 9 (SIGKILL) during the capture, without its end record; its last line on stderr: whosent-agent: note: last words",
+        "the signals before it died are reported",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines[1], tagged(SIGNAL));
+    assert!(
+        lines[2].contains(r#""type":"error","kind":"agent_died""#),
+        "{out}"
+    );
+    assert!(
+        lines[3].contains(r#""type":"end","reason":"error","signals":1"#),
+        "{out}"
+    );
+}
+
+/// Issue #13 (7): an "agent" that exits at once with status 1 and says
+/// nothing (`--agent /bin/false`) gave exit 2 and no message.
+#[test]
+fn an_agent_that_exits_before_starting_says_so() {
+    let script = Script {
+        status: 1,
+        ..Script::default()
+    };
+    let board = FakeBoard::new(Board::default(), script);
+    let (res, _) = deploy(&board, &plan(), &mut agent());
+    fails(
+        &board,
+        res,
+        "the agent exited with status 1 before the capture started, without its end record; it wrote nothing on stderr",
+        "run the agent by hand",
     );
 }
