@@ -142,6 +142,12 @@ pub fn resolve(choice: Choice, facts: &Facts) -> Result<build::Agent, HostError>
     }
 }
 
+/// A stop from outside (Ctrl-C, SIGTERM, SIGHUP).
+fn interrupted(why: Option<whosent_proto::record::EndReason>) -> bool {
+    use whosent_proto::record::EndReason::*;
+    matches!(why, Some(Interrupted | Terminated | Hangup))
+}
+
 impl Backend for Agent {
     fn prepare(&mut self, facts: &Facts, arch: Arch, _: &AtomicBool) -> Result<(), HostError> {
         self.arch = Some(arch);
@@ -185,7 +191,12 @@ impl Backend for Agent {
                 p.dir
             );
         }
-        let quoted: Vec<String> = self.args.iter().map(|a| quote(a)).collect();
+        let mut quoted: Vec<String> = self.args.iter().map(|a| quote(a)).collect();
+        if let Some(t) = p.alive_timeout {
+            // The connection's heartbeat: the agent ends by itself when a
+            // dead link leaves it alone (ssh::alive).
+            quoted.push(format!("--alive-timeout {}", t.as_secs_f64()));
+        }
         Ok(format!("{} {}", quote(&remote), quoted.join(" ")))
     }
 
@@ -194,7 +205,15 @@ impl Backend for Agent {
     }
 
     fn line(&mut self, raw: &[u8], s: &mut Session<'_>) -> Flow {
-        self.feed.bytes(raw, s)
+        match self.feed.bytes(raw, s) {
+            // After a Ctrl-C the END frame is the agent's last word, and
+            // its ftrace teardown (0.5-1.5 s on the emulated boards) needs
+            // no audience: the run must end within a second, and the
+            // board cleans up by itself. Other ends wait for it, so that
+            // the board is clean when whosent-deploy exits.
+            Flow::Continue if (s.ended || self.feed.ended()) && interrupted(s.why()) => Flow::Done,
+            f => f,
+        }
     }
 
     /// The records before a cut come out whatever ended the stream; a

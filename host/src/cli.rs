@@ -155,6 +155,9 @@ pub struct SshArgs {
     /// Seconds to wait for the connection
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub connect_timeout: u64,
+    /// An ssh_config option, as ssh takes it; ServerAliveInterval=SECS and ServerAliveCountMax=N (how soon a dead link is given up: SECS × (N+1), default 10 × 3) are the ones read
+    #[arg(short = 'o', value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -187,7 +187,7 @@ pub fn can_deploy(rows: &[Row]) -> bool {
 }
 
 pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
-    let (target, conn) = deploy::connect(&d.ssh)?;
+    let (target, conn) = deploy::connect(&d.ssh, None)?;
     let facts = deploy::probe::probe(&conn, d.sudo)?;
     let rows = findings(&facts, d.sudo);
     // Written out at the end, checked (println! panics on a full stdout).
@@ -205,6 +205,17 @@ pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
         let detail = whosent_proto::escape::escape(&r.detail);
         text += &format!("  {:<17} {:<8} {detail}\n", r.check, s);
     }
+    // Upload directories a killed run left behind (deploy::dir).
+    let stale = deploy::dir::remove_stale(&conn)?;
+    let detail = if stale.is_empty() {
+        "none left by earlier runs".to_string()
+    } else {
+        format!(
+            "removed {}",
+            whosent_proto::escape::escape(&stale.join(", "))
+        )
+    };
+    println!("  {:<17} {:<8} {detail}", "stale uploads", "ok");
     let ok = can_deploy(&rows);
     text += if ok {
         "an ftrace deploy can work on this board\n"

@@ -25,6 +25,9 @@ pub enum HostError {
     Ssh(#[from] crate::ssh::SshError),
     #[error("{message}")]
     Other { message: String, help: String },
+    /// Ctrl-C (or SIGTERM, SIGHUP) before tracing started.
+    #[error("interrupted while {0}; nothing was traced")]
+    Interrupted(&'static str),
 }
 
 /// The exit status of every error.
@@ -59,6 +62,9 @@ impl HostError {
             }
             HostError::Ssh(e) => e.help().to_string(),
             HostError::Other { help, .. } => help.clone(),
+            HostError::Interrupted(_) => {
+                "nothing is left on the board (it removes what was uploaded by itself); run again to trace".into()
+            }
         }
     }
 }

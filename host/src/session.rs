@@ -164,7 +164,8 @@ impl<'a> Session<'a> {
             Record::Lost(l) => self.lost += l.count.unwrap_or(0),
             Record::Ready(_) => self.ready = true,
             Record::Error(_) => self.error = true,
-            Record::End(_) | Record::Exit(_) | Record::Other(_) => {}
+            Record::End(_) => self.ended = true,
+            Record::Exit(_) | Record::Other(_) => {}
         }
         if let Err(e) = self.report.write(rec, wire) {
             return self.out_failed(e);

@@ -259,6 +259,11 @@ impl Feed {
         });
     }
 
+    /// The agent's END (or ERROR) frame came: nothing follows.
+    pub fn ended(&self) -> bool {
+        self.decoding.ended
+    }
+
     /// The input has ended: the rest of the records and the `end`.
     /// `cut` is the end reason if the stream stopped before its END
     /// (`hangup` for a dropped link, `eof` for a file). `exit` is how

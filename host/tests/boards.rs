@@ -761,3 +761,323 @@ fn an_oom_kill_on_the_aarch64_board_is_the_oom_killer() {
         b.leftovers()
     );
 }
+
+// ---------------------------------------------------------------------
+// Faults during a board run (issue 13 items 8-10)
+
+/// whosent-deploy with its stdout and stderr lines on one channel, each
+/// with when it came, for signalling it at a chosen stage.
+struct Staged {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<(bool, String)>,
+    pub err: Vec<String>,
+}
+
+impl Staged {
+    fn spawn(b: &Board, extra: &[&str]) -> Staged {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = Command::new(DEPLOY)
+            .args(b.args())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let t2 = tx.clone();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send((false, l));
+            }
+        });
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = t2.send((true, l));
+            }
+        });
+        Staged {
+            child,
+            lines: rx,
+            err: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `what` (on stderr if `stderr`).
+    fn until(&mut self, stderr: bool, what: &str) {
+        let end = Instant::now() + T;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let (is_err, l) = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no line with {what:?}; stderr: {:#?}", self.err));
+            if is_err {
+                self.err.push(l.clone());
+            }
+            if is_err == stderr && l.contains(what) {
+                return;
+            }
+        }
+    }
+
+    /// Signals it and returns (status, how long it took to exit).
+    fn signal(&mut self, sig: i32) -> (Option<i32>, Duration) {
+        let t0 = Instant::now();
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+        let st = self.child.wait().unwrap();
+        let took = t0.elapsed();
+        while let Ok((is_err, l)) = self.lines.recv_timeout(Duration::from_millis(300)) {
+            if is_err {
+                self.err.push(l);
+            }
+        }
+        (st.code(), took)
+    }
+}
+
+/// What may be left on the board, agent processes included.
+fn left_on(b: &Board) -> String {
+    let rest = b.ssh("pidof whosent-agent; true");
+    format!("{} {}", b.leftovers(), rest.trim())
+        .trim()
+        .to_string()
+}
+
+/// Issue 13 item 8: Ctrl-C (and SIGTERM) waited for --connect-timeout
+/// during the handshake, and for the upload to finish, which then
+/// started the agent just to stop it. At every stage a run now stops
+/// within a second and leaves nothing on the board.
+#[test]
+fn ctrl_c_or_sigterm_at_every_stage_stops_within_a_second_and_leaves_the_board_clean() {
+    if !can_run("ctrl-c at every stage") {
+        return;
+    }
+    let b = board("aarch64", "plain");
+    let _g = exclusive(&b.name);
+    // The agent built once, so that the runs below go straight on.
+    let agent = agent_for_board(&b);
+    let args = ["--json", "--sig", "USR1", "--agent", agent.as_str()];
+    // (stage, signal, what to wait for first, then how long)
+    let stages: [Stage; 4] = [
+        ("the handshake", libc::SIGINT, None, 30),
+        (
+            "the upload",
+            libc::SIGTERM,
+            Some((true, "whosent: connected to")),
+            250,
+        ),
+        (
+            "the agent's start",
+            libc::SIGINT,
+            Some((true, "sha256 verified")),
+            0,
+        ),
+        (
+            "tracing",
+            libc::SIGTERM,
+            Some((false, r#""type":"ready""#)),
+            0,
+        ),
+    ];
+    for (stage, sig, wait, then) in stages {
+        let mut d = Staged::spawn(&b, &args);
+        if let Some((stderr, what)) = wait {
+            d.until(stderr, what);
+        }
+        std::thread::sleep(Duration::from_millis(then));
+        let (st, took) = d.signal(sig);
+        eprintln!(
+            "{stage}: signal {sig}, exit {st:?} after {took:?}: {:?}",
+            d.err.last()
+        );
+        assert!(
+            took < Duration::from_secs(1),
+            "{stage}: took {took:?}: {:#?}",
+            d.err
+        );
+        if stage == "tracing" {
+            assert_eq!(st, Some(1), "{stage}: {:#?}", d.err);
+        } else {
+            assert_eq!(st, Some(2), "{stage}: {:#?}", d.err);
+            let last = d.err.last().cloned().unwrap_or_default();
+            assert!(
+                last.contains("interrupted while") && last.contains("nothing was traced"),
+                "{stage}: {last}"
+            );
+            assert!(
+                !d.err.iter().any(|l| l.contains("tracing on")),
+                "{stage}: the agent ran"
+            );
+        }
+        assert!(
+            eventually(Duration::from_secs(6), || left_on(&b).is_empty()),
+            "after a signal during {stage}: left on the board: {}",
+            left_on(&b)
+        );
+    }
+}
+
+/// A stage of a run: its name, the signal, the line to wait for (on
+/// stderr or not) and the milliseconds to wait after it.
+type Stage = (&'static str, i32, Option<(bool, &'static str)>, u64);
+
+/// The agent whosent-deploy builds for `b` (built or from the cache).
+fn agent_for_board(b: &Board) -> String {
+    let _ = b;
+    let out = Command::new(DEPLOY)
+        .args(["build", "--target", "aarch64"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Issue 13 item 9: a kill -9 of whosent-deploy during the upload left
+/// /tmp/whosent.XXXXXX/*.whosent-part on the board for good. Killed
+/// during the upload or the agent's start, nothing stays.
+#[test]
+fn a_kill_9_during_the_upload_leaves_no_part_file_on_the_board() {
+    if !can_run("kill -9 during the upload") {
+        return;
+    }
+    let b = board("aarch64", "plain");
+    let _g = exclusive(&b.name);
+    let agent = agent_for_board(&b);
+    let args = ["--json", "--sig", "USR1", "--agent", agent.as_str()];
+    for (stage, what, then) in [
+        ("the upload", "whosent: connected to", 250),
+        ("the agent's start", "sha256 verified", 0),
+    ] {
+        let mut d = Staged::spawn(&b, &args);
+        d.until(true, what);
+        std::thread::sleep(Duration::from_millis(then));
+        d.signal(libc::SIGKILL);
+        assert!(
+            eventually(Duration::from_secs(6), || left_on(&b).is_empty()),
+            "after kill -9 during {stage}: left on the board: {}",
+            left_on(&b)
+        );
+    }
+}
+
+/// Issue 13 item 9: no later run removed what a killed upload left. The
+/// next run and `doctor` remove upload directories whose owner is dead,
+/// and leave a live owner's alone.
+#[test]
+fn stale_upload_dirs_are_removed_by_the_next_run_and_doctor() {
+    if !can_run("stale upload dirs") {
+        return;
+    }
+    let b = board("aarch64", "plain");
+    let _g = exclusive(&b.name);
+    let stale = || {
+        b.ssh("d=/tmp/whosent.stale1; mkdir -m 700 $d && echo '2147483000 5' >$d/owner && echo x >$d/bundle.tar.gz.whosent-part")
+    };
+    // A live owner: a sleep, named by its pid and start time.
+    let live = b.ssh(
+        "sleep 120 </dev/null >/dev/null 2>&1 & d=/tmp/whosent.live01; mkdir -m 700 $d; \
+         echo \"$! $(cut -d' ' -f22 /proc/$!/stat)\" >$d/owner; echo $!",
+    );
+    stale();
+    let out = Command::new(DEPLOY)
+        .arg("doctor")
+        .args(b.args())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("stale uploads") && l.contains("removed /tmp/whosent.stale1")),
+        "{text}"
+    );
+    let there = b.ssh("ls -d /tmp/whosent.* 2>/dev/null; true");
+    assert_eq!(there.trim(), "/tmp/whosent.live01", "{there}");
+    stale();
+    let out = Command::new(DEPLOY)
+        .args(b.args())
+        .args(["--json", "--duration", "0.5"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            b.ssh("ls -d /tmp/whosent.* 2>/dev/null; true").trim() == "/tmp/whosent.live01"
+        }),
+        "{}",
+        b.ssh("ls -d /tmp/whosent.* 2>/dev/null; true")
+    );
+    b.ssh(&format!("kill {}; rm -rf /tmp/whosent.live01", live.trim()));
+}
+
+/// Issue 13 item 10: when the link silently stopped forwarding,
+/// whosent-deploy hung for ever and the agent kept running. The board's
+/// SSH server is stopped (its kernel still acknowledges: only an answer
+/// from the server proves it alive); whosent-deploy gives up after
+/// ServerAliveInterval × (ServerAliveCountMax + 1) and the agent, which
+/// no longer hears the host, ends by itself, instance and directory
+/// removed, while the server is still stopped.
+#[test]
+fn a_dead_link_ends_the_run_and_the_agent_on_the_board_by_itself() {
+    if !can_run("dead link") {
+        return;
+    }
+    let b = board("aarch64", "plain");
+    let _g = exclusive(&b.name);
+    let agent = agent_for_board(&b);
+    let mut d = Staged::spawn(
+        &b,
+        &[
+            "--json",
+            "--sig",
+            "USR1",
+            "--agent",
+            agent.as_str(),
+            "-o",
+            "ServerAliveInterval=1",
+            "-o",
+            "ServerAliveCountMax=2",
+        ],
+    );
+    d.until(false, r#""type":"ready""#);
+    // The dropbear process of this connection: the agent's shell's parent.
+    let server = b
+        .ssh("a=$(pidof whosent-agent); s=$(cut -d' ' -f4 /proc/$a/stat); cut -d' ' -f4 /proc/$s/stat")
+        .trim()
+        .to_string();
+    b.ssh(&format!("kill -STOP {server}"));
+    let t0 = Instant::now();
+    let st = d.child.wait().unwrap();
+    let took = t0.elapsed();
+    while let Ok((is_err, l)) = d.lines.recv_timeout(Duration::from_millis(300)) {
+        if is_err {
+            d.err.push(l);
+        }
+    }
+    let gone_clean = eventually(Duration::from_secs(8), || left_on(&b).is_empty());
+    let left = left_on(&b);
+    b.ssh(&format!("kill -CONT {server}"));
+    assert_eq!(st.code(), Some(2), "{:#?}", d.err);
+    let last = d.err.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("is dead") && last.contains("ServerAliveInterval 1 s"),
+        "{last}"
+    );
+    assert!(
+        took >= Duration::from_millis(2500) && took < Duration::from_secs(8),
+        "gave up after {took:?}"
+    );
+    assert!(gone_clean, "the agent did not end by itself: left {left}");
+}

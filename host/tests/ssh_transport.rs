@@ -214,6 +214,7 @@ fn opts(known_hosts: &Path, policy: HostKeyPolicy) -> ConnectOpts {
         policy,
         connect_timeout: Duration::from_secs(5),
         password: None,
+        ..ConnectOpts::default()
     }
 }
 
@@ -1072,6 +1073,75 @@ fn a_port_that_does_not_speak_ssh_times_out() {
     assert!(matches!(err, SshError::HandshakeTimeout { .. }), "{err}");
     assert!(start.elapsed() < Duration::from_secs(4));
     assert!(err.help().contains("-p"));
+}
+
+/// A Ctrl-C flag for `ConnectOpts::stop`, set by a thread after `after`.
+fn ctrl_c_after(after: Duration) -> &'static AtomicBool {
+    let flag: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        flag.store(true, Ordering::SeqCst);
+    });
+    flag
+}
+
+/// Issue 13 item 8: during the SSH handshake Ctrl-C waited for
+/// --connect-timeout. A server that accepts and never speaks; the
+/// connection is dropped at once, well within a second of the Ctrl-C.
+#[test]
+fn ctrl_c_during_an_ssh_handshake_that_never_comes_stops_within_a_second() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let opts = ConnectOpts {
+        connect_timeout: Duration::from_secs(30),
+        stop: Some(ctrl_c_after(Duration::from_millis(300))),
+        ..ConnectOpts::default()
+    };
+    let held = std::thread::spawn(move || listener.accept().map(|(c, _)| c));
+    let start = Instant::now();
+    let err = Conn::connect(&loopback_target(port), &opts).err().unwrap();
+    let took = start.elapsed();
+    assert!(matches!(err, SshError::Interrupted), "{err}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(1300),
+        "{took:?}"
+    );
+    drop(held.join());
+}
+
+/// The same while the TCP connect itself hangs: a listener whose accept
+/// queue is full drops further SYNs, as an unreachable board does.
+#[test]
+fn ctrl_c_during_a_tcp_connect_that_hangs_stops_within_a_second() {
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: listen(2) on our own listening socket, to shrink its queue.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().unwrap();
+    let mut fill = Vec::new();
+    // Fill the queue until a connect hangs, proving the condition.
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(c) => fill.push(c),
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+                break;
+            }
+        }
+        assert!(fill.len() < 16, "the accept queue never filled");
+    }
+    let opts = ConnectOpts {
+        connect_timeout: Duration::from_secs(30),
+        stop: Some(ctrl_c_after(Duration::from_millis(300))),
+        ..ConnectOpts::default()
+    };
+    let start = Instant::now();
+    let err = Conn::connect(&loopback_target(addr.port()), &opts)
+        .err()
+        .unwrap();
+    let took = start.elapsed();
+    assert!(matches!(err, SshError::Interrupted), "{err}");
+    assert!(took < Duration::from_millis(1300), "{took:?}");
 }
 
 // ---------------------------------------------------------------------

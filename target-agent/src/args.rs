@@ -36,9 +36,14 @@ CAPTURE:
                          and the argv uprobe on the dynamic loader)
       --buffer-kb KB     per-CPU ring buffer of the private instance [default: 2048]
       --tracefs DIR      use this tracefs (default: find or mount one; env WHOSENT_TRACEFS)
+      --alive-timeout SECS
+                         stop when a piped stdin has brought nothing for SECS: the host
+                         writes a byte every few seconds, so silence means the link or
+                         the host is gone (whosent-deploy passes it; a detached capture
+                         must not)
 
-It stops on --count, --duration, SIGINT, SIGTERM, SIGHUP, or EOF on a piped stdin
-(how an SSH session ends), and always removes its ftrace instance.
+It stops on --count, --duration, SIGINT, SIGTERM, SIGHUP, EOF on a piped stdin
+(how an SSH session ends) or --alive-timeout, and always removes its ftrace instance.
 Exit status: 0 if a signal was reported, 1 if none, 2 on usage or environment errors.
 ";
 
@@ -54,6 +59,8 @@ pub struct Options {
     pub lineage: bool,
     pub buffer_kb: u32,
     pub tracefs: Option<String>,
+    /// Stop when stdin has been silent this long (the host is gone).
+    pub alive_timeout: Option<Duration>,
 }
 
 // Parsed once, then moved: a Box would be code in the agent for nothing.
@@ -136,10 +143,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
                 }
                 o.count = Some(n);
             }
-            "--duration" => {
+            "--duration" | "--alive-timeout" => {
                 let v = value()?;
                 match seconds(&v) {
-                    Some(d) if !d.is_zero() => o.duration = Some(d),
+                    Some(d) if !d.is_zero() && flag == "--duration" => o.duration = Some(d),
+                    Some(d) if !d.is_zero() => o.alive_timeout = Some(d),
                     None if v.strip_prefix('-').and_then(seconds).is_none() => {
                         return Err(AgentError::usage(format!(
                             "{flag} '{v}' is not a number of seconds"
@@ -147,9 +155,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
                     }
                     // Zero or negative.
                     _ => {
-                        return Err(AgentError::usage(
-                            "--duration must be a positive number of seconds",
-                        ))
+                        return Err(AgentError::usage(format!(
+                            "{flag} must be a positive number of seconds"
+                        )))
                     }
                 }
             }
@@ -205,8 +213,12 @@ mod tests {
             "--cause",
             "oom",
             "--pid-ns=1",
+            "--alive-timeout",
+            "30",
         ])
         .unwrap();
+        assert_eq!(o.alive_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(run(&[]).unwrap().alive_timeout, None, "off unless asked");
         assert_eq!(o.query.pid_ns, Some(1));
         assert!(o.lineage);
         assert!(!run(&["--no-lineage"]).unwrap().lineage);
@@ -229,6 +241,11 @@ mod tests {
             (vec!["--duration", "1e3"], "not a number of seconds"),
             (vec!["--duration", "."], "not a number of seconds"),
             (vec!["--duration", "1.2.3"], "not a number of seconds"),
+            (
+                vec!["--alive-timeout", "0"],
+                "--alive-timeout must be a positive",
+            ),
+            (vec!["--alive-timeout", "x"], "not a number of seconds"),
             (vec!["--bogus", "1"], "unknown option"),
             (vec!["--pid"], "needs a value"),
             (vec!["--human"], "whosent-deploy --host"),

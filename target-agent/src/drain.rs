@@ -1,7 +1,8 @@
 //! The one capture loop of both modes: drain every CPU's pages into a
 //! [`Pages`] consumer (the in-process pipeline of the standalone agent,
 //! or the recorder's spool with `--stream`), wait for the kernel, and
-//! stop on count, duration, a signal or stdin EOF.
+//! stop on count, duration, a signal, stdin EOF, or (`--alive-timeout`)
+//! stdin silent for too long.
 
 use crate::capture::Capture;
 use crate::error::{AgentError, Result};
@@ -44,6 +45,9 @@ pub trait Pages {
     fn out_fd(&self) -> Option<i32> {
         None
     }
+    /// The host's heartbeat came on stdin: answer it, so that the host
+    /// hears from us even when no signal is sent.
+    fn heard(&mut self) {}
 }
 
 /// Writes what is pending: `Some(OutputClosed)` once stdout's reader
@@ -134,11 +138,13 @@ fn wait(
 
 /// Runs the loop until something says stop; then reads what the kernel
 /// already holds (it was generated before we stopped) unless `--count`
-/// ended it.
+/// ended it, or the host is gone: stdin silent for longer than `alive`
+/// (the end is `hangup`, and nobody reads it).
 pub fn capture(
     cap: &mut Capture,
     stop: &Stop,
     duration: Option<Duration>,
+    alive: Option<Duration>,
     p: &mut dyn Pages,
 ) -> Result<EndReason> {
     let mut page = vec![0; cap.readers.page_size];
@@ -153,6 +159,10 @@ pub fn capture(
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break EndReason::Duration;
+        }
+        if alive.is_some_and(|t| stop.silent(t)) {
+            // Nobody is reading: the kernel's rest would go nowhere.
+            return Ok(EndReason::Hangup);
         }
         let n = if p.room() {
             round(cap, &mut page, p)?
@@ -174,13 +184,21 @@ pub fn capture(
             // With the spool full, new data cannot be read: wait for
             // stdout only, or a busy kernel buffer would spin the loop.
             let data = p.room();
+            let t = Instant::now();
             if let Some(r) = wait(cap, stop, left.min(most), p.out_fd(), data) {
                 break r;
             }
+            if stop.heard_since(t) {
+                p.heard();
+            }
         } else if let Some(b) = p.batch() {
             let left = deadline.map_or(b, |d| d.saturating_duration_since(Instant::now()));
+            let t = Instant::now();
             if let Some(r) = wait(cap, stop, left.min(b), p.out_fd(), false) {
                 break r;
+            }
+            if stop.heard_since(t) {
+                p.heard();
             }
         }
     };

@@ -231,6 +231,11 @@ impl Pages for Recorder {
     fn out_fd(&self) -> Option<i32> {
         (self.spool.pending() > 0).then_some(STDOUT)
     }
+    fn heard(&mut self) {
+        // An empty round is the answer: the host releases nothing it
+        // does not hold, and knows the link and the agent are alive.
+        self.busy = true;
+    }
 }
 
 /// Records until told to stop; the signals are counted by the host.
@@ -258,7 +263,11 @@ pub fn run(o: &Options, mut cap: Capture, stop: &Stop) -> Result<u64> {
         page_size: cap.readers.page_size,
     };
     r.start(o, &mut cap);
-    let result = drain::capture(&mut cap, stop, o.duration, &mut r);
+    let result = drain::capture(&mut cap, stop, o.duration, o.alive_timeout, &mut r);
+    if matches!(result, Ok(EndReason::Hangup)) {
+        // The host is gone: the last frames must not wait for it.
+        r.spool.stalled = true;
+    }
     let lost: Vec<(u32, u64)> = cap
         .readers
         .cpus

@@ -157,7 +157,7 @@ pub fn run(mut o: Options) -> Result<u64> {
     for f in std::mem::take(&mut cap.known) {
         s.pipeline.table.learn(f);
     }
-    let reason = drain::capture(&mut cap, &stop, o.duration, &mut s)?;
+    let reason = drain::capture(&mut cap, &stop, o.duration, o.alive_timeout, &mut s)?;
     if reason != EndReason::Count {
         s.pipeline.finish(&mut Live, &mut s.out);
     }

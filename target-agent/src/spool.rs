@@ -14,6 +14,10 @@ pub struct Spool {
     pub buf: Vec<u8>,
     head: usize,
     limit: usize,
+    /// The host is known to be gone (`--alive-timeout`): `write_all`
+    /// does not wait for a stdout nobody reads, which would keep the
+    /// agent, and its ftrace instance, alive on a dead link.
+    pub stalled: bool,
 }
 
 impl Spool {
@@ -22,6 +26,7 @@ impl Spool {
             buf: Vec::with_capacity(64 * 1024),
             head: 0,
             limit,
+            stalled: false,
         }
     }
 
@@ -63,19 +68,24 @@ impl Spool {
         Ok(())
     }
 
-    /// Writes everything, waiting for stdout as needed.
+    /// Writes everything, waiting for stdout as needed (not once the
+    /// host is known to be gone: then `Err`).
     pub fn write_all(&mut self, fd: i32) -> io::Result<()> {
         while self.pending() > 0 {
             self.write(fd)?;
-            if self.pending() > 0 {
-                let mut p = libc::pollfd {
-                    fd,
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                unsafe { libc::poll(&mut p, 1, 1000) };
+            if self.pending() == 0 {
+                break;
             }
+            if self.stalled {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, 1000) };
         }
         Ok(())
     }

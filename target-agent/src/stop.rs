@@ -1,12 +1,18 @@
 //! The ways a capture is asked to stop from outside: SIGINT, SIGTERM,
-//! SIGHUP, and stdin reaching EOF (how an SSH session ends: the client
-//! closes the channel, and dropbear/sshd close the agent's stdin).
+//! SIGHUP, stdin reaching EOF (how an SSH session ends: the client
+//! closes the channel, and dropbear/sshd close the agent's stdin), and,
+//! with `--alive-timeout`, stdin falling silent: whosent-deploy writes a
+//! byte every few seconds, and when the network between them silently
+//! stops forwarding, no EOF ever comes (the SSH server only notices a
+//! dead peer when TCP gives up, which by default takes hours).
 //!
 //! Signal handlers only record the signal and write a byte to a
 //! self-pipe, so the main loop's `poll` wakes at once.
 
+use std::cell::Cell;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Instant;
 use whosent_proto::record::EndReason;
 
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
@@ -26,6 +32,8 @@ pub struct Stop {
     pub wake_fd: RawFd,
     /// stdin, when it is a pipe or socket whose EOF means "stop".
     pub stdin_fd: Option<RawFd>,
+    /// When stdin last brought bytes (or the capture started).
+    heard: Cell<Instant>,
 }
 
 impl Stop {
@@ -49,6 +57,7 @@ impl Stop {
         Ok(Stop {
             wake_fd: fds[0],
             stdin_fd: watched_stdin(),
+            heard: Cell::new(Instant::now()),
         })
     }
 
@@ -63,7 +72,8 @@ impl Stop {
     }
 
     /// Called when poll says stdin is readable or hung up: drains it and
-    /// reports whether it reached EOF. Input itself is ignored.
+    /// reports whether it reached EOF. Input itself is ignored, but its
+    /// arrival is noted (see [`Stop::silent`]).
     pub fn stdin_closed(&self) -> bool {
         let Some(fd) = self.stdin_fd else {
             return false;
@@ -71,8 +81,22 @@ impl Stop {
         let mut buf = [0u8; 256];
         // SAFETY: buf is valid for its length; stdin is non-blocking.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            self.heard.set(Instant::now());
+        }
         n == 0
             || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Whether stdin has been silent for longer than `limit` (the host's
+    /// heartbeat stopped). Never without a watched stdin.
+    pub fn silent(&self, limit: std::time::Duration) -> bool {
+        self.stdin_fd.is_some() && self.heard.get().elapsed() > limit
+    }
+
+    /// Input came since `since`: the host is there.
+    pub fn heard_since(&self, since: Instant) -> bool {
+        self.heard.get() > since
     }
 }
 

@@ -296,6 +296,42 @@ fn every_way_out_removes_the_instance() {
     assert_eq!(finish(&mut a, &inst(&ready))["reason"], "stdin_closed");
 }
 
+/// Issue 13 item 10: when the network to the host silently stopped
+/// forwarding, the agent kept tracing for ever (no EOF ever comes). With
+/// `--alive-timeout` the host's heartbeat on stdin keeps it going, and
+/// its silence ends it, instance and all.
+#[test]
+fn a_silent_host_ends_the_agent_by_itself() {
+    if !real_kernel("alive timeout") {
+        return;
+    }
+    let (_r, rpid) = receiver(&["10"]);
+    let p = rpid.to_string();
+    let (mut a, ready) = ready_agent(&["--sig", "USR1", "--pid", &p, "--alive-timeout", "1"]);
+    // Heartbeats for twice the timeout: it keeps running.
+    let t0 = std::time::Instant::now();
+    let mut last = t0;
+    while t0.elapsed() < Duration::from_secs(2) {
+        a.write_stdin("\n");
+        last = std::time::Instant::now();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        a.child.try_wait().unwrap().is_none(),
+        "ended while the host was there"
+    );
+    assert!(instance_exists(&inst(&ready)));
+    // Then silence, with stdin still open (a dead link sends no EOF).
+    let end = finish(&mut a, &inst(&ready));
+    assert_eq!(end["reason"], "hangup", "{end}");
+    let took = last.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "ended {took:?} after the last heartbeat"
+    );
+    assert_eq!(a.wait(T), 1);
+}
+
 #[test]
 fn a_killed_agents_instance_is_removed_by_the_next_run() {
     if !real_kernel("kill -9") {

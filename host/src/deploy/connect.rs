@@ -4,11 +4,17 @@
 
 use crate::cli::SshArgs;
 use crate::error::HostError;
-use crate::ssh::{self, Conn, ConnectOpts, HostKeyPolicy};
+use crate::ssh::{self, Alive, Conn, ConnectOpts, HostKeyPolicy};
 use std::io::{self, IsTerminal};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-pub fn connect(a: &SshArgs) -> Result<(ssh::Target, Conn), HostError> {
+/// Connects as `a` says; `stop` (Ctrl-C) drops the connection at once
+/// until a stream starts.
+pub fn connect(
+    a: &SshArgs,
+    stop: Option<&'static AtomicBool>,
+) -> Result<(ssh::Target, Conn), HostError> {
     let host = a
         .host
         .as_deref()
@@ -21,7 +27,13 @@ pub fn connect(a: &SshArgs) -> Result<(ssh::Target, Conn), HostError> {
         a.ssh_config.as_deref(),
         a.jump.as_deref(),
     )?;
+    let alive = alive(
+        &a.options,
+        ssh::dest::alive_config(host, a.ssh_config.as_deref())?,
+    )?;
     let mut opts = ConnectOpts {
+        alive,
+        stop,
         policy: if a.accept_new_host_key {
             HostKeyPolicy::AcceptNew
         } else {
@@ -49,6 +61,34 @@ pub fn connect(a: &SshArgs) -> Result<(ssh::Target, Conn), HostError> {
     }
 }
 
+/// The keepalive settings: `-o` beats ssh_config, as in ssh.
+fn alive(options: &[String], config: (Option<u32>, Option<u32>)) -> Result<Alive, HostError> {
+    let (mut interval, mut count) = (None, None);
+    for o in options {
+        let (k, v) = o
+            .split_once('=')
+            .or_else(|| o.trim().split_once(char::is_whitespace))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .ok_or_else(|| HostError::Usage(format!("-o '{o}': write -o KEY=VALUE")))?;
+        let is_interval = k.eq_ignore_ascii_case("ServerAliveInterval");
+        if !is_interval && !k.eq_ignore_ascii_case("ServerAliveCountMax") {
+            return Err(HostError::Usage(format!(
+                "-o {k}: whosent-deploy takes only ServerAliveInterval and ServerAliveCountMax \
+                 with -o; use -p, -l, -i and --connect-timeout, or ~/.ssh/config"
+            )));
+        }
+        let n = crate::ssh::config_alive_value(is_interval, v).map_err(HostError::Usage)?;
+        let slot = if is_interval {
+            &mut interval
+        } else {
+            &mut count
+        };
+        // The first value wins, as in ssh.
+        slot.get_or_insert(n);
+    }
+    Ok(Alive::new(interval.or(config.0), count.or(config.1)))
+}
+
 /// Keys failed and nobody gave a password: ask, but only a person at a
 /// terminal; scripts get the error.
 fn ask_password(e: &ssh::SshError, password_given: bool, tty: bool) -> bool {
@@ -69,6 +109,28 @@ mod tests {
                 "agent: no identities".into(),
                 "key ~/.ssh/id_ed25519: refused".into(),
             ],
+        }
+    }
+
+    #[test]
+    fn dash_o_sets_the_keepalives_over_ssh_config() {
+        let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let a = alive(
+            &o(&["ServerAliveInterval=2", "serveralivecountmax 4"]),
+            (Some(9), Some(9)),
+        );
+        assert_eq!(a.unwrap().dead_after(), Duration::from_secs(10));
+        let a = alive(&[], (Some(5), None)).unwrap();
+        assert_eq!(a.dead_after(), Duration::from_secs(15));
+        assert_eq!(alive(&[], (None, None)).unwrap(), Alive::default());
+        for (bad, want) in [
+            ("Port=22", "takes only ServerAliveInterval"),
+            ("ServerAliveInterval=0", "at least 1"),
+            ("ServerAliveCountMax=x", "not a whole number"),
+            ("ServerAliveInterval", "-o KEY=VALUE"),
+        ] {
+            let e = alive(&o(&[bad]), (None, None)).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
         }
     }
 

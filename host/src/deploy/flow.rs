@@ -28,10 +28,18 @@ pub struct Plan {
     pub json: bool,
     /// No human progress on stderr.
     pub quiet: bool,
+    /// The agent ends by itself after this long without the host's
+    /// heartbeat (`--alive-timeout`); `None` for a capture that must
+    /// outlive the connection (detached).
+    pub alive_timeout: Option<Duration>,
 }
 
 /// Runs `backend` on the board behind `t`, its records to `out`;
-/// returns the exit status. `stop` is Ctrl-C (and stdout gone).
+/// returns the exit status. `stop` is Ctrl-C (and stdout gone): before
+/// the stream it ends the run at the next step (the SSH transport also
+/// drops the connection at once, see `ssh::watch`), with
+/// [`HostError::Interrupted`]; the agent is never started just to be
+/// stopped.
 pub fn run(
     t: &dyn Transport,
     plan: &Plan,
@@ -39,7 +47,23 @@ pub fn run(
     out: &mut dyn Write,
     stop: &AtomicBool,
 ) -> Result<i32, HostError> {
-    let facts = probe::probe(t, plan.sudo)?;
+    let step = |during: &'static str| {
+        move |e: HostError| {
+            if stop.load(Ordering::SeqCst) {
+                HostError::Interrupted(during)
+            } else {
+                e
+            }
+        }
+    };
+    let check = |during: &'static str| {
+        if stop.load(Ordering::SeqCst) {
+            Err(HostError::Interrupted(during))
+        } else {
+            Ok(())
+        }
+    };
+    let facts = probe::probe(t, plan.sudo).map_err(step("probing the board"))?;
     let arch = probe::arch(plan.target.as_deref(), &facts)?;
     probe::check_privileges(&facts, plan.sudo)?;
     eprintln!(
@@ -48,22 +72,33 @@ pub fn run(
         whosent_proto::escape::escape(&facts.arch),
         whosent_proto::escape::escape(&facts.release)
     );
+    // A backend's own word on an interrupted build says more (stap's).
     backend.prepare(&facts, arch, stop)?;
+    check("preparing the capture")?;
     let keep = if plan.keep { backend.keep() } else { None };
-    let mut dir = dir::make(t, keep.as_deref())?;
+    let mut dir = dir::make(t, keep.as_deref()).map_err(step("making the directory"))?;
     let pusher = Pusher {
         t,
         facts: &facts,
         dir: &dir.path,
+        alive_timeout: plan.alive_timeout,
     };
-    let cmd = backend.push(&pusher, dir.existing)?;
+    let cmd = backend
+        .push(&pusher, dir.existing)
+        .map_err(step("uploading"))?;
+    check("uploading")?;
     let cleanup = if keep.is_some() {
         String::new()
     } else {
         format!("rm -rf {}; ", quote(&dir.path))
     };
     let sudo = probe::sudo_prefix(&facts);
-    let cmd = format!("{sudo}{cmd}; st=$?; {cleanup}exit $st");
+    let mark = if dir.guarded() {
+        dir::started_mark(&dir.path)
+    } else {
+        String::new()
+    };
+    let cmd = format!("{mark}{sudo}{cmd}; st=$?; {cleanup}exit $st");
     // From here the remote command removes the directory itself.
     dir.remove_on_drop = false;
 
@@ -80,10 +115,6 @@ pub fn run(
         .duration
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
     let done = AtomicBool::new(false);
-    // A Ctrl-C during the build or upload: start stopped.
-    if stop.load(Ordering::SeqCst) {
-        halt.request(crate::interrupt::reason(), true);
-    }
     let streamed = std::thread::scope(|sc| {
         // Ctrl-C and a host-side --duration become a stop of this stream.
         sc.spawn(|| watch(stop, deadline, &halt, &done));
@@ -105,6 +136,10 @@ pub fn run(
             t.stream(&cmd, &mut on_out, &mut on_err, &halt.halt)
         }
     });
+    // Dropped before the agent could start (Ctrl-C during its start).
+    if matches!(streamed, Err(crate::ssh::SshError::Interrupted)) {
+        return Err(HostError::Interrupted("starting the agent"));
+    }
     let status = backend.finish(t, streamed, &mut session);
     // A failed stdout first: it is why the stream was stopped.
     if let Some(e) = session.output_error() {

@@ -53,6 +53,9 @@ pub fn run_local(
         keep: r.keep,
         json: r.capture.json,
         quiet: r.capture.json && !io::stderr().is_terminal(),
+        // Nothing writes a heartbeat here, and the agent's stdin is a
+        // pipe from this process: its EOF is enough.
+        alive_timeout: None,
     };
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     flow::run(
@@ -68,9 +71,16 @@ pub fn run(
     r: &RunArgs,
     host: &str,
     backend: &mut dyn Backend,
-    stop: &AtomicBool,
+    stop: &'static AtomicBool,
 ) -> Result<i32, HostError> {
-    let (target, conn) = connect(&r.ssh)?;
+    let interrupted = |e: HostError| {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            HostError::Interrupted("connecting")
+        } else {
+            e
+        }
+    };
+    let (target, conn) = connect(&r.ssh, Some(stop)).map_err(interrupted)?;
     let plan = Plan {
         login: login(&target),
         host: host.to_string(),
@@ -79,6 +89,7 @@ pub fn run(
         keep: r.keep,
         json: r.capture.json,
         quiet: r.capture.json && !io::stderr().is_terminal(),
+        alive_timeout: Some(conn.alive().dead_after()),
     };
     // The report buffers (the session flushes after each chunk of the
     // stream) and counts what fd 1 took.

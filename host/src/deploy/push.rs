@@ -12,6 +12,8 @@ pub struct Pusher<'a> {
     pub t: &'a dyn Transport,
     pub facts: &'a Facts,
     pub dir: &'a str,
+    /// For the agent's `--alive-timeout` (see `flow::Plan`).
+    pub alive_timeout: Option<std::time::Duration>,
 }
 
 impl Pusher<'_> {

@@ -16,6 +16,8 @@ use whosent_proto::query::Query;
 const AGENT: &[u8] = b"\x7fELF pretend agent for the fake board";
 const READY: &str = r#"{"type":"ready","v":1,"agent":"0.1.0","backend":"ftrace","kernel":"6.1","arch":"aarch64","instance":"whosent-1-2","filter":"sig == 9"}"#;
 const SIGNAL: &str = r#"{"type":"signal","ts":1.5,"cpu":0,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"group":true,"result":"delivered","context":"task","sender":{"pid":6993,"tid":6993,"comm":"test_sender","uid":0,"cmdline":null},"running":null,"target":{"pid":6985,"tid":6985,"comm":"test_receiver"}}"#;
+/// What the remote command runs first (deploy::dir's guard).
+const MARK: &str = ": >/tmp/whosent.fake/started; ";
 const END: &str = r#"{"type":"end","reason":"count","signals":1,"lost":0}"#;
 
 fn plan() -> Plan {
@@ -97,7 +99,8 @@ fn a_good_board_gets_the_bundle_runs_the_agent_and_is_left_clean() {
         run,
         // The ftrace agent records: prepare adds --stream.
         &format!(
-            "{agent} --sig 9 --stream; st=$?; rm -rf {}; exit $st",
+            ": >{}/started; {agent} --sig 9 --stream; st=$?; rm -rf {}; exit $st",
+            quote(DIR),
             quote(DIR)
         )
     );
@@ -257,7 +260,7 @@ fn sudo_as_a_user_login_prefixes_the_agent() {
     assert_eq!(deploy(&board, &plan, &mut agent()).0.unwrap(), 0);
     let run = board.log().last().unwrap().clone();
     let agent = quote(&format!("{DIR}/whosent-agent"));
-    assert!(run.starts_with(&format!("sudo -n {agent} ")), "{run}");
+    assert!(run.starts_with(&format!("{MARK}sudo -n {agent} ")), "{run}");
 }
 
 const SENDER: &str = include_str!("../../../tests/fixtures/stap/aarch64-6.1/sender.txt");
@@ -299,7 +302,7 @@ fn stap_with_sudo_as_a_user_login_loads_through_sudo() {
         .unwrap()
         .clone();
     // The wrapper runs through sudo, so the module is loaded as root.
-    assert!(run.starts_with("sudo -n sh -c "), "{run}");
+    assert!(run.starts_with(&format!("{MARK}sudo -n sh -c ")), "{run}");
     assert!(run.contains(&format!("d={DIR}")), "{run}");
     assert!(
         run.ends_with(&format!("; st=$?; rm -rf {}; exit $st", quote(DIR))),
@@ -336,7 +339,10 @@ fn stap_as_root_loads_without_sudo() {
         .rfind(|c| c.contains("; exit $st"))
         .unwrap()
         .clone();
-    assert!(run.starts_with("sh -c ") && !run.contains("sudo"), "{run}");
+    assert!(
+        run.starts_with(&format!("{MARK}sh -c ")) && !run.contains("sudo"),
+        "{run}"
+    );
     assert!(board
         .log()
         .contains(&format!("upload {DIR}/whosent_session.ko")));
@@ -494,13 +500,15 @@ fn stap_without_keep_leaves_nothing() {
 /// it), not `stdin_closed`.
 #[test]
 fn a_stop_closes_the_agents_stdin_and_the_end_says_why_the_host_stopped() {
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
     let script = Script {
         stdout: vec![READY.into(), SIGNAL.into()],
         on_stop: vec![r#"{"type":"end","reason":"stdin_closed","signals":0,"lost":0}"#.into()],
+        stop_at: Some(1),
+        ctrl_c: Some(stop.clone()),
         ..Script::default()
     };
     let board = FakeBoard::new(Board::default(), script);
-    let stop = AtomicBool::new(true);
     let mut out = Vec::new();
     let st = flow::run(&board, &plan(), &mut agent(), &mut out, &stop).unwrap();
     let out = String::from_utf8(out).unwrap();
@@ -510,6 +518,44 @@ fn a_stop_closes_the_agents_stdin_and_the_end_says_why_the_host_stopped() {
     );
     assert_eq!(st, 1);
     assert!(board.files().is_empty());
+}
+
+/// Issue 13 item 8: a Ctrl-C during the upload let the upload finish
+/// and then started the agent just to stop it. Now the run ends at the
+/// step it was in, the agent never starts, and the directory goes.
+#[test]
+fn ctrl_c_before_tracing_never_starts_the_agent() {
+    let board = FakeBoard::new(Board::default(), agent_script());
+    let stop = AtomicBool::new(true);
+    let mut out = Vec::new();
+    let e = flow::run(&board, &plan(), &mut agent(), &mut out, &stop).unwrap_err();
+    assert!(e.line().contains("interrupted while"), "{}", e.line());
+    assert!(e.line().contains("nothing was traced"), "{}", e.line());
+    assert!(out.is_empty());
+    assert!(
+        !board.log().iter().any(|c| c.contains("whosent-agent")),
+        "{:#?}",
+        board.log()
+    );
+    assert!(board.files().is_empty(), "{:#?}", board.files().keys());
+}
+
+/// The agent is told to end by itself when the host's heartbeat stops
+/// (issue 13 item 10); a plan without it (a detached capture) does not.
+#[test]
+fn the_agent_gets_the_alive_timeout_of_the_plan() {
+    let board = FakeBoard::new(Board::default(), agent_script());
+    let alive = Plan {
+        alive_timeout: Some(std::time::Duration::from_secs(30)),
+        ..plan()
+    };
+    assert_eq!(deploy(&board, &alive, &mut agent()).0.unwrap(), 0);
+    let run = board.log().last().unwrap().clone();
+    assert!(run.contains(" --alive-timeout 30;"), "{run}");
+    let board = FakeBoard::new(Board::default(), agent_script());
+    assert_eq!(deploy(&board, &plan(), &mut agent()).0.unwrap(), 0);
+    let run = board.log().last().unwrap().clone();
+    assert!(!run.contains("--alive-timeout"), "{run}");
 }
 
 #[test]
@@ -690,7 +736,7 @@ fn auto_picks_the_ebpf_agent_where_the_board_has_bpf_else_ftrace() {
         assert!(out.contains(r#""type":"signal""#), "{out}");
         let last = board.log().last().unwrap().clone();
         assert!(
-            last.starts_with(&format!("{}/{run}", quote(DIR).trim_end_matches('\''))),
+            last.contains(&format!("; {}/{run}", quote(DIR).trim_end_matches('\''))),
             "bpf={bpf}: {last}"
         );
         assert!(board.files().is_empty(), "{:#?}", board.files().keys());

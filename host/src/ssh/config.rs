@@ -5,8 +5,9 @@
 //! criterion makes the block not apply), `HostName`, `User`, `Port`,
 //! `IdentityFile` (all of them, in order), `ProxyJump`/`ProxyCommand`
 //! (the first of them; `dest` follows a ProxyJump through
-//! [`super::jump`] and refuses a ProxyCommand, unless `none`), and
-//! `Include` (relative paths are under
+//! [`super::jump`] and refuses a ProxyCommand, unless `none`),
+//! `ServerAliveInterval`, `ServerAliveCountMax` (see [`super::alive`]),
+//! and `Include` (relative paths are under
 //! `~/.ssh`, globs in the last path component). Every other keyword is
 //! ignored. As in ssh, the first value obtained for a keyword wins, and
 //! only the user's file is read, not `/etc/ssh/ssh_config`.
@@ -28,6 +29,9 @@ pub(crate) struct HostConfig {
     /// The first ProxyJump/ProxyCommand found: file, line, keyword,
     /// value.
     pub proxy: Option<(PathBuf, usize, String, String)>,
+    /// Seconds; 0 is refused (ssh would never send keepalives).
+    pub alive_interval: Option<u32>,
+    pub alive_count: Option<u32>,
 }
 
 /// Nested Includes deeper than this are refused, as ssh does (16).
@@ -85,6 +89,16 @@ fn read_file(path: &Path, host: &str, cfg: &mut HostConfig, depth: usize) -> Res
                 cfg.port.get_or_insert(port);
             }
             "identityfile" => cfg.identity_files.push(first),
+            "serveraliveinterval" | "serveralivecountmax" => {
+                let interval = keyword == "serveraliveinterval";
+                let v = alive_value(interval, &first).map_err(invalid)?;
+                let slot = if interval {
+                    &mut cfg.alive_interval
+                } else {
+                    &mut cfg.alive_count
+                };
+                slot.get_or_insert(v);
+            }
             "proxyjump" | "proxycommand" => {
                 let name = if keyword == "proxyjump" {
                     "ProxyJump"
@@ -108,6 +122,28 @@ fn read_file(path: &Path, host: &str, cfg: &mut HostConfig, depth: usize) -> Res
         }
     }
     Ok(())
+}
+
+/// A `ServerAliveInterval` (seconds, at least 1) or `ServerAliveCountMax`
+/// value, as ssh_config and `-o` give it.
+pub(crate) fn alive_value(interval: bool, v: &str) -> Result<u32, String> {
+    let n: u32 = v.parse().map_err(|_| {
+        format!(
+            "{} '{v}' is not a whole number",
+            if interval {
+                "ServerAliveInterval"
+            } else {
+                "ServerAliveCountMax"
+            }
+        )
+    })?;
+    if interval && n == 0 {
+        return Err(
+            "ServerAliveInterval 0 would never notice a dead link; whosent-deploy needs at least 1"
+                .into(),
+        );
+    }
+    Ok(n)
 }
 
 /// `Keyword args...` or `Keyword=args...`, with double quotes; `None`
@@ -236,6 +272,26 @@ mod tests {
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn server_alive_settings_are_read_per_host_first_value_winning() {
+        let dir = std::env::temp_dir().join(format!("whosent-alive-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("config");
+        std::fs::write(
+            &f,
+            "Host board\n  ServerAliveInterval 3\nHost *\n  ServerAliveInterval=60\n  ServerAliveCountMax 5\n",
+        )
+        .unwrap();
+        let c = lookup(&f, "board").unwrap();
+        assert_eq!((c.alive_interval, c.alive_count), (Some(3), Some(5)));
+        let c = lookup(&f, "other").unwrap();
+        assert_eq!((c.alive_interval, c.alive_count), (Some(60), Some(5)));
+        std::fs::write(&f, "ServerAliveInterval 0\n").unwrap();
+        let e = lookup(&f, "board").unwrap_err().to_string();
+        assert!(e.contains(":1: ServerAliveInterval 0"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

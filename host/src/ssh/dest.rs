@@ -244,6 +244,22 @@ fn resolve_at(
     })
 }
 
+/// The `ServerAliveInterval` and `ServerAliveCountMax` ssh_config gives
+/// `dest` (the same file [`resolve`] reads), if it gives them.
+pub fn alive_config(
+    dest: &str,
+    config: Option<&Path>,
+) -> Result<(Option<u32>, Option<u32>), SshError> {
+    let d = parse(dest)?;
+    let default_config = home_dir().join(".ssh").join("config");
+    let cfg = match config {
+        Some(path) => config::lookup(path, &d.host)?,
+        None if default_config.is_file() => config::lookup(&default_config, &d.host)?,
+        None => config::HostConfig::default(),
+    };
+    Ok((cfg.alive_interval, cfg.alive_count))
+}
+
 /// A jump list, `[USER@]HOST[:PORT][,...]`, to the hop nearest the
 /// board. Each hop is reached through the ones before it and resolved
 /// through the config like any destination (its `User`, `Port`,

@@ -179,6 +179,20 @@ pub enum SshError {
 
     #[error("remote command `{cmd}` did not exit within {} of its stdin being closed", secs(*waited))]
     NoExit { cmd: String, waited: Duration },
+
+    /// Ctrl-C (SIGINT, SIGTERM, SIGHUP) before the remote command could
+    /// be stopped through its stdin: the connection was dropped.
+    #[error("interrupted")]
+    Interrupted,
+
+    /// Nothing came from the board for `quiet`, keepalives included.
+    #[error("the link to {addr} is dead: no answer for {} (ServerAliveInterval {}, ServerAliveCountMax {})", secs(*quiet), secs(*interval), count)]
+    LinkDead {
+        addr: SocketAddr,
+        quiet: Duration,
+        interval: Duration,
+        count: u32,
+    },
 }
 
 impl SshError {
@@ -251,6 +265,12 @@ impl SshError {
             UploadIncomplete { .. } => "check free space on the board (`df`) and upload again".into(),
             NoExit { .. } => {
                 "the remote process may still run: find it with `ps` on the board and kill it".into()
+            }
+            Interrupted => {
+                "nothing was traced; the board removes what was uploaded by itself".into()
+            }
+            LinkDead { .. } => {
+                "check the network to the board; the agent there stops by itself when it stops hearing from us (-o ServerAliveInterval=SECS and -o ServerAliveCountMax=N set how soon)".into()
             }
         }
     }

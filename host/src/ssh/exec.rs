@@ -12,8 +12,13 @@
 //! agent therefore treats EOF on stdin as its order to clean up and
 //! exit; SIGHUP (when run under a terminal) and SIGPIPE are its
 //! fallbacks.
+//!
+//! While a stream runs, its command gets a newline on stdin every
+//! [`super::Alive::heartbeat`], which the agent answers and whose
+//! absence ends it (see [`super::alive`]); the wrapper of the stap
+//! backend reads and drops it.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -28,6 +33,12 @@ use super::SshError;
 pub enum Flow {
     Continue,
     Stop,
+    /// The command has said all it will (the agent's END frame): the
+    /// channel is closed without waiting for the command to exit, which
+    /// cleans up on its own (the agent's ftrace teardown took 1.5 s on
+    /// the emulated board, and a Ctrl-C must end the run within 1 s).
+    /// The status is then 0.
+    Done,
 }
 
 /// A finished short command.
@@ -52,8 +63,11 @@ impl Conn {
     /// Runs a short command and collects its output.
     pub fn run(&self, cmd: &str) -> Result<Output, SshError> {
         let _busy = self.lock();
-        let mut channel = open_exec(&self.session, cmd)?;
-        self.collect(&mut channel, cmd)
+        let run = || {
+            let mut channel = open_exec(&self.session, cmd)?;
+            self.collect(&mut channel, cmd)
+        };
+        run().map_err(|e| self.explain(e))
     }
 
     /// Runs an open channel to its end, collecting stdout and stderr.
@@ -66,8 +80,8 @@ impl Conn {
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let never = AtomicBool::new(false);
         let status = pump(
-            &self.session,
-            self.fd,
+            self,
+            false,
             channel,
             cmd,
             &mut |d| {
@@ -107,17 +121,21 @@ impl Conn {
         stop: &AtomicBool,
     ) -> Result<i32, SshError> {
         let _busy = self.lock();
-        let mut channel = open_exec(&self.session, cmd)?;
         let mut lines = super::lines::Lines::default();
-        let status = pump(
-            &self.session,
-            self.fd,
-            &mut channel,
-            cmd,
-            &mut |data| lines.feed(data, on_line),
-            on_stderr,
-            stop,
-        )?;
+        let status = self
+            .start_stream(cmd)
+            .and_then(|mut channel| {
+                pump(
+                    self,
+                    true,
+                    &mut channel,
+                    cmd,
+                    &mut |data| lines.feed(data, on_line),
+                    on_stderr,
+                    stop,
+                )
+            })
+            .map_err(|e| self.explain(e))?;
         lines.finish(on_line);
         Ok(status)
     }
@@ -134,16 +152,17 @@ impl Conn {
         stop: &AtomicBool,
     ) -> Result<i32, SshError> {
         let _busy = self.lock();
-        let mut channel = open_exec(&self.session, cmd)?;
-        pump(
-            &self.session,
-            self.fd,
-            &mut channel,
-            cmd,
-            on_data,
-            on_stderr,
-            stop,
-        )
+        self.start_stream(cmd)
+            .and_then(|mut channel| pump(self, true, &mut channel, cmd, on_data, on_stderr, stop))
+            .map_err(|e| self.explain(e))
+    }
+
+    /// Starts a stream's command; from then on Ctrl-C stops it through
+    /// its stdin (the caller's `stop`) instead of dropping the connection.
+    fn start_stream(&self, cmd: &str) -> Result<OwnedChannel<'_>, SshError> {
+        let channel = open_exec(&self.session, cmd)?;
+        self.watch.disarm();
+        Ok(channel)
     }
 }
 
@@ -171,6 +190,8 @@ pub(crate) fn open_exec<'a>(session: &'a Session, cmd: &str) -> Result<OwnedChan
 pub(crate) struct OwnedChannel<'a> {
     session: &'a Session,
     channel: Option<Channel>,
+    /// Dropped without waiting for the server's confirmation.
+    abandoned: bool,
 }
 
 /// How long a stop waits for the server to confirm closing the channel
@@ -185,7 +206,13 @@ impl<'a> OwnedChannel<'a> {
         OwnedChannel {
             session,
             channel: Some(channel),
+            abandoned: false,
         }
+    }
+
+    /// Its close was asked for and its command needs no waiting for.
+    pub(crate) fn abandon(&mut self) {
+        self.abandoned = true;
     }
 }
 
@@ -204,7 +231,12 @@ impl std::ops::DerefMut for OwnedChannel<'_> {
 
 impl Drop for OwnedChannel<'_> {
     fn drop(&mut self) {
-        let _t = Timeout::set(self.session, DROP_WAIT);
+        let wait = if self.abandoned {
+            Duration::from_millis(1)
+        } else {
+            DROP_WAIT
+        };
+        let _t = Timeout::set(self.session, wait);
         // A timed-out free leaves the channel to the session's own free.
         drop(self.channel.take());
     }
@@ -213,11 +245,11 @@ impl Drop for OwnedChannel<'_> {
 /// Moves a started command's output to the callbacks until it exits,
 /// and returns its status. Stops it as the module docs say when `stop`
 /// is set or `on_stdout` returns `Stop` (after which stdout is read and
-/// dropped).
+/// dropped). `beat`: send the stream's heartbeat.
 pub(crate) fn pump(
-    session: &Session,
-    fd: RawFd,
-    channel: &mut Channel,
+    conn: &Conn,
+    beat: bool,
+    channel: &mut OwnedChannel<'_>,
     cmd: &str,
     on_stdout: &mut dyn FnMut(&[u8]) -> Flow,
     on_stderr: &mut dyn FnMut(&[u8]),
@@ -227,18 +259,34 @@ pub(crate) fn pump(
         action: format!("reading the output of `{cmd}`"),
         source,
     };
+    let (session, fd) = (&conn.session, conn.fd);
     let _nb = NonBlocking::set(session);
     let mut buf = vec![0u8; 32 * 1024];
     let mut stopping: Option<Instant> = None;
     let mut deliver = true;
     let mut eof_sent = false;
+    let mut beat_at = Instant::now() + conn.alive.heartbeat();
     loop {
         let mut progress = false;
-        while let Some(n) = read_some(channel, &mut buf).map_err(io_err)? {
+        while let Some(n) = read_some(&mut **channel, &mut buf).map_err(io_err)? {
             progress = true;
-            if deliver && on_stdout(&buf[..n]) == Flow::Stop {
-                deliver = false;
-                stopping.get_or_insert_with(Instant::now);
+            if !deliver {
+                continue;
+            }
+            match on_stdout(&buf[..n]) {
+                Flow::Continue => {}
+                Flow::Stop => {
+                    deliver = false;
+                    stopping.get_or_insert_with(Instant::now);
+                }
+                Flow::Done => {
+                    // Asked, not waited for: the server confirms the close
+                    // only once the command has exited.
+                    let _ = channel.send_eof();
+                    let _ = channel.close();
+                    channel.abandon();
+                    return Ok(0);
+                }
             }
         }
         let mut stderr = channel.stderr();
@@ -268,7 +316,15 @@ pub(crate) fn pump(
                 });
             }
         }
-        let _ = session.keepalive_send();
+        if beat && stopping.is_none() && Instant::now() >= beat_at {
+            match channel.write(b"\n") {
+                // Full: the next look tries again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // A write error shows up as a read error too.
+                _ => beat_at = Instant::now() + conn.alive.heartbeat(),
+            }
+        }
+        conn.keepalive();
         if !progress {
             // Data libssh2 already holds for the channel (it may have
             // come in while the other stream was read) needs no wait.

@@ -14,15 +14,20 @@
 //!   its stdin (see [`exec`](self::exec) for why the agent must exit
 //!   on EOF).
 //!
+//! While any of it waits for the board, [`alive`] and a watch thread
+//! notice a dead link and Ctrl-C.
+//!
 //! Every failure is an [`SshError`] whose [`SshError::help`] tells the
 //! user what to do.
 
+pub mod alive;
 mod auth;
 mod base64;
 mod config;
 pub mod dest;
 mod error;
 pub mod exec;
+pub mod hold;
 mod hostfile;
 mod jump;
 pub mod known_hosts;
@@ -30,10 +35,14 @@ pub mod lines;
 mod pattern;
 pub mod session;
 pub mod upload;
+mod watch;
 
+pub use alive::Alive;
+pub(crate) use config::alive_value as config_alive_value;
 pub use dest::{resolve, resolve_via, Target};
 pub use error::SshError;
 pub use exec::{Flow, Output, STOP_GRACE};
+pub use hold::Held;
 pub use known_hosts::HostKeyPolicy;
 pub use session::{Conn, ConnectOpts};
 pub use upload::{UploadMethod, UploadOpts};

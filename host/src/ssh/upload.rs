@@ -63,6 +63,17 @@ impl Conn {
         data: &[u8],
         remote_path: &str,
         mode: i32,
+        opts: UploadOpts<'_>,
+    ) -> Result<UploadMethod, SshError> {
+        self.upload_inner(data, remote_path, mode, opts)
+            .map_err(|e| self.explain(e))
+    }
+
+    fn upload_inner(
+        &self,
+        data: &[u8],
+        remote_path: &str,
+        mode: i32,
         mut opts: UploadOpts<'_>,
     ) -> Result<UploadMethod, SshError> {
         let mode = mode & 0o7777;
@@ -78,6 +89,9 @@ impl Conn {
         let try_scp = !opts.force_exec && !self.scp_unusable.load(Ordering::Relaxed);
         let method = if try_scp && self.scp(data, &part, mode, &mut progress).is_ok() {
             UploadMethod::Scp
+        } else if self.watch.fired().is_some() {
+            // Not SCP's fault: the connection was dropped.
+            return Err(SshError::Interrupted);
         } else {
             self.exec_cat(data, &part, &mut progress)?;
             UploadMethod::Exec

@@ -67,6 +67,11 @@ pub struct Script {
     /// What the command prints once its stdin closes early (the
     /// agent's `end` record), instead of the rest of `stdout`.
     pub on_stop: Vec<String>,
+    /// Ctrl-C comes before this many lines: `ctrl_c` (the flag given to
+    /// the flow as its `stop`) is set, and the stream waits for the flow
+    /// to turn it into a stop of the stream.
+    pub stop_at: Option<usize>,
+    pub ctrl_c: Option<std::sync::Arc<AtomicBool>>,
 }
 
 #[derive(Default)]
@@ -311,6 +316,17 @@ impl Transport for FakeBoard {
                         "Connection reset by peer",
                     ),
                 });
+            }
+            if script.stop_at == Some(i) {
+                if let Some(c) = &script.ctrl_c {
+                    c.store(true, Ordering::SeqCst);
+                }
+                let t0 = std::time::Instant::now();
+                while !stop.load(Ordering::SeqCst)
+                    && t0.elapsed() < std::time::Duration::from_secs(2)
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
             }
             if stop.load(Ordering::SeqCst) {
                 stopped = true;

@@ -27,7 +27,67 @@ fn code(s: ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
+/// A held command on this machine: dropping it closes its stdin, as
+/// this process exiting (however it exits) does.
+pub struct HeldChild(Child);
+
+impl super::Hold for HeldChild {}
+
+impl Drop for HeldChild {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        // Reaped if it is done; else it ends on its own, reparented.
+        let _ = self.0.try_wait();
+    }
+}
+
 impl Transport for Local {
+    fn hold(&self, cmd: &str) -> Result<(Output, Box<dyn super::Hold + '_>), SshError> {
+        use std::io::BufRead;
+        let mut child = Command::new("sh")
+            .args(["-c", cmd])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io_err(format!("running `{cmd}`")))?;
+        let mut out = io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut stdout = Vec::new();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = out
+                .read_until(b'\n', &mut line)
+                .map_err(io_err(format!("reading the output of `{cmd}`")))?;
+            if n == 0 || line == crate::ssh::hold::HELD {
+                break;
+            }
+            stdout.extend_from_slice(&line);
+        }
+        if line != crate::ssh::hold::HELD {
+            // It exited without waiting: all of its output, and its status.
+            let mut stderr = Vec::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_end(&mut stderr);
+            }
+            let status = child.wait().map(code).unwrap_or(-1);
+            return Ok((
+                Output {
+                    status,
+                    stdout,
+                    stderr,
+                },
+                Box::new(()),
+            ));
+        }
+        let out = Output {
+            status: 0,
+            stdout,
+            stderr: Vec::new(),
+        };
+        Ok((out, Box::new(HeldChild(child))))
+    }
+
     fn run(&self, cmd: &str) -> Result<Output, SshError> {
         let out = Command::new("sh")
             .args(["-c", cmd])

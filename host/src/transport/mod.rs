@@ -16,9 +16,23 @@ mod ssh;
 pub use crate::ssh::{Flow, Output, SshError, UploadMethod};
 use std::sync::atomic::AtomicBool;
 
+/// While it lives, a [`Transport::hold`] command's stdin stays open.
+pub trait Hold {}
+impl Hold for () {}
+impl Hold for crate::ssh::Held<'_> {}
+
 pub trait Transport {
     /// Runs a short command to its end and collects its output.
     fn run(&self, cmd: &str) -> Result<Output, SshError>;
+
+    /// Runs `cmd`, returning what it printed up to a line `.`, and keeps
+    /// it running with its stdin open until the returned value drops or
+    /// the connection ends (see [`crate::ssh::hold`]). By default it is
+    /// run to its end with its stdin closed: for transports that only
+    /// replay answers (the fake board).
+    fn hold(&self, cmd: &str) -> Result<(Output, Box<dyn Hold + '_>), SshError> {
+        Ok((self.run(cmd)?, Box::new(())))
+    }
 
     /// Puts `data` at `path` with permissions `mode`, atomically (a
     /// broken transfer leaves no truncated `path`); `progress` gets

@@ -1,12 +1,17 @@
 //! The SSH connection as a transport: the methods are `Conn`'s own.
 
-use super::{Flow, Output, SshError, Transport, UploadMethod};
+use super::{Flow, Hold, Output, SshError, Transport, UploadMethod};
 use crate::ssh::{Conn, UploadOpts};
 use std::sync::atomic::AtomicBool;
 
 impl Transport for Conn {
     fn run(&self, cmd: &str) -> Result<Output, SshError> {
         Conn::run(self, cmd)
+    }
+
+    fn hold(&self, cmd: &str) -> Result<(Output, Box<dyn Hold + '_>), SshError> {
+        let (out, held) = Conn::hold(self, cmd)?;
+        Ok((out, Box::new(held)))
     }
 
     fn upload(
