@@ -899,7 +899,11 @@ fn ctrl_c_or_sigterm_at_every_stage_stops_within_a_second_and_leaves_the_board_c
             "{stage}: took {took:?}: {:#?}",
             d.err
         );
-        if stage == "tracing" {
+        // Just after the sha256 check the agent may already have been
+        // started when the signal lands (a race of milliseconds): then
+        // it is stopped through its stdin like a traced run.
+        let started = d.err.iter().any(|l| l.contains("tracing on"));
+        if stage == "tracing" || (stage == "the agent's start" && started) {
             assert_eq!(st, Some(1), "{stage}: {:#?}", d.err);
         } else {
             assert_eq!(st, Some(2), "{stage}: {:#?}", d.err);
