@@ -215,7 +215,7 @@ pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
             whosent_proto::escape::escape(&stale.join(", "))
         )
     };
-    println!("  {:<17} {:<8} {detail}", "stale uploads", "ok");
+    text += &format!("  {:<17} {:<8} {detail}\n", "stale uploads", "ok");
     let ok = can_deploy(&rows);
     text += if ok {
         "an ftrace deploy can work on this board\n"

@@ -4,6 +4,20 @@ use whosent_agent::args::{self, Parsed};
 use whosent_agent::error::AgentError;
 use whosent_proto::record::ErrorRec;
 
+/// Writes to stdout; a failed write (a full disk, a closed pipe) is an
+/// error with exit 2, never a panic as `print!` gives (issue #13, item 5).
+fn out(s: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(s.as_bytes()).and_then(|()| o.flush()) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "whosent-ebpf-agent: error: cannot write to stdout: {e}"
+        );
+        std::process::exit(2);
+    }
+}
+
 fn fail(e: &AgentError) -> ! {
     let mut s = String::new();
     ErrorRec {
@@ -12,7 +26,7 @@ fn fail(e: &AgentError) -> ! {
         help: e.help.clone(),
     }
     .encode(&mut s);
-    print!("{s}");
+    out(&s);
     eprintln!(
         "whosent-ebpf-agent: error: {} (help: {})",
         e.message, e.help
@@ -35,11 +49,14 @@ fn main() {
     let opts = match args::parse(argv) {
         Ok(Parsed::Run(o)) => o,
         Ok(Parsed::Help) => {
-            print!("{}", whosent_ebpf_agent::HELP);
+            out(whosent_ebpf_agent::HELP);
             return;
         }
         Ok(Parsed::Version) => {
-            println!("whosent-ebpf-agent {}", env!("CARGO_PKG_VERSION"));
+            out(&format!(
+                "whosent-ebpf-agent {}\n",
+                env!("CARGO_PKG_VERSION")
+            ));
             return;
         }
         Err(e) => fail(&e),

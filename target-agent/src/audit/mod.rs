@@ -232,11 +232,22 @@ fn setup_and_read(
             }
         }
     }
-    println!(
-        "ready mode={mode} auditd={} key={key} abis={}",
-        st.pid,
-        names.join(",")
-    );
+    {
+        use std::io::Write;
+        let mut o = std::io::stdout().lock();
+        if writeln!(
+            o,
+            "ready mode={mode} auditd={} key={key} abis={}",
+            st.pid,
+            names.join(",")
+        )
+        .and_then(|()| o.flush())
+        .is_err()
+        {
+            // No one to report to; the rules go on the way out.
+            return 2;
+        }
+    }
     read(rec, stop)
 }
 
