@@ -162,7 +162,11 @@ impl<'a> Session<'a> {
         match rec {
             Record::Signal(e) => return self.signal_ref(e, wire),
             Record::Lost(l) => self.lost += l.count.unwrap_or(0),
-            Record::Ready(_) => self.ready = true,
+            Record::Ready(_) => {
+                self.ready = true;
+                // The `N/M boards tracing` line, when one of several.
+                crate::fleet::tag::up();
+            }
             Record::Error(_) => self.error = true,
             Record::End(_) => self.ended = true,
             Record::Exit(_) | Record::Other(_) => {}
@@ -317,7 +321,7 @@ impl<'a> Session<'a> {
             Ok(rec) => self.record(&rec, Some(text)),
             Err(e) => {
                 // The line may hold names from the board.
-                eprintln!(
+                say!(
                     "whosent-deploy: warning: {}",
                     whosent_proto::escape::escape(&e.to_string())
                 );

@@ -1,0 +1,201 @@
+//! Many boards at once (issue #14): `--host` repeated and `--hosts
+//! FILE`. Any per-board command runs through [`each`]: a thread per
+//! board, each with its own connection, session and report, and output
+//! that says which board it came from, line by line and never mixed
+//! mid-line. One board stays exactly a single-board run: same thread,
+//! same output, its error returned as is.
+//!
+//! - [`list`]: which boards (the hosts file);
+//! - [`out`]: a board's stdout, line-atomic and prefixed;
+//! - [`tag`]: a board's stderr, and its "I am up" for the progress line.
+//!
+//! A board that fails says so in one line with its name, and the others
+//! go on; [`Outcome`] combines the statuses. Ctrl-C needs nothing here:
+//! every board watches the same flag ([`crate::interrupt`]) and cleans
+//! up as a single run does.
+
+pub mod list;
+pub mod out;
+pub mod tag;
+
+use crate::error::HostError;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+pub use list::boards;
+
+/// How [`each`] shows the boards' output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Opts {
+    /// Human output: stdout lines get `name: ` in front (JSON records
+    /// carry `host`).
+    pub human: bool,
+    /// No `N/M boards tracing` line (`--json` with nobody at stderr).
+    pub quiet: bool,
+}
+
+/// How many boards are up and how many failed: one stderr line each
+/// time that changes.
+pub struct Progress {
+    n: usize,
+    up: AtomicUsize,
+    failed: AtomicUsize,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(n: usize, quiet: bool) -> Self {
+        Progress {
+            n,
+            up: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            quiet,
+        }
+    }
+
+    pub(crate) fn up(&self) {
+        let up = self.up.fetch_add(1, Ordering::SeqCst) + 1;
+        self.say(up, self.failed.load(Ordering::SeqCst));
+    }
+
+    fn failed(&self) {
+        let failed = self.failed.fetch_add(1, Ordering::SeqCst) + 1;
+        self.say(self.up.load(Ordering::SeqCst), failed);
+    }
+
+    fn say(&self, up: usize, failed: usize) {
+        if self.quiet {
+            return;
+        }
+        let failed = match failed {
+            0 => String::new(),
+            n => format!(", {n} failed"),
+        };
+        let line = format!("whosent: {up}/{} boards tracing{failed}\n", self.n);
+        let _ = io::stderr().lock().write_all(line.as_bytes());
+    }
+}
+
+/// What each board's run returned: its status, or `None` for an error
+/// (already reported, with the board's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome(pub Vec<Option<i32>>);
+
+impl Outcome {
+    /// A live run's rule: 0 if any board reported a signal, 2 if every
+    /// board failed, else 1. One board: its own status.
+    pub fn any_signal(&self) -> i32 {
+        let ok = |s: &&Option<i32>| matches!(s, Some(0 | 1));
+        match &self.0[..] {
+            [Some(s)] => *s,
+            all if all.contains(&Some(0)) => 0,
+            all if !all.iter().any(|s| ok(&s)) => 2,
+            _ => 1,
+        }
+    }
+
+    /// For checks (doctor): the worst board's status, a failure 2.
+    pub fn worst(&self) -> i32 {
+        self.0.iter().map(|s| s.unwrap_or(2)).max().unwrap_or(2)
+    }
+}
+
+/// Runs `f(board, stdout)` for every board. One board: here, on fd 1
+/// unchanged, an error returned as it is. Several: in parallel, each in
+/// its thread with its stdout and stderr marked ([`out`], [`tag`]), its
+/// error printed as one line with its name; `f` calls [`tag::up`] once
+/// its board is live (the deploy flow does, at the capture's `ready`).
+pub fn each<F>(boards: &[String], opts: Opts, f: F) -> Result<Outcome, HostError>
+where
+    F: Fn(&str, &mut dyn Write) -> Result<i32, HostError> + Sync,
+{
+    if let [one] = boards {
+        return Ok(Outcome(vec![Some(f(one, &mut crate::stdout::Raw)?)]));
+    }
+    let progress = Arc::new(Progress::new(boards.len(), opts.quiet));
+    let statuses = std::thread::scope(|sc| {
+        let threads: Vec<_> = boards
+            .iter()
+            .map(|b| {
+                let (f, progress) = (&f, Arc::clone(&progress));
+                std::thread::Builder::new()
+                    .name(format!("board {b}"))
+                    .spawn_scoped(sc, move || one(b, opts, progress, f))
+                    .expect("a thread for the board")
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or(None))
+            .collect()
+    });
+    Ok(Outcome(statuses))
+}
+
+/// One board of several, in its own thread.
+fn one<F>(board: &str, opts: Opts, progress: Arc<Progress>, f: &F) -> Option<i32>
+where
+    F: Fn(&str, &mut dyn Write) -> Result<i32, HostError> + Sync,
+{
+    let _mark = tag::Board::enter(board, Some(Arc::clone(&progress)));
+    let prefix = if opts.human {
+        format!("{board}: ")
+    } else {
+        String::new()
+    };
+    let mut out = out::Lines::new(crate::stdout::Raw, &prefix);
+    let res = f(board, &mut out);
+    let _ = out.finish();
+    match res {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tag::line(format_args!("{}", e.line()));
+            progress.failed();
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_status_is_0_for_any_signal_2_when_all_failed_else_1() {
+        let o = |v: &[Option<i32>]| Outcome(v.to_vec());
+        assert_eq!(o(&[Some(0), None]).any_signal(), 0);
+        assert_eq!(o(&[Some(1), Some(0)]).any_signal(), 0);
+        assert_eq!(o(&[Some(1), None]).any_signal(), 1);
+        assert_eq!(o(&[Some(1), Some(1)]).any_signal(), 1);
+        assert_eq!(o(&[None, None]).any_signal(), 2);
+        // A board whose source reported an error exits 2 alone.
+        assert_eq!(o(&[Some(2), None]).any_signal(), 2);
+        assert_eq!(o(&[Some(2), Some(1)]).any_signal(), 1);
+        // One board is a single run: its status as it is.
+        assert_eq!(o(&[Some(2)]).any_signal(), 2);
+        assert_eq!(o(&[Some(0), Some(1)]).worst(), 1);
+        assert_eq!(o(&[Some(0), None]).worst(), 2);
+    }
+
+    #[test]
+    fn each_board_runs_in_its_own_marked_thread_and_errors_do_not_stop_the_others() {
+        let boards: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let o = each(&boards, Opts::default(), |b, _| {
+            assert_eq!(tag::current().as_deref(), Some(b));
+            match b {
+                "b" => Err(HostError::Usage("down".into())),
+                _ => Ok(1),
+            }
+        })
+        .unwrap();
+        assert_eq!(o.0, [Some(1), None, Some(1)]);
+        // One board: this thread, unmarked, the error as it was.
+        let e = each(&boards[..1], Opts::default(), |_, _| {
+            assert!(!tag::in_fleet());
+            Err(HostError::Usage("down".into()))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "down");
+    }
+}
