@@ -40,7 +40,7 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
             identities(&d.ssh)?;
             let opts = crate::fleet::Opts {
                 human: true,
-                quiet: false,
+                progress: None,
             };
             // The worst board's status: 0 only when every board can work.
             let outcome = crate::fleet::each(&boards, opts, |host, out| {
@@ -106,7 +106,7 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
     }
     let opts = crate::fleet::Opts {
         human: !r.capture.json,
-        quiet: r.capture.json && !io::stderr().is_terminal(),
+        progress: (!r.capture.json || io::stderr().is_terminal()).then_some("tracing"),
     };
     if r.stap.backend == Backend::Audit {
         r.stap.only_for_stap()?;

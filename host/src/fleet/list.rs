@@ -9,7 +9,8 @@ use crate::error::HostError;
 use std::path::Path;
 
 /// What the user must do with a bad line or a bad mix.
-const FIX: &str = "one destination per line, [USER@]HOST[:PORT] or a ~/.ssh/config alias; `#` starts a comment";
+const FIX: &str =
+    "one destination per line, [USER@]HOST[:PORT] or a ~/.ssh/config alias; `#` starts a comment";
 
 /// The destinations of a hosts file's text, `name` naming the file in
 /// errors (`FILE:LINE: ...`).
@@ -109,14 +110,21 @@ mod tests {
     #[test]
     fn a_bad_line_is_named_by_file_and_line() {
         for (text, want) in [
-            ("a\nroot b@c\n", "lab.txt:2: 'root b@c' is more than one word"),
+            (
+                "a\nroot b@c\n",
+                "lab.txt:2: 'root b@c' is more than one word",
+            ),
             ("a\nroot@b c\n", "lab.txt:2: bad destination 'root@b c'"),
             ("a\n\nb:99999\n", "lab.txt:3: bad destination 'b:99999'"),
             ("@b\n", "lab.txt:1: bad destination '@b'"),
         ] {
             let e = parse("lab.txt", text).unwrap_err();
             assert!(e.line().contains(want), "{text:?}: {}", e.line());
-            assert!(e.line().contains("(help: one destination per line"), "{}", e.line());
+            assert!(
+                e.line().contains("(help: one destination per line"),
+                "{}",
+                e.line()
+            );
         }
     }
 
@@ -135,8 +143,15 @@ mod tests {
             "whosent-deploy: error: board a is given twice: give each board once (help: see `whosent-deploy --help`)"
         );
         let e = boards(&args(&["a", "local"])).unwrap_err();
-        assert!(e.line().contains("--host local traces this machine alone"), "{}", e.line());
-        assert!(boards(&args(&[])).unwrap_err().line().contains("--host is required"));
+        assert!(
+            e.line().contains("--host local traces this machine alone"),
+            "{}",
+            e.line()
+        );
+        assert!(boards(&args(&[]))
+            .unwrap_err()
+            .line()
+            .contains("--host is required"));
         assert_eq!(boards(&args(&["local"])).unwrap(), ["local"]);
     }
 }

@@ -31,8 +31,10 @@ pub struct Opts {
     /// Human output: stdout lines get `name: ` in front (JSON records
     /// carry `host`).
     pub human: bool,
-    /// No `N/M boards tracing` line (`--json` with nobody at stderr).
-    pub quiet: bool,
+    /// What the boards are doing once up, for the `whosent: N/M boards
+    /// tracing` line on stderr; `None`: no such line (`--json` with
+    /// nobody at stderr, or a command with nothing to start).
+    pub progress: Option<&'static str>,
 }
 
 /// How many boards are up and how many failed: one stderr line each
@@ -41,16 +43,16 @@ pub struct Progress {
     n: usize,
     up: AtomicUsize,
     failed: AtomicUsize,
-    quiet: bool,
+    doing: Option<&'static str>,
 }
 
 impl Progress {
-    fn new(n: usize, quiet: bool) -> Self {
+    fn new(n: usize, doing: Option<&'static str>) -> Self {
         Progress {
             n,
             up: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
-            quiet,
+            doing,
         }
     }
 
@@ -65,14 +67,14 @@ impl Progress {
     }
 
     fn say(&self, up: usize, failed: usize) {
-        if self.quiet {
+        let Some(doing) = self.doing else {
             return;
-        }
+        };
         let failed = match failed {
             0 => String::new(),
             n => format!(", {n} failed"),
         };
-        let line = format!("whosent: {up}/{} boards tracing{failed}\n", self.n);
+        let line = format!("whosent: {up}/{} boards {doing}{failed}\n", self.n);
         let _ = io::stderr().lock().write_all(line.as_bytes());
     }
 }
@@ -113,7 +115,7 @@ where
     if let [one] = boards {
         return Ok(Outcome(vec![Some(f(one, &mut crate::stdout::Raw)?)]));
     }
-    let progress = Arc::new(Progress::new(boards.len(), opts.quiet));
+    let progress = Arc::new(Progress::new(boards.len(), opts.progress));
     let statuses = std::thread::scope(|sc| {
         let threads: Vec<_> = boards
             .iter()

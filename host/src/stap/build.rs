@@ -147,9 +147,7 @@ fn lock(path: &Path) -> Result<fs::File, HostError> {
         .map_err(|e| HostError::Io(format!("cannot open {}", path.display()), e))?;
     // SAFETY: a valid open descriptor; flock only blocks.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        say!(
-            "whosent: waiting for another whosent-deploy that is building a SystemTap module"
-        );
+        say!("whosent: waiting for another whosent-deploy that is building a SystemTap module");
         // SAFETY: as above.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(HostError::Io(
