@@ -162,17 +162,18 @@ impl<'a> Session<'a> {
         match rec {
             Record::Signal(e) => return self.signal_ref(e, wire),
             Record::Lost(l) => self.lost += l.count.unwrap_or(0),
-            Record::Ready(_) => {
-                self.ready = true;
-                // The `N/M boards tracing` line, when one of several.
-                crate::fleet::tag::up();
-            }
+            Record::Ready(_) => self.ready = true,
             Record::Error(_) => self.error = true,
             Record::End(_) => self.ended = true,
             Record::Exit(_) | Record::Other(_) => {}
         }
         if let Err(e) = self.report.write(rec, wire) {
             return self.out_failed(e);
+        }
+        if let Record::Ready(_) = rec {
+            // The `N/M boards tracing` line, when one of several, after
+            // this board's own `tracing on` line.
+            crate::fleet::tag::up();
         }
         Flow::Continue
     }
