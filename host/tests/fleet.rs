@@ -578,3 +578,117 @@ fn doctor_on_two_boards_marks_each_table() {
         "{err:#?}"
     );
 }
+
+/// The TCP connections (local port, remote port, socket inode) of
+/// /proc/net/tcp.
+fn tcp_sockets() -> Vec<(u16, u16, u64)> {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = |a: &str| u16::from_str_radix(a.rsplit(':').next()?, 16).ok();
+            Some((port(f.get(1)?)?, port(f.get(2)?)?, f.get(9)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The remote ports of the TCP connections process `pid` holds.
+fn remote_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let l = std::fs::read_link(e.path()).ok()?;
+                    let s = l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+                    s.parse().ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    tcp_sockets()
+        .into_iter()
+        .filter(|(_, _, i)| inodes.contains(i))
+        .map(|(_, remote, _)| remote)
+        .collect()
+}
+
+/// Both boards through one jump host (the local OpenSSH server, `-J`):
+/// each board's kill comes back with its sender, and while the capture
+/// runs whosent-deploy holds connections to the jump host only, none to
+/// a board (the kernel's socket table says so).
+#[test]
+fn a_fleet_through_a_jump_host() {
+    if !can_run("fleet jump host") {
+        return;
+    }
+    let gw = support::sshd();
+    let (a, b) = two_boards();
+    let (_ga, _gb) = (exclusive(&a.name), exclusive(&b.name));
+    let config = scratch("ssh_config-gw");
+    std::fs::write(
+        &config,
+        format!(
+            "Host gw\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {}\n",
+            gw.port,
+            gw.user,
+            gw.key.display()
+        ),
+    )
+    .unwrap();
+    let (va, vb) = (a.victim(), b.victim());
+    let mut cmd = Command::new(DEPLOY);
+    cmd.args(["--host", &dest(&a), "--host", &dest(&b), "-J", "gw", "-F"])
+        .arg(&config)
+        .arg("-i")
+        .arg(&a.key)
+        .arg("--known-hosts")
+        .arg(known_hosts(&[&a, &b, &gw]))
+        .args(["--json", "--sig", "TERM", "--comm", "sleep", "--count", "1"]);
+    let mut run = Run::spawn(&mut cmd);
+    for _ in 0..2 {
+        let r = json(&run.until(Fd::Out, T, |l| {
+            l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
+        }));
+        assert_eq!(r["type"], "ready", "{r}");
+    }
+    let ports = remote_ports(run.child.id());
+    assert!(
+        ports.contains(&gw.port),
+        "no connection to the jump host: {ports:?}"
+    );
+    assert!(
+        !ports.contains(&a.port) && !ports.contains(&b.port),
+        "a direct connection to a board: {ports:?}"
+    );
+    for x in [&a, &b] {
+        let via = format!(
+            "{}: whosent: connected to {} via {}@127.0.0.1:{} (",
+            dest(x),
+            dest(x),
+            gw.user,
+            gw.port
+        );
+        assert!(
+            run.all(Fd::Err).iter().any(|l| l.starts_with(&via)),
+            "{via}: {:#?}",
+            run.seen
+        );
+    }
+    let sa = a.kill_from_shell("TERM", va);
+    let sb = b.kill_from_shell("TERM", vb);
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(json(&run.until(Fd::Out, Duration::from_secs(30), |l| {
+            l.contains(r#""type":"signal""#)
+        })));
+    }
+    assert_eq!(run.wait(Duration::from_secs(30)), 0, "{:#?}", run.seen);
+    for (x, sender) in [(&a, sa), (&b, sb)] {
+        let e: Vec<&Value> = got.iter().filter(|e| e["host"] == dest(x)).collect();
+        assert_eq!(e.len(), 1, "{got:#?}");
+        assert_eq!(e[0]["sender"]["pid"], sender, "{}", e[0]);
+    }
+    clean(&a);
+    clean(&b);
+}
