@@ -91,6 +91,47 @@ mod tests {
         );
     }
 
+    /// Two boards writing at once through a stdout that takes a byte
+    /// per write (and lets the other thread run between two): every
+    /// line still comes out whole, with its board's name.
+    #[test]
+    fn two_boards_lines_never_mix_within_a_line() {
+        use std::sync::{Arc, Mutex as M};
+        #[derive(Clone)]
+        struct Slow(Arc<M<Vec<u8>>>);
+        impl Write for Slow {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().push(b[0]);
+                std::thread::yield_now();
+                Ok(1)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let shared = Slow(Arc::default());
+        std::thread::scope(|sc| {
+            for name in ["a", "b"] {
+                let w = shared.clone();
+                sc.spawn(move || {
+                    let mut l = Lines::new(w, &format!("{name}: "));
+                    for i in 0..200 {
+                        // Two lines per write, as a report's batch does.
+                        write!(l, "line {i}\nline {i}b\n").unwrap();
+                    }
+                });
+            }
+        });
+        let text = String::from_utf8(shared.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 800);
+        for l in text.lines() {
+            let (board, rest) = l.split_once(": ").unwrap();
+            assert!(matches!(board, "a" | "b"), "{l}");
+            let n = rest.strip_prefix("line ").unwrap().trim_end_matches('b');
+            assert!(n.parse::<u32>().is_ok(), "a mixed line: {l}");
+        }
+    }
+
     /// A stdout that takes 9 bytes: the first line (prefix and all)
     /// counts as written, the second does not.
     #[test]
