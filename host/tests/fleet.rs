@@ -478,6 +478,15 @@ fn a_bad_hosts_file_line_is_one_error_naming_file_and_line() {
         );
     }
     let out = Command::new(DEPLOY)
+        .args(["--hosts", "/nonexistent/lab.txt", "--sig", "KILL"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "whosent-deploy: error: --hosts /nonexistent/lab.txt: No such file or directory (os error 2) (help: give a readable file with one board per line)\n"
+    );
+    let out = Command::new(DEPLOY)
         .args(["--host", "a", "--host", "b", "--save", "/tmp/x"])
         .output()
         .unwrap();

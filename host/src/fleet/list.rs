@@ -72,9 +72,11 @@ pub fn boards(a: &SshArgs) -> Result<Vec<String>, HostError> {
 }
 
 fn read(file: &Path) -> Result<Vec<String>, HostError> {
-    let text = std::fs::read_to_string(file).map_err(|source| HostError::Input {
-        path: file.to_path_buf(),
-        source,
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        HostError::other(
+            format!("--hosts {}: {e}", file.display()),
+            "give a readable file with one board per line",
+        )
     })?;
     parse(&file.display().to_string(), &text)
 }

@@ -20,8 +20,7 @@ pub mod tag;
 
 use crate::error::HostError;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use list::boards;
 
@@ -38,11 +37,12 @@ pub struct Opts {
 }
 
 /// How many boards are up and how many failed: one stderr line each
-/// time that changes.
+/// time that changes, written while the count is held, so that the
+/// lines come in the order of the counts (the last says it all).
 pub struct Progress {
     n: usize,
-    up: AtomicUsize,
-    failed: AtomicUsize,
+    /// Up, failed.
+    counts: Mutex<(usize, usize)>,
     doing: Option<&'static str>,
 }
 
@@ -50,31 +50,30 @@ impl Progress {
     fn new(n: usize, doing: Option<&'static str>) -> Self {
         Progress {
             n,
-            up: AtomicUsize::new(0),
-            failed: AtomicUsize::new(0),
+            counts: Mutex::new((0, 0)),
             doing,
         }
     }
 
     pub(crate) fn up(&self) {
-        let up = self.up.fetch_add(1, Ordering::SeqCst) + 1;
-        self.say(up, self.failed.load(Ordering::SeqCst));
+        self.count(|c| c.0 += 1);
     }
 
     fn failed(&self) {
-        let failed = self.failed.fetch_add(1, Ordering::SeqCst) + 1;
-        self.say(self.up.load(Ordering::SeqCst), failed);
+        self.count(|c| c.1 += 1);
     }
 
-    fn say(&self, up: usize, failed: usize) {
+    fn count(&self, f: impl FnOnce(&mut (usize, usize))) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c);
         let Some(doing) = self.doing else {
             return;
         };
-        let failed = match failed {
+        let failed = match c.1 {
             0 => String::new(),
             n => format!(", {n} failed"),
         };
-        let line = format!("whosent: {up}/{} boards {doing}{failed}\n", self.n);
+        let line = format!("whosent: {}/{} boards {doing}{failed}\n", c.0, self.n);
         let _ = io::stderr().lock().write_all(line.as_bytes());
     }
 }
