@@ -81,7 +81,7 @@ fn fleet_cmd_for(sub: &[&str], boards: &[&Board], more: &[&str]) -> Command {
         .first()
         .map(|b| b.key.clone())
         .unwrap_or("/dev/null".into());
-    c.args(["-F", "/dev/null", "--connect-timeout", "5", "-i"])
+    c.args(["-F", "/dev/null", "-i"])
         .arg(&key)
         .arg("--known-hosts")
         .arg(known_hosts(boards));
@@ -700,4 +700,50 @@ fn a_fleet_through_a_jump_host() {
     }
     clean(&a);
     clean(&b);
+}
+
+/// Ctrl-C while one board traces and another still waits for its SSH
+/// handshake (a port that accepts and never answers): both stop within
+/// a second or two, the waiting one says it was interrupted, the
+/// tracing one ends as a single run does, and its board is clean.
+#[test]
+fn ctrl_c_stops_a_tracing_board_and_a_connecting_one_together() {
+    if !can_run("fleet ctrl-c while connecting") {
+        return;
+    }
+    let a = board("aarch64", "plain");
+    let _g = exclusive(&a.name);
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung = format!("root@127.0.0.1:{}", mute.local_addr().unwrap().port());
+    let mut cmd = fleet_cmd(&[&a], &[&hung]);
+    cmd.args([
+        "--connect-timeout",
+        "120",
+        "--sig",
+        "TERM",
+        "--comm",
+        "sleep",
+    ]);
+    let mut run = Run::spawn(&mut cmd);
+    run.until(Fd::Err, T, |l| l == "whosent: 1/2 boards tracing");
+    let t = Instant::now();
+    run.signal(libc::SIGINT);
+    assert_eq!(run.wait(Duration::from_secs(10)), 1, "{:#?}", run.seen);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "Ctrl-C took {:?}",
+        t.elapsed()
+    );
+    let err = run.all(Fd::Err);
+    let interrupted = format!(
+        "{hung}: whosent-deploy: error: interrupted while connecting; nothing was traced (help: "
+    );
+    assert!(err.iter().any(|l| l.starts_with(&interrupted)), "{err:#?}");
+    let end = format!(
+        "{}: whosent: 0 signal(s), 0 lost; stopped: interrupted",
+        dest(&a)
+    );
+    assert!(err.contains(&end.as_str()), "{err:#?}");
+    drop(mute);
+    clean(&a);
 }
