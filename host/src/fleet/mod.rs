@@ -148,11 +148,24 @@ where
     let mut out = out::Lines::new(crate::stdout::Raw, &prefix);
     let res = f(board, &mut out);
     let _ = out.finish();
+    // The progress line is about starting: a board that failed once up
+    // (its error is its own line) changes no count.
+    let failed = |p: &Progress| {
+        if !tag::was_up() {
+            p.failed();
+        }
+    };
     match res {
-        Ok(s) => Some(s),
+        Ok(s) => {
+            // Its source's error (the agent's), already told.
+            if s == 2 {
+                failed(&progress);
+            }
+            Some(s)
+        }
         Err(e) => {
             tag::line(format_args!("{}", e.line()));
-            progress.failed();
+            failed(&progress);
             None
         }
     }
@@ -177,6 +190,40 @@ mod tests {
         assert_eq!(o(&[Some(2)]).any_signal(), 2);
         assert_eq!(o(&[Some(0), Some(1)]).worst(), 1);
         assert_eq!(o(&[Some(0), None]).worst(), 2);
+    }
+
+    /// The progress counts boards up and boards that failed before
+    /// they were up; a failure once up is the board's own line only.
+    #[test]
+    fn progress_counts_starts_not_later_failures() {
+        let p = Arc::new(Progress::new(4, None));
+        let run = |name: &str, f: &(dyn Fn() -> Result<i32, HostError> + Sync)| {
+            let p = Arc::clone(&p);
+            std::thread::scope(|sc| {
+                sc.spawn(|| one(name, Opts::default(), p, &|_: &str, _: &mut dyn Write| f()))
+                    .join()
+                    .unwrap()
+            })
+        };
+        let down = || Err(HostError::Usage("down".into()));
+        assert_eq!(
+            run("up-ok", &|| {
+                tag::up();
+                tag::up();
+                Ok(1)
+            }),
+            Some(1)
+        );
+        assert_eq!(run("down", &down), None);
+        assert_eq!(
+            run("up-then-down", &|| {
+                tag::up();
+                down()
+            }),
+            None
+        );
+        assert_eq!(run("agent-error", &|| Ok(2)), Some(2));
+        assert_eq!(*p.counts.lock().unwrap(), (2, 2));
     }
 
     #[test]

@@ -24,6 +24,8 @@ struct Mark {
     /// A line not finished yet.
     pending: Vec<u8>,
     progress: Option<Arc<Progress>>,
+    /// [`up`] was called.
+    up: bool,
 }
 
 thread_local! {
@@ -41,6 +43,7 @@ impl Board {
                 prefix: format!("{name}: "),
                 pending: Vec::new(),
                 progress,
+                up: false,
             })
         });
         Board(())
@@ -78,10 +81,22 @@ pub fn in_fleet() -> bool {
 /// Tells the fleet that this board is up (its capture is live); does
 /// nothing for a single board.
 pub fn up() {
-    let p = MARK.with(|m| m.borrow().as_ref().and_then(|m| m.progress.clone()));
+    let p = MARK.with(|m| {
+        let mut m = m.borrow_mut();
+        let m = m.as_mut()?;
+        // Once: a board is up or not.
+        (!std::mem::replace(&mut m.up, true))
+            .then(|| m.progress.clone())
+            .flatten()
+    });
     if let Some(p) = p {
         p.up();
     }
+}
+
+/// Whether this thread's board said it was up.
+pub(crate) fn was_up() -> bool {
+    MARK.with(|m| m.borrow().as_ref().is_some_and(|m| m.up))
 }
 
 /// One line on stderr (`say!`), marked with the board.
