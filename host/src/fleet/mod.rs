@@ -139,9 +139,12 @@ fn one<F>(board: &str, opts: Opts, progress: Arc<Progress>, f: &F) -> Option<i32
 where
     F: Fn(&str, &mut dyn Write) -> Result<i32, HostError> + Sync,
 {
-    let _mark = tag::Board::enter(board, Some(Arc::clone(&progress)));
+    // As typed, but a hosts file may hold anything: escaped for the
+    // terminal as the board's own words are.
+    let name = whosent_proto::escape::escape(board);
+    let _mark = tag::Board::enter(&name, Some(Arc::clone(&progress)));
     let prefix = if opts.human {
-        format!("{board}: ")
+        format!("{name}: ")
     } else {
         String::new()
     };
