@@ -211,7 +211,7 @@ impl Recorder {
         seg.put(&mut self.spool, std::mem::take(&mut self.signals))?;
         // Not at the end (`all`): the last segment ends with END.
         if !all && seg.full() {
-            seg.next()?;
+            seg.rotate()?;
             seg.stat("running", true);
             // The host may read the new segment alone: it learns again
             // what the old ones told, from a fresh snapshot and fresh
@@ -350,6 +350,7 @@ pub fn run(o: &Options, mut cap: Capture, stop: &Stop, seg: Option<Segments>) ->
         (result, _) => result,
     };
     if let Some(seg) = &mut r.seg {
+        // After the teardown: `ended` means nothing is left in the kernel.
         let ok = result.is_ok() && torn.is_ok();
         seg.stat(if ok { "ended" } else { "error" }, true);
     }

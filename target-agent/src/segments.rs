@@ -10,7 +10,7 @@
 use crate::error::{AgentError, Result};
 use crate::spool::Spool;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub struct Segments {
     max: u64,
@@ -119,7 +119,7 @@ impl Segments {
     }
 
     /// Starts the next segment; the caller writes its stream start.
-    pub fn next(&mut self) -> io::Result<()> {
+    pub fn rotate(&mut self) -> io::Result<()> {
         let fd = create(seg_name(self.first + self.segs.len() as u32).as_bytes())?;
         // SAFETY: the old segment's descriptor, not used again.
         unsafe { libc::close(self.fd) };
@@ -152,7 +152,8 @@ impl Segments {
     /// line) when something changed and a second has passed, or when
     /// `now`.
     pub fn stat(&mut self, state: &str, now: bool) {
-        if !now && !(self.changed && self.stat_at.elapsed() >= Duration::from_secs(1)) {
+        let t = Instant::now();
+        if !(now || self.changed && t.saturating_duration_since(self.stat_at).as_secs() > 0) {
             return;
         }
         let s = format!(
@@ -173,7 +174,7 @@ impl Segments {
                 libc::rename(c"stat.tmp".as_ptr(), c"stat".as_ptr());
             }
         }
-        self.stat_at = Instant::now();
+        self.stat_at = t;
         self.changed = false;
     }
 }
