@@ -21,6 +21,9 @@ pub struct Segments {
     first: u32,
     segs: Vec<(u64, u64)>,
     bytes: u64,
+    /// The size of the current segment's start (header to READY); 0 for
+    /// the first.
+    start: u64,
     signals: u64,
     dropped: u64,
     dropped_segs: u64,
@@ -79,6 +82,7 @@ impl Segments {
             first: 0,
             segs: vec![(0, 0)],
             bytes: 0,
+            start: 0,
             signals: 0,
             dropped: 0,
             dropped_segs: 0,
@@ -113,13 +117,19 @@ impl Segments {
         Ok(())
     }
 
-    /// The current segment reached a quarter of `--max-size`.
+    /// The current segment's frames after its start reached a quarter of
+    /// `--max-size`. Not counting the start: a /proc snapshot bigger than
+    /// that (long command lines) would make every page a new segment.
     pub fn full(&self) -> bool {
-        self.segs.last().is_some_and(|l| l.0 >= self.max / 4)
+        self.segs
+            .last()
+            .is_some_and(|l| l.0 >= self.max / 4 + self.start)
     }
 
-    /// Starts the next segment; the caller writes its stream start.
-    pub fn rotate(&mut self) -> io::Result<()> {
+    /// Starts the next segment, whose start (`start` bytes: header to
+    /// READY) the caller writes next.
+    pub fn rotate(&mut self, start: usize) -> io::Result<()> {
+        self.start = start as u64;
         let fd = create(seg_name(self.first + self.segs.len() as u32).as_bytes())?;
         // SAFETY: the old segment's descriptor, not used again.
         unsafe { libc::close(self.fd) };
