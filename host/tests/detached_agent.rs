@@ -33,10 +33,26 @@ fn capture_dir(name: &str) -> PathBuf {
     d
 }
 
+/// A detached agent: not our child, so stopped here (SIGTERM) if a test
+/// fails before it stops it, lest it record on after the test.
+struct Detached {
+    pid: i32,
+    exe: PathBuf,
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        // Its exe: a reused pid is someone else's.
+        if std::fs::read_link(format!("/proc/{}/exe", self.pid)).is_ok_and(|e| e == self.exe) {
+            unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        }
+    }
+}
+
 /// Starts the agent the way the host does: from a shell that puts it in
 /// the background and exits. Returns once `ready` exists, with the
 /// agent's pid from `stat`.
-fn start_detached(dir: &Path, args: &str) -> i32 {
+fn start_detached(dir: &Path, args: &str) -> Detached {
     let d = dir.display();
     let sh = format!(
         "cd {d} && ./whosent-agent --stream --out {d} {args} </dev/null >/dev/null 2>{d}/agent.err &"
@@ -49,7 +65,10 @@ fn start_detached(dir: &Path, args: &str) -> i32 {
         "no ready within {T:?}; agent.err: {}",
         std::fs::read_to_string(dir.join("agent.err")).unwrap_or_default()
     );
-    stat_field(&stat(dir), "pid") as i32
+    Detached {
+        pid: stat_field(&stat(dir), "pid") as i32,
+        exe: dir.join("whosent-agent"),
+    }
 }
 
 fn stat(dir: &Path) -> String {
@@ -145,7 +164,8 @@ fn a_detached_agent_outlives_its_shell_and_records_the_kill_with_its_sender() {
     let mut r = Proc::spawn(Command::new(sibling(DEPLOY, "test_receiver")).arg("10"));
     let rpid = num(&r.until(T, |l| l.starts_with("ready")), "pid") as i32;
     wait_comm(rpid, "test_receiver");
-    let pid = start_detached(&dir, &format!("--sig USR1 --pid {rpid}"));
+    let agent = start_detached(&dir, &format!("--sig USR1 --pid {rpid}"));
+    let pid = agent.pid;
     // The shell that started it has exited (status() returned); the agent
     // runs on, in a session of its own, from the capture directory.
     assert!(alive(pid));
@@ -223,7 +243,8 @@ fn a_storm_stays_within_max_size_and_the_dropped_signals_are_counted() {
     const N: u64 = 200_000;
     let dir = capture_dir("storm");
     // SIGUSR2: what else on this machine sends it shows in both counts.
-    let pid = start_detached(&dir, &format!("--sig USR2 --max-size {MAX}"));
+    let agent = start_detached(&dir, &format!("--sig USR2 --max-size {MAX}"));
+    let pid = agent.pid;
     let stop = Arc::new(AtomicBool::new(false));
     let most = Arc::new(AtomicU64::new(0));
     let sampler = {
@@ -397,8 +418,12 @@ fn stdin_eof_does_not_stop_it_and_after_kill_9_clean_removes_what_it_left() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(eventually(T, || dir.join("ready").exists()), "no ready");
     let pid = a.id() as i32;
+    let _stop = Detached {
+        pid,
+        exe: dir.join("whosent-agent"),
+    };
+    assert!(eventually(T, || dir.join("ready").exists()), "no ready");
     drop(a.stdin.take());
     std::thread::sleep(Duration::from_millis(500));
     assert!(a.try_wait().unwrap().is_none(), "it stopped on stdin's EOF");
