@@ -59,11 +59,21 @@ fn start_detached(dir: &Path, args: &str) -> Detached {
     );
     let st = Command::new("sh").args(["-c", &sh]).status().unwrap();
     assert!(st.success(), "the starting shell failed: {st}");
-    let live = eventually(T, || dir.join("ready").exists());
+    // Longer than the host's 10 s: this machine runs other tests too.
+    let live = eventually(2 * T, || dir.join("ready").exists());
     assert!(
         live,
-        "no ready within {T:?}; agent.err: {}",
-        std::fs::read_to_string(dir.join("agent.err")).unwrap_or_default()
+        "no ready within {:?}; agent.err: {:?}; files: {:?}; agents: {}",
+        2 * T,
+        std::fs::read_to_string(dir.join("agent.err")).unwrap_or_default(),
+        std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+        String::from_utf8_lossy(
+            &Command::new("pgrep")
+                .args(["-af", "whosent-agent"])
+                .output()
+                .unwrap()
+                .stdout
+        )
     );
     Detached {
         pid: stat_field(&stat(dir), "pid") as i32,
