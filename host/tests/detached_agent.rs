@@ -29,7 +29,15 @@ fn capture_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("whosent-cap-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir(&d).unwrap();
-    std::fs::copy(agent(), d.join("whosent-agent")).unwrap();
+    // Copied by a child: a file this process had open for writing would
+    // be inherited by another test's fork, and exec'ing it then fails
+    // with "Text file busy".
+    let st = Command::new("cp")
+        .arg(agent())
+        .arg(d.join("whosent-agent"))
+        .status()
+        .unwrap();
+    assert!(st.success());
     d
 }
 
@@ -171,10 +179,12 @@ fn a_detached_agent_outlives_its_shell_and_records_the_kill_with_its_sender() {
         return;
     }
     let dir = capture_dir("kill");
-    let mut r = Proc::spawn(Command::new(sibling(DEPLOY, "test_receiver")).arg("10"));
+    // SIGWINCH: the kernel filter takes the signal only (the pid is the
+    // host's to match), and other tests on this machine storm SIGUSR1.
+    let mut r = Proc::spawn(Command::new(sibling(DEPLOY, "test_receiver")).arg("28"));
     let rpid = num(&r.until(T, |l| l.starts_with("ready")), "pid") as i32;
     wait_comm(rpid, "test_receiver");
-    let agent = start_detached(&dir, &format!("--sig USR1 --pid {rpid}"));
+    let agent = start_detached(&dir, &format!("--sig WINCH --pid {rpid}"));
     let pid = agent.pid;
     // The shell that started it has exited (status() returned); the agent
     // runs on, in a session of its own, from the capture directory.
@@ -187,7 +197,7 @@ fn a_detached_agent_outlives_its_shell_and_records_the_kill_with_its_sender() {
     );
     assert!(!leftovers(pid).is_empty(), "no instance while it runs");
     let out = Command::new(sibling(DEPLOY, "test_sender"))
-        .args(["kill", "10", &rpid.to_string()])
+        .args(["kill", "28", &rpid.to_string()])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -202,21 +212,27 @@ fn a_detached_agent_outlives_its_shell_and_records_the_kill_with_its_sender() {
     wait_gone(pid);
     let st = stat(&dir);
     assert!(st.ends_with(" state=ended\n"), "{st}");
-    // The kernel filters on the signal only (the pid is the host's to
-    // match), so others' SIGUSR1 may count too.
+    // Others' SIGWINCH would count too.
     assert!(stat_field(&st, "signals") >= 1, "{st}");
     assert_eq!(stat_field(&st, "dropped"), 0, "{st}");
     assert!(leftovers(pid).is_empty(), "left: {:?}", leftovers(pid));
     let segs = segments(&dir);
-    assert_eq!(segs, vec![dir.join("seg.00000000")]);
-    assert_eq!(
-        stat_field(&st, "bytes"),
-        std::fs::metadata(&segs[0]).unwrap().len()
-    );
-    let (recs, code) = parse(&segs[0]);
-    assert_eq!(code, Some(0), "{recs:?}");
-    let sig: Vec<&Value> = recs.iter().filter(|r| r["type"] == "signal").collect();
-    assert_eq!(sig.len(), 1, "{recs:?}");
+    let names: Vec<PathBuf> = (0..=stat_field(&st, "last"))
+        .map(|i| dir.join(format!("seg.{i:08}")))
+        .collect();
+    assert_eq!(segs, names, "{st}");
+    let mut bytes = 0;
+    let mut sig = Vec::new();
+    let mut recs = Vec::new();
+    for s in &segs {
+        bytes += std::fs::metadata(s).unwrap().len();
+        let (r, code) = parse(s);
+        assert!(code.is_some(), "{}", s.display());
+        sig.extend(r.iter().filter(|r| r["type"] == "signal").cloned());
+        recs = r;
+    }
+    assert_eq!(stat_field(&st, "bytes"), bytes);
+    assert_eq!(sig.len(), 1, "{sig:?}");
     assert_eq!(sig[0]["target"]["pid"], rpid);
     assert_eq!(sig[0]["sender"]["pid"], num(&got, "si_pid"));
     assert_eq!(sig[0]["sender"]["uid"], num(&got, "si_uid"));
@@ -420,8 +436,7 @@ fn stdin_eof_does_not_stop_it_and_after_kill_9_clean_removes_what_it_left() {
     let dir = capture_dir("kill9");
     // A piped stdin that closes: a live agent would stop on its EOF.
     let mut a = Command::new(dir.join("whosent-agent"))
-        .arg("--stream")
-        .arg("--out")
+        .args(["--sig", "WINCH", "--stream", "--out"])
         .arg(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -463,7 +478,8 @@ fn stdin_eof_does_not_stop_it_and_after_kill_9_clean_removes_what_it_left() {
     eprintln!("left by kill -9: {left:?}; --clean said: {err}");
     assert!(leftovers(pid).is_empty(), "left: {:?}", leftovers(pid));
     // What it recorded stays readable: a stream cut where it died.
-    let (recs, _) = parse(&dir.join("seg.00000000"));
-    assert_eq!(recs[0]["type"], "ready");
+    let first = segments(&dir)[0].clone();
+    let (recs, _) = parse(&first);
+    assert_eq!(recs[0]["type"], "ready", "{}", first.display());
     std::fs::remove_dir_all(&dir).unwrap();
 }
