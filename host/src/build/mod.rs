@@ -187,10 +187,14 @@ pub fn agent_for(
         progress,
         format_args!("building {bin} for {target} ({triple}) with {how} …"),
     );
-    let target_dir = cache.join(match builder {
-        Builder::Local => "target",
-        Builder::Cross => "target-cross",
-    });
+    let target_dir = cache::target_dir(
+        &cache,
+        match builder {
+            Builder::Local => "target",
+            Builder::Cross => "target-cross",
+        },
+        &ws,
+    );
     let mut cmd = builder::command(bin, builder, &tc, &ws, &recipe, &target_dir, &link_dir);
     // Several boards at once: cargo's output would carry no board name.
     let status = if progress && !crate::fleet::tag::in_fleet() {
