@@ -296,7 +296,7 @@ impl Session {
             EndReason::TargetsExited
         } else if p.done {
             EndReason::Count
-        } else if cut || self.recording {
+        } else if cut || (self.recording && !self.ended) {
             cut_reason
         } else {
             self.reason.unwrap_or(cut_reason)

@@ -97,7 +97,7 @@ pub fn run(
 }
 
 /// `user@host:port`, then ` via user@jump:port` for each jump host.
-fn login(t: &crate::ssh::Target) -> String {
+pub fn login(t: &crate::ssh::Target) -> String {
     let mut s = format!("{}@{}:{}", t.user, t.host, t.port);
     let mut hop = t.jump.as_deref();
     while let Some(j) = hop {

@@ -1,0 +1,141 @@
+//! The four commands for one board from the command line: connect (as
+//! a live run does, host keys checked) or use this machine, then the
+//! per-board function with stdout as its writer.
+
+use super::args::{CollectArgs, OnBoard, StartArgs, StatusArgs, StopArgs};
+use super::segments::Print;
+use super::start::{Source, StartOpts};
+use super::Board;
+use crate::deploy::flow::Plan;
+use crate::error::HostError;
+use crate::transport::Transport;
+use crate::{deploy, interrupt, local, query};
+use std::sync::atomic::AtomicBool;
+
+/// The board's transport: `local`, or an SSH connection; and its login.
+fn reach(
+    on: &OnBoard,
+    stop: Option<&'static AtomicBool>,
+) -> Result<(Box<dyn Transport>, String, String), HostError> {
+    let Some(host) = on.ssh.host.clone() else {
+        return Err(HostError::Usage(
+            "--host is required: a board ([USER@]HOST[:PORT]) or `local` for this machine".into(),
+        ));
+    };
+    super::check_dir(&on.dir)?;
+    if host == "local" {
+        return Ok((
+            Box::new(crate::transport::local::Local),
+            "local".into(),
+            host,
+        ));
+    }
+    crate::app::identities(&on.ssh)?;
+    let (target, conn) = deploy::connect(&on.ssh, stop)?;
+    Ok((Box::new(conn), deploy::login(&target), host))
+}
+
+fn board<'a>(t: &'a dyn Transport, host: String, on: &OnBoard) -> Result<Board<'a>, HostError> {
+    Ok(Board {
+        t,
+        host,
+        dir: super::check_dir(&on.dir)?,
+        sudo: on.sudo,
+    })
+}
+
+pub fn start(a: &StartArgs) -> Result<i32, HostError> {
+    let max_size = super::size::parse(&a.max_size)?;
+    let q = query::from_args(&a.query)?;
+    let capture = crate::cli::CaptureArgs {
+        duration: a.duration,
+        ..Default::default()
+    };
+    let args = query::agent_args(&q, &capture)?;
+    let flags: Vec<(String, String)> = query::flags(&a.query)
+        .into_iter()
+        .map(|(f, v)| (f.to_string(), v.to_string()))
+        .collect();
+    if flags.iter().any(|(_, v)| v.contains('\n')) {
+        return Err(HostError::Usage(
+            "a query value with a newline cannot be kept with the capture".into(),
+        ));
+    }
+    let dir = super::check_dir(&a.on.dir)?;
+    let stop = interrupt::install();
+    let (t, login, host) = reach(&a.on, Some(stop))?;
+    let agent = if host == "local" {
+        if a.target.is_some() {
+            return Err(HostError::other(
+                "--target means nothing with --host local (this machine, no SSH, no upload)",
+                "leave it out, or give a board with --host [USER@]HOST",
+            ));
+        }
+        let path = local::find_agent(crate::build::Agent::Ftrace, a.agent.as_deref())?;
+        Source::Bytes(
+            std::fs::read(&path)
+                .map_err(|e| HostError::Io(format!("cannot read {}", path.display()), e))?,
+        )
+    } else {
+        Source::Build(a.agent.clone())
+    };
+    let opts = StartOpts {
+        plan: Plan {
+            login,
+            host,
+            target: a.target.clone(),
+            sudo: a.on.sudo,
+            ..Plan::default()
+        },
+        query: flags,
+        args,
+        max_size,
+        dir,
+        agent,
+    };
+    super::start::start(&*t, opts, &mut crate::stdout::Raw, stop)
+}
+
+pub fn collect(a: &CollectArgs) -> Result<i32, HostError> {
+    let stop = interrupt::install();
+    if a.follow {
+        interrupt::stop_when_stdout_closes();
+    }
+    if let Some(id) = &a.id {
+        super::check_id(id)?;
+    }
+    let (t, _, host) = reach(&a.on, None)?;
+    let b = board(&*t, host, &a.on)?;
+    let o = super::collect::CollectOpts {
+        id: a.id.clone(),
+        print: Print {
+            json: a.json,
+            every: a.every,
+        },
+        follow: a.follow,
+    };
+    super::collect::collect(&b, &o, &mut crate::stdout::Raw, stop)
+}
+
+pub fn stop(a: &StopArgs) -> Result<i32, HostError> {
+    if let Some(id) = &a.id {
+        super::check_id(id)?;
+    }
+    let (t, _, host) = reach(&a.on, None)?;
+    let b = board(&*t, host, &a.on)?;
+    let o = super::stop::StopOpts {
+        id: a.id.clone(),
+        print: Print {
+            json: a.json,
+            every: a.every,
+        },
+    };
+    super::stop::stop(&b, &o, &mut crate::stdout::Raw)
+}
+
+pub fn status(a: &StatusArgs) -> Result<i32, HostError> {
+    let (t, _, host) = reach(&a.on, None)?;
+    let b = board(&*t, host, &a.on)?;
+    let o = super::status::StatusOpts { json: a.json };
+    super::status::status(&b, &o, &mut crate::stdout::Raw)
+}
