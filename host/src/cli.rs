@@ -78,7 +78,7 @@ pub enum Cmd {
     Man,
     /// Start a detached capture: the agent records on the board with no SSH session open; prints its id
     #[command(after_help = detach::START_HELP)]
-    Start(detach::StartArgs),
+    Start(Box<detach::StartArgs>),
     /// Print what a detached capture recorded so far, as a live run prints it
     #[command(after_help = detach::COLLECT_HELP)]
     Collect(detach::CollectArgs),

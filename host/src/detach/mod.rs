@@ -10,7 +10,7 @@
 //!
 //! - [`listing`]: what the board holds, in one command;
 //! - [`cursor`]: how far a capture was collected;
-//! - [`size`]: `--max-size`;
+//! - [`size`]: the values of `--max-size`;
 //! - [`start`], [`collect`], [`stop`], [`status`]: the commands;
 //! - [`segments`]: reading and decoding the segments;
 //! - [`args`], [`command`]: the command lines, and the glue from them.

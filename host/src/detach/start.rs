@@ -77,16 +77,14 @@ impl Drop for Guard<'_> {
         if !self.armed {
             return;
         }
-        let d = quote(&self.path);
-        let stop = match self.pid {
-            // Asked to stop, the agent removes its instance and probe;
-            // its directory goes once it is gone (a few seconds at most).
-            Some(p) => format!(
-                "kill -TERM {p} 2>/dev/null; n=0; while [ -d /proc/{p} ] && [ $n -lt 50 ]; do sleep 0.1 2>/dev/null || sleep 1; n=$((n+1)); done; "
-            ),
-            None => String::new(),
-        };
-        let _ = self.b.run(&format!("{stop}rm -rf {d}"));
+        // Asked to stop, the agent removes its instance and probe; its
+        // directory goes once it is gone (a few seconds at most).
+        if let Some(p) = self.pid {
+            let _ = self.b.run(&format!(
+                "kill -TERM {p} 2>/dev/null; n=0; while [ -d /proc/{p} ] && [ $n -lt 50 ]; do sleep 0.1 2>/dev/null || sleep 1; n=$((n+1)); done"
+            ));
+        }
+        let _ = self.b.run(&format!("rm -rf {}", quote(&self.path)));
     }
 }
 

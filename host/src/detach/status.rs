@@ -77,37 +77,37 @@ pub fn table(b: &Board<'_>, l: &Listing) -> String {
     s
 }
 
-/// One `capture` record a line (docs/json-schema.md).
+/// One `capture` record a line (docs/json-schema.md), `host` and
+/// `type` first as in every record.
 pub fn json(b: &Board<'_>, l: &Listing) -> String {
+    use serde_json::Value;
+    let num = |v: Option<&str>| {
+        v.and_then(|t| t.parse::<u64>().ok())
+            .map_or(Value::Null, Value::from)
+    };
     let mut s = String::new();
     for c in &l.captures {
         let (signals, lost, bytes) = row(c);
-        let mut v = serde_json::Map::new();
+        let mut fields: Vec<(&str, Value)> = Vec::new();
         if let Some(h) = b.label() {
-            v.insert("host".into(), h.into());
+            fields.push(("host", h.into()));
         }
-        v.insert("type".into(), "capture".into());
-        v.insert("id".into(), c.id.clone().into());
-        v.insert("state".into(), l.state(c).as_str().into());
-        v.insert("query".into(), c.meta("query").unwrap_or("").into());
-        v.insert(
-            "started".into(),
-            c.meta("started").and_then(|t| t.parse::<u64>().ok()).into(),
-        );
-        v.insert("age".into(), c.age(l.now).into());
-        v.insert("signals".into(), signals.into());
-        v.insert("lost".into(), lost.into());
-        v.insert("bytes".into(), bytes.into());
-        v.insert(
-            "max_size".into(),
-            c.meta("max_size")
-                .and_then(|t| t.parse::<u64>().ok())
-                .into(),
-        );
-        v.insert("segments".into(), c.segments.len().into());
-        v.insert("dir".into(), b.path(&c.id).into());
-        s += &serde_json::Value::Object(v).to_string();
-        s.push('\n');
+        fields.extend([
+            ("type", "capture".into()),
+            ("id", c.id.clone().into()),
+            ("state", l.state(c).as_str().into()),
+            ("query", c.meta("query").unwrap_or("").into()),
+            ("started", num(c.meta("started"))),
+            ("age", c.age(l.now).map_or(Value::Null, Value::from)),
+            ("signals", signals.into()),
+            ("lost", lost.into()),
+            ("bytes", bytes.into()),
+            ("max_size", num(c.meta("max_size"))),
+            ("segments", c.segments.len().into()),
+            ("dir", b.path(&c.id).into()),
+        ]);
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        s += &format!("{{{}}}\n", body.join(","));
     }
     s
 }

@@ -46,7 +46,7 @@ pub fn stop(b: &Board<'_>, o: &StopOpts, out: &mut dyn Write) -> Result<i32, Hos
     remove(b, c, dirty)?;
     if !o.print.json || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!(
-            "whosent: capture {} on {} stopped and removed; {} signal(s) not collected before",
+            "whosent: capture {} on {} stopped and removed, nothing left; {} signal(s) that no collect had printed",
             c.id, b.host, p.signals
         );
     }

@@ -379,3 +379,150 @@ fn unknown_ids_and_several_captures_without_one_are_clear_errors() {
     let e = collect(&b, &json_opts(Some("../../x")), &mut Vec::new(), never()).unwrap_err();
     assert!(matches!(e, HostError::Usage(_)), "{e:?}");
 }
+
+mod start {
+    use super::super::start::{start, Source, StartOpts};
+    use crate::deploy::flow::Plan;
+    use crate::error::HostError;
+    use crate::transport::fake::{Board as FakeSpec, FakeBoard, Script};
+    use crate::transport::Output;
+    use std::sync::atomic::AtomicBool;
+
+    fn reply(stdout: &[u8]) -> Output {
+        Output {
+            status: 0,
+            stdout: stdout.to_vec(),
+            stderr: Vec::new(),
+        }
+    }
+
+    fn opts() -> StartOpts {
+        StartOpts {
+            plan: Plan {
+                login: "root@board:22".into(),
+                host: "root@board".into(),
+                ..Plan::default()
+            },
+            query: vec![
+                ("--sig".into(), "TERM".into()),
+                ("--comm".into(), "my app".into()),
+            ],
+            args: vec![
+                "--sig".into(),
+                "15".into(),
+                "--comm".into(),
+                "my app".into(),
+            ],
+            max_size: 1 << 20,
+            agent: Source::Bytes(b"\x7fELF fake agent".to_vec()),
+            ..StartOpts::default()
+        }
+    }
+
+    /// The agent is uploaded and checked as for a live run, then run
+    /// in the background with `--out` into its capture directory, no
+    /// `--alive-timeout` (it must outlive the connection), stdin and
+    /// stdout off the session; once `ready` exists the id is printed.
+    #[test]
+    fn start_uploads_launches_detached_and_prints_the_id_once_ready() {
+        let board = FakeBoard::new(FakeSpec::default(), Script::default());
+        board.on("& echo $!", reply(b"4242\n"));
+        board.on("/ready ]", reply(b"ready\n"));
+        let mut out = Vec::new();
+        let st = start(&board, opts(), &mut out, &AtomicBool::new(false)).unwrap();
+        assert_eq!(st, 0);
+        let id = String::from_utf8(out).unwrap();
+        let id = id.trim();
+        assert!(super::super::check_id(id).is_ok(), "{id}");
+        let dir = format!("/tmp/whosent-cap-{id}");
+        let log = board.log();
+        let launch = log.iter().find(|c| c.contains("& echo $!")).unwrap();
+        assert!(
+            launch.starts_with(&format!("cd {dir} || exit 3; {dir}/whosent-agent --sig 15 --comm 'my app' --out {dir} --max-size 1048576 --stream </dev/null >/dev/null 2>agent.err &")),
+            "{launch}"
+        );
+        assert!(!launch.contains("--alive-timeout"), "{launch}");
+        assert!(
+            log.iter()
+                .any(|c| c.contains(&format!("mkdir -m 700 {dir}"))),
+            "{log:?}"
+        );
+        let meta = log.iter().find(|c| c.contains("/meta")).unwrap();
+        assert!(
+            meta.contains(r#""query=--sig TERM --comm 'my app'""#),
+            "{meta}"
+        );
+        assert!(
+            meta.contains(&format!("id={id}")) && meta.contains("max_size=1048576"),
+            "{meta}"
+        );
+        // Checked by its sha256 on the board before it ran.
+        let files = board.files();
+        assert!(
+            files.contains_key(&format!("{dir}/whosent-agent")),
+            "{files:?}"
+        );
+        assert!(log
+            .iter()
+            .any(|c| c.starts_with(&format!("sha256sum {dir}/whosent-agent"))));
+        // Nothing removed: the capture stays.
+        assert!(!log.iter().any(|c| c.contains("rm -rf")), "{log:?}");
+    }
+
+    /// An agent that ends before `ready` (its ERROR frame in the first
+    /// segment): its error, one line, and the directory removed.
+    #[test]
+    fn an_agent_that_fails_before_ready_is_its_error_and_nothing_stays() {
+        let board = FakeBoard::new(FakeSpec::default(), Script::default());
+        board.on("& echo $!", reply(b"4242\n"));
+        board.on("/ready ]", reply(b"gone\n"));
+        let mut seg = Vec::new();
+        whosent_stream::encode::header(&mut seg);
+        whosent_stream::encode::error(
+            &mut seg,
+            "no_tracefs",
+            "no tracefs at /sys/kernel/tracing",
+            "mount it",
+        );
+        board.on("seg.00000000", reply(&seg));
+        let mut out = Vec::new();
+        let e = start(&board, opts(), &mut out, &AtomicBool::new(false)).unwrap_err();
+        assert!(out.is_empty());
+        assert_eq!(
+            e.line(),
+            "whosent-deploy: error: the agent on root@board failed: no tracefs at /sys/kernel/tracing (help: mount it)"
+        );
+        assert!(matches!(e, HostError::Other { .. }));
+        let log = board.log();
+        let rm = log.last().unwrap();
+        assert!(rm.starts_with("rm -rf /tmp/whosent-cap-"), "{rm}");
+        assert!(log[log.len() - 2].starts_with("kill -TERM 4242"), "{log:?}");
+        assert!(
+            board.files().keys().all(|k| !k.contains("whosent-cap-")),
+            "{:?}",
+            board.files()
+        );
+    }
+
+    /// Ctrl-C while the agent starts: it is stopped, nothing stays.
+    #[test]
+    fn ctrl_c_while_it_starts_leaves_nothing() {
+        let board = FakeBoard::new(FakeSpec::default(), Script::default());
+        board.on("& echo $!", reply(b"4242\n"));
+        board.on("/ready ]", reply(b"running\n"));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            s2.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let e = start(&board, opts(), &mut Vec::new(), &stop).unwrap_err();
+        t.join().unwrap();
+        assert!(matches!(e, HostError::Interrupted(_)), "{e:?}");
+        assert!(board
+            .log()
+            .last()
+            .unwrap()
+            .contains("rm -rf /tmp/whosent-cap-"));
+    }
+}
