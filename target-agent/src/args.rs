@@ -6,45 +6,14 @@ use std::time::Duration;
 use whosent_proto::query::Query;
 
 pub const HELP: &str = "\
-whosent-agent: report who sends signals, from the kernel's signal:signal_generate event
-
-USAGE: whosent-agent [QUERY] [--count N] [--duration SECS]
-
-Writes one JSON object per line on stdout (schema: docs/json-schema.md):
-a `ready` record once tracing is live, a `signal` record per signal,
-`lost` records if the kernel dropped events, and a final `end` record.
-
-QUERY (repeat a flag to match any of its values; different flags must all match):
-  -s, --sig SIG          signal, as `kill -l` names it: KILL, SIGKILL, 9, RTMIN+3
-      --pid PID          target process
-      --comm NAME        target command name (as in /proc/PID/comm)
-      --sender-pid PID   sending process
-      --sender-comm NAME sending command name
-      --pid-ns PID       --pid and --sender-pid are pids inside the pid namespace of
-                         process PID (given as seen here, as `nsenter -t` takes it)
-      --cause CAUSE      what generated it: kill, oom, cpu_limit, timer, fault, pipe,
-                         tty_hangup, pidns_exit, kernel, ... (docs/json-schema.md)
-
-CAPTURE:
-      --count N          stop after N signals
-      --duration SECS    stop after SECS seconds
-      --stream           write the binary capture stream (docs/stream-format.md) for a
-                         host to decode, instead of records; what whosent-deploy runs
-      --spool-kb KB      with --stream: user-space spool between the kernel's buffers and
-                         a slow stdout [default: 2048]
-      --no-lineage       do not report the sender's parents (skips the /proc snapshot
-                         and the argv uprobe on the dynamic loader)
-      --buffer-kb KB     per-CPU ring buffer of the private instance [default: 2048]
-      --tracefs DIR      use this tracefs (default: find or mount one; env WHOSENT_TRACEFS)
-      --alive-timeout SECS
-                         stop when a piped stdin has brought nothing for SECS: the host
-                         writes a byte every few seconds, so silence means the link or
-                         the host is gone (whosent-deploy passes it; a detached capture
-                         must not)
-
-It stops on --count, --duration, SIGINT, SIGTERM, SIGHUP, EOF on a piped stdin
-(how an SSH session ends) or --alive-timeout, and always removes its ftrace instance.
-Exit status: 0 if a signal was reported, 1 if none, 2 on usage or environment errors.
+USAGE: whosent-agent [QUERY] [CAPTURE]; whosent-deploy runs it (docs/agent.md)
+JSON Lines on stdout. Exit 0: a signal reported, 1: none, 2: error.
+QUERY: -s/--sig SIG, --pid PID, --comm NAME, --sender-pid PID, --sender-comm NAME,
+  --pid-ns PID, --cause CAUSE (kill, oom, timer, fault, pipe, kernel...)
+CAPTURE: --count N, --duration SECS, --buffer-kb KB, --tracefs DIR, --no-lineage,
+  --alive-timeout SECS, --stream, --spool-kb KB, --out DIR (with --stream:
+  detached, into DIR/seg.*), --max-size BYTES (with --out), --clean
+Stops on those, SIGINT, SIGTERM, SIGHUP or EOF on a piped stdin (not with --out).
 ";
 
 #[derive(Debug, Clone, Default)]
@@ -61,6 +30,13 @@ pub struct Options {
     pub tracefs: Option<String>,
     /// Stop when stdin has been silent this long (the host is gone).
     pub alive_timeout: Option<Duration>,
+    /// `--out DIR`: the stream goes into segment files there, detached
+    /// (docs/detached.md).
+    pub out: Option<String>,
+    /// `--max-size`: the most the segments may hold together.
+    pub max_size: u64,
+    /// `--clean`: only remove what dead agents left.
+    pub clean: bool,
 }
 
 // Parsed once, then moved: a Box would be code in the agent for nothing.
@@ -100,6 +76,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
         buffer_kb: 2048,
         spool_kb: 2048,
         lineage: true,
+        max_size: 8 << 20,
         ..Default::default()
     };
     let mut it = args.into_iter();
@@ -116,7 +93,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
             // not fit the size budget with #12's causes (docs/agent-size.md).
             "--human" => {
                 return Err(AgentError::usage(
-                    "--human is not in the agent (its size budget): run it through `whosent-deploy --host`, which prints the lines, or read its JSON",
+                    "--human is whosent-deploy's: run it through `whosent-deploy --host`, or read the JSON",
                 ))
             }
             "--stream" => {
@@ -125,6 +102,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
             }
             "--no-lineage" => {
                 o.lineage = false;
+                continue;
+            }
+            "--clean" => {
+                o.clean = true;
                 continue;
             }
             _ => {}
@@ -136,12 +117,23 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
                 .ok_or_else(|| AgentError::usage(format!("{flag} needs a value")))
         };
         match flag.as_str() {
-            "--count" => {
-                let n: u64 = number(&flag, &value()?, "a count")?;
-                if n == 0 {
-                    return Err(AgentError::usage("--count must be at least 1"));
+            // One arm for both: each parse of a number is code in the
+            // agent (docs/agent-size.md). --max-size: at least four
+            // segments of a few pages.
+            "--count" | "--max-size" => {
+                let n: u64 = number(&flag, &value()?, "a number")?;
+                let count = flag == "--count";
+                let least = if count { 1 } else { 65536 };
+                if n < least {
+                    return Err(AgentError::usage(format!(
+                        "{flag} must be at least {least}"
+                    )));
                 }
-                o.count = Some(n);
+                if count {
+                    o.count = Some(n);
+                } else {
+                    o.max_size = n;
+                }
             }
             "--duration" | "--alive-timeout" => {
                 let v = value()?;
@@ -167,6 +159,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
                 kb => o.spool_kb = kb,
             },
             "--tracefs" => o.tracefs = Some(value()?),
+            "--out" => o.out = Some(value()?),
             f if Query::is_flag(f) => {
                 let v = value()?;
                 if let Err(e) = o.query.parse_flag(f, &v) {
@@ -178,6 +171,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
             }
             other => return Err(AgentError::usage(format!("unexpected argument '{other}'"))),
         }
+    }
+    if o.out.is_some() && !o.stream {
+        return Err(AgentError::usage("--out needs --stream"));
     }
     if o.tracefs.is_none() {
         o.tracefs = std::env::var("WHOSENT_TRACEFS")

@@ -114,6 +114,10 @@ pub fn start(o: &Options) -> Result<Capture> {
     for name in stale {
         eprintln!("whosent-agent: removed stale {name} (its owner is gone)");
     }
+    if o.clean {
+        // `--clean` is this and no more; nothing of ours exists yet.
+        std::process::exit(0)
+    }
     let (signal_fmt, text) = read_format(&root, "events/signal/signal_generate/format")?;
     let mut formats = vec![(role::SIGNAL, text)];
     let signal = SignalLayout::new(&signal_fmt).map_err(|e| {
@@ -238,10 +242,6 @@ impl Capture {
         if self.argv_probe.is_none() {
             eprintln!("whosent-agent: note: no argv uprobe here; command lines of programs that exit at once may be missing");
         }
-        self.known.extend(
-            procfs::pids("/proc")
-                .into_iter()
-                .filter_map(|p| procfs::facts("/proc", p)),
-        );
+        self.known.extend(procfs::snapshot());
     }
 }

@@ -111,6 +111,15 @@ pub fn pids(root: &str) -> Vec<i32> {
         .collect()
 }
 
+/// The facts of every process in /proc: lineage's snapshot.
+pub fn snapshot() -> Vec<ProcFacts> {
+    let mut v = Vec::new();
+    for p in pids("/proc") {
+        v.extend(facts("/proc", p));
+    }
+    v
+}
+
 /// The command line with NULs as spaces; `None` once it is gone, and
 /// for kernel threads, which have none.
 pub fn cmdline(root: &str, pid: i32) -> Option<String> {
