@@ -66,6 +66,9 @@ struct Detached {
     lost_before: Option<(u64, u64)>,
     /// The input's end is where the recorder has got to, not a cut.
     recording: bool,
+    /// A signal not to report: (target pid, signal), `stop`'s own
+    /// SIGTERM to the agent.
+    ignore: Option<(i32, i32)>,
 }
 
 /// The records of one call, into the session.
@@ -104,7 +107,13 @@ impl Out<'_, '_> {
 
 impl Sink for Out<'_, '_> {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>) {
-        if *self.gone || !self.d.seen.record(e.ts_ns) {
+        if *self.gone
+            || self
+                .d
+                .ignore
+                .is_some_and(|(p, sig)| e.target.pid == Some(p) && e.sig == sig)
+            || !self.d.seen.record(e.ts_ns)
+        {
             return;
         }
         if let Some(fold) = self.fold.as_mut() {
@@ -215,7 +224,15 @@ impl Feed {
             },
             lost_before: (told > 0).then_some((told, segments)),
             recording,
+            ignore: self.detached.ignore,
         };
+        self
+    }
+
+    /// Does not report signal `sig` to process `pid`: `stop`'s own
+    /// SIGTERM to the capture's agent.
+    pub fn ignore(mut self, pid: i32, sig: i32) -> Self {
+        self.detached.ignore = Some((pid, sig));
         self
     }
 

@@ -90,11 +90,13 @@ fn agents_under(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-fn whosent_probes() -> String {
+/// The probes of the agent `pid` (other tests' agents may run at once).
+fn probes_of(pid: i64) -> String {
+    let name = format!("whosent_{pid}_");
     std::fs::read_to_string("/sys/kernel/tracing/uprobe_events")
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("whosent"))
+        .filter(|l| l.contains(&name))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -183,14 +185,22 @@ fn local_start_collect_stop_leaves_nothing() {
     assert!(got.iter().all(|r| r.get("host").is_none()));
     let instance = got[0]["instance"].as_str().unwrap().to_string();
     assert!(realkernel::instance_exists(&instance));
-    // status: alive, one event.
-    let st = run(&["status", "--host", "local", "--dir", &dir.s(), "--json"]);
-    let r = records(&st);
-    assert_eq!(
-        (r.len(), &r[0]["state"], &r[0]["signals"]),
-        (1, &"alive".into(), &1.into()),
-        "{r:?}"
-    );
+    let pid = num(&stat(&dir, &id), "pid");
+    assert_ne!(probes_of(pid), "");
+    // status: alive, one event (stat is rewritten about once a second).
+    let r = poll(Duration::from_secs(5), || {
+        let r = records(&run(&[
+            "status",
+            "--host",
+            "local",
+            "--dir",
+            &dir.s(),
+            "--json",
+        ]));
+        (r[0]["signals"] == 1).then_some(r)
+    })
+    .expect("status never counted the kill");
+    assert_eq!((r.len(), &r[0]["state"]), (1, &"alive".into()), "{r:?}");
     // stop: nothing that collect did not print.
     let out = run(&[
         "stop",
@@ -209,7 +219,7 @@ fn local_start_collect_stop_leaves_nothing() {
     assert!(!cap.exists());
     assert!(!realkernel::instance_exists(&instance));
     assert!(agents_under(&cap).is_empty());
-    assert_eq!(whosent_probes(), "");
+    assert_eq!(probes_of(pid), "");
 }
 
 /// kill -9 of the agent: status says died (and removes its instance
@@ -238,14 +248,11 @@ fn a_killed_agent_is_reported_died_and_its_data_collected() {
     let pid = num(&stat(&dir, &id), "pid");
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     assert!(eventually(Duration::from_secs(5), || agents_under(&cap).is_empty()));
+    assert_ne!(probes_of(pid), "", "kill -9 left its probe");
     let st = run(&["status", "--host", "local", "--dir", &dir.s(), "--json"]);
     let r = records(&st);
     assert_eq!(r[0]["state"], "died", "{r:?}");
-    assert_eq!(
-        whosent_probes(),
-        "",
-        "status removes the dead agent's probe"
-    );
+    assert_eq!(probes_of(pid), "", "status removes the dead agent's probe");
     let inst = std::fs::read_dir("/sys/kernel/tracing/instances")
         .unwrap()
         .flatten()
@@ -276,7 +283,6 @@ fn a_killed_agent_is_reported_died_and_its_data_collected() {
     let out = run(&["stop", "--host", "local", "--dir", &dir.s(), "--id", &id]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(!cap.exists());
-    assert_eq!(whosent_probes(), "");
 }
 
 /// An id that names no capture: one line, exit 2; so does a malformed one.

@@ -111,6 +111,7 @@ pub fn collect(a: &CollectArgs) -> Result<i32, HostError> {
         print: Print {
             json: a.json,
             every: a.every,
+            stopped: None,
         },
         follow: a.follow,
     };
@@ -128,6 +129,7 @@ pub fn stop(a: &StopArgs) -> Result<i32, HostError> {
         print: Print {
             json: a.json,
             every: a.every,
+            stopped: None,
         },
     };
     super::stop::stop(&b, &o, &mut crate::stdout::Raw)

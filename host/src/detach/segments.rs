@@ -30,6 +30,9 @@ pub struct Print {
     pub json: bool,
     /// Every signal of a storm (no folding).
     pub every: bool,
+    /// `stop`'s SIGTERM to this pid (the agent) is its own doing: not
+    /// reported.
+    pub stopped: Option<i32>,
 }
 
 /// What was printed: the exit status, and where the records ended.
@@ -148,7 +151,11 @@ pub fn print(
     // loss since the cursor is told again; the end counts all of it.
     let deleted = c.segments.first().copied().unwrap_or(0);
     let told = stat.dropped.saturating_sub(skip.map_or(0, |s| s.dropped));
-    let feed = Feed::new(q, None, None, !how.json && !how.every).detached(
+    let mut feed = Feed::new(q, None, None, !how.json && !how.every);
+    if let Some(pid) = how.stopped {
+        feed = feed.ignore(pid, libc::SIGTERM);
+    }
+    let feed = feed.detached(
         recording || follow.is_some(),
         skip,
         told,

@@ -26,7 +26,8 @@ pub fn stop(b: &Board<'_>, o: &StopOpts, out: &mut dyn Write) -> Result<i32, Hos
     let l = b.list()?;
     let c = b.choose(&l, o.id.as_deref())?;
     let mut killed = false;
-    if matches!(l.state(c), State::Alive | State::Starting) {
+    let asked = matches!(l.state(c), State::Alive | State::Starting);
+    if asked {
         killed = end_agent(b, c)?;
     }
     // Its last segment and stat, as it left them.
@@ -41,7 +42,11 @@ pub fn stop(b: &Board<'_>, o: &StopOpts, out: &mut dyn Write) -> Result<i32, Hos
         )
     })?;
     let state = l.state(c);
-    let p = segments::print(b, c, state, &o.print, c.collected, out, None)?;
+    let how = Print {
+        stopped: c.stat.as_ref().and_then(|s| s.pid).filter(|_| asked),
+        ..o.print.clone()
+    };
+    let p = segments::print(b, c, state, &how, c.collected, out, None)?;
     let dirty = killed || state == State::Died;
     remove(b, c, dirty)?;
     if !o.print.json || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -111,18 +116,33 @@ fn remove(b: &Board<'_>, c: &Capture, dirty: bool) -> Result<(), HostError> {
 
 /// `whosent-agent --clean`, with the capture's own agent: it removes
 /// the instances and probes of agents that are gone; each name it
-/// removed is told on stderr.
+/// removed is told on stderr. Right after a kill -9 the kernel may
+/// still hold the dead agent's instance busy for a moment (its rmdir
+/// fails, as measured: gone 3 s later), so while one named after its
+/// pid remains it is tried again, for up to 5 s.
 pub fn clean(b: &Board<'_>, c: &Capture) -> Result<(), HostError> {
     let agent = quote(&format!("{}/whosent-agent", b.path(&c.id)));
-    let out = b.run(&format!("[ -x {agent} ] && {agent} --clean 2>&1"))?;
+    let pid = c.stat.as_ref().and_then(|s| s.pid).unwrap_or(0);
+    let out = b.run(&format!(
+        r#"[ -x {agent} ] || exit 0
+n=0; while :; do
+  {agent} --clean 2>&1
+  left=; for i in /sys/kernel/tracing/instances/whosent-{pid}-* /sys/kernel/debug/tracing/instances/whosent-{pid}-*; do [ -d "$i" ] && left=1; done
+  for f in /sys/kernel/tracing/uprobe_events /sys/kernel/debug/tracing/uprobe_events; do
+    [ -f "$f" ] && while read -r l; do case $l in *whosent_{pid}_*) left=1;; esac; done <"$f"
+  done
+  [ -z "$left" ] || [ $n -ge 10 ] && break
+  n=$((n+1)); sleep 0.5 2>/dev/null || sleep 1
+done"#
+    ))?;
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let line = line.trim();
-        if !line.is_empty() && out.status == 0 {
+        if !line.is_empty() {
             eprintln!(
-                "whosent: removed what the dead agent of capture {} left on {}: {}",
+                "whosent: {} (capture {} on {})",
+                whosent_proto::escape::escape(line.trim_start_matches("whosent-agent: ")),
                 c.id,
                 b.host,
-                whosent_proto::escape::escape(line)
             );
         }
     }

@@ -113,6 +113,7 @@ fn json_opts(id: Option<&str>) -> CollectOpts {
         print: Print {
             json: true,
             every: false,
+            stopped: None,
         },
         follow: false,
     }
@@ -175,6 +176,7 @@ fn collect_prints_the_segments_as_a_live_run_and_stop_only_the_rest() {
         print: Print {
             json: true,
             every: false,
+            stopped: None,
         },
     };
     let mut rest = Vec::new();
