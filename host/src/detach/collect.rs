@@ -36,6 +36,12 @@ pub fn collect(
     let follow = o.follow.then_some(ctrl_c);
     let p = segments::print(b, c, state, &o.print, None, out, follow)?;
     segments::save_cursor(b, &c.id, &p.at)?;
+    // The figures as they are now (after --follow, not at its start).
+    let now = b.list().ok();
+    let c = now
+        .as_ref()
+        .and_then(|l| l.captures.iter().find(|x| x.id == c.id))
+        .unwrap_or(c);
     segments::summary(b, c, state, &p, o.print.json);
     Ok(p.status)
 }

@@ -528,3 +528,45 @@ mod start {
             .contains("rm -rf /tmp/whosent-cap-"));
     }
 }
+
+/// `--follow` over a capture the agent is still writing: the first
+/// segment is printed at once, the next one as it appears, and once
+/// the agent has ended (its END in the last segment) the records are
+/// exactly the unsplit stream's.
+#[test]
+fn follow_prints_new_segments_until_the_capture_ends() {
+    let tmp = base("follow");
+    let (s0, s1) = two_segments();
+    let d = capture(&tmp.0, "0000abd2", &[(0, &s0)], "v1 state=running");
+    std::fs::copy("/bin/sleep", d.join("whosent-agent")).unwrap();
+    let mut agent = std::process::Command::new(d.join("whosent-agent"))
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(
+        d.join("stat"),
+        format!("v1 pid={} signals=1 state=running\n", agent.id()),
+    )
+    .unwrap();
+    let mut o = json_opts(None);
+    o.follow = true;
+    let ctrl_c = AtomicBool::new(false);
+    let out = std::thread::scope(|sc| {
+        let run = sc.spawn(|| {
+            let b = board(&tmp.0);
+            let mut out = Vec::new();
+            let st = collect(&b, &o, &mut out, &ctrl_c);
+            (st, out)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        std::fs::write(d.join(super::segments::name(1)), &s1).unwrap();
+        std::fs::write(d.join("stat"), "v1 pid=1 signals=2 state=ended\n").unwrap();
+        let _ = agent.kill();
+        let _ = agent.wait();
+        let (st, out) = run.join().unwrap();
+        assert_eq!(st.unwrap(), 0);
+        out
+    });
+    assert!(!ctrl_c.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(without_host(records(&out)), oracle());
+}
