@@ -13,7 +13,8 @@ use crate::ssh::upload::quote;
 /// Alive: stat's pid is a process whose executable is this capture's
 /// agent (`test -ef` compares the files /proc/PID/exe and the agent
 /// name, device and inode), so a reused pid does not pass for it, nor
-/// does another capture's agent.
+/// does another capture's agent. Before its stat (the agent writes it
+/// just before `ready`) the agent is looked for among all processes.
 pub fn script(base: &str) -> String {
     format!(
         r#"echo "now $(date +%s)"
@@ -27,7 +28,8 @@ for d in {base}/whosent-cap-*; do
   [ -f "$d/collected" ] && read -r c <"$d/collected" && echo "collected $c"
   for f in "$d"/seg.*; do [ -f "$f" ] && echo "seg ${{f##*/seg.}}"; done
   p=; for w in $s; do case $w in pid=*) p=${{w#pid=}};; esac; done
-  [ -n "$p" ] && [ /proc/$p/exe -ef "$d/whosent-agent" ] && echo alive
+  if [ -n "$p" ]; then [ /proc/$p/exe -ef "$d/whosent-agent" ] && echo alive
+  else for q in /proc/[0-9]*; do [ $q/exe -ef "$d/whosent-agent" ] && echo "pid ${{q#/proc/}}" && echo alive && break; done; fi
   e=; [ -f "$d/agent.err" ] && while IFS= read -r l; do [ -n "$l" ] && e=$l; done <"$d/agent.err"
   [ -n "$e" ] && echo "err $e"
 done
@@ -119,6 +121,8 @@ pub struct Capture {
     /// The segments present, by index, oldest first.
     pub segments: Vec<u64>,
     pub alive: bool,
+    /// The agent's pid found without a stat (it is starting).
+    pub found_pid: Option<i32>,
     /// The last line of `agent.err`.
     pub err: Option<String>,
 }
@@ -145,6 +149,11 @@ impl Capture {
             (true, true, _) => State::Alive,
             _ => State::Died,
         }
+    }
+
+    /// The agent's pid: stat's, else the one found running.
+    pub fn pid(&self) -> Option<i32> {
+        self.stat.as_ref().and_then(|s| s.pid).or(self.found_pid)
     }
 
     /// Seconds since it started, by the board's clock.
@@ -194,6 +203,7 @@ impl Listing {
                 "collected" => c.collected = Cursor::parse(v),
                 "seg" => c.segments.extend(v.trim().parse::<u64>().ok()),
                 "alive" => c.alive = true,
+                "pid" => c.found_pid = v.trim().parse().ok(),
                 "err" => c.err = Some(v.to_string()),
                 _ => {}
             }
@@ -289,16 +299,32 @@ mod tests {
         std::fs::write(a.join("agent.err"), "one\nwhosent-agent: last words\n\n").unwrap();
         // b's stat names a's agent: another capture's, not alive for b.
         std::fs::write(b.join("stat"), format!("v1 pid={pid} state=running\n")).unwrap();
+        // c has no stat yet, and its agent runs: found, starting.
+        let c = base.join("whosent-cap-0000cccc");
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::copy("/bin/sleep", c.join("whosent-agent")).unwrap();
+        let mut starting = Command::new(c.join("whosent-agent"))
+            .arg("30")
+            .spawn()
+            .unwrap();
         let out = Command::new("sh")
             .arg("-c")
             .arg(script(&base.display().to_string()))
             .output()
             .unwrap();
-        let _ = child.kill();
-        let _ = child.wait();
+        for p in [&mut child, &mut starting] {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
         let l = Listing::parse(&String::from_utf8_lossy(&out.stdout));
         assert!(l.now.is_some() && l.boot.is_some(), "{l:?}");
-        assert_eq!(l.captures.len(), 2, "{l:?}");
+        assert_eq!(l.captures.len(), 3, "{l:?}");
+        let cc = &l.captures[2];
+        assert_eq!(
+            (cc.pid(), l.state(cc)),
+            (Some(starting.id() as i32), State::Starting),
+            "{cc:?}"
+        );
         let (ca, cb) = (&l.captures[0], &l.captures[1]);
         assert_eq!(ca.id, "0000aaaa");
         assert_eq!(ca.meta("query"), Some("--sig TERM"));

@@ -156,7 +156,7 @@ pub fn print(
         feed = feed.ignore(pid, libc::SIGTERM);
     }
     let feed = feed.detached(
-        recording || follow.is_some(),
+        recording,
         skip,
         told,
         stat.dropped_segments.max(deleted),

@@ -43,7 +43,7 @@ pub fn stop(b: &Board<'_>, o: &StopOpts, out: &mut dyn Write) -> Result<i32, Hos
     })?;
     let state = l.state(c);
     let how = Print {
-        stopped: c.stat.as_ref().and_then(|s| s.pid).filter(|_| asked),
+        stopped: c.pid().filter(|_| asked),
         ..o.print.clone()
     };
     let p = segments::print(b, c, state, &how, c.collected, out, None)?;
@@ -63,13 +63,8 @@ pub fn stop(b: &Board<'_>, o: &StopOpts, out: &mut dyn Write) -> Result<i32, Hos
 /// not. Returns whether it had to be killed.
 fn end_agent(b: &Board<'_>, c: &Capture) -> Result<bool, HostError> {
     let d = quote(&b.path(&c.id));
-    let Some(pid) = c.stat.as_ref().and_then(|s| s.pid) else {
-        // Not even a stat yet: any process running this agent.
-        let out = b.run(&format!(
-            "for p in /proc/[0-9]*; do [ $p/exe -ef {d}/whosent-agent ] && kill -KILL ${{p#/proc/}}; done; true"
-        ))?;
-        let _ = out;
-        return Ok(true);
+    let Some(pid) = c.pid() else {
+        return Ok(false);
     };
     let mine = format!("[ /proc/{pid}/exe -ef {d}/whosent-agent ]");
     b.run(&format!("{mine} && kill -TERM {pid}; true"))?;
