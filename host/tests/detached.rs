@@ -385,27 +385,34 @@ fn a_storm_stays_within_max_size_and_its_loss_is_counted() {
         }
         assert!(t0.elapsed() < T, "the storm did not end");
     }
-    // The agent drains what the kernel holds; stat settles.
-    let mut last = String::new();
-    for _ in 0..100 {
+    // The agent drains what the kernel holds; stat settles (it is
+    // rewritten at most about once a second: unchanged for 3 s).
+    let (mut last, mut same) = (String::new(), 0);
+    while same < 6 {
         most = most.max(segment_bytes(&cap));
         let now = stat(&dir, &id);
-        if now == last && !now.is_empty() {
-            break;
-        }
+        same = if now == last && !now.is_empty() {
+            same + 1
+        } else {
+            0
+        };
         last = now;
         std::thread::sleep(Duration::from_millis(500));
+        assert!(t0.elapsed() < T, "stat never settled: {last}");
     }
     assert!(most <= 1 << 20, "the segments took {most} bytes");
     assert!(most > 1 << 19, "the storm filled the storage: {most}");
-    let st = records(&run(&[
-        "status",
-        "--host",
-        "local",
-        "--dir",
-        &dir.s(),
-        "--json",
-    ]));
+    let status = || {
+        records(&run(&[
+            "status",
+            "--host",
+            "local",
+            "--dir",
+            &dir.s(),
+            "--json",
+        ]))
+    };
+    let st = status();
     let (recorded, lost) = (
         st[0]["signals"].as_u64().unwrap(),
         st[0]["lost"].as_u64().unwrap(),
@@ -428,6 +435,18 @@ fn a_storm_stays_within_max_size_and_its_loss_is_counted() {
         .unwrap_or_else(|| panic!("no storage lost record in {} records", r.len()));
     assert_eq!(storage["count"].as_u64(), Some(lost));
     let printed = of_type(&r, "signal").len() as u64;
+    let figures = |r: &[Value]| {
+        (
+            r[0]["signals"].clone(),
+            r[0]["lost"].clone(),
+            r[0]["bytes"].clone(),
+        )
+    };
+    assert_eq!(
+        figures(&status()),
+        figures(&st),
+        "the capture changed while it was collected"
+    );
     assert_eq!(printed + lost, recorded, "printed {printed}, lost {lost}");
     let end = r.last().unwrap();
     assert!(end["lost"].as_u64().unwrap() >= lost, "{end}");
