@@ -130,6 +130,12 @@ pub fn run(mut o: Options, human: bool) -> Result<u64> {
             "--stream is the ftrace agent's; the eBPF agent writes records",
         ));
     }
+    if o.clean {
+        // It leaves no instance or probe: its programs go with it.
+        return Err(AgentError::usage(
+            "--clean is the ftrace agent's: it removes stale ftrace instances and uprobes",
+        ));
+    }
     let stop = Stop::install().map_err(|e| {
         AgentError::new(
             "io",

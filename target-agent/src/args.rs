@@ -7,13 +7,11 @@ use whosent_proto::query::Query;
 
 pub const HELP: &str = "\
 USAGE: whosent-agent [QUERY] [CAPTURE]; whosent-deploy runs it (docs/agent.md)
-JSON Lines on stdout. Exit 0: a signal reported, 1: none, 2: error.
 QUERY: -s/--sig SIG, --pid PID, --comm NAME, --sender-pid PID, --sender-comm NAME,
-  --pid-ns PID, --cause CAUSE (kill, oom, timer, fault, pipe, kernel...)
+  --pid-ns PID, --cause CAUSE
 CAPTURE: --count N, --duration SECS, --buffer-kb KB, --tracefs DIR, --no-lineage,
-  --alive-timeout SECS, --stream, --spool-kb KB, --out DIR (with --stream:
-  detached, into DIR/seg.*), --max-size BYTES (with --out), --clean
-Stops on those, SIGINT, SIGTERM, SIGHUP or EOF on a piped stdin (not with --out).
+  --alive-timeout SECS, --stream, --spool-kb KB, --out DIR, --max-size BYTES, --clean
+JSON Lines on stdout. Exit 0: a signal reported, 1: none, 2: error.
 ";
 
 #[derive(Debug, Clone, Default)]
@@ -123,11 +121,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
             "--count" | "--max-size" => {
                 let n: u64 = number(&flag, &value()?, "a number")?;
                 let count = flag == "--count";
-                let least = if count { 1 } else { 65536 };
-                if n < least {
-                    return Err(AgentError::usage(format!(
-                        "{flag} must be at least {least}"
-                    )));
+                if n < if count { 1 } else { 65536 } {
+                    return Err(AgentError::usage(if count {
+                        "--count must be at least 1"
+                    } else {
+                        "--max-size must be at least 65536"
+                    }));
                 }
                 if count {
                     o.count = Some(n);
@@ -246,11 +245,29 @@ mod tests {
             (vec!["--pid"], "needs a value"),
             (vec!["--human"], "whosent-deploy --host"),
             (vec!["--sig"], "needs a value"),
+            (vec!["--out", "/tmp"], "--out needs --stream"),
+            (
+                vec!["--stream", "--out", "/tmp", "--max-size", "1000"],
+                "--max-size must be at least 65536",
+            ),
+            (vec!["--max-size", "1M"], "'1M' is not a number"),
+            (vec!["--count", "x"], "'x' is not a number"),
         ] {
             let e = run(&a).unwrap_err();
             assert_eq!(e.kind, "usage");
             assert!(e.message.contains(want), "{a:?}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn out_max_size_and_clean() {
+        let o = run(&["--stream", "--out=/d", "--max-size", "65536", "--clean"]).unwrap();
+        assert_eq!(
+            (o.out.as_deref(), o.max_size, o.clean),
+            (Some("/d"), 65536, true)
+        );
+        let o = run(&["--stream"]).unwrap();
+        assert_eq!((o.out, o.max_size, o.clean), (None, 8 << 20, false));
     }
 
     /// Issue #13: `whosent-agent --bogus` said "--bogus needs a value".

@@ -71,17 +71,18 @@ fn read_whole(p: &Path) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// One function for the three places, each of which was its own code in
+/// the agent (docs/agent-size.md).
+fn bad_format(message: String) -> AgentError {
+    AgentError::new("bad_format", message, "report this with the kernel release")
+}
+
 fn read_format(root: &str, rel: &str) -> Result<(EventFormat, Vec<u8>)> {
     let p = Path::new(root).join(rel);
     let bytes =
         read_whole(&p).map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
-    let f = EventFormat::parse(bytes.as_slice()).map_err(|e| {
-        AgentError::new(
-            "bad_format",
-            format!("{}: {e}", p.display()),
-            "report this with the kernel release",
-        )
-    })?;
+    let f = EventFormat::parse(bytes.as_slice())
+        .map_err(|e| bad_format(format!("{}: {e}", p.display())))?;
     Ok((f, bytes))
 }
 
@@ -120,23 +121,11 @@ pub fn start(o: &Options) -> Result<Capture> {
     }
     let (signal_fmt, text) = read_format(&root, "events/signal/signal_generate/format")?;
     let mut formats = vec![(role::SIGNAL, text)];
-    let signal = SignalLayout::new(&signal_fmt).map_err(|e| {
-        AgentError::new(
-            "bad_format",
-            e.to_string(),
-            "report this with the kernel release",
-        )
-    })?;
+    let signal = SignalLayout::new(&signal_fmt).map_err(|e| bad_format(e.to_string()))?;
     let header = Path::new(&root).join("events/header_page");
     let header = read_whole(&header)
         .map_err(|e| AgentError::io("cannot read", &header.display().to_string(), e))?;
-    let page = PageLayout::parse(header.as_slice()).map_err(|e| {
-        AgentError::new(
-            "bad_format",
-            e.to_string(),
-            "report this with the kernel release",
-        )
-    })?;
+    let page = PageLayout::parse(header.as_slice()).map_err(|e| bad_format(e.to_string()))?;
     formats.push((role::HEADER_PAGE, header));
 
     let instance = Instance::create(&root)?;
@@ -154,7 +143,7 @@ pub fn start(o: &Options) -> Result<Capture> {
         if r == role::FATE && !watch && ev != FATE_EVENTS[0] {
             continue;
         }
-        let Ok((f, text)) = read_format(&root, &format!("events/{ev}/format")) else {
+        let Ok((f, text)) = read_format(&root, &instance::event_file(ev, "format")) else {
             continue;
         };
         // The agent decodes mark_victim itself (standalone); the deaths'
@@ -166,12 +155,12 @@ pub fn start(o: &Options) -> Result<Capture> {
             _ => {
                 ev != FATE_EVENTS[1]
                     || instance
-                        .set(&format!("events/{ev}/filter"), DELIVER_FATAL_FILTER)
+                        .set(&instance::event_file(ev, "filter"), DELIVER_FATAL_FILTER)
                         .is_ok()
             }
         };
         if ok {
-            instance.set(&format!("events/{ev}/enable"), "1")?;
+            instance.set(&instance::event_file(ev, "enable"), "1")?;
             formats.push((r, text));
         }
     }
@@ -180,16 +169,18 @@ pub fn start(o: &Options) -> Result<Capture> {
     let mut uid = UidLayouts::default();
     let mut uid_formats = Vec::new();
     for ev in UID_EVENTS {
-        match read_format(&root, &format!("events/{ev}/format")) {
+        match read_format(&root, &instance::event_file(ev, "format")) {
             Ok(f) => uid_formats.push(f),
             Err(_) => break,
         }
     }
     if uid_formats.len() == UID_EVENTS.len()
         && uid_formats.iter().all(|(f, _)| uid.add(f).is_ok())
-        && UID_EVENTS
-            .iter()
-            .all(|ev| instance.set(&format!("events/{ev}/enable"), "1").is_ok())
+        && UID_EVENTS.iter().all(|ev| {
+            instance
+                .set(&instance::event_file(ev, "enable"), "1")
+                .is_ok()
+        })
     {
         formats.extend(uid_formats.into_iter().map(|(_, t)| (role::TASK, t)));
     } else {
@@ -233,7 +224,7 @@ impl Capture {
     pub fn add_lineage(&mut self) {
         self.argv_probe = ArgvProbe::create(&self.tracefs, &self.instance).and_then(|mut p| {
             let (f, text) =
-                read_format(&self.tracefs, &format!("events/{}/format", p.event)).ok()?;
+                read_format(&self.tracefs, &instance::event_file(&p.event, "format")).ok()?;
             self.tasks.add_argv(&f).ok()?;
             self.formats.push((role::ARGV, text));
             p.enable(&self.instance).ok()?;

@@ -15,7 +15,7 @@ pub fn resolve(mut q: Query, root: &str) -> Result<Query> {
     let Some(reference) = q.pid_ns else {
         return Ok(q);
     };
-    let link = format!("{root}/{reference}/ns/pid");
+    let link = procfs::path(root, reference, "ns/pid");
     let ns = std::fs::read_link(&link).map_err(|e| reference_error(reference, &link, e))?;
     // Processes living in that namespace, as (pid there, pid here).
     // Those in namespaces nested inside it are not looked at.

@@ -17,6 +17,12 @@ pub struct TaskInfo {
     pub nstgid: Vec<i32>,
 }
 
+/// `ROOT/PID/FILE`: one function for every such path, since each
+/// `format!` is its own code in the agent (docs/agent-size.md).
+pub fn path(root: &str, pid: i32, file: &str) -> String {
+    format!("{root}/{pid}/{file}")
+}
+
 /// A text file, `None` if it cannot be read or is not UTF-8, as
 /// `fs::read_to_string(..).ok()` would; through `fs::read`, which the
 /// agent has anyway, so that std's `read_to_string` is not linked
@@ -37,14 +43,14 @@ fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
 /// (fs/proc/array.c `proc_task_name`) and, trimmed, loses a leading
 /// `\r` or blank, so a hostile name would reach the JSON altered.
 fn comm(root: &str, tid: i32) -> Option<String> {
-    let raw = fs::read(format!("{root}/{tid}/comm")).ok()?;
+    let raw = fs::read(path(root, tid, "comm")).ok()?;
     let raw = raw.strip_suffix(b"\n").unwrap_or(&raw);
     Some(String::from_utf8_lossy(raw).into_owned())
 }
 
 /// `/proc/<tid>/status` works for any thread id, not only group leaders.
 pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
-    let status = read_text(Path::new(&format!("{root}/{tid}/status")))?;
+    let status = read_text(Path::new(&path(root, tid, "status")))?;
     Some(TaskInfo {
         tgid: status_field(&status, "Tgid:")?.parse().ok()?,
         ppid: status_field(&status, "PPid:")?.parse().ok()?,
@@ -93,13 +99,13 @@ impl whosent_analysis::facts::FactSource for Live {
 /// The program file (`/proc/<pid>/exe`); `None` for kernel threads and
 /// once the process is gone.
 pub fn exe(root: &str, pid: i32) -> Option<String> {
-    let p = fs::read_link(format!("{root}/{pid}/exe")).ok()?;
+    let p = fs::read_link(path(root, pid, "exe")).ok()?;
     Some(p.to_string_lossy().into_owned())
 }
 
 /// The process's pid namespace, e.g. `pid:[4026531836]`.
 pub fn pid_ns(root: &str, pid: i32) -> Option<std::path::PathBuf> {
-    fs::read_link(format!("{root}/{pid}/ns/pid")).ok()
+    fs::read_link(path(root, pid, "ns/pid")).ok()
 }
 
 /// Every process id (not thread) in `root`.
@@ -123,7 +129,7 @@ pub fn snapshot() -> Vec<ProcFacts> {
 /// The command line with NULs as spaces; `None` once it is gone, and
 /// for kernel threads, which have none.
 pub fn cmdline(root: &str, pid: i32) -> Option<String> {
-    let raw = fs::read(format!("{root}/{pid}/cmdline")).ok()?;
+    let raw = fs::read(path(root, pid, "cmdline")).ok()?;
     let trimmed = raw.strip_suffix(&[0]).unwrap_or(&raw);
     if trimmed.is_empty() {
         return None;
@@ -138,7 +144,7 @@ pub fn cmdline(root: &str, pid: i32) -> Option<String> {
 /// The thread ids of a process, or `None` if it does not exist.
 pub fn threads(root: &str, pid: i32) -> Option<Vec<i32>> {
     let mut tids: Vec<i32> = Vec::new();
-    for tid in fs::read_dir(format!("{root}/{pid}/task"))
+    for tid in fs::read_dir(path(root, pid, "task"))
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
     {
@@ -154,7 +160,7 @@ pub fn threads(root: &str, pid: i32) -> Option<Vec<i32>> {
 /// Field 22 of /proc/<pid>/stat (start time in clock ticks): with the
 /// pid it names a process uniquely, across pid reuse.
 pub fn start_time(root: &str, pid: i32) -> Option<u64> {
-    let stat = read_text(Path::new(&format!("{root}/{pid}/stat")))?;
+    let stat = read_text(Path::new(&path(root, pid, "stat")))?;
     // The comm in parentheses may itself contain spaces and ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     // Fields are separated by one space (fs/proc/array.c).

@@ -211,8 +211,6 @@ impl Recorder {
         seg.put(&mut self.spool, std::mem::take(&mut self.signals))?;
         // Not at the end (`all`): the last segment ends with END.
         if !all && seg.full() {
-            seg.next()?;
-            seg.stat("running", true);
             // The host may read the new segment alone: it learns again
             // what the old ones told, from a fresh snapshot and fresh
             // reads. Its start waits in the spool, before any frame
@@ -223,6 +221,12 @@ impl Recorder {
             } else {
                 Vec::new()
             });
+            if let Some(seg) = &mut self.seg {
+                // Not into the old segment: a start there would cut it.
+                seg.rotate(self.spool.pending())
+                    .inspect_err(|_| self.spool.buf.clear())?;
+                seg.stat("running", true);
+            }
         } else {
             seg.stat("running", false);
         }
@@ -350,6 +354,7 @@ pub fn run(o: &Options, mut cap: Capture, stop: &Stop, seg: Option<Segments>) ->
         (result, _) => result,
     };
     if let Some(seg) = &mut r.seg {
+        // After the teardown: `ended` means nothing is left in the kernel.
         let ok = result.is_ok() && torn.is_ok();
         seg.stat(if ok { "ended" } else { "error" }, true);
     }

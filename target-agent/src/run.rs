@@ -80,13 +80,13 @@ pub fn uname() -> (String, String) {
     // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     unsafe { libc::uname(&mut u) };
+    // The kernel ends each field with a NUL (include/uapi/linux/utsname.h:
+    // __NEW_UTS_LEN + 1 bytes). CStr rather than an iterator chain:
+    // smaller in the agent (docs/agent-size.md).
     let s = |f: &[libc::c_char]| {
-        let b: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&b).into_owned()
+        // SAFETY: the field is NUL-terminated within its array.
+        let c = unsafe { std::ffi::CStr::from_ptr(f.as_ptr()) };
+        c.to_string_lossy().into_owned()
     };
     (s(&u.release), s(&u.machine))
 }

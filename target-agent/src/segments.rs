@@ -10,7 +10,7 @@
 use crate::error::{AgentError, Result};
 use crate::spool::Spool;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub struct Segments {
     max: u64,
@@ -21,6 +21,9 @@ pub struct Segments {
     first: u32,
     segs: Vec<(u64, u64)>,
     bytes: u64,
+    /// The size of the current segment's start (header to READY); 0 for
+    /// the first.
+    start: u64,
     signals: u64,
     dropped: u64,
     dropped_segs: u64,
@@ -79,6 +82,7 @@ impl Segments {
             first: 0,
             segs: vec![(0, 0)],
             bytes: 0,
+            start: 0,
             signals: 0,
             dropped: 0,
             dropped_segs: 0,
@@ -113,13 +117,19 @@ impl Segments {
         Ok(())
     }
 
-    /// The current segment reached a quarter of `--max-size`.
+    /// The current segment's frames after its start reached a quarter of
+    /// `--max-size`. Not counting the start: a /proc snapshot bigger than
+    /// that (long command lines) would make every page a new segment.
     pub fn full(&self) -> bool {
-        self.segs.last().is_some_and(|l| l.0 >= self.max / 4)
+        self.segs
+            .last()
+            .is_some_and(|l| l.0 >= self.max / 4 + self.start)
     }
 
-    /// Starts the next segment; the caller writes its stream start.
-    pub fn next(&mut self) -> io::Result<()> {
+    /// Starts the next segment, whose start (`start` bytes: header to
+    /// READY) the caller writes next.
+    pub fn rotate(&mut self, start: usize) -> io::Result<()> {
+        self.start = start as u64;
         let fd = create(seg_name(self.first + self.segs.len() as u32).as_bytes())?;
         // SAFETY: the old segment's descriptor, not used again.
         unsafe { libc::close(self.fd) };
@@ -152,7 +162,8 @@ impl Segments {
     /// line) when something changed and a second has passed, or when
     /// `now`.
     pub fn stat(&mut self, state: &str, now: bool) {
-        if !now && !(self.changed && self.stat_at.elapsed() >= Duration::from_secs(1)) {
+        let t = Instant::now();
+        if !(now || self.changed && t.saturating_duration_since(self.stat_at).as_secs() > 0) {
             return;
         }
         let s = format!(
@@ -173,7 +184,7 @@ impl Segments {
                 libc::rename(c"stat.tmp".as_ptr(), c"stat".as_ptr());
             }
         }
-        self.stat_at = Instant::now();
+        self.stat_at = t;
         self.changed = false;
     }
 }
