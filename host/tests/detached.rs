@@ -350,7 +350,14 @@ fn a_storm_stays_within_max_size_and_its_loss_is_counted() {
     }
     const N: u64 = 200_000;
     let dir = TmpDir::new("storm");
-    let mut storm = Proc::spawn(Command::new(sibling(DEPLOY, "signal_storm")).args([
+    // The storm under a name of its own: the kernel filter (signal and
+    // target comm) then lets through this storm's signals only, so what
+    // the agent counts is what the host's query matches, whatever else
+    // runs on the machine.
+    let comm = format!("dstorm{}", std::process::id() % 100_000);
+    let exe = dir.0.join(&comm);
+    std::fs::copy(sibling(DEPLOY, "signal_storm"), &exe).unwrap();
+    let mut storm = Proc::spawn(Command::new(&exe).args([
         "--count",
         &N.to_string(),
         "--sig",
@@ -368,6 +375,8 @@ fn a_storm_stays_within_max_size_and_its_loss_is_counted() {
             "USR1",
             "--pid",
             &rpid.to_string(),
+            "--comm",
+            &comm,
             "--max-size",
             "1M",
         ],
