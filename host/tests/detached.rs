@@ -520,6 +520,13 @@ mod board {
                 .trim(),
             "live"
         );
+        // Detached: the agent leads a session of its own, outside the
+        // SSH session that started it (gone with start).
+        let session = b.ssh(&format!(
+            "read -r s </tmp/whosent-cap-{id}/stat; for w in $s; do case $w in pid=*) p=${{w#pid=}};; esac; done; read -r l </proc/$p/stat; l=${{l##*) }}; set -- $l; echo \"$p $4\""
+        ));
+        let (pid, sid) = session.trim().split_once(' ').unwrap();
+        assert_eq!(pid, sid, "the agent's session: {session}");
         let sender = b.kill_from_shell("TERM", v);
         let r = poll(Duration::from_secs(30), || {
             let r = records(&on(&b, "collect", &["--json", "--id", &id]));
