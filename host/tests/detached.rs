@@ -580,3 +580,56 @@ mod board {
         );
     }
 }
+
+mod sudo {
+    use super::*;
+
+    /// A login that is not root, with `--sudo` (the local OpenSSH
+    /// server's user, on this machine): the capture is root's (0700,
+    /// not readable by the login), and start, collect and stop work
+    /// through `sudo -n`.
+    #[test]
+    fn a_sudo_login_starts_collects_and_stops() {
+        if !real_kernel("detached sudo") {
+            return;
+        }
+        let b = fleet::sshd();
+        let on = |cmd: &str, extra: &[&str]| {
+            Command::new(DEPLOY)
+                .arg(cmd)
+                .args(b.args())
+                .arg("--sudo")
+                .args(extra)
+                .output()
+                .unwrap()
+        };
+        let mut victim = Command::new("sleep").arg("600").spawn().unwrap();
+        realkernel::wait_comm(victim.id() as i32, "sleep");
+        let v = victim.id().to_string();
+        let out = on(
+            "start",
+            &["--target", "x86_64", "--sig", "TERM", "--pid", &v],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let id = text(&out.stdout).trim().to_string();
+        let cap = PathBuf::from(format!("/tmp/whosent-cap-{id}"));
+        let meta = std::fs::metadata(&cap).unwrap();
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        assert_eq!((meta.uid(), meta.permissions().mode() & 0o777), (0, 0o700));
+        // The login cannot read it without sudo.
+        let (st, _) = b.ssh_as(&b.user, &format!("cat {}/meta", cap.display()));
+        assert_ne!(st, 0);
+        let sender = kill_from_shell("TERM", victim.id());
+        let _ = victim.wait();
+        let r = poll(Duration::from_secs(15), || {
+            let r = records(&on("collect", &["--json", "--id", &id]));
+            (!of_type(&r, "signal").is_empty()).then_some(r)
+        })
+        .expect("the kill was never collected");
+        assert_eq!(of_type(&r, "signal")[0]["sender"]["pid"], sender);
+        let out = on("stop", &["--id", &id]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(!cap.exists());
+        assert!(agents_under(&cap).is_empty());
+    }
+}
