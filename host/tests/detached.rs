@@ -444,13 +444,8 @@ fn a_storm_stays_within_max_size_and_its_loss_is_counted() {
         .unwrap_or_else(|| panic!("no storage lost record in {} records", r.len()));
     assert_eq!(storage["count"].as_u64(), Some(lost));
     let printed = of_type(&r, "signal").len() as u64;
-    let figures = |r: &[Value]| {
-        (
-            r[0]["signals"].clone(),
-            r[0]["lost"].clone(),
-            r[0]["bytes"].clone(),
-        )
-    };
+    // (Its bytes may grow: task events for lineage, PROC frames.)
+    let figures = |r: &[Value]| (r[0]["signals"].clone(), r[0]["lost"].clone());
     assert_eq!(
         figures(&status()),
         figures(&st),
