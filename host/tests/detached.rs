@@ -316,6 +316,9 @@ fn an_unknown_id_is_one_line_and_exit_2() {
     assert_eq!(text(&out.stderr).lines().count(), 1);
     let out = run(&["status", "--host", "local", "--dir", &dir.s()]);
     assert_eq!(out.status.code(), Some(1), "no capture: status 1");
+    let out = run(&["status", "--host", "local", "-p", "22"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("-p/--port means nothing with --host local"));
     let out = run(&["start", "--host", "local", "--max-size", "1K"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -24,11 +24,25 @@ fn reach(
     };
     super::check_dir(&on.dir)?;
     if host == "local" {
-        return Ok((
-            Box::new(crate::transport::local::Local),
-            "local".into(),
-            host,
-        ));
+        let s = &on.ssh;
+        let given = [
+            (s.port.is_some(), "-p/--port"),
+            (s.jump.is_some(), "-J/--jump"),
+            (s.user.is_some(), "-l/--login"),
+            (!s.identity.is_empty(), "-i/--identity"),
+            (s.known_hosts.is_some(), "--known-hosts"),
+            (s.accept_new_host_key, "--accept-new-host-key"),
+            (s.ssh_config.is_some(), "-F/--ssh-config"),
+            (!s.options.is_empty(), "-o"),
+        ];
+        if let Some((_, flag)) = given.iter().find(|(g, _)| *g) {
+            return Err(HostError::other(
+                format!("{flag} means nothing with --host local (this machine, no SSH)"),
+                "leave it out, or give a board with --host [USER@]HOST",
+            ));
+        }
+        let t: Box<dyn Transport> = Box::new(crate::transport::local::Local);
+        return Ok((t, "local".into(), host));
     }
     crate::app::identities(&on.ssh)?;
     let (target, conn) = deploy::connect(&on.ssh, stop)?;

@@ -84,7 +84,10 @@ impl Board<'_> {
                 "check --dir, and that the login is root (or give --sudo)",
             ));
         }
-        Ok(Listing::parse(&String::from_utf8_lossy(&out.stdout)))
+        let mut l = Listing::parse(&String::from_utf8_lossy(&out.stdout));
+        // Only names a start can have made are captures.
+        l.captures.retain(|c| check_id(&c.id).is_ok());
+        Ok(l)
     }
 
     /// The capture `id` names, or the only one when it names none.
