@@ -59,6 +59,17 @@ fn board<'a>(t: &'a dyn Transport, host: String, on: &OnBoard) -> Result<Board<'
 }
 
 pub fn start(a: &StartArgs) -> Result<i32, HostError> {
+    // The flags are checked before connecting: a typo is not the board's.
+    start_opts(a, String::new(), String::new())?;
+    let stop = interrupt::install();
+    let (t, login, host) = reach(&a.on, Some(stop))?;
+    let opts = start_opts(a, host, login)?;
+    super::start::start(&*t, opts, &mut crate::stdout::Raw, stop)
+}
+
+/// `start`'s options for the board `host` (as given to --host; `login`
+/// for the "connected" line), checked: what a fleet passes per board.
+pub fn start_opts(a: &StartArgs, host: String, login: String) -> Result<StartOpts, HostError> {
     let max_size = super::size::parse(&a.max_size)?;
     let q = query::from_args(&a.query)?;
     let capture = crate::cli::CaptureArgs {
@@ -76,8 +87,6 @@ pub fn start(a: &StartArgs) -> Result<i32, HostError> {
         ));
     }
     let dir = super::check_dir(&a.on.dir)?;
-    let stop = interrupt::install();
-    let (t, login, host) = reach(&a.on, Some(stop))?;
     let agent = if host == "local" {
         if a.target.is_some() {
             return Err(HostError::other(
@@ -93,7 +102,7 @@ pub fn start(a: &StartArgs) -> Result<i32, HostError> {
     } else {
         Source::Build(a.agent.clone())
     };
-    let opts = StartOpts {
+    Ok(StartOpts {
         plan: Plan {
             login,
             host,
@@ -106,8 +115,7 @@ pub fn start(a: &StartArgs) -> Result<i32, HostError> {
         max_size,
         dir,
         agent,
-    };
-    super::start::start(&*t, opts, &mut crate::stdout::Raw, stop)
+    })
 }
 
 pub fn collect(a: &CollectArgs) -> Result<i32, HostError> {
