@@ -31,7 +31,8 @@ decodes them here, as a live run decodes its stream: the same lines, or with --j
 the same records with the board's \"host\". Every collect prints all that the board
 still holds, so running it again repeats what it printed and adds what is new; data
 the capture deleted when its storage filled is reported as lost. --follow then prints
-new records as they are recorded, until Ctrl-C.
+new records as they are recorded, until Ctrl-C or the capture's end (its --duration,
+a stop). Each collect notes on the board where its records ended, for stop.
 
 Exit status: 0 if a signal was reported, 1 if none was, 2 on errors (an unknown id,
 an agent that died: its error record says so, and what it recorded is printed).";
@@ -100,7 +101,7 @@ pub struct CollectArgs {
     /// Print every signal of a storm; by default a run of identical ones is printed once with its count
     #[arg(long, help_heading = "Capture")]
     pub every: bool,
-    /// Then print new records as they are recorded, until Ctrl-C
+    /// Then print new records as they are recorded, until Ctrl-C (or the capture ends)
     #[arg(long, short = 'f', help_heading = "Capture")]
     pub follow: bool,
 }
