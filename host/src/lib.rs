@@ -1,5 +1,14 @@
 //! whosent-deploy as a library: the binary is glue over these modules.
 
+/// `eprintln!` as whosent-deploy writes stderr: marked with the board
+/// when it is one of several ([`fleet::tag`]), and without a panic when
+/// stderr is gone.
+macro_rules! say {
+    ($($t:tt)*) => {
+        $crate::fleet::tag::line(format_args!($($t)*))
+    };
+}
+
 pub mod agent;
 pub mod app;
 pub mod audit;
@@ -14,6 +23,7 @@ pub mod detach;
 pub mod died;
 pub mod doctor;
 pub mod error;
+pub mod fleet;
 pub mod fold;
 pub mod interrupt;
 pub mod local;

@@ -145,8 +145,7 @@ impl<W: Write> Report<W> {
             );
             return self.json_line(&text, 0);
         }
-        let _ = writeln!(
-            io::stderr(),
+        say!(
             "whosent: warning: {signals} signal event(s) lost: the capture's storage filled \
              (--max-size) and its {segments} oldest segment(s) were deleted"
         );
@@ -216,8 +215,7 @@ impl<W: Write> Report<W> {
                 };
                 // A stderr that is gone (a closed terminal) loses the
                 // progress lines, and must not panic as eprintln! does.
-                let _ = writeln!(
-                    io::stderr(),
+                say!(
                     "whosent: tracing{on}: Linux {} ({}), {} backend, kernel filter: {}; waiting for signals (Ctrl-C to stop)",
                     escape(&r.kernel),
                     escape(&r.arch),
@@ -226,14 +224,12 @@ impl<W: Write> Report<W> {
                 );
             }
             Record::Lost(l) => {
-                let _ = match l.count {
-                    Some(n) => writeln!(
-                        io::stderr(),
+                match l.count {
+                    Some(n) => say!(
                         "whosent: warning: the kernel dropped {n} events on cpu {}",
                         l.cpu
                     ),
-                    None => writeln!(
-                        io::stderr(),
+                    None => say!(
                         "whosent: warning: the kernel dropped events on cpu {}",
                         l.cpu
                     ),
@@ -244,8 +240,7 @@ impl<W: Write> Report<W> {
                 self.flush_unless_batch()?;
             }
             Record::End(e) if !self.quiet => {
-                let _ = writeln!(
-                    io::stderr(),
+                say!(
                     "whosent: {} signal(s), {} lost; stopped: {}",
                     e.signals,
                     e.lost,

@@ -170,6 +170,11 @@ impl<'a> Session<'a> {
         if let Err(e) = self.report.write(rec, wire) {
             return self.out_failed(e);
         }
+        if let Record::Ready(_) = rec {
+            // The `N/M boards tracing` line, when one of several, after
+            // this board's own `tracing on` line.
+            crate::fleet::tag::up();
+        }
         Flow::Continue
     }
 
@@ -330,7 +335,7 @@ impl<'a> Session<'a> {
             Ok(rec) => self.record(&rec, Some(text)),
             Err(e) => {
                 // The line may hold names from the board.
-                eprintln!(
+                say!(
                     "whosent-deploy: warning: {}",
                     whosent_proto::escape::escape(&e.to_string())
                 );

@@ -268,7 +268,7 @@ impl Feed {
     pub fn bytes(&mut self, chunk: &[u8], s: &mut Session<'_>) -> Flow {
         if let Some(sv) = &mut self.save {
             if let Err(e) = sv.file.write_all(chunk) {
-                eprintln!(
+                say!(
                     "whosent-deploy: warning: cannot write {}: {e}; no longer saving",
                     sv.path.display()
                 );
@@ -337,7 +337,7 @@ impl Feed {
 
     fn fail(&mut self, message: &str, s: &mut Session<'_>) {
         self.failed = true;
-        eprintln!("whosent-deploy: error: {message}");
+        say!("whosent-deploy: error: {message}");
         let mut out = Out {
             s,
             fold: &mut self.fold,
@@ -394,7 +394,7 @@ impl Feed {
                 && death.is_none()
                 && !self.detached.recording
             {
-                eprintln!(
+                say!(
                     "whosent-deploy: warning: the capture stream was cut after {offset} bytes{}; what came before is reported, what followed is lost",
                     if pending > 0 { format!(" ({pending} bytes of an unfinished frame dropped)") } else { String::new() }
                 );

@@ -29,27 +29,64 @@ fn capture_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("whosent-cap-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir(&d).unwrap();
-    std::fs::copy(agent(), d.join("whosent-agent")).unwrap();
+    // Copied by a child: a file this process had open for writing would
+    // be inherited by another test's fork, and exec'ing it then fails
+    // with "Text file busy".
+    let st = Command::new("cp")
+        .arg(agent())
+        .arg(d.join("whosent-agent"))
+        .status()
+        .unwrap();
+    assert!(st.success());
     d
+}
+
+/// A detached agent: not our child, so stopped here (SIGTERM) if a test
+/// fails before it stops it, lest it record on after the test.
+struct Detached {
+    pid: i32,
+    exe: PathBuf,
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        // Its exe: a reused pid is someone else's.
+        if std::fs::read_link(format!("/proc/{}/exe", self.pid)).is_ok_and(|e| e == self.exe) {
+            unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        }
+    }
 }
 
 /// Starts the agent the way the host does: from a shell that puts it in
 /// the background and exits. Returns once `ready` exists, with the
 /// agent's pid from `stat`.
-fn start_detached(dir: &Path, args: &str) -> i32 {
+fn start_detached(dir: &Path, args: &str) -> Detached {
     let d = dir.display();
     let sh = format!(
         "cd {d} && ./whosent-agent --stream --out {d} {args} </dev/null >/dev/null 2>{d}/agent.err &"
     );
     let st = Command::new("sh").args(["-c", &sh]).status().unwrap();
     assert!(st.success(), "the starting shell failed: {st}");
-    let live = eventually(T, || dir.join("ready").exists());
+    // Longer than the host's 10 s: this machine runs other tests too.
+    let live = eventually(2 * T, || dir.join("ready").exists());
     assert!(
         live,
-        "no ready within {T:?}; agent.err: {}",
-        std::fs::read_to_string(dir.join("agent.err")).unwrap_or_default()
+        "no ready within {:?}; agent.err: {:?}; files: {:?}; agents: {}",
+        2 * T,
+        std::fs::read_to_string(dir.join("agent.err")).unwrap_or_default(),
+        std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+        String::from_utf8_lossy(
+            &Command::new("pgrep")
+                .args(["-af", "whosent-agent"])
+                .output()
+                .unwrap()
+                .stdout
+        )
     );
-    stat_field(&stat(dir), "pid") as i32
+    Detached {
+        pid: stat_field(&stat(dir), "pid") as i32,
+        exe: dir.join("whosent-agent"),
+    }
 }
 
 fn stat(dir: &Path) -> String {
@@ -142,10 +179,13 @@ fn a_detached_agent_outlives_its_shell_and_records_the_kill_with_its_sender() {
         return;
     }
     let dir = capture_dir("kill");
-    let mut r = Proc::spawn(Command::new(sibling(DEPLOY, "test_receiver")).arg("10"));
+    // SIGWINCH: the kernel filter takes the signal only (the pid is the
+    // host's to match), and other tests on this machine storm SIGUSR1.
+    let mut r = Proc::spawn(Command::new(sibling(DEPLOY, "test_receiver")).arg("28"));
     let rpid = num(&r.until(T, |l| l.starts_with("ready")), "pid") as i32;
     wait_comm(rpid, "test_receiver");
-    let pid = start_detached(&dir, &format!("--sig USR1 --pid {rpid}"));
+    let agent = start_detached(&dir, &format!("--sig WINCH --pid {rpid}"));
+    let pid = agent.pid;
     // The shell that started it has exited (status() returned); the agent
     // runs on, in a session of its own, from the capture directory.
     assert!(alive(pid));
@@ -157,7 +197,7 @@ fn a_detached_agent_outlives_its_shell_and_records_the_kill_with_its_sender() {
     );
     assert!(!leftovers(pid).is_empty(), "no instance while it runs");
     let out = Command::new(sibling(DEPLOY, "test_sender"))
-        .args(["kill", "10", &rpid.to_string()])
+        .args(["kill", "28", &rpid.to_string()])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -172,21 +212,27 @@ fn a_detached_agent_outlives_its_shell_and_records_the_kill_with_its_sender() {
     wait_gone(pid);
     let st = stat(&dir);
     assert!(st.ends_with(" state=ended\n"), "{st}");
-    // The kernel filters on the signal only (the pid is the host's to
-    // match), so others' SIGUSR1 may count too.
+    // Others' SIGWINCH would count too.
     assert!(stat_field(&st, "signals") >= 1, "{st}");
     assert_eq!(stat_field(&st, "dropped"), 0, "{st}");
     assert!(leftovers(pid).is_empty(), "left: {:?}", leftovers(pid));
     let segs = segments(&dir);
-    assert_eq!(segs, vec![dir.join("seg.00000000")]);
-    assert_eq!(
-        stat_field(&st, "bytes"),
-        std::fs::metadata(&segs[0]).unwrap().len()
-    );
-    let (recs, code) = parse(&segs[0]);
-    assert_eq!(code, Some(0), "{recs:?}");
-    let sig: Vec<&Value> = recs.iter().filter(|r| r["type"] == "signal").collect();
-    assert_eq!(sig.len(), 1, "{recs:?}");
+    let names: Vec<PathBuf> = (0..=stat_field(&st, "last"))
+        .map(|i| dir.join(format!("seg.{i:08}")))
+        .collect();
+    assert_eq!(segs, names, "{st}");
+    let mut bytes = 0;
+    let mut sig = Vec::new();
+    let mut recs = Vec::new();
+    for s in &segs {
+        bytes += std::fs::metadata(s).unwrap().len();
+        let (r, code) = parse(s);
+        assert!(code.is_some(), "{}", s.display());
+        sig.extend(r.iter().filter(|r| r["type"] == "signal").cloned());
+        recs = r;
+    }
+    assert_eq!(stat_field(&st, "bytes"), bytes);
+    assert_eq!(sig.len(), 1, "{sig:?}");
     assert_eq!(sig[0]["target"]["pid"], rpid);
     assert_eq!(sig[0]["sender"]["pid"], num(&got, "si_pid"));
     assert_eq!(sig[0]["sender"]["uid"], num(&got, "si_uid"));
@@ -223,7 +269,8 @@ fn a_storm_stays_within_max_size_and_the_dropped_signals_are_counted() {
     const N: u64 = 200_000;
     let dir = capture_dir("storm");
     // SIGUSR2: what else on this machine sends it shows in both counts.
-    let pid = start_detached(&dir, &format!("--sig USR2 --max-size {MAX}"));
+    let agent = start_detached(&dir, &format!("--sig USR2 --max-size {MAX}"));
+    let pid = agent.pid;
     let stop = Arc::new(AtomicBool::new(false));
     let most = Arc::new(AtomicU64::new(0));
     let sampler = {
@@ -389,16 +436,19 @@ fn stdin_eof_does_not_stop_it_and_after_kill_9_clean_removes_what_it_left() {
     let dir = capture_dir("kill9");
     // A piped stdin that closes: a live agent would stop on its EOF.
     let mut a = Command::new(dir.join("whosent-agent"))
-        .arg("--stream")
-        .arg("--out")
+        .args(["--sig", "WINCH", "--stream", "--out"])
         .arg(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(eventually(T, || dir.join("ready").exists()), "no ready");
     let pid = a.id() as i32;
+    let _stop = Detached {
+        pid,
+        exe: dir.join("whosent-agent"),
+    };
+    assert!(eventually(T, || dir.join("ready").exists()), "no ready");
     drop(a.stdin.take());
     std::thread::sleep(Duration::from_millis(500));
     assert!(a.try_wait().unwrap().is_none(), "it stopped on stdin's EOF");
@@ -428,7 +478,8 @@ fn stdin_eof_does_not_stop_it_and_after_kill_9_clean_removes_what_it_left() {
     eprintln!("left by kill -9: {left:?}; --clean said: {err}");
     assert!(leftovers(pid).is_empty(), "left: {:?}", leftovers(pid));
     // What it recorded stays readable: a stream cut where it died.
-    let (recs, _) = parse(&dir.join("seg.00000000"));
-    assert_eq!(recs[0]["type"], "ready");
+    let first = segments(&dir)[0].clone();
+    let (recs, _) = parse(&first);
+    assert_eq!(recs[0]["type"], "ready", "{}", first.display());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -182,7 +182,9 @@ pub fn start(o: &Options) -> Result<Capture> {
                 .is_ok()
         })
     {
-        formats.extend(uid_formats.into_iter().map(|(_, t)| (role::TASK, t)));
+        for (_, t) in uid_formats {
+            formats.push((role::TASK, t));
+        }
     } else {
         uid = UidLayouts::default();
         let _ = instance.set("events/syscalls/enable", "0");
@@ -194,10 +196,10 @@ pub fn start(o: &Options) -> Result<Capture> {
     // by the time its event is read.
     let mut tids = target_tids;
     tids.extend(sender_tids);
-    let known = tids
-        .into_iter()
-        .filter_map(|t| procfs::facts("/proc", t))
-        .collect();
+    let mut known = Vec::new();
+    for t in tids {
+        known.extend(procfs::facts("/proc", t));
+    }
     Ok(Capture {
         tracefs: root,
         signal,

@@ -51,6 +51,17 @@ fn comm(root: &str, tid: i32) -> Option<String> {
 /// `/proc/<tid>/status` works for any thread id, not only group leaders.
 pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
     let status = read_text(Path::new(&path(root, tid, "status")))?;
+    // Loops rather than iterator chains in this file: each chain is its
+    // own code in the agent (docs/agent-size.md).
+    let mut nstgid = Vec::new();
+    for n in status_field(&status, "NStgid:")
+        .unwrap_or_default()
+        .split('\t')
+    {
+        if let Ok(n) = n.parse() {
+            nstgid.push(n);
+        }
+    }
     Some(TaskInfo {
         tgid: status_field(&status, "Tgid:")?.parse().ok()?,
         ppid: status_field(&status, "PPid:")?.parse().ok()?,
@@ -63,11 +74,7 @@ pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
             .parse()
             .ok()?,
         comm: comm(root, tid).or_else(|| Some(status_field(&status, "Name:")?.to_string()))?,
-        nstgid: status_field(&status, "NStgid:")
-            .unwrap_or_default()
-            .split('\t')
-            .filter_map(|n| n.parse().ok())
-            .collect(),
+        nstgid,
     })
 }
 
@@ -108,13 +115,21 @@ pub fn pid_ns(root: &str, pid: i32) -> Option<std::path::PathBuf> {
     fs::read_link(path(root, pid, "ns/pid")).ok()
 }
 
+/// The entries of `dir` named by a number, in its order; `None` if it
+/// cannot be read.
+fn numbered(dir: &str) -> Option<Vec<i32>> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir).ok()?.flatten() {
+        if let Some(n) = e.file_name().to_str().and_then(|n| n.parse().ok()) {
+            v.push(n);
+        }
+    }
+    Some(v)
+}
+
 /// Every process id (not thread) in `root`.
 pub fn pids(root: &str) -> Vec<i32> {
-    let Ok(dir) = fs::read_dir(root) else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
+    numbered(root).unwrap_or_default()
 }
 
 /// The facts of every process in /proc: lineage's snapshot.
@@ -129,25 +144,25 @@ pub fn snapshot() -> Vec<ProcFacts> {
 /// The command line with NULs as spaces; `None` once it is gone, and
 /// for kernel threads, which have none.
 pub fn cmdline(root: &str, pid: i32) -> Option<String> {
-    let raw = fs::read(path(root, pid, "cmdline")).ok()?;
-    let trimmed = raw.strip_suffix(&[0]).unwrap_or(&raw);
-    if trimmed.is_empty() {
+    let mut raw = fs::read(path(root, pid, "cmdline")).ok()?;
+    if raw.last() == Some(&0) {
+        raw.pop();
+    }
+    if raw.is_empty() {
         return None;
     }
-    let s: Vec<u8> = trimmed
-        .iter()
-        .map(|&b| if b == 0 { b' ' } else { b })
-        .collect();
-    Some(String::from_utf8_lossy(&s).into_owned())
+    for b in &mut raw {
+        if *b == 0 {
+            *b = b' ';
+        }
+    }
+    Some(String::from_utf8_lossy(&raw).into_owned())
 }
 
 /// The thread ids of a process, or `None` if it does not exist.
 pub fn threads(root: &str, pid: i32) -> Option<Vec<i32>> {
     let mut tids: Vec<i32> = Vec::new();
-    for tid in fs::read_dir(path(root, pid, "task"))
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-    {
+    for tid in numbered(&path(root, pid, "task"))? {
         // Sorted by inserting in place rather than by a std sort (~2.3 KB
         // of the agent, docs/agent-size.md); /proc lists tids in
         // ascending order, so each insert is at the end.

@@ -88,7 +88,7 @@ pub fn workspace() -> Result<PathBuf, HostError> {
 
 fn say(progress: bool, msg: std::fmt::Arguments) {
     if progress {
-        eprintln!("whosent: {msg}");
+        say!("whosent: {msg}");
     }
 }
 
@@ -192,7 +192,8 @@ pub fn agent_for(
         Builder::Cross => "target-cross",
     });
     let mut cmd = builder::command(bin, builder, &tc, &ws, &recipe, &target_dir, &link_dir);
-    let status = if progress {
+    // Several boards at once: cargo's output would carry no board name.
+    let status = if progress && !crate::fleet::tag::in_fleet() {
         // cargo's progress to our stderr; nothing of it may reach our
         // stdout, which carries the path.
         let stderr = std::io::stderr()
@@ -264,7 +265,7 @@ fn pick_triple(
         return Err(musl.into_error());
     };
     // Said even without progress: the user gets another kind of binary.
-    eprintln!(
+    say!(
         "whosent: {}; building a fully static glibc agent for {fallback} instead (docs/agent-size.md)",
         musl.into_error()
     );

@@ -67,7 +67,7 @@ pub fn prepare(
     let facts = probe::probe(t, plan.sudo).map_err(step(stop, "probing the board"))?;
     let arch = probe::arch(plan.target.as_deref(), &facts)?;
     probe::check_privileges(&facts, plan.sudo)?;
-    eprintln!(
+    say!(
         "whosent: connected to {} ({}, Linux {})",
         plan.login,
         whosent_proto::escape::escape(&facts.arch),

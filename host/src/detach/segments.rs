@@ -101,7 +101,7 @@ impl Reader<'_, '_, '_> {
             _ => 0,
         };
         let Some(bytes) = self.read(index, offset)? else {
-            eprintln!(
+            say!(
                 "whosent-deploy: warning: capture segment {} on {} was deleted before it was read: its events are lost (the storage turned over faster than it was read)",
                 name(index),
                 self.b.host
@@ -111,7 +111,7 @@ impl Reader<'_, '_, '_> {
         if offset == 0 && self.pos.seg.is_some() {
             let pending = self.feed.next_segment();
             if pending > 0 {
-                eprintln!(
+                say!(
                     "whosent-deploy: warning: capture segment {} ended inside a frame ({pending} bytes dropped)",
                     name(self.pos.seg.unwrap_or(0))
                 );
@@ -202,7 +202,7 @@ pub fn print(
             EndReason::Error
         }
         State::Rebooted => {
-            eprintln!(
+            say!(
                 "whosent-deploy: warning: {} rebooted since capture {} started: the capture ended then; this is what its storage kept",
                 b.host, c.id
             );
@@ -241,9 +241,10 @@ fn follow_on(
         }
         let l = r.b.list()?;
         let Some(now) = l.captures.iter().find(|x| x.id == c.id) else {
-            eprintln!(
+            say!(
                 "whosent-deploy: capture {} on {} was stopped by someone else",
-                c.id, r.b.host
+                c.id,
+                r.b.host
             );
             return Ok(State::Ended);
         };
@@ -279,7 +280,7 @@ pub fn save_cursor(b: &Board<'_>, id: &str, at: &Cursor) -> Result<(), HostError
         quote(&path)
     ))?;
     if out.status != 0 {
-        eprintln!(
+        say!(
             "whosent-deploy: warning: cannot note on {} how far capture {id} was collected: {}; `stop` will print all of it",
             b.host,
             String::from_utf8_lossy(&out.stderr).trim()
@@ -294,8 +295,7 @@ pub fn summary(b: &Board<'_>, c: &Capture, state: State, p: &Printed, json: bool
         return;
     }
     let stat = c.stat.clone().unwrap_or_default();
-    let _ = writeln!(
-        io::stderr(),
+    say!(
         "whosent: capture {} on {}: {} signal(s) reported; {} recorded, {} lost; {} used; {}",
         c.id,
         b.host,

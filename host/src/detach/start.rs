@@ -169,7 +169,7 @@ pub fn start(
     guard.armed = false;
     drop(guard);
     if !o.plan.quiet {
-        eprintln!(
+        say!(
             "whosent: capture {id} is recording on {} in {path} (at most {}); collect it with `whosent-deploy collect --host {} --id {id}`",
             b.host,
             super::size::human(o.max_size),

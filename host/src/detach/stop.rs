@@ -50,7 +50,7 @@ pub fn stop(b: &Board<'_>, o: &StopOpts, out: &mut dyn Write) -> Result<i32, Hos
     let dirty = killed || state == State::Died;
     remove(b, c, dirty)?;
     if !o.print.json || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        eprintln!(
+        say!(
             "whosent: capture {} on {} stopped and removed, nothing left; {} signal(s) that no collect had printed",
             c.id, b.host, p.signals
         );
@@ -76,7 +76,7 @@ fn end_agent(b: &Board<'_>, c: &Capture) -> Result<bool, HostError> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!(
+    say!(
         "whosent-deploy: warning: the agent of capture {} on {} did not stop within {} s of SIGTERM; killed",
         c.id,
         b.host,
@@ -133,7 +133,7 @@ done"#
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let line = line.trim();
         if !line.is_empty() {
-            eprintln!(
+            say!(
                 "whosent: {} (capture {} on {})",
                 whosent_proto::escape::escape(line.trim_start_matches("whosent-agent: ")),
                 c.id,
