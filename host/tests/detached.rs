@@ -101,6 +101,29 @@ fn probes_of(pid: i64) -> String {
         .join("\n")
 }
 
+/// A victim, `sleep 600` under a name of its own: the kernel filter
+/// (the signal and a literal comm; not the pid) then passes only the
+/// signals sent to it, whatever other tests send at the same time.
+fn victim(dir: &TmpDir) -> (std::process::Child, String) {
+    let comm = format!(
+        "dv{}{}",
+        std::process::id() % 100_000,
+        dir.0.file_name().unwrap().len()
+    );
+    let exe = dir.0.join(&comm);
+    // Copied by cp: a file still open for writing here could not be
+    // run by a child forked meanwhile (ETXTBSY).
+    let st = Command::new("cp")
+        .arg("/bin/sleep")
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let child = Command::new(&exe).arg("600").spawn().unwrap();
+    realkernel::wait_comm(child.id() as i32, &comm);
+    (child, comm)
+}
+
 /// A `kill` from a shell that exits at once: its pid, as it said.
 fn kill_from_shell(sig: &str, pid: u32) -> i64 {
     let out = Command::new("sh")
@@ -148,10 +171,9 @@ fn local_start_collect_stop_leaves_nothing() {
         return;
     }
     let dir = TmpDir::new("local");
-    let mut victim = Command::new("sleep").arg("600").spawn().unwrap();
-    realkernel::wait_comm(victim.id() as i32, "sleep");
+    let (mut victim, comm) = victim(&dir);
     let v = victim.id().to_string();
-    let id = start_local(&dir, &["--sig", "TERM", "--pid", &v]);
+    let id = start_local(&dir, &["--sig", "TERM", "--pid", &v, "--comm", &comm]);
     let cap = dir.0.join(format!("whosent-cap-{id}"));
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cap).unwrap().permissions());
@@ -231,10 +253,9 @@ fn a_killed_agent_is_reported_died_and_its_data_collected() {
         return;
     }
     let dir = TmpDir::new("died");
-    let mut victim = Command::new("sleep").arg("600").spawn().unwrap();
-    realkernel::wait_comm(victim.id() as i32, "sleep");
+    let (mut victim, comm) = victim(&dir);
     let v = victim.id().to_string();
-    let id = start_local(&dir, &["--sig", "TERM", "--pid", &v]);
+    let id = start_local(&dir, &["--sig", "TERM", "--pid", &v, "--comm", &comm]);
     let cap = dir.0.join(format!("whosent-cap-{id}"));
     let sender = kill_from_shell("TERM", victim.id());
     let _ = victim.wait();

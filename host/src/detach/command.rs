@@ -1,6 +1,8 @@
-//! The four commands for one board from the command line: connect (as
-//! a live run does, host keys checked) or use this machine, then the
-//! per-board function with stdout as its writer.
+//! The four commands from the command line: for each board (one, or
+//! several in parallel through [`crate::fleet::each`], each line and
+//! record saying which board), connect as a live run does (host keys
+//! checked) or use this machine, then the per-board function with that
+//! board's stdout as its writer.
 
 use super::args::{CollectArgs, OnBoard, StartArgs, StatusArgs, StopArgs};
 use super::segments::Print;
@@ -10,6 +12,7 @@ use crate::deploy::flow::Plan;
 use crate::error::HostError;
 use crate::transport::Transport;
 use crate::{deploy, interrupt, local, query};
+use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
 /// The board's transport: `local`, or an SSH connection; and its login.
@@ -58,13 +61,42 @@ fn board<'a>(t: &'a dyn Transport, host: String, on: &OnBoard) -> Result<Board<'
     })
 }
 
+/// The flags for one board of several.
+fn for_board(on: &OnBoard, host: &str) -> OnBoard {
+    OnBoard {
+        ssh: on.ssh.for_board(host),
+        ..on.clone()
+    }
+}
+
+/// Runs `f` for every board given; the combined status: 0 if any board
+/// gave 0, 2 if every board failed, else 1 (one board: its own).
+fn each(
+    on: &OnBoard,
+    human: bool,
+    progress: Option<&'static str>,
+    f: impl Fn(&OnBoard, &mut dyn Write) -> Result<i32, HostError> + Sync,
+) -> Result<i32, HostError> {
+    let boards = crate::fleet::boards(&on.ssh)?;
+    if boards.len() > 1 && boards.iter().any(|b| b == "local") {
+        return Err(HostError::Usage(
+            "--host local runs alone: give it without other boards".into(),
+        ));
+    }
+    let opts = crate::fleet::Opts { human, progress };
+    let outcome = crate::fleet::each(&boards, opts, |host, out| f(&for_board(on, host), out))?;
+    Ok(outcome.any_signal())
+}
+
 pub fn start(a: &StartArgs) -> Result<i32, HostError> {
     // The flags are checked before connecting: a typo is not the board's.
     start_opts(a, String::new(), String::new())?;
     let stop = interrupt::install();
-    let (t, login, host) = reach(&a.on, Some(stop))?;
-    let opts = start_opts(a, host, login)?;
-    super::start::start(&*t, opts, &mut crate::stdout::Raw, stop)
+    each(&a.on, true, Some("recording"), |on, out| {
+        let (t, login, host) = reach(on, Some(stop))?;
+        let opts = start_opts(a, host, login)?;
+        super::start::start(&*t, opts, out, stop)
+    })
 }
 
 /// `start`'s options for the board `host` (as given to --host; `login`
@@ -126,40 +158,46 @@ pub fn collect(a: &CollectArgs) -> Result<i32, HostError> {
     if let Some(id) = &a.id {
         super::check_id(id)?;
     }
-    let (t, _, host) = reach(&a.on, None)?;
-    let b = board(&*t, host, &a.on)?;
-    let o = super::collect::CollectOpts {
-        id: a.id.clone(),
-        print: Print {
-            json: a.json,
-            every: a.every,
-            stopped: None,
-        },
-        follow: a.follow,
-    };
-    super::collect::collect(&b, &o, &mut crate::stdout::Raw, stop)
+    each(&a.on, !a.json, None, |on, out| {
+        let (t, _, host) = reach(on, None)?;
+        let b = board(&*t, host, on)?;
+        let o = super::collect::CollectOpts {
+            id: a.id.clone(),
+            print: Print {
+                json: a.json,
+                every: a.every,
+                stopped: None,
+            },
+            follow: a.follow,
+        };
+        super::collect::collect(&b, &o, out, stop)
+    })
 }
 
 pub fn stop(a: &StopArgs) -> Result<i32, HostError> {
     if let Some(id) = &a.id {
         super::check_id(id)?;
     }
-    let (t, _, host) = reach(&a.on, None)?;
-    let b = board(&*t, host, &a.on)?;
-    let o = super::stop::StopOpts {
-        id: a.id.clone(),
-        print: Print {
-            json: a.json,
-            every: a.every,
-            stopped: None,
-        },
-    };
-    super::stop::stop(&b, &o, &mut crate::stdout::Raw)
+    each(&a.on, !a.json, None, |on, out| {
+        let (t, _, host) = reach(on, None)?;
+        let b = board(&*t, host, on)?;
+        let o = super::stop::StopOpts {
+            id: a.id.clone(),
+            print: Print {
+                json: a.json,
+                every: a.every,
+                stopped: None,
+            },
+        };
+        super::stop::stop(&b, &o, out)
+    })
 }
 
 pub fn status(a: &StatusArgs) -> Result<i32, HostError> {
-    let (t, _, host) = reach(&a.on, None)?;
-    let b = board(&*t, host, &a.on)?;
-    let o = super::status::StatusOpts { json: a.json };
-    super::status::status(&b, &o, &mut crate::stdout::Raw)
+    each(&a.on, !a.json, None, |on, out| {
+        let (t, _, host) = reach(on, None)?;
+        let b = board(&*t, host, on)?;
+        let o = super::status::StatusOpts { json: a.json };
+        super::status::status(&b, &o, out)
+    })
 }

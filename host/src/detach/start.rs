@@ -166,6 +166,8 @@ pub fn start(
     let pid = launch(&b, &path, &cmd)?;
     guard.pid = Some(pid);
     wait_ready(&b, &path, pid, stop)?;
+    // Live: one more board up, for a fleet's progress line.
+    crate::fleet::tag::up();
     guard.armed = false;
     drop(guard);
     if !o.plan.quiet {
