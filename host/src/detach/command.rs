@@ -92,9 +92,12 @@ pub fn start(a: &StartArgs) -> Result<i32, HostError> {
     // The flags are checked before connecting: a typo is not the board's.
     start_opts(a, String::new(), String::new())?;
     let stop = interrupt::install();
+    // One id on every board: one `--id` then names the capture on all.
+    let id = super::new_id()?;
     each(&a.on, true, Some("recording"), |on, out| {
         let (t, login, host) = reach(on, Some(stop))?;
-        let opts = start_opts(a, host, login)?;
+        let mut opts = start_opts(a, host, login)?;
+        opts.id = Some(id.clone());
         super::start::start(&*t, opts, out, stop)
     })
 }
@@ -147,6 +150,7 @@ pub fn start_opts(a: &StartArgs, host: String, login: String) -> Result<StartOpt
         max_size,
         dir,
         agent,
+        id: None,
     })
 }
 

@@ -48,6 +48,9 @@ pub struct StartOpts {
     /// `--dir`, checked ([`super::check_dir`]).
     pub dir: String,
     pub agent: Source,
+    /// The capture's id; `None`: a new one. A fleet gives every board
+    /// the same, so that one `--id` names the capture on all of them.
+    pub id: Option<String>,
 }
 
 impl Default for StartOpts {
@@ -59,6 +62,7 @@ impl Default for StartOpts {
             max_size: super::size::DEFAULT,
             dir: DEFAULT_DIR.into(),
             agent: Source::Build(None),
+            id: None,
         }
     }
 }
@@ -96,7 +100,13 @@ pub fn start(
     out: &mut dyn Write,
     stop: &AtomicBool,
 ) -> Result<i32, HostError> {
-    let id = super::new_id()?;
+    let id = match o.id.take() {
+        Some(id) => {
+            super::check_id(&id)?;
+            id
+        }
+        None => super::new_id()?,
+    };
     let base = o.dir.clone();
     let path = format!("{base}/whosent-cap-{id}");
     let mut args = o.args.clone();
