@@ -471,20 +471,34 @@ fn a_storm_stays_within_max_size_and_its_loss_is_counted() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let r = records(&out);
+    let after = status();
+    let lost_after = after[0]["lost"].as_u64().unwrap();
+    assert_eq!(
+        after[0]["signals"].as_u64(),
+        Some(recorded),
+        "the storm is over"
+    );
     let storage = r
         .iter()
         .find(|x| x["type"] == "lost" && x["cpu"].is_null())
         .unwrap_or_else(|| panic!("no storage lost record in {} records", r.len()));
-    assert_eq!(storage["count"].as_u64(), Some(lost));
-    let printed = of_type(&r, "signal").len() as u64;
-    // (Its bytes may grow: task events for lineage, PROC frames.)
-    let figures = |r: &[Value]| (r[0]["signals"].clone(), r[0]["lost"].clone());
-    assert_eq!(
-        figures(&status()),
-        figures(&st),
-        "the capture changed while it was collected"
+    let told = storage["count"].as_u64().unwrap();
+    assert!(
+        (lost..=lost_after).contains(&told),
+        "{storage}: {lost}..={lost_after}"
     );
-    assert_eq!(printed + lost, recorded, "printed {printed}, lost {lost}");
+    let printed = of_type(&r, "signal").len() as u64;
+    // Task events (lineage) keep filling the storage after the storm,
+    // on a busy machine enough to rotate a segment while collect reads:
+    // then what was printed lies between the two counts of the lost.
+    if lost_after == lost {
+        assert_eq!(printed + lost, recorded, "printed {printed}, lost {lost}");
+    } else {
+        assert!(
+            printed + lost <= recorded && printed + lost_after >= recorded,
+            "printed {printed}, lost {lost}..={lost_after}, recorded {recorded}"
+        );
+    }
     let end = r.last().unwrap();
     assert!(end["lost"].as_u64().unwrap() >= lost, "{end}");
     let out = run(&["stop", "--host", "local", "--dir", &dir.s(), "--id", &id]);
