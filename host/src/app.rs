@@ -54,6 +54,10 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
         }
         Some(Cmd::Completions { shell }) => crate::completions::completions(&shell),
         Some(Cmd::Man) => crate::completions::man(),
+        Some(Cmd::Start(a)) => crate::detach::command::start(&a),
+        Some(Cmd::Collect(a)) => crate::detach::command::collect(&a),
+        Some(Cmd::Stop(a)) => crate::detach::command::stop(&a),
+        Some(Cmd::Status(a)) => crate::detach::command::status(&a),
         Some(Cmd::StapScript(s)) => {
             let q = query::from_args(&s.query)?;
             crate::stdout::print(crate::stap::script::generate(&q, s.count)?.as_bytes())?;
@@ -66,7 +70,7 @@ pub fn run(cli: Cli) -> Result<i32, HostError> {
 /// Each `-i KEY` must be a file, checked before connecting: the board
 /// cannot be blamed for a typo here, and a directory is not "no such
 /// file".
-fn identities(ssh: &SshArgs) -> Result<(), HostError> {
+pub(crate) fn identities(ssh: &SshArgs) -> Result<(), HostError> {
     for key in &ssh.identity {
         let help = || {
             format!(

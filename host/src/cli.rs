@@ -10,6 +10,9 @@ use std::path::PathBuf;
 /// The stap backend owns its flags; they are flattened into [`RunArgs`].
 pub use crate::stap::flags::StapArgs;
 
+/// The detached captures own their flags (`start`, `collect`, `stop`, `status`).
+use crate::detach::args as detach;
+
 const ABOUT: &str = "Who sent that signal? Cross-builds a small static agent, pushes it to a \
 board over SSH, traces signal:signal_generate there and prints who sent which signal to whom.";
 
@@ -27,6 +30,8 @@ Examples:
   whosent-deploy --backend stap --host board --kernel-build DIR --staprun-bundle FILE --sig KILL
   whosent-deploy --backend audit --host board --sig KILL     # the board's audit subsystem
   whosent-deploy stap-script --sig TERM --pid 1234          # the script, to run stap yourself
+  whosent-deploy start --host board --sig KILL              # a detached capture: prints its id
+  whosent-deploy collect --host board --id ID               # what it recorded; `stop` ends it
 
 Output: one line per signal, e.g.
   SIGKILL: test_sender(6993) -> test_receiver(6985)  code=SI_USER  delivered
@@ -82,6 +87,18 @@ pub enum Cmd {
     },
     /// Print the man page (roff): `whosent-deploy man | man -l -`
     Man,
+    /// Start a detached capture: the agent records on the board with no SSH session open; prints its id
+    #[command(after_help = detach::START_HELP)]
+    Start(Box<detach::StartArgs>),
+    /// Print what a detached capture recorded so far, as a live run prints it
+    #[command(after_help = detach::COLLECT_HELP)]
+    Collect(detach::CollectArgs),
+    /// End a detached capture: print what was not collected, remove everything it left
+    #[command(after_help = detach::STOP_HELP)]
+    Stop(detach::StopArgs),
+    /// List the board's detached captures: id, state, age, events, lost, storage
+    #[command(after_help = detach::STATUS_HELP)]
+    Status(detach::StatusArgs),
 }
 
 /// What to watch. Repeat a flag to match any of its values; different

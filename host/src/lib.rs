@@ -19,6 +19,7 @@ pub mod bundle;
 pub mod cli;
 pub mod completions;
 pub mod deploy;
+pub mod detach;
 pub mod died;
 pub mod doctor;
 pub mod error;

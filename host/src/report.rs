@@ -134,6 +134,24 @@ impl<W: Write> Report<W> {
         self.flush_unless_batch()
     }
 
+    /// The loss of a detached capture whose storage filled: `signals`
+    /// signal events in the `segments` oldest segments, deleted. A
+    /// `lost` record with `cpu` null (docs/json-schema.md), or a
+    /// warning on stderr.
+    pub fn storage_lost(&mut self, signals: u64, segments: u64) -> io::Result<()> {
+        if self.json {
+            let text = format!(
+                "{{\"type\":\"lost\",\"cpu\":null,\"count\":{signals},\"segments\":{segments}}}"
+            );
+            return self.json_line(&text, 0);
+        }
+        say!(
+            "whosent: warning: {signals} signal event(s) lost: the capture's storage filled \
+             (--max-size) and its {segments} oldest segment(s) were deleted"
+        );
+        Ok(())
+    }
+
     /// One JSON record, standing for `signals` signals (1 or 0).
     fn json_line(&mut self, text: &str, signals: u64) -> io::Result<()> {
         match &self.host {

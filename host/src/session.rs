@@ -295,6 +295,19 @@ impl<'a> Session<'a> {
         self.stop.request(why, true);
     }
 
+    /// Signal events a detached capture lost when its storage filled
+    /// and its oldest `segments` were deleted ([`Report::storage_lost`]).
+    pub fn storage_lost(&mut self, signals: u64, segments: u64) -> Flow {
+        if self.out_gone() {
+            return Flow::Stop;
+        }
+        self.lost += signals;
+        if let Err(e) = self.report.storage_lost(signals, segments) {
+            return self.out_failed(e);
+        }
+        Flow::Continue
+    }
+
     /// Events the source says it lost without a `lost` record of its own
     /// (stap's warnings on stderr).
     pub fn lost_events(&mut self, n: u64) {

@@ -109,7 +109,7 @@ pub fn run_to(
 }
 
 /// `user@host:port`, then ` via user@jump:port` for each jump host.
-fn login(t: &crate::ssh::Target) -> String {
+pub fn login(t: &crate::ssh::Target) -> String {
     let mut s = format!("{}@{}:{}", t.user, t.host, t.port);
     let mut hop = t.jump.as_deref();
     while let Some(j) = hop {
