@@ -241,13 +241,14 @@ impl Feed {
     /// one (whosent_analysis::session::Session::next_segment). Returns
     /// the bytes of an unfinished frame the segment ended with (none
     /// from a recorder that finished it).
-    pub fn next_segment(&mut self) -> usize {
+    /// `after_gap`: the segments before it were deleted, not read.
+    pub fn next_segment(&mut self, after_gap: bool) -> usize {
         let pending = match self.decoder.finish() {
             Ending::Cut { pending, .. } => pending,
             Ending::Complete => 0,
         };
         self.decoder = Decoder::new();
-        self.decoding.next_segment();
+        self.decoding.next_segment(after_gap);
         pending
     }
 

@@ -3,8 +3,8 @@
 //!
 //! `seg.00000000`, `seg.00000001`, … each hold a complete stream; the
 //! recorder starts a new one once the current one reaches a quarter of
-//! `--max-size`, and the oldest are deleted before a write would take
-//! the sum past it. Their signal events are counted as dropped in the
+//! `--max-size`, and segments are deleted before a write would take
+//! the sum past it (those without a signal first, see [`Segments::put`]). Their signal events are counted as dropped in the
 //! `stat` file, which the host reads to tell what was lost.
 
 use crate::error::{AgentError, Result};
@@ -16,10 +16,9 @@ pub struct Segments {
     max: u64,
     /// The current segment.
     fd: i32,
-    /// The oldest segment present, and (bytes, signal events) of each
-    /// from it to the current one, which is last.
-    first: u32,
-    segs: Vec<(u64, u64)>,
+    /// (index, bytes, signal events) of each segment present, oldest
+    /// first; the current one is last.
+    segs: Vec<(u32, u64, u64)>,
     bytes: u64,
     /// The size of the current segment's start (header to READY); 0 for
     /// the first.
@@ -79,8 +78,7 @@ impl Segments {
         Ok(Segments {
             max,
             fd,
-            first: 0,
-            segs: vec![(0, 0)],
+            segs: vec![(0, 0, 0)],
             bytes: 0,
             start: 0,
             signals: 0,
@@ -92,15 +90,22 @@ impl Segments {
     }
 
     /// Writes the spool's frames, holding `signals` signal events, to
-    /// the current segment, first deleting the oldest segments (never the
-    /// current one) as far as needed to stay within `--max-size`.
+    /// the current segment, first deleting segments (never the current
+    /// one) as far as needed to stay within `--max-size`: the oldest of
+    /// those without a signal, else the oldest. An idle board's task
+    /// events (lineage) fill a segment every few minutes, and would
+    /// otherwise push out the one kill of the night within the hour; a
+    /// later segment starts with a /proc snapshot of its own, so the
+    /// host can go on after the hole (docs/detached.md).
     pub fn put(&mut self, spool: &mut Spool, signals: u64) -> io::Result<()> {
         let n = spool.pending() as u64;
         while self.bytes + n > self.max && self.segs.len() > 1 {
-            let (b, s) = self.segs.remove(0);
+            let quiet = self.segs[..self.segs.len() - 1]
+                .iter()
+                .position(|s| s.2 == 0);
+            let (i, b, s) = self.segs.remove(quiet.unwrap_or(0));
             // SAFETY: the name ends in a NUL.
-            unsafe { libc::unlink(seg_name(self.first).as_ptr().cast()) };
-            self.first += 1;
+            unsafe { libc::unlink(seg_name(i).as_ptr().cast()) };
             self.bytes -= b;
             self.dropped += s;
             self.dropped_segs += 1;
@@ -108,8 +113,8 @@ impl Segments {
         // A file takes it all, or fails (ENOSPC).
         spool.write(self.fd)?;
         if let Some(last) = self.segs.last_mut() {
-            last.0 += n;
-            last.1 += signals;
+            last.1 += n;
+            last.2 += signals;
         }
         self.bytes += n;
         self.signals += signals;
@@ -123,18 +128,19 @@ impl Segments {
     pub fn full(&self) -> bool {
         self.segs
             .last()
-            .is_some_and(|l| l.0 >= self.max / 4 + self.start)
+            .is_some_and(|l| l.1 >= self.max / 4 + self.start)
     }
 
     /// Starts the next segment, whose start (`start` bytes: header to
     /// READY) the caller writes next.
     pub fn rotate(&mut self, start: usize) -> io::Result<()> {
         self.start = start as u64;
-        let fd = create(seg_name(self.first + self.segs.len() as u32).as_bytes())?;
+        let next = self.segs.last().map_or(0, |l| l.0 + 1);
+        let fd = create(seg_name(next).as_bytes())?;
         // SAFETY: the old segment's descriptor, not used again.
         unsafe { libc::close(self.fd) };
         self.fd = fd;
-        self.segs.push((0, 0));
+        self.segs.push((next, 0, 0));
         Ok(())
     }
 
@@ -173,8 +179,8 @@ impl Segments {
             self.dropped,
             self.dropped_segs,
             self.bytes,
-            self.first,
-            self.first as usize + self.segs.len() - 1,
+            self.segs.first().map_or(0, |f| f.0),
+            self.segs.last().map_or(0, |l| l.0),
         );
         if let Ok(fd) = create(b"stat.tmp\0") {
             // SAFETY: s is valid for its length; both paths end in a NUL.

@@ -67,6 +67,9 @@ pub struct Session {
     /// The next frames are a continuing segment's preamble (its
     /// FORMAT, snapshot PROC and READY frames): skipped, up to its READY.
     continuing: bool,
+    /// With `continuing`, after deleted segments: the snapshot is
+    /// learned, not skipped.
+    relearn: bool,
 }
 
 fn end_reason(r: u8) -> EndReason {
@@ -105,6 +108,7 @@ impl Session {
             recording: false,
             lost_before: 0,
             continuing: false,
+            relearn: false,
         }
     }
 
@@ -116,8 +120,15 @@ impl Session {
     /// table followed, and would replace what they told (the parents a
     /// process had when it started) with what /proc says now. Before any
     /// READY (the first segment was cut short) nothing is skipped.
-    pub fn next_segment(&mut self) {
+    ///
+    /// `after_gap`: segments between the last one read and this one were
+    /// deleted (the recorder drops segments without a signal first, so
+    /// holes are usual on an idle board). Then the table missed their
+    /// task events, and this segment's snapshot is the better word on
+    /// every process alive at its start: it is learned over the table.
+    pub fn next_segment(&mut self, after_gap: bool) {
         self.continuing = self.pipeline.is_some();
+        self.relearn = after_gap;
     }
 
     /// Signals reported so far.
@@ -170,7 +181,14 @@ impl Session {
         if self.continuing {
             match f {
                 Frame::Format { .. } => return Ok(()),
-                Frame::Proc(p) if p.why == whosent_stream::frame::why::SNAPSHOT => return Ok(()),
+                Frame::Proc(p) if p.why == whosent_stream::frame::why::SNAPSHOT => {
+                    if self.relearn {
+                        if let Some(pl) = &mut self.pipeline {
+                            pl.table.learn(p);
+                        }
+                    }
+                    return Ok(());
+                }
                 Frame::Ready(_) => {
                     self.continuing = false;
                     return Ok(());

@@ -108,8 +108,10 @@ impl Reader<'_, '_, '_> {
             );
             return Ok(());
         };
-        if offset == 0 && self.pos.seg.is_some() {
-            let pending = self.feed.next_segment();
+        if let Some(prev) = self.pos.seg.filter(|_| offset == 0) {
+            // Deleted in between (signal-free ones go first, and a
+            // segment can go while it is read).
+            let pending = self.feed.next_segment(index != prev + 1);
             if pending > 0 {
                 say!(
                     "whosent-deploy: warning: capture segment {} ended inside a frame ({pending} bytes dropped)",

@@ -122,13 +122,19 @@ fn frame_ends(bytes: &[u8]) -> Vec<(usize, u8)> {
 /// Decodes `segments` as one detached capture, as `whosent-deploy
 /// collect` does: a decoder per segment, one session across them.
 fn run_segments(segments: &[Vec<u8>], recording: bool) -> Collect {
+    run_segments_gap(segments, recording, false)
+}
+
+/// As [`run_segments`]; with `gap`, segments were deleted before each
+/// one after the first.
+fn run_segments_gap(segments: &[Vec<u8>], recording: bool, gap: bool) -> Collect {
     let mut s = Session::new(Query::default(), None);
     s.recording = recording;
     let mut out = Collect::default();
     let mut ending = whosent_stream::decode::Ending::Complete;
     for (i, seg) in segments.iter().enumerate() {
         if i > 0 {
-            s.next_segment();
+            s.next_segment(gap);
         }
         let mut d = Decoder::new();
         d.push(seg);
@@ -200,4 +206,36 @@ fn a_capture_still_recording_is_not_a_cut_and_counts_what_was_lost_before() {
     );
     let cut = run_segments(&[KILL[..last].to_vec()], false);
     assert!(cut.lost.iter().all(|l| l.count.is_none()) && !cut.lost.is_empty());
+}
+
+/// The first segment's preamble without its /proc snapshot, and the
+/// whole fixture as the segment after a hole: the deleted segments'
+/// task events are gone, and only the later segment's snapshot tells
+/// who the processes are. After a gap it is learned (the senders are
+/// named as in the whole stream); read as a continuing segment it is
+/// skipped, and they are not.
+#[test]
+fn after_deleted_segments_the_next_snapshot_is_learned() {
+    let whole = run(KILL, Query::default(), None);
+    let mut bare = KILL[..whosent_stream::HEADER_LEN].to_vec();
+    let mut at = whosent_stream::HEADER_LEN;
+    for (end, kind) in frame_ends(KILL) {
+        let snapshot = kind == whosent_stream::frame::kind::PROC
+            && KILL[at + 5] == whosent_stream::frame::why::SNAPSHOT;
+        if !snapshot {
+            bare.extend_from_slice(&KILL[at..end]);
+        }
+        at = end;
+        if kind == whosent_stream::frame::kind::READY {
+            break;
+        }
+    }
+    let segs = [bare, KILL.to_vec()];
+    let after_gap = run_segments_gap(&segs, false, true);
+    assert_eq!(after_gap.signals, whole.signals);
+    let continuing = run_segments_gap(&segs, false, false);
+    assert_ne!(
+        continuing.signals, whole.signals,
+        "the fixture's senders must need the snapshot for this test to tell anything"
+    );
 }
