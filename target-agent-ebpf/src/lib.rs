@@ -6,13 +6,13 @@
 //! - [`layout`]: its field offsets, from the events' format files;
 //! - [`load`]: loading, maps, attaching;
 //! - [`source`]: reading its events;
-//! - [`event`]: an event as a `signal` record;
-//! - [`pidns`], [`facts`]: what the kernel's helpers do not give;
+//! - [`event`]: an event as the record the ftrace backend reads, for
+//!   the shared pipeline (whosent-analysis);
+//! - [`pidns`]: the namespaces the sender's pid is looked up in;
 //! - [`run`]: the capture loop.
 
 pub mod error;
 pub mod event;
-pub mod facts;
 pub mod layout;
 pub mod load;
 pub mod object;
