@@ -86,8 +86,9 @@ pub struct Loaded {
 /// What the loader needs from the board.
 pub struct Setup<'a> {
     pub formats: &'a Formats,
-    /// Target threads: (tid, tgid), from /proc for `--pid`.
-    pub targets: Vec<(i32, i32)>,
+    /// Target threads: (tid, tgid), from /proc for `--pid`, read once
+    /// the programs are attached.
+    pub targets: &'a dyn Fn() -> Result<Vec<(i32, i32)>>,
     pub query: Query,
 }
 
@@ -337,7 +338,6 @@ pub fn load(s: &Setup<'_>, buffer_kb: u32, output: Option<Output>) -> Result<Loa
             Err(_) => return Err(ring),
         },
     };
-    fill_targets(&mut ebpf, s)?;
     let namespaces = pidns::scan("/proc", &[]);
     set_namespaces(&mut ebpf, &namespaces)?;
     let mut irq_context = true;
@@ -364,6 +364,10 @@ pub fn load(s: &Setup<'_>, buffer_kb: u32, output: Option<Output>) -> Result<Loa
         }
     }
     attach(&mut ebpf, "signal_generate", "signal", "signal_generate")?;
+    // Filled once everything is attached: from here on the programs
+    // keep the maps current, so a thread or process /proc shows now
+    // cannot be missed (and one gone by now is told, not waited for).
+    fill_targets(&mut ebpf, s)?;
     Ok(Loaded {
         ebpf,
         output,
@@ -389,7 +393,7 @@ fn fill_targets(ebpf: &mut Ebpf, s: &Setup) -> Result<()> {
         .ok_or_else(|| missing("map targets"))?
         .try_into()
         .map_err(|e| bpf_error("map targets", &e))?;
-    for &(tid, tgid) in &s.targets {
+    for (tid, tgid) in (s.targets)()? {
         targets
             .insert(tid as u32, tgid as u32, 0)
             .map_err(|e| bpf_error("cannot fill map targets", &e))?;

@@ -211,8 +211,9 @@ fn wait(fds: &[i32], stop: &Stop, timeout: Duration) -> bool {
 }
 
 /// Runs a capture to its end; returns how many signals were reported.
-/// `human`: one line per signal instead of JSON.
-pub fn run(mut o: Options, human: bool) -> Result<u64> {
+/// `human`: one line per signal instead of JSON; `until_exit`: end
+/// once every `--pid` target has ended.
+pub fn run(mut o: Options, human: bool, until_exit: bool) -> Result<u64> {
     if o.stream {
         return Err(AgentError::usage(
             "--stream is the ftrace agent's; the eBPF agent writes records",
@@ -232,9 +233,13 @@ pub fn run(mut o: Options, human: bool) -> Result<u64> {
     // fate.rs): their events only then.
     let fates = !o.query.pids.is_empty() || o.query.comm.is_some();
     let formats = load::formats(&root, fates)?;
+    // Checked before anything is loaded, and read again once the
+    // programs are attached.
+    targets(&o.query.pids)?;
+    let pids = o.query.pids.clone();
     let setup = Setup {
         formats: &formats,
-        targets: targets(&o.query.pids)?,
+        targets: &move || targets(&pids),
         query: o.query.clone(),
     };
     let mut l = load::load(&setup, o.buffer_kb, forced)?;
@@ -245,6 +250,7 @@ pub fn run(mut o: Options, human: bool) -> Result<u64> {
         buf: String::with_capacity(1 << 16),
     };
     let mut pipeline = Pipeline::new(layouts(&formats)?, o.query.clone(), o.lineage, o.count);
+    pipeline.until_exit = until_exit;
     // The task events are on already, so every process is in this
     // snapshot or born in the trace (as the ftrace agent's add_lineage);
     // without lineage, the watched ones, which a SIGKILL makes go fast.
@@ -302,6 +308,9 @@ pub fn run(mut o: Options, human: bool) -> Result<u64> {
             // stdout is gone: nobody to report to.
             break 'run EndReason::Hangup;
         }
+        if pipeline.targets_exited {
+            break 'run EndReason::TargetsExited;
+        }
         if pipeline.done {
             break 'run EndReason::Count;
         }
@@ -337,7 +346,7 @@ pub fn run(mut o: Options, human: bool) -> Result<u64> {
             break 'run EndReason::StdinClosed;
         }
     };
-    if reason != EndReason::Count {
+    if !pipeline.done {
         pipeline.finish(&mut Live, &mut out);
     }
     report_lost(&l, &mut lost_seen, &mut out);
