@@ -94,7 +94,9 @@ fn every_scenario_gives_the_same_answer_through_the_ebpf_backend() {
     // Each scenario ran, none was filtered away.
     assert!(
         text.contains("test an_oom_kill_is_the_oom_killer_not_the_allocating_task ... ok")
-            && text.contains("test exit_records_say_how_each_target_ended_and_until_exit_stops ... ok"),
+            && text.contains(
+                "test exit_records_say_how_each_target_ended_and_until_exit_stops ... ok"
+            ),
         "{text}"
     );
 }

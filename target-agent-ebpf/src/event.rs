@@ -227,7 +227,9 @@ mod tests {
 
     fn bytes<T>(v: &T) -> &[u8] {
         // SAFETY: plain data of size_of::<T>() bytes.
-        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+        unsafe {
+            std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        }
     }
 
     const EXEC_FORMAT: &str = "name: sched_process_exec\nID: 365\nformat:\n\
@@ -262,7 +264,10 @@ mod tests {
         let mut kinds = Kinds::default();
         let mut out = Vec::new();
         assert!(!kinds.record(&e, &mut out), "no format, no record");
-        kinds.set(KIND_EXEC, EventFormat::parse(EXEC_FORMAT.as_bytes()).unwrap());
+        kinds.set(
+            KIND_EXEC,
+            EventFormat::parse(EXEC_FORMAT.as_bytes()).unwrap(),
+        );
         assert!(kinds.record(&e, &mut out));
         let f = kinds.get(KIND_EXEC).unwrap();
         let name = f.field("filename").unwrap().string(&out).unwrap();

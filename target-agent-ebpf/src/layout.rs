@@ -143,7 +143,9 @@ mod tests {
                 "{board}"
             );
             let t = t
-                .with_deliver(&fmt(&format!("{board}/events/signal/signal_deliver/format")))
+                .with_deliver(&fmt(&format!(
+                    "{board}/events/signal/signal_deliver/format"
+                )))
                 .unwrap();
             let handler = if board == "armhf-6.1" { 20 } else { 24 };
             assert_eq!((t.deliver_sig, t.deliver_handler), (8, handler), "{board}");

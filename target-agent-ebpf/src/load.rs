@@ -110,8 +110,8 @@ fn read_whole(p: &Path) -> std::io::Result<Vec<u8>> {
 
 fn read_format(root: &str, rel: &str) -> Result<EventFormat> {
     let p = Path::new(root).join(rel);
-    let bytes = read_whole(&p)
-        .map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
+    let bytes =
+        read_whole(&p).map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
     EventFormat::parse(bytes.as_slice()).map_err(|e| bad_format(&p.display().to_string(), e))
 }
 
@@ -142,7 +142,12 @@ const EVENTS: [(u32, &str, bool, bool); 7] = [
     (KIND_EXEC, "sched/sched_process_exec", false, false),
     (KIND_VICTIM, "oom/mark_victim", false, false),
     (KIND_DELIVER, "signal/signal_deliver", false, true),
-    (KIND_EXIT_GROUP, "syscalls/sys_enter_exit_group", false, true),
+    (
+        KIND_EXIT_GROUP,
+        "syscalls/sys_enter_exit_group",
+        false,
+        true,
+    ),
 ];
 
 /// The formats of this kernel's events. `fates`: the exit records'
@@ -156,8 +161,8 @@ pub fn formats(root: &str, fates: bool) -> Result<Formats> {
     let exit = read_format(root, "events/sched/sched_process_exit/format")?;
     let mut tasks = TaskOffsets::new(&newtask, &exit).map_err(|e| bad_format("task events", e))?;
     let p = Path::new(root).join("events/header_page");
-    let text = read_whole(&p)
-        .map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
+    let text =
+        read_whole(&p).map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
     let page = PageLayout::parse(text.as_slice()).map_err(|e| bad_format("header_page", e))?;
     let mut kinds = Kinds::default();
     kinds.set(KIND_SIGNAL, sig);

@@ -257,7 +257,12 @@ pub fn run(mut o: Options, human: bool, until_exit: bool) -> Result<u64> {
     let known: Vec<i32> = if o.lineage {
         procfs::pids("/proc")
     } else {
-        o.query.pids.iter().chain(&o.query.sender_pids).copied().collect()
+        o.query
+            .pids
+            .iter()
+            .chain(&o.query.sender_pids)
+            .copied()
+            .collect()
     };
     for f in known.into_iter().filter_map(|p| procfs::facts("/proc", p)) {
         pipeline.table.learn(f);

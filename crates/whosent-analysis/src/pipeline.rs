@@ -70,7 +70,13 @@ pub trait Sink {
 enum Item {
     /// With what the mark_victim that followed it said, for an OOM
     /// kill, and what the eBPF program read of the running task.
-    Signal(u64, u32, RawSignal, Option<Box<VictimFacts>>, Option<Box<Running>>),
+    Signal(
+        u64,
+        u32,
+        RawSignal,
+        Option<Box<VictimFacts>>,
+        Option<Box<Running>>,
+    ),
     Task(u64, TaskEvent),
     Uid(u64, UidEvent),
     Fate(u64, FateEvent),
@@ -242,19 +248,19 @@ impl Pipeline {
             self.items.push(Item::Uid(ts, u));
         } else if let Some(f) = l.fate.decode(id, data) {
             if let FateEvent::MarkVictim { tid, facts, .. } = &f {
-                let sigkill = self
-                    .items
-                    .iter_mut()
-                    .rev()
-                    .take(VICTIM_LOOKBACK)
-                    .find_map(|i| match i {
-                        Item::Signal(_, c, s, v, _)
-                            if *c == cpu && s.target_tid == *tid && oom_candidate(s) =>
-                        {
-                            Some(v)
-                        }
-                        _ => None,
-                    });
+                let sigkill =
+                    self.items
+                        .iter_mut()
+                        .rev()
+                        .take(VICTIM_LOOKBACK)
+                        .find_map(|i| match i {
+                            Item::Signal(_, c, s, v, _)
+                                if *c == cpu && s.target_tid == *tid && oom_candidate(s) =>
+                            {
+                                Some(v)
+                            }
+                            _ => None,
+                        });
                 if let Some(v) = sigkill {
                     *v = Some(Box::new(facts.clone()));
                 }
