@@ -59,6 +59,14 @@ pub struct Running {
     pub exited: bool,
 }
 
+/// What a signal carries of [`Running`]: with the `kernel-facts`
+/// feature (the eBPF agent); otherwise a type with no value, so that
+/// the ftrace agent carries no code for it.
+#[cfg(feature = "kernel-facts")]
+pub type Kernel = Option<Box<Running>>;
+#[cfg(not(feature = "kernel-facts"))]
+pub type Kernel = Option<std::convert::Infallible>;
+
 /// Where the records go.
 pub trait Sink {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>);
@@ -70,13 +78,7 @@ pub trait Sink {
 enum Item {
     /// With what the mark_victim that followed it said, for an OOM
     /// kill, and what the eBPF program read of the running task.
-    Signal(
-        u64,
-        u32,
-        RawSignal,
-        Option<Box<VictimFacts>>,
-        Option<Box<Running>>,
-    ),
+    Signal(u64, u32, RawSignal, Option<Box<VictimFacts>>, Kernel),
     Task(u64, TaskEvent),
     Uid(u64, UidEvent),
     Fate(u64, FateEvent),
@@ -219,13 +221,7 @@ impl Pipeline {
     /// page, or as the eBPF agent's program copied it. `running`: what
     /// that program read of the running task at a signal. Returns
     /// whether it had an event id.
-    pub fn record(
-        &mut self,
-        cpu: u32,
-        ts: u64,
-        data: &[u8],
-        running: Option<Box<Running>>,
-    ) -> bool {
+    pub fn record(&mut self, cpu: u32, ts: u64, data: &[u8], running: Kernel) -> bool {
         self.horizon.event(cpu, ts);
         let Some(id) = data.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
             return false;
@@ -400,7 +396,7 @@ impl Pipeline {
         cpu: u32,
         s: RawSignal,
         victim: Option<Box<OomVictim>>,
-        kernel: Option<Box<Running>>,
+        kernel: Kernel,
         src: &mut dyn FactSource,
         sink: &mut dyn Sink,
     ) {
@@ -419,6 +415,9 @@ impl Pipeline {
         );
         let mut target = target;
         let mut exited_in_kernel = false;
+        #[cfg(not(feature = "kernel-facts"))]
+        let _ = (kernel, &mut exited_in_kernel, &mut target);
+        #[cfg(feature = "kernel-facts")]
         if let Some(k) = kernel {
             // Read in the sender's context at the moment of the signal:
             // right even for a sender that is gone by now, which the
