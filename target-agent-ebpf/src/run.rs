@@ -156,7 +156,7 @@ pub fn forced_output() -> Result<Option<Output>> {
         None | Some("") => Ok(None),
         Some("ringbuf") => Ok(Some(Output::RingBuf)),
         Some("perf_event_array") => Ok(Some(Output::PerfArray)),
-        Some(other) => Err(AgentError::usage(&format!(
+        Some(other) => Err(AgentError::usage(format!(
             "WHOSENT_EBPF_OUTPUT={other}: give ringbuf or perf_event_array"
         ))),
     }

@@ -313,7 +313,7 @@ impl Pipeline {
                 Item::Fate(_, f) => self.fate(&f, src),
                 Item::Signal(..) if self.done => {}
                 Item::Signal(ts, cpu, s, victim, k) => {
-                    self.signal(ts, cpu, s, victim, k, src, sink)
+                    self.signal(ts, cpu, s, (victim, k), src, sink)
                 }
             }
         }
@@ -395,8 +395,8 @@ impl Pipeline {
         ts: u64,
         cpu: u32,
         s: RawSignal,
-        victim: Option<Box<OomVictim>>,
-        kernel: Kernel,
+        // What mark_victim said, what the eBPF program read.
+        (victim, kernel): (Option<Box<OomVictim>>, Kernel),
         src: &mut dyn FactSource,
         sink: &mut dyn Sink,
     ) {
