@@ -540,6 +540,22 @@ EOF
 
 # ---------------------------------------------------------------- run state
 
+# start_detached CMD...: runs CMD (qemu -daemonize) with every descriptor
+# above 2 closed. A daemonized qemu lives for the whole test run, and would
+# otherwise keep whatever the caller had open: a `flock FILE cmd` lock (held
+# for hours by a board left up), or a test harness's pipe (its reader then
+# never sees EOF).
+start_detached() {
+    (
+        local f n
+        for f in /proc/self/fd/*; do
+            n=${f##*/}
+            ((n > 2)) && eval "exec $n>&-" 2>/dev/null
+        done
+        exec "$@"
+    )
+}
+
 # qemu_alive PID: running and not a zombie (a -daemonize'd qemu can linger as
 # a zombie after exit, so kill -0 proves nothing).
 qemu_alive() {
@@ -656,7 +672,7 @@ cmd_up() {
             -display none -monitor none -serial "file:$dir/serial.log"
             -no-reboot -daemonize -pidfile "$dir/qemu.pid" -name "whosent-$name")
         t0=$(now)
-        if "$QEMU_SYS" "${qemu_args[@]}" 2>"$dir/qemu.stderr"; then
+        if start_detached "$QEMU_SYS" "${qemu_args[@]}" 2>"$dir/qemu.stderr"; then
             port=$p
             break
         fi

@@ -22,7 +22,6 @@ use crate::session::Session;
 use crate::ssh::upload::quote;
 use crate::stream::Feed;
 use crate::transport::Flow;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
@@ -139,7 +138,7 @@ pub fn resolve(choice: Choice, facts: &Facts) -> Result<build::Agent, HostError>
         (Choice::Ftrace, _) => Ok(build::Agent::Ftrace),
         (Choice::Ebpf | Choice::Auto, Ok(())) => Ok(build::Agent::Ebpf),
         (Choice::Auto, Err(why)) => {
-            eprintln!(
+            say!(
                 "whosent: --backend auto: using the ftrace agent ({})",
                 whosent_proto::escape::escape(&why)
             );
@@ -191,14 +190,14 @@ impl Backend for Agent {
         let remote = p.path(self.kind.name());
         let verify = || p.verify(&remote, &self.hash, "agent", "running");
         if existing && verify().is_ok() {
-            eprintln!(
+            say!(
                 "whosent: using the agent kept on the board in {} (sha256 verified)",
                 p.dir
             );
         } else {
             let how = self.upload(p, self.arch.expect("prepared"))?;
             verify()?;
-            eprintln!(
+            say!(
                 "whosent: uploaded {how} to {}; sha256 verified on the board",
                 p.dir
             );
@@ -258,6 +257,6 @@ impl Backend for Agent {
     fn stderr(&mut self, chunk: &[u8], _: &mut Session<'_>) {
         self.words.feed(chunk);
         let text = whosent_proto::escape::escape_lines(chunk);
-        let _ = std::io::stderr().write_all(text.as_bytes());
+        crate::fleet::tag::bytes(text.as_bytes());
     }
 }

@@ -80,7 +80,7 @@ impl Audit {
             let sig = match item {
                 Ok(sig) => sig,
                 Err(e) => {
-                    eprintln!(
+                    say!(
                         "whosent-deploy: warning: {} (help: {})",
                         whosent_proto::escape::escape(&e.to_string()),
                         e.help()

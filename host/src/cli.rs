@@ -10,6 +10,9 @@ use std::path::PathBuf;
 /// The stap backend owns its flags; they are flattened into [`RunArgs`].
 pub use crate::stap::flags::StapArgs;
 
+/// The detached captures own their flags (`start`, `collect`, `stop`, `status`).
+use crate::detach::args as detach;
+
 const ABOUT: &str = "Who sent that signal? Cross-builds a small static agent, pushes it to a \
 board over SSH, traces signal:signal_generate there and prints who sent which signal to whom.";
 
@@ -18,6 +21,8 @@ Examples:
   whosent-deploy --host root@board.local --sig KILL --pid 1234
   whosent-deploy --target aarch64 --host board -p 2222 -i ~/.ssh/lab --count 1 --json
   whosent-deploy --host local --sig TERM --duration 10      # this machine, no SSH
+  whosent-deploy --host board-a --host root@10.0.0.7 --sig KILL   # two boards at once
+  whosent-deploy --hosts lab.txt -J gw --sig KILL --json    # the boards in lab.txt, through gw
   whosent-deploy doctor --host board                        # what the board has and lacks
   whosent-deploy parse trace.dat                            # decode a trace-cmd trace.dat or ftrace text
   whosent-deploy parse /var/log/audit/audit.log             # the kill() calls auditd recorded
@@ -25,6 +30,8 @@ Examples:
   whosent-deploy --backend stap --host board --kernel-build DIR --staprun-bundle FILE --sig KILL
   whosent-deploy --backend audit --host board --sig KILL     # the board's audit subsystem
   whosent-deploy stap-script --sig TERM --pid 1234          # the script, to run stap yourself
+  whosent-deploy start --host board --sig KILL              # a detached capture: prints its id
+  whosent-deploy collect --host board --id ID               # what it recorded; `stop` ends it
 
 Output: one line per signal, e.g.
   SIGKILL: test_sender(6993) -> test_receiver(6985)  code=SI_USER  delivered
@@ -42,7 +49,16 @@ while audit was disabled is never audited (a task gets its audit context at fork
 while audit is enabled); when the backend has to enable audit it says so, and from then
 until reboot new processes make slower system calls. Boot with audit=1 to see every process. The same logs, recorded by auditd: `parse audit.log`.
 
-Exit status: 0 if a signal was reported, 1 if none was, 2 on usage or environment errors.";
+Several boards: repeat --host, or list them in a file (--hosts FILE, one destination
+per line, `#` comments); they are traced in parallel, each over its own connection
+(all through the same -J jump host if one is given). Each human line then starts with
+the board's name as given (`root@10.0.0.5: SIGKILL: ...`), also on stderr; JSON records
+carry it as `host`. A board that cannot be reached says so in one line with its name,
+and the others go on; Ctrl-C stops every board. `--host local` runs alone, and --save
+and --backend stap take one board. Progress while they start: `whosent: 2/3 boards tracing`.
+
+Exit status: 0 if a signal was reported, 1 if none was, 2 on usage or environment errors.
+With several boards: 0 if any board reported a signal, 2 if every board failed, else 1.";
 
 #[derive(Debug, Parser)]
 #[command(name = "whosent-deploy", version, about = ABOUT, after_help = AFTER_HELP)]
@@ -71,6 +87,18 @@ pub enum Cmd {
     },
     /// Print the man page (roff): `whosent-deploy man | man -l -`
     Man,
+    /// Start a detached capture: the agent records on the board with no SSH session open; prints its id
+    #[command(after_help = detach::START_HELP)]
+    Start(Box<detach::StartArgs>),
+    /// Print what a detached capture recorded so far, as a live run prints it
+    #[command(after_help = detach::COLLECT_HELP)]
+    Collect(detach::CollectArgs),
+    /// End a detached capture: print what was not collected, remove everything it left
+    #[command(after_help = detach::STOP_HELP)]
+    Stop(detach::StopArgs),
+    /// List the board's detached captures: id, state, age, events, lost, storage
+    #[command(after_help = detach::STATUS_HELP)]
+    Status(detach::StatusArgs),
 }
 
 /// What to watch. Repeat a flag to match any of its values; different
@@ -127,8 +155,17 @@ pub struct CaptureArgs {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Connection (ssh-like)")]
 pub struct SshArgs {
-    /// The board: [USER@]HOST[:PORT], a ~/.ssh/config alias, or `local` for this machine
-    #[arg(long, short = 'H', value_name = "HOST")]
+    /// The board: [USER@]HOST[:PORT], a ~/.ssh/config alias, or `local` for this machine;
+    /// repeat it for several boards, traced in parallel (see "Several boards" below)
+    #[arg(long = "host", short = 'H', value_name = "HOST")]
+    pub boards: Vec<String>,
+    /// More boards, one destination per line as --host takes it (`#` comments, blank lines
+    /// skipped); with any --host
+    #[arg(long = "hosts", value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+    /// The one board being acted on: the `--host` when there is one,
+    /// else set for each board by [`crate::fleet`].
+    #[arg(skip)]
     pub host: Option<String>,
     /// SSH port (beats :PORT and ~/.ssh/config)
     #[arg(short = 'p', long = "port", value_name = "PORT")]
@@ -158,6 +195,23 @@ pub struct SshArgs {
     /// An ssh_config option, as ssh takes it; ServerAliveInterval=SECS and ServerAliveCountMax=N (how soon a dead link is given up: SECS × (N+1), default 10 × 3) are the ones read
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     pub options: Vec<String>,
+}
+
+impl SshArgs {
+    /// A single `--host` (no `--hosts`) is the board acted on.
+    pub fn settle(&mut self) {
+        if let ([one], None) = (&self.boards[..], &self.hosts_file) {
+            self.host = Some(one.clone());
+        }
+    }
+
+    /// These flags for one board of several.
+    pub fn for_board(&self, board: &str) -> SshArgs {
+        SshArgs {
+            host: Some(board.to_string()),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -257,7 +311,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, HostError>
         Ok(m) => m,
         Err(e) => match clap_exit(e)? {},
     };
-    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    let mut cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    cli.run.ssh.settle();
+    if let Some(Cmd::Doctor(d)) = &mut cli.cmd {
+        d.ssh.settle();
+    }
     if cli.cmd.is_none() && cli.run.ssh.host.as_deref() == Some("local") {
         not_for_local(&m)?;
     }

@@ -187,6 +187,12 @@ pub fn can_deploy(rows: &[Row]) -> bool {
 }
 
 pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
+    command_to(d, &mut crate::stdout::Raw)
+}
+
+/// As [`command`], the table to `out` (one board of several:
+/// [`crate::fleet`]).
+pub fn command_to(d: &DoctorArgs, out: &mut dyn std::io::Write) -> Result<i32, HostError> {
     let (target, conn) = deploy::connect(&d.ssh, None)?;
     let facts = deploy::probe::probe(&conn, d.sudo)?;
     let rows = findings(&facts, d.sudo);
@@ -230,7 +236,7 @@ pub fn command(d: &DoctorArgs) -> Result<i32, HostError> {
             whosent_proto::escape::escape(&why)
         ),
     };
-    crate::stdout::print(text.as_bytes())?;
+    crate::stdout::write_to(out, text.as_bytes())?;
     Ok(if ok { 0 } else { 1 })
 }
 

@@ -6,8 +6,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{self, IsTerminal};
 use std::time::Duration;
 
+/// Not for one board of several: their bars would draw over each
+/// other, and the plain lines say which board they are about.
 fn tty() -> bool {
-    io::stderr().is_terminal()
+    io::stderr().is_terminal() && !crate::fleet::tag::in_fleet()
 }
 
 /// A callback for (bytes done, total) that draws `whosent: LABEL [bar]`.

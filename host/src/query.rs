@@ -8,17 +8,28 @@ use std::time::Duration;
 use whosent_proto::query::Query;
 
 pub fn from_args(q: &QueryArgs) -> Result<Query, HostError> {
-    let mut out = Query::default();
-    let pairs = q
-        .sig
+    from_pairs(flags(q))
+}
+
+/// The query flags as the user gave them, flag and value.
+pub fn flags(q: &QueryArgs) -> Vec<(&'static str, &str)> {
+    q.sig
         .iter()
-        .map(|v| ("--sig", v))
-        .chain(q.pid.iter().map(|v| ("--pid", v)))
-        .chain(q.comm.iter().map(|v| ("--comm", v)))
-        .chain(q.sender_pid.iter().map(|v| ("--sender-pid", v)))
-        .chain(q.sender_comm.iter().map(|v| ("--sender-comm", v)))
-        .chain(q.pid_ns.iter().map(|v| ("--pid-ns", v)))
-        .chain(q.cause.iter().map(|v| ("--cause", v)));
+        .map(|v| ("--sig", v.as_str()))
+        .chain(q.pid.iter().map(|v| ("--pid", v.as_str())))
+        .chain(q.comm.iter().map(|v| ("--comm", v.as_str())))
+        .chain(q.sender_pid.iter().map(|v| ("--sender-pid", v.as_str())))
+        .chain(q.sender_comm.iter().map(|v| ("--sender-comm", v.as_str())))
+        .chain(q.pid_ns.iter().map(|v| ("--pid-ns", v.as_str())))
+        .chain(q.cause.iter().map(|v| ("--cause", v.as_str())))
+        .collect()
+}
+
+/// A query from (flag, value) pairs, each checked as on the command line.
+pub fn from_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Query, HostError> {
+    let mut out = Query::default();
     for (flag, v) in pairs {
         out.parse_flag(flag, v).map_err(|e| HostError::Usage(e.0))?;
     }

@@ -134,6 +134,24 @@ impl<W: Write> Report<W> {
         self.flush_unless_batch()
     }
 
+    /// The loss of a detached capture whose storage filled: `signals`
+    /// signal events in the `segments` oldest segments, deleted. A
+    /// `lost` record with `cpu` null (docs/json-schema.md), or a
+    /// warning on stderr.
+    pub fn storage_lost(&mut self, signals: u64, segments: u64) -> io::Result<()> {
+        if self.json {
+            let text = format!(
+                "{{\"type\":\"lost\",\"cpu\":null,\"count\":{signals},\"segments\":{segments}}}"
+            );
+            return self.json_line(&text, 0);
+        }
+        say!(
+            "whosent: warning: {signals} signal event(s) lost: the capture's storage filled \
+             (--max-size) and its {segments} oldest segment(s) were deleted"
+        );
+        Ok(())
+    }
+
     /// One JSON record, standing for `signals` signals (1 or 0).
     fn json_line(&mut self, text: &str, signals: u64) -> io::Result<()> {
         match &self.host {
@@ -197,8 +215,7 @@ impl<W: Write> Report<W> {
                 };
                 // A stderr that is gone (a closed terminal) loses the
                 // progress lines, and must not panic as eprintln! does.
-                let _ = writeln!(
-                    io::stderr(),
+                say!(
                     "whosent: tracing{on}: Linux {} ({}), {} backend, kernel filter: {}; waiting for signals (Ctrl-C to stop)",
                     escape(&r.kernel),
                     escape(&r.arch),
@@ -207,14 +224,12 @@ impl<W: Write> Report<W> {
                 );
             }
             Record::Lost(l) => {
-                let _ = match l.count {
-                    Some(n) => writeln!(
-                        io::stderr(),
+                match l.count {
+                    Some(n) => say!(
                         "whosent: warning: the kernel dropped {n} events on cpu {}",
                         l.cpu
                     ),
-                    None => writeln!(
-                        io::stderr(),
+                    None => say!(
                         "whosent: warning: the kernel dropped events on cpu {}",
                         l.cpu
                     ),
@@ -225,8 +240,7 @@ impl<W: Write> Report<W> {
                 self.flush_unless_batch()?;
             }
             Record::End(e) if !self.quiet => {
-                let _ = writeln!(
-                    io::stderr(),
+                say!(
                     "whosent: {} signal(s), {} lost; stopped: {}",
                     e.signals,
                     e.lost,

@@ -170,6 +170,11 @@ impl<'a> Session<'a> {
         if let Err(e) = self.report.write(rec, wire) {
             return self.out_failed(e);
         }
+        if let Record::Ready(_) = rec {
+            // The `N/M boards tracing` line, when one of several, after
+            // this board's own `tracing on` line.
+            crate::fleet::tag::up();
+        }
         Flow::Continue
     }
 
@@ -290,6 +295,19 @@ impl<'a> Session<'a> {
         self.stop.request(why, true);
     }
 
+    /// Signal events a detached capture lost when its storage filled
+    /// and its oldest `segments` were deleted ([`Report::storage_lost`]).
+    pub fn storage_lost(&mut self, signals: u64, segments: u64) -> Flow {
+        if self.out_gone() {
+            return Flow::Stop;
+        }
+        self.lost += signals;
+        if let Err(e) = self.report.storage_lost(signals, segments) {
+            return self.out_failed(e);
+        }
+        Flow::Continue
+    }
+
     /// Events the source says it lost without a `lost` record of its own
     /// (stap's warnings on stderr).
     pub fn lost_events(&mut self, n: u64) {
@@ -317,7 +335,7 @@ impl<'a> Session<'a> {
             Ok(rec) => self.record(&rec, Some(text)),
             Err(e) => {
                 // The line may hold names from the board.
-                eprintln!(
+                say!(
                     "whosent-deploy: warning: {}",
                     whosent_proto::escape::escape(&e.to_string())
                 );

@@ -20,7 +20,11 @@ pub fn error(e: io::Error) -> HostError {
 /// Writes all of `text` to stdout and flushes it: `Ok` also when the
 /// reader went away, [`HostError::Output`] for any other failure.
 pub fn print(text: &[u8]) -> Result<(), HostError> {
-    let mut out = io::stdout().lock();
+    write_to(&mut io::stdout().lock(), text)
+}
+
+/// As [`print`], to `out` (stdout, or one board's share of it).
+pub fn write_to(out: &mut dyn Write, text: &[u8]) -> Result<(), HostError> {
     match out.write_all(text).and_then(|()| out.flush()) {
         Err(e) if !reader_gone(&e) => Err(error(e)),
         _ => Ok(()),

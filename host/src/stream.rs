@@ -4,6 +4,7 @@
 //! moves bytes, folds storms in human mode, keeps the `--save` copy and
 //! says when the stream was cut.
 
+use crate::detach::cursor::{Cursor, Seen};
 use crate::died::{Death, Exit};
 use crate::error::HostError;
 use crate::fold::Fold;
@@ -52,6 +53,22 @@ pub struct Feed {
     save: Option<Save>,
     failed: bool,
     gone: bool,
+    detached: Detached,
+}
+
+/// What reading a detached capture adds (crate::detach): where the
+/// records are, what to skip, and the loss of deleted segments.
+#[derive(Default)]
+struct Detached {
+    seen: Seen,
+    /// Signal events and segments deleted before the first segment
+    /// read, told right after the ready record.
+    lost_before: Option<(u64, u64)>,
+    /// The input's end is where the recorder has got to, not a cut.
+    recording: bool,
+    /// A signal not to report: (target pid, signal), `stop`'s own
+    /// SIGTERM to the agent.
+    ignore: Option<(i32, i32)>,
 }
 
 /// The records of one call, into the session.
@@ -60,6 +77,7 @@ struct Out<'x, 'a> {
     fold: &'x mut Option<Fold>,
     buf: &'x mut String,
     gone: &'x mut bool,
+    d: &'x mut Detached,
 }
 
 impl Out<'_, '_> {
@@ -89,7 +107,13 @@ impl Out<'_, '_> {
 
 impl Sink for Out<'_, '_> {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>) {
-        if *self.gone {
+        if *self.gone
+            || self
+                .d
+                .ignore
+                .is_some_and(|(p, sig)| e.target.pid == Some(p) && e.sig == sig)
+            || !self.d.seen.record(e.ts_ns)
+        {
             return;
         }
         if let Some(fold) = self.fold.as_mut() {
@@ -124,11 +148,17 @@ impl Sink for Out<'_, '_> {
     }
 
     fn lost(&mut self, l: &Lost) {
+        if !self.d.seen.timeless() {
+            return;
+        }
         self.close_run();
         self.record(Record::Lost(l.clone()));
     }
 
     fn exit(&mut self, x: &ExitRec) {
+        if !self.d.seen.record(x.ts_ns) {
+            return;
+        }
         self.close_run();
         self.record(Record::Exit(x.clone()));
     }
@@ -137,6 +167,12 @@ impl Sink for Out<'_, '_> {
 impl Records for Out<'_, '_> {
     fn ready(&mut self, r: &Ready) {
         self.record(Record::Ready(r.clone()));
+        if let Some((signals, segments)) = self.d.lost_before.take() {
+            if !*self.gone {
+                let f = self.s.storage_lost(signals, segments);
+                self.flow(f);
+            }
+        }
     }
     fn end(&mut self, e: &End) {
         self.close_run();
@@ -162,7 +198,62 @@ impl Feed {
             save,
             failed: false,
             gone: false,
+            detached: Detached::default(),
         }
+    }
+
+    /// Reads a detached capture (crate::detach): `recording` while its
+    /// agent still writes it; `skip` the records up to a point already
+    /// printed; `lost` the signal events in deleted segments: `told`
+    /// of them in a `lost` record after the ready, `segments` deleted,
+    /// and `total` counted in the end record.
+    pub fn detached(
+        mut self,
+        recording: bool,
+        skip: Option<Cursor>,
+        told: u64,
+        segments: u64,
+        total: u64,
+    ) -> Self {
+        self.decoding.recording = recording;
+        self.decoding.lost_before = total;
+        self.detached = Detached {
+            seen: Seen {
+                skip,
+                ..Seen::default()
+            },
+            lost_before: (told > 0).then_some((told, segments)),
+            recording,
+            ignore: self.detached.ignore,
+        };
+        self
+    }
+
+    /// Does not report signal `sig` to process `pid`: `stop`'s own
+    /// SIGTERM to the capture's agent.
+    pub fn ignore(mut self, pid: i32, sig: i32) -> Self {
+        self.detached.ignore = Some((pid, sig));
+        self
+    }
+
+    /// The current segment of a detached capture is over: the next
+    /// bytes are the next segment, a stream of its own continuing this
+    /// one (whosent_analysis::session::Session::next_segment). Returns
+    /// the bytes of an unfinished frame the segment ended with (none
+    /// from a recorder that finished it).
+    pub fn next_segment(&mut self) -> usize {
+        let pending = match self.decoder.finish() {
+            Ending::Cut { pending, .. } => pending,
+            Ending::Complete => 0,
+        };
+        self.decoder = Decoder::new();
+        self.decoding.next_segment();
+        pending
+    }
+
+    /// Where the records decoded so far end (for the next collect).
+    pub fn position(&self) -> Cursor {
+        self.detached.seen.at
     }
 
     /// Takes bytes as they arrive. `Stop` once stdout is gone or the
@@ -177,7 +268,7 @@ impl Feed {
     pub fn bytes(&mut self, chunk: &[u8], s: &mut Session<'_>) -> Flow {
         if let Some(sv) = &mut self.save {
             if let Err(e) = sv.file.write_all(chunk) {
-                eprintln!(
+                say!(
                     "whosent-deploy: warning: cannot write {}: {e}; no longer saving",
                     sv.path.display()
                 );
@@ -228,6 +319,7 @@ impl Feed {
                 fold: &mut self.fold,
                 buf: &mut self.buf,
                 gone: &mut self.gone,
+                d: &mut self.detached,
             };
             if let Err(e) = self.decoding.frame(frame, &mut out) {
                 self.fail(&e.to_string(), s);
@@ -245,12 +337,13 @@ impl Feed {
 
     fn fail(&mut self, message: &str, s: &mut Session<'_>) {
         self.failed = true;
-        eprintln!("whosent-deploy: error: {message}");
+        say!("whosent-deploy: error: {message}");
         let mut out = Out {
             s,
             fold: &mut self.fold,
             buf: &mut self.buf,
             gone: &mut self.gone,
+            d: &mut self.detached,
         };
         out.error(&ErrorRec {
             kind: "bad_stream".into(),
@@ -295,8 +388,13 @@ impl Feed {
         let unread = self.gone || self.failed;
         let death = exit.and_then(|x| x.death(self.decoding.ended || s.ended, unread, s.ready));
         if let Ending::Cut { offset, pending } = ending {
-            if !self.failed && !self.gone && !self.decoding.done() && death.is_none() {
-                eprintln!(
+            if !self.failed
+                && !self.gone
+                && !self.decoding.done()
+                && death.is_none()
+                && !self.detached.recording
+            {
+                say!(
                     "whosent-deploy: warning: the capture stream was cut after {offset} bytes{}; what came before is reported, what followed is lost",
                     if pending > 0 { format!(" ({pending} bytes of an unfinished frame dropped)") } else { String::new() }
                 );
@@ -308,6 +406,7 @@ impl Feed {
             fold: &mut self.fold,
             buf: &mut self.buf,
             gone: &mut self.gone,
+            d: &mut self.detached,
         };
         let cut = match &death {
             Some(d) => {

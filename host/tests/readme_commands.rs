@@ -71,6 +71,9 @@ fn help_teaches_the_main_flags() {
         .to_string();
     for needle in [
         "--host",
+        "--hosts",
+        "Several boards",
+        "2 if every board failed",
         "--sig",
         "--pid",
         "--accept-new-host-key",

@@ -219,6 +219,12 @@ pub fn run(mut o: Options, human: bool, until_exit: bool) -> Result<u64> {
             "--stream is the ftrace agent's; the eBPF agent writes records",
         ));
     }
+    if o.clean {
+        // It leaves no instance or probe: its programs go with it.
+        return Err(AgentError::usage(
+            "--clean is the ftrace agent's: it removes stale ftrace instances and uprobes",
+        ));
+    }
     let forced = forced_output()?;
     let stop = Stop::install().map_err(|e| {
         AgentError::new(

@@ -6,45 +6,12 @@ use std::time::Duration;
 use whosent_proto::query::Query;
 
 pub const HELP: &str = "\
-whosent-agent: report who sends signals, from the kernel's signal:signal_generate event
-
-USAGE: whosent-agent [QUERY] [--count N] [--duration SECS]
-
-Writes one JSON object per line on stdout (schema: docs/json-schema.md):
-a `ready` record once tracing is live, a `signal` record per signal,
-`lost` records if the kernel dropped events, and a final `end` record.
-
-QUERY (repeat a flag to match any of its values; different flags must all match):
-  -s, --sig SIG          signal, as `kill -l` names it: KILL, SIGKILL, 9, RTMIN+3
-      --pid PID          target process
-      --comm NAME        target command name (as in /proc/PID/comm)
-      --sender-pid PID   sending process
-      --sender-comm NAME sending command name
-      --pid-ns PID       --pid and --sender-pid are pids inside the pid namespace of
-                         process PID (given as seen here, as `nsenter -t` takes it)
-      --cause CAUSE      what generated it: kill, oom, cpu_limit, timer, fault, pipe,
-                         tty_hangup, pidns_exit, kernel, ... (docs/json-schema.md)
-
-CAPTURE:
-      --count N          stop after N signals
-      --duration SECS    stop after SECS seconds
-      --stream           write the binary capture stream (docs/stream-format.md) for a
-                         host to decode, instead of records; what whosent-deploy runs
-      --spool-kb KB      with --stream: user-space spool between the kernel's buffers and
-                         a slow stdout [default: 2048]
-      --no-lineage       do not report the sender's parents (skips the /proc snapshot
-                         and the argv uprobe on the dynamic loader)
-      --buffer-kb KB     per-CPU ring buffer of the private instance [default: 2048]
-      --tracefs DIR      use this tracefs (default: find or mount one; env WHOSENT_TRACEFS)
-      --alive-timeout SECS
-                         stop when a piped stdin has brought nothing for SECS: the host
-                         writes a byte every few seconds, so silence means the link or
-                         the host is gone (whosent-deploy passes it; a detached capture
-                         must not)
-
-It stops on --count, --duration, SIGINT, SIGTERM, SIGHUP, EOF on a piped stdin
-(how an SSH session ends) or --alive-timeout, and always removes its ftrace instance.
-Exit status: 0 if a signal was reported, 1 if none, 2 on usage or environment errors.
+USAGE: whosent-agent [QUERY] [CAPTURE]; whosent-deploy runs it (docs/agent.md)
+QUERY: -s/--sig SIG, --pid PID, --comm NAME, --sender-pid PID, --sender-comm NAME,
+  --pid-ns PID, --cause CAUSE
+CAPTURE: --count N, --duration SECS, --buffer-kb KB, --tracefs DIR, --no-lineage,
+  --alive-timeout SECS, --stream, --spool-kb KB, --out DIR, --max-size BYTES, --clean
+JSON Lines on stdout. Exit 0: a signal reported, 1: none, 2: error.
 ";
 
 #[derive(Debug, Clone, Default)]
@@ -61,6 +28,13 @@ pub struct Options {
     pub tracefs: Option<String>,
     /// Stop when stdin has been silent this long (the host is gone).
     pub alive_timeout: Option<Duration>,
+    /// `--out DIR`: the stream goes into segment files there, detached
+    /// (docs/detached.md).
+    pub out: Option<String>,
+    /// `--max-size`: the most the segments may hold together.
+    pub max_size: u64,
+    /// `--clean`: only remove what dead agents left.
+    pub clean: bool,
 }
 
 // Parsed once, then moved: a Box would be code in the agent for nothing.
@@ -100,6 +74,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
         buffer_kb: 2048,
         spool_kb: 2048,
         lineage: true,
+        max_size: 8 << 20,
         ..Default::default()
     };
     let mut it = args.into_iter();
@@ -116,7 +91,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
             // not fit the size budget with #12's causes (docs/agent-size.md).
             "--human" => {
                 return Err(AgentError::usage(
-                    "--human is not in the agent (its size budget): run it through `whosent-deploy --host`, which prints the lines, or read its JSON",
+                    "--human is whosent-deploy's: run it through `whosent-deploy --host`, or read the JSON",
                 ))
             }
             "--stream" => {
@@ -125,6 +100,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
             }
             "--no-lineage" => {
                 o.lineage = false;
+                continue;
+            }
+            "--clean" => {
+                o.clean = true;
                 continue;
             }
             _ => {}
@@ -136,12 +115,24 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
                 .ok_or_else(|| AgentError::usage(format!("{flag} needs a value")))
         };
         match flag.as_str() {
-            "--count" => {
-                let n: u64 = number(&flag, &value()?, "a count")?;
-                if n == 0 {
-                    return Err(AgentError::usage("--count must be at least 1"));
+            // One arm for both: each parse of a number is code in the
+            // agent (docs/agent-size.md). --max-size: at least four
+            // segments of a few pages.
+            "--count" | "--max-size" => {
+                let n: u64 = number(&flag, &value()?, "a number")?;
+                let count = flag == "--count";
+                if n < if count { 1 } else { 65536 } {
+                    return Err(AgentError::usage(if count {
+                        "--count must be at least 1"
+                    } else {
+                        "--max-size must be at least 65536"
+                    }));
                 }
-                o.count = Some(n);
+                if count {
+                    o.count = Some(n);
+                } else {
+                    o.max_size = n;
+                }
             }
             "--duration" | "--alive-timeout" => {
                 let v = value()?;
@@ -167,6 +158,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
                 kb => o.spool_kb = kb,
             },
             "--tracefs" => o.tracefs = Some(value()?),
+            "--out" => o.out = Some(value()?),
             f if Query::is_flag(f) => {
                 let v = value()?;
                 if let Err(e) = o.query.parse_flag(f, &v) {
@@ -178,6 +170,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
             }
             other => return Err(AgentError::usage(format!("unexpected argument '{other}'"))),
         }
+    }
+    if o.out.is_some() && !o.stream {
+        return Err(AgentError::usage("--out needs --stream"));
     }
     if o.tracefs.is_none() {
         o.tracefs = std::env::var("WHOSENT_TRACEFS")
@@ -250,11 +245,29 @@ mod tests {
             (vec!["--pid"], "needs a value"),
             (vec!["--human"], "whosent-deploy --host"),
             (vec!["--sig"], "needs a value"),
+            (vec!["--out", "/tmp"], "--out needs --stream"),
+            (
+                vec!["--stream", "--out", "/tmp", "--max-size", "1000"],
+                "--max-size must be at least 65536",
+            ),
+            (vec!["--max-size", "1M"], "'1M' is not a number"),
+            (vec!["--count", "x"], "'x' is not a number"),
         ] {
             let e = run(&a).unwrap_err();
             assert_eq!(e.kind, "usage");
             assert!(e.message.contains(want), "{a:?}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn out_max_size_and_clean() {
+        let o = run(&["--stream", "--out=/d", "--max-size", "65536", "--clean"]).unwrap();
+        assert_eq!(
+            (o.out.as_deref(), o.max_size, o.clean),
+            (Some("/d"), 65536, true)
+        );
+        let o = run(&["--stream"]).unwrap();
+        assert_eq!((o.out, o.max_size, o.clean), (None, 8 << 20, false));
     }
 
     /// Issue #13: `whosent-agent --bogus` said "--bogus needs a value".

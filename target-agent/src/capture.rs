@@ -71,17 +71,18 @@ fn read_whole(p: &Path) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// One function for the three places, each of which was its own code in
+/// the agent (docs/agent-size.md).
+fn bad_format(message: String) -> AgentError {
+    AgentError::new("bad_format", message, "report this with the kernel release")
+}
+
 fn read_format(root: &str, rel: &str) -> Result<(EventFormat, Vec<u8>)> {
     let p = Path::new(root).join(rel);
     let bytes =
         read_whole(&p).map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
-    let f = EventFormat::parse(bytes.as_slice()).map_err(|e| {
-        AgentError::new(
-            "bad_format",
-            format!("{}: {e}", p.display()),
-            "report this with the kernel release",
-        )
-    })?;
+    let f = EventFormat::parse(bytes.as_slice())
+        .map_err(|e| bad_format(format!("{}: {e}", p.display())))?;
     Ok((f, bytes))
 }
 
@@ -114,25 +115,17 @@ pub fn start(o: &Options) -> Result<Capture> {
     for name in stale {
         eprintln!("whosent-agent: removed stale {name} (its owner is gone)");
     }
+    if o.clean {
+        // `--clean` is this and no more; nothing of ours exists yet.
+        std::process::exit(0)
+    }
     let (signal_fmt, text) = read_format(&root, "events/signal/signal_generate/format")?;
     let mut formats = vec![(role::SIGNAL, text)];
-    let signal = SignalLayout::new(&signal_fmt).map_err(|e| {
-        AgentError::new(
-            "bad_format",
-            e.to_string(),
-            "report this with the kernel release",
-        )
-    })?;
+    let signal = SignalLayout::new(&signal_fmt).map_err(|e| bad_format(e.to_string()))?;
     let header = Path::new(&root).join("events/header_page");
     let header = read_whole(&header)
         .map_err(|e| AgentError::io("cannot read", &header.display().to_string(), e))?;
-    let page = PageLayout::parse(header.as_slice()).map_err(|e| {
-        AgentError::new(
-            "bad_format",
-            e.to_string(),
-            "report this with the kernel release",
-        )
-    })?;
+    let page = PageLayout::parse(header.as_slice()).map_err(|e| bad_format(e.to_string()))?;
     formats.push((role::HEADER_PAGE, header));
 
     let instance = Instance::create(&root)?;
@@ -150,7 +143,7 @@ pub fn start(o: &Options) -> Result<Capture> {
         if r == role::FATE && !watch && ev != FATE_EVENTS[0] {
             continue;
         }
-        let Ok((f, text)) = read_format(&root, &format!("events/{ev}/format")) else {
+        let Ok((f, text)) = read_format(&root, &instance::event_file(ev, "format")) else {
             continue;
         };
         // The agent decodes mark_victim itself (standalone); the deaths'
@@ -162,12 +155,12 @@ pub fn start(o: &Options) -> Result<Capture> {
             _ => {
                 ev != FATE_EVENTS[1]
                     || instance
-                        .set(&format!("events/{ev}/filter"), DELIVER_FATAL_FILTER)
+                        .set(&instance::event_file(ev, "filter"), DELIVER_FATAL_FILTER)
                         .is_ok()
             }
         };
         if ok {
-            instance.set(&format!("events/{ev}/enable"), "1")?;
+            instance.set(&instance::event_file(ev, "enable"), "1")?;
             formats.push((r, text));
         }
     }
@@ -176,18 +169,22 @@ pub fn start(o: &Options) -> Result<Capture> {
     let mut uid = UidLayouts::default();
     let mut uid_formats = Vec::new();
     for ev in UID_EVENTS {
-        match read_format(&root, &format!("events/{ev}/format")) {
+        match read_format(&root, &instance::event_file(ev, "format")) {
             Ok(f) => uid_formats.push(f),
             Err(_) => break,
         }
     }
     if uid_formats.len() == UID_EVENTS.len()
         && uid_formats.iter().all(|(f, _)| uid.add(f).is_ok())
-        && UID_EVENTS
-            .iter()
-            .all(|ev| instance.set(&format!("events/{ev}/enable"), "1").is_ok())
+        && UID_EVENTS.iter().all(|ev| {
+            instance
+                .set(&instance::event_file(ev, "enable"), "1")
+                .is_ok()
+        })
     {
-        formats.extend(uid_formats.into_iter().map(|(_, t)| (role::TASK, t)));
+        for (_, t) in uid_formats {
+            formats.push((role::TASK, t));
+        }
     } else {
         uid = UidLayouts::default();
         let _ = instance.set("events/syscalls/enable", "0");
@@ -199,10 +196,10 @@ pub fn start(o: &Options) -> Result<Capture> {
     // by the time its event is read.
     let mut tids = target_tids;
     tids.extend(sender_tids);
-    let known = tids
-        .into_iter()
-        .filter_map(|t| procfs::facts("/proc", t))
-        .collect();
+    let mut known = Vec::new();
+    for t in tids {
+        known.extend(procfs::facts("/proc", t));
+    }
     Ok(Capture {
         tracefs: root,
         signal,
@@ -229,7 +226,7 @@ impl Capture {
     pub fn add_lineage(&mut self) {
         self.argv_probe = ArgvProbe::create(&self.tracefs, &self.instance).and_then(|mut p| {
             let (f, text) =
-                read_format(&self.tracefs, &format!("events/{}/format", p.event)).ok()?;
+                read_format(&self.tracefs, &instance::event_file(&p.event, "format")).ok()?;
             self.tasks.add_argv(&f).ok()?;
             self.formats.push((role::ARGV, text));
             p.enable(&self.instance).ok()?;
@@ -238,10 +235,6 @@ impl Capture {
         if self.argv_probe.is_none() {
             eprintln!("whosent-agent: note: no argv uprobe here; command lines of programs that exit at once may be missing");
         }
-        self.known.extend(
-            procfs::pids("/proc")
-                .into_iter()
-                .filter_map(|p| procfs::facts("/proc", p)),
-        );
+        self.known.extend(procfs::snapshot());
     }
 }

@@ -67,6 +67,18 @@ impl AgentError {
         )
     }
 
+    /// The error line on stderr; a stderr that cannot take it changes
+    /// nothing (eprintln! would panic: exit 101 instead of 2).
+    pub fn say(&self) {
+        use std::io::Write;
+        let _ = writeln!(
+            io::stderr(),
+            "whosent-agent: error: {} (help: {})",
+            self.message,
+            self.help
+        );
+    }
+
     pub fn not_root(path: &str) -> Self {
         Self::new(
             "not_root",

@@ -24,6 +24,12 @@ fn write(path: &Path, value: &str) -> Result<()> {
         .map_err(|e| AgentError::io("cannot write", &path.display().to_string(), e))
 }
 
+/// `events/EVENT/FILE`: one function for every such path, since each
+/// `format!` is its own code in the agent (docs/agent-size.md).
+pub fn event_file(event: &str, file: &str) -> String {
+    format!("events/{event}/{file}")
+}
+
 impl Instance {
     /// Creates the instance for this process.
     pub fn create(tracefs: &str) -> Result<Self> {
@@ -62,7 +68,7 @@ impl Instance {
         if filter.is_empty() {
             return Ok(());
         }
-        let p = self.path(&format!("events/{event}/filter"));
+        let p = self.path(&event_file(event, "filter"));
         fs::write(&p, filter).map_err(|e| {
             AgentError::new(
                 "bad_filter",

@@ -13,6 +13,7 @@ pub mod procfs;
 pub mod reader;
 pub mod record;
 pub mod run;
+pub mod segments;
 pub mod spool;
 pub mod stop;
 pub mod tracefs;

@@ -5,17 +5,6 @@ use whosent_agent::args::{self, Parsed, HELP};
 use whosent_agent::error::AgentError;
 use whosent_proto::record::ErrorRec;
 
-/// The error line on stderr; a stderr that cannot take it changes
-/// nothing (eprintln! would panic: exit 101 instead of 2).
-fn say(e: &AgentError) {
-    let _ = writeln!(
-        std::io::stderr(),
-        "whosent-agent: error: {} (help: {})",
-        e.message,
-        e.help
-    );
-}
-
 /// Prints `text` on stdout; a failure (a full disk: `>/dev/full`) is an
 /// error line and exit 2, never a panic (print! panics on it).
 fn print(text: &str) {
@@ -23,7 +12,7 @@ fn print(text: &str) {
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         // The reader going away (`| head`) is no error.
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            say(&AgentError::output(e));
+            AgentError::output(e).say();
             std::process::exit(2)
         }
     }
@@ -42,7 +31,7 @@ fn fail(e: &AgentError) -> ! {
     // Already failing: a stdout that cannot take the record changes
     // nothing, stderr says it all.
     let _ = std::io::stdout().write_all(s.as_bytes());
-    say(e);
+    e.say();
     std::process::exit(2)
 }
 

@@ -15,15 +15,21 @@ pub fn resolve(mut q: Query, root: &str) -> Result<Query> {
     let Some(reference) = q.pid_ns else {
         return Ok(q);
     };
-    let link = format!("{root}/{reference}/ns/pid");
+    let link = procfs::path(root, reference, "ns/pid");
     let ns = std::fs::read_link(&link).map_err(|e| reference_error(reference, &link, e))?;
     // Processes living in that namespace, as (pid there, pid here).
     // Those in namespaces nested inside it are not looked at.
-    let members: Vec<(i32, i32)> = procfs::pids(root)
-        .into_iter()
-        .filter(|&p| procfs::pid_ns(root, p).as_ref() == Some(&ns))
-        .filter_map(|p| Some((*procfs::task(root, p)?.nstgid.last()?, p)))
-        .collect();
+    // A loop, not an iterator chain: smaller in the agent
+    // (docs/agent-size.md).
+    let mut members: Vec<(i32, i32)> = Vec::new();
+    for p in procfs::pids(root) {
+        if procfs::pid_ns(root, p).as_ref() != Some(&ns) {
+            continue;
+        }
+        if let Some(&there) = procfs::task(root, p).as_ref().and_then(|t| t.nstgid.last()) {
+            members.push((there, p));
+        }
+    }
     // A loop, not a collect into Result<Vec>: smaller in the agent
     // (docs/agent-size.md).
     let host = |flag: &str, pids: &[i32]| -> Result<Vec<i32>> {

@@ -17,6 +17,12 @@ pub struct TaskInfo {
     pub nstgid: Vec<i32>,
 }
 
+/// `ROOT/PID/FILE`: one function for every such path, since each
+/// `format!` is its own code in the agent (docs/agent-size.md).
+pub fn path(root: &str, pid: i32, file: &str) -> String {
+    format!("{root}/{pid}/{file}")
+}
+
 /// A text file, `None` if it cannot be read or is not UTF-8, as
 /// `fs::read_to_string(..).ok()` would; through `fs::read`, which the
 /// agent has anyway, so that std's `read_to_string` is not linked
@@ -37,14 +43,25 @@ fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
 /// (fs/proc/array.c `proc_task_name`) and, trimmed, loses a leading
 /// `\r` or blank, so a hostile name would reach the JSON altered.
 fn comm(root: &str, tid: i32) -> Option<String> {
-    let raw = fs::read(format!("{root}/{tid}/comm")).ok()?;
+    let raw = fs::read(path(root, tid, "comm")).ok()?;
     let raw = raw.strip_suffix(b"\n").unwrap_or(&raw);
     Some(String::from_utf8_lossy(raw).into_owned())
 }
 
 /// `/proc/<tid>/status` works for any thread id, not only group leaders.
 pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
-    let status = read_text(Path::new(&format!("{root}/{tid}/status")))?;
+    let status = read_text(Path::new(&path(root, tid, "status")))?;
+    // Loops rather than iterator chains in this file: each chain is its
+    // own code in the agent (docs/agent-size.md).
+    let mut nstgid = Vec::new();
+    for n in status_field(&status, "NStgid:")
+        .unwrap_or_default()
+        .split('\t')
+    {
+        if let Ok(n) = n.parse() {
+            nstgid.push(n);
+        }
+    }
     Some(TaskInfo {
         tgid: status_field(&status, "Tgid:")?.parse().ok()?,
         ppid: status_field(&status, "PPid:")?.parse().ok()?,
@@ -57,11 +74,7 @@ pub fn task(root: &str, tid: i32) -> Option<TaskInfo> {
             .parse()
             .ok()?,
         comm: comm(root, tid).or_else(|| Some(status_field(&status, "Name:")?.to_string()))?,
-        nstgid: status_field(&status, "NStgid:")
-            .unwrap_or_default()
-            .split('\t')
-            .filter_map(|n| n.parse().ok())
-            .collect(),
+        nstgid,
     })
 }
 
@@ -93,46 +106,63 @@ impl whosent_analysis::facts::FactSource for Live {
 /// The program file (`/proc/<pid>/exe`); `None` for kernel threads and
 /// once the process is gone.
 pub fn exe(root: &str, pid: i32) -> Option<String> {
-    let p = fs::read_link(format!("{root}/{pid}/exe")).ok()?;
+    let p = fs::read_link(path(root, pid, "exe")).ok()?;
     Some(p.to_string_lossy().into_owned())
 }
 
 /// The process's pid namespace, e.g. `pid:[4026531836]`.
 pub fn pid_ns(root: &str, pid: i32) -> Option<std::path::PathBuf> {
-    fs::read_link(format!("{root}/{pid}/ns/pid")).ok()
+    fs::read_link(path(root, pid, "ns/pid")).ok()
+}
+
+/// The entries of `dir` named by a number, in its order; `None` if it
+/// cannot be read.
+fn numbered(dir: &str) -> Option<Vec<i32>> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir).ok()?.flatten() {
+        if let Some(n) = e.file_name().to_str().and_then(|n| n.parse().ok()) {
+            v.push(n);
+        }
+    }
+    Some(v)
 }
 
 /// Every process id (not thread) in `root`.
 pub fn pids(root: &str) -> Vec<i32> {
-    let Ok(dir) = fs::read_dir(root) else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
+    numbered(root).unwrap_or_default()
+}
+
+/// The facts of every process in /proc: lineage's snapshot.
+pub fn snapshot() -> Vec<ProcFacts> {
+    let mut v = Vec::new();
+    for p in pids("/proc") {
+        v.extend(facts("/proc", p));
+    }
+    v
 }
 
 /// The command line with NULs as spaces; `None` once it is gone, and
 /// for kernel threads, which have none.
 pub fn cmdline(root: &str, pid: i32) -> Option<String> {
-    let raw = fs::read(format!("{root}/{pid}/cmdline")).ok()?;
-    let trimmed = raw.strip_suffix(&[0]).unwrap_or(&raw);
-    if trimmed.is_empty() {
+    let mut raw = fs::read(path(root, pid, "cmdline")).ok()?;
+    if raw.last() == Some(&0) {
+        raw.pop();
+    }
+    if raw.is_empty() {
         return None;
     }
-    let s: Vec<u8> = trimmed
-        .iter()
-        .map(|&b| if b == 0 { b' ' } else { b })
-        .collect();
-    Some(String::from_utf8_lossy(&s).into_owned())
+    for b in &mut raw {
+        if *b == 0 {
+            *b = b' ';
+        }
+    }
+    Some(String::from_utf8_lossy(&raw).into_owned())
 }
 
 /// The thread ids of a process, or `None` if it does not exist.
 pub fn threads(root: &str, pid: i32) -> Option<Vec<i32>> {
     let mut tids: Vec<i32> = Vec::new();
-    for tid in fs::read_dir(format!("{root}/{pid}/task"))
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-    {
+    for tid in numbered(&path(root, pid, "task"))? {
         // Sorted by inserting in place rather than by a std sort (~2.3 KB
         // of the agent, docs/agent-size.md); /proc lists tids in
         // ascending order, so each insert is at the end.
@@ -145,7 +175,7 @@ pub fn threads(root: &str, pid: i32) -> Option<Vec<i32>> {
 /// Field 22 of /proc/<pid>/stat (start time in clock ticks): with the
 /// pid it names a process uniquely, across pid reuse.
 pub fn start_time(root: &str, pid: i32) -> Option<u64> {
-    let stat = read_text(Path::new(&format!("{root}/{pid}/stat")))?;
+    let stat = read_text(Path::new(&path(root, pid, "stat")))?;
     // The comm in parentheses may itself contain spaces and ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     // Fields are separated by one space (fs/proc/array.c).

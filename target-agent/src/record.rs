@@ -8,17 +8,18 @@
 use crate::args::Options;
 use crate::capture::Capture;
 use crate::drain::{self, Pages};
-use crate::error::Result;
+use crate::error::{AgentError, Result};
 use crate::procfs;
 use crate::reader::lost_by_stats;
 use crate::run::{bad_page, teardown, uname};
+use crate::segments::Segments;
 use crate::spool::Spool;
 use crate::stop::Stop;
 use whosent_ftrace::page::Page;
 use whosent_ftrace::task_events::TaskEvent;
 use whosent_proto::record::EndReason;
 use whosent_stream::encode;
-use whosent_stream::frame::{reason, why, Ready};
+use whosent_stream::frame::{reason, why, ProcFacts, Ready};
 
 const STDOUT: i32 = 1;
 
@@ -56,6 +57,14 @@ struct Recorder {
     spool: Spool,
     known: Known,
     lineage: bool,
+    /// `--out`: the segment files instead of stdout.
+    seg: Option<Segments>,
+    /// Signal events in the spool, not yet in a segment.
+    signals: u64,
+    /// What every segment starts with: the header and FORMAT frames,
+    /// and the READY frame.
+    head: Vec<u8>,
+    ready: Vec<u8>,
     /// The last round sent read something: an empty one must follow, so
     /// the host releases what it holds back.
     busy: bool,
@@ -114,6 +123,7 @@ impl Recorder {
             let Some(id) = ev.id() else { continue };
             n += 1;
             if id == cap.signal.id {
+                self.signals += 1;
                 if let Some((running, target)) = cap.signal.tids(ev.data) {
                     for t in [running, target] {
                         if !self.known.contains(t) {
@@ -155,15 +165,9 @@ impl Recorder {
     }
 
     fn start(&mut self, o: &Options, cap: &mut Capture) {
-        let s = &mut self.spool.buf;
-        encode::header(s);
+        encode::header(&mut self.head);
         for (role, text) in &cap.formats {
-            encode::format(s, *role, text);
-        }
-        for mut f in std::mem::take(&mut cap.known) {
-            self.known.insert(f.tid);
-            f.why = why::SNAPSHOT;
-            encode::proc(s, &f);
+            encode::format(&mut self.head, *role, text);
         }
         let (kernel, arch) = uname();
         let r = Ready {
@@ -178,7 +182,55 @@ impl Recorder {
             lineage: o.lineage,
             uid_events: !cap.uid.is_empty(),
         };
-        encode::ready(s, &r);
+        encode::ready(&mut self.ready, &r);
+        self.begin(std::mem::take(&mut cap.known));
+    }
+
+    /// A stream's start: header, FORMATs, the snapshot, READY.
+    fn begin(&mut self, snapshot: Vec<ProcFacts>) {
+        let s = &mut self.spool.buf;
+        s.extend_from_slice(&self.head);
+        for mut f in snapshot {
+            self.known.insert(f.tid);
+            f.why = why::SNAPSHOT;
+            encode::proc(s, &f);
+        }
+        s.extend_from_slice(&self.ready);
+    }
+
+    /// Writes the spool: to stdout (what it takes now, or `all`), or
+    /// into the segments, starting the next one when this one is full.
+    fn send(&mut self, all: bool) -> std::io::Result<()> {
+        let Some(seg) = &mut self.seg else {
+            return if all {
+                self.spool.write_all(STDOUT)
+            } else {
+                self.spool.write(STDOUT)
+            };
+        };
+        seg.put(&mut self.spool, std::mem::take(&mut self.signals))?;
+        // Not at the end (`all`): the last segment ends with END.
+        if !all && seg.full() {
+            // The host may read the new segment alone: it learns again
+            // what the old ones told, from a fresh snapshot and fresh
+            // reads. Its start waits in the spool, before any frame
+            // that follows.
+            self.known = Known::default();
+            self.begin(if self.lineage {
+                procfs::snapshot()
+            } else {
+                Vec::new()
+            });
+            if let Some(seg) = &mut self.seg {
+                // Not into the old segment: a start there would cut it.
+                seg.rotate(self.spool.pending())
+                    .inspect_err(|_| self.spool.buf.clear())?;
+                seg.stat("running", true);
+            }
+        } else {
+            seg.stat("running", false);
+        }
+        Ok(())
     }
 }
 
@@ -194,7 +246,12 @@ impl Pages for Recorder {
         };
         self.cpu = Some(cpu);
         self.pages = self.pages.max(self.cpu_pages);
-        self.scan(cap, &page)
+        let n = self.scan(cap, &page)?;
+        if self.seg.is_some() {
+            // A page at a time, so that a segment ends near its size.
+            self.send(false).map_err(AgentError::output)?;
+        }
+        Ok(n)
     }
     fn end_round(&mut self, _: &[u32], cut: &[u32], events: usize) {
         self.tasks_last = std::mem::take(&mut self.tasks);
@@ -210,7 +267,7 @@ impl Pages for Recorder {
         self.spool.room(2 * self.page_size)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.spool.write(STDOUT)
+        self.send(false)
     }
     fn holding(&self) -> bool {
         self.busy
@@ -226,7 +283,7 @@ impl Pages for Recorder {
         (!self.tasks_last && calm).then(|| std::time::Duration::from_millis(5))
     }
     fn settle(&mut self) {
-        let _ = self.spool.write_all(STDOUT);
+        let _ = self.send(true);
     }
     fn out_fd(&self) -> Option<i32> {
         (self.spool.pending() > 0).then_some(STDOUT)
@@ -239,7 +296,7 @@ impl Pages for Recorder {
 }
 
 /// Records until told to stop; the signals are counted by the host.
-pub fn run(o: &Options, mut cap: Capture, stop: &Stop) -> Result<u64> {
+pub fn run(o: &Options, mut cap: Capture, stop: &Stop, seg: Option<Segments>) -> Result<u64> {
     // SAFETY: fcntl on stdout. Non-blocking, so a slow reader never
     // stalls the draining; a bigger pipe means fewer wake-ups (the
     // kernel caps it at pipe-max-size; failure is harmless).
@@ -252,6 +309,10 @@ pub fn run(o: &Options, mut cap: Capture, stop: &Stop) -> Result<u64> {
         spool: Spool::new(o.spool_kb as usize * 1024),
         known: Known::default(),
         lineage: o.lineage,
+        seg,
+        signals: 0,
+        head: Vec::new(),
+        ready: Vec::new(),
         busy: false,
         tasks: false,
         tasks_last: false,
@@ -263,6 +324,13 @@ pub fn run(o: &Options, mut cap: Capture, stop: &Stop) -> Result<u64> {
         page_size: cap.readers.page_size,
     };
     r.start(o, &mut cap);
+    // With --out, `ready` is made once READY is in the file: the
+    // capture is live. A failed write ends it in the loop's first flush.
+    if r.seg.is_some() && r.send(false).is_ok() {
+        if let Some(seg) = &mut r.seg {
+            seg.ready();
+        }
+    }
     let result = drain::capture(&mut cap, stop, o.duration, o.alive_timeout, &mut r);
     if matches!(result, Ok(EndReason::Hangup)) {
         // The host is gone: the last frames must not wait for it.
@@ -279,19 +347,23 @@ pub fn run(o: &Options, mut cap: Capture, stop: &Stop) -> Result<u64> {
         Ok(reason) => encode::end_frame(&mut r.spool.buf, end_code(*reason)),
         Err(e) => encode::error(&mut r.spool.buf, e.kind, &e.message, &e.help),
     }
-    let written = r.spool.write_all(STDOUT);
-    teardown(cap)?;
+    let written = r.send(true);
+    let torn = teardown(cap);
     let result = match (result, written) {
-        (Ok(_), Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(crate::error::AgentError::output(e))
-        }
+        (Ok(_), Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(AgentError::output(e)),
         (result, _) => result,
     };
+    if let Some(seg) = &mut r.seg {
+        // After the teardown: `ended` means nothing is left in the kernel.
+        let ok = result.is_ok() && torn.is_ok();
+        seg.stat(if ok { "ended" } else { "error" }, true);
+    }
+    torn?;
     match result {
         Ok(_) => Ok(1),
         Err(e) => {
             // The host has the ERROR frame; stdout must stay a stream.
-            eprintln!("whosent-agent: error: {} (help: {})", e.message, e.help);
+            e.say();
             std::process::exit(2)
         }
     }

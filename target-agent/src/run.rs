@@ -9,6 +9,7 @@ use crate::drain::{self, Pages};
 use crate::error::{AgentError, Result};
 use crate::procfs::Live;
 use crate::reader::lost_by_stats;
+use crate::segments::Segments;
 use crate::stop::Stop;
 use std::io::Write;
 use whosent_analysis::pipeline::{Layouts, Lineage, Pipeline, Sink};
@@ -79,13 +80,13 @@ pub fn uname() -> (String, String) {
     // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     unsafe { libc::uname(&mut u) };
+    // The kernel ends each field with a NUL (include/uapi/linux/utsname.h:
+    // __NEW_UTS_LEN + 1 bytes). CStr rather than an iterator chain:
+    // smaller in the agent (docs/agent-size.md).
     let s = |f: &[libc::c_char]| {
-        let b: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&b).into_owned()
+        // SAFETY: the field is NUL-terminated within its array.
+        let c = unsafe { std::ffi::CStr::from_ptr(f.as_ptr()) };
+        c.to_string_lossy().into_owned()
     };
     (s(&u.release), s(&u.machine))
 }
@@ -112,11 +113,43 @@ pub fn teardown(cap: Capture) -> Result<()> {
     Ok(())
 }
 
+fn start(o: &mut Options) -> Result<Capture> {
+    // From here on, every pid in the query is a host pid.
+    o.query = crate::pidns::resolve(std::mem::take(&mut o.query), "/proc")?;
+    let mut cap = crate::capture::start(o)?;
+    if o.lineage {
+        cap.add_lineage();
+    }
+    Ok(cap)
+}
+
+/// `--out`: the capture outlives the SSH session that started it: a
+/// session of its own (no SIGHUP when that one ends), and /dev/null as
+/// stdin and stdout, so that no EOF and no reader going away stops it.
+/// stderr stays (the host sends it to `agent.err`).
+fn detach() {
+    // SAFETY: plain syscalls on the agent's own process and stdio; a
+    // failed setsid (already a group leader) leaves it as it was. open
+    // takes the lowest free descriptors: 0, then 1.
+    unsafe {
+        libc::setsid();
+        libc::close(0);
+        libc::close(1);
+        libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+    }
+}
+
 /// Runs a capture to its end; returns how many signals were reported.
 /// Takes the options by value: the query is resolved and then moved into
 /// the pipeline, and each clone of it was code in the agent
 /// (docs/agent-size.md).
 pub fn run(mut o: Options) -> Result<u64> {
+    let mut seg = None;
+    if let Some(dir) = o.out.take() {
+        detach();
+        seg = Some(Segments::open(dir, o.max_size)?);
+    }
     let stop = Stop::install().map_err(|e| {
         AgentError::new(
             "io",
@@ -124,14 +157,17 @@ pub fn run(mut o: Options) -> Result<u64> {
             "check the board's resource limits",
         )
     })?;
-    // From here on, every pid in the query is a host pid.
-    o.query = crate::pidns::resolve(std::mem::take(&mut o.query), "/proc")?;
-    let mut cap = crate::capture::start(&o)?;
-    if o.lineage {
-        cap.add_lineage();
-    }
+    let mut cap = match start(&mut o) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(s) = &mut seg {
+                s.failed(&e);
+            }
+            return Err(e);
+        }
+    };
     if o.stream {
-        return crate::record::run(&o, cap, &stop);
+        return crate::record::run(&o, cap, &stop, seg);
     }
     let (release, arch) = uname();
     let mut out = Output {

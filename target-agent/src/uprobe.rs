@@ -72,7 +72,7 @@ impl ArgvProbe {
 
     /// Turns the probe on in the instance.
     pub fn enable(&mut self, inst: &Instance) -> crate::error::Result<()> {
-        let rel = format!("events/{}/enable", self.event);
+        let rel = instance::event_file(&self.event, "enable");
         inst.set(&rel, "1")?;
         self.enable = Some(inst.path(&rel));
         Ok(())

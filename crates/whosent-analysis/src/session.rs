@@ -57,6 +57,16 @@ pub struct Session {
     reason: Option<EndReason>,
     /// An END or ERROR frame was read.
     pub ended: bool,
+    /// The capture is still being recorded (a detached capture read so
+    /// far): the end of the input is where the recorder has got to, not
+    /// a cut.
+    pub recording: bool,
+    /// Events lost before this stream's first frame, added to the `end`
+    /// record's `lost`: a detached capture's deleted segments.
+    pub lost_before: u64,
+    /// The next frames are a continuing segment's preamble (its
+    /// FORMAT, snapshot PROC and READY frames): skipped, up to its READY.
+    continuing: bool,
 }
 
 fn end_reason(r: u8) -> EndReason {
@@ -92,7 +102,22 @@ impl Session {
             stats: Vec::new(),
             reason: None,
             ended: false,
+            recording: false,
+            lost_before: 0,
+            continuing: false,
         }
+    }
+
+    /// The next frames come from the next segment of the same detached
+    /// capture (docs/detached.md): a complete stream of its own whose
+    /// preamble repeats what this session already has. Its FORMAT,
+    /// snapshot PROC and READY frames are skipped, and the process table
+    /// carries on: the snapshot was taken later than the events this
+    /// table followed, and would replace what they told (the parents a
+    /// process had when it started) with what /proc says now. Before any
+    /// READY (the first segment was cut short) nothing is skipped.
+    pub fn next_segment(&mut self) {
+        self.continuing = self.pipeline.is_some();
     }
 
     /// Signals reported so far.
@@ -142,6 +167,17 @@ impl Session {
 
     /// Takes one frame.
     pub fn frame(&mut self, f: Frame<'_>, out: &mut dyn Records) -> Result<(), SessionError> {
+        if self.continuing {
+            match f {
+                Frame::Format { .. } => return Ok(()),
+                Frame::Proc(p) if p.why == whosent_stream::frame::why::SNAPSHOT => return Ok(()),
+                Frame::Ready(_) => {
+                    self.continuing = false;
+                    return Ok(());
+                }
+                _ => self.continuing = false,
+            }
+        }
         match f {
             Frame::Format { role, text } => self.format(role, text)?,
             Frame::Ready(r) => {
@@ -249,7 +285,8 @@ impl Session {
         if self.stats.is_empty() {
             lost = p.lost_reported.iter().map(|l| l.1).sum();
         }
-        let cut = matches!(ending, Ending::Cut { .. }) || !self.ended;
+        lost += self.lost_before;
+        let cut = !self.recording && (matches!(ending, Ending::Cut { .. }) || !self.ended);
         if cut {
             for &cpu in &self.cpus {
                 out.lost(&Lost { cpu, count: None });
@@ -259,7 +296,7 @@ impl Session {
             EndReason::TargetsExited
         } else if p.done {
             EndReason::Count
-        } else if cut {
+        } else if cut || (self.recording && !self.ended) {
             cut_reason
         } else {
             self.reason.unwrap_or(cut_reason)

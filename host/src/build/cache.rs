@@ -49,6 +49,22 @@ pub fn entry(root: &Path, target: &str, key: &str, bin: &str) -> PathBuf {
         .join(bin)
 }
 
+/// Cargo's target directory for the agents of the checkout at
+/// `workspace`: `<root>/<kind>-<16 hex of its path>`. One per checkout:
+/// in a target directory shared by two checkouts, cargo finds the second
+/// one's units fresh (their fingerprints are its own) and so never links
+/// its binary again, leaving at `<triple>/agent/whosent-agent` the one
+/// the other checkout linked last, which was then stored under the
+/// second one's key (seen with two worktrees of different agents).
+pub fn target_dir(root: &Path, kind: &str, workspace: &Path) -> PathBuf {
+    let path = workspace
+        .canonicalize()
+        .unwrap_or_else(|_| workspace.to_path_buf());
+    let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    root.join(format!("{kind}-{hex}"))
+}
+
 /// Every file under the source paths, sorted, with build output and
 /// hidden files (editor swap files, `.git`) left out.
 pub fn source_files(workspace: &Path) -> io::Result<Vec<PathBuf>> {
@@ -115,6 +131,21 @@ pub fn store(built: &Path, dest: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_checkout_builds_in_a_target_dir_of_its_own() {
+        let root = std::path::Path::new("/cache/whosent");
+        let a = super::target_dir(root, "target", std::path::Path::new("/work/a"));
+        let b = super::target_dir(root, "target", std::path::Path::new("/work/b"));
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            super::target_dir(root, "target", std::path::Path::new("/work/a"))
+        );
+        assert!(a.starts_with(root));
+        let cross = super::target_dir(root, "target-cross", std::path::Path::new("/work/a"));
+        assert_ne!(a, cross);
+    }
+
     use super::*;
 
     /// The workspace crates `dir`'s manifest depends on (`whosent-*`

@@ -88,7 +88,7 @@ pub fn workspace() -> Result<PathBuf, HostError> {
 
 fn say(progress: bool, msg: std::fmt::Arguments) {
     if progress {
-        eprintln!("whosent: {msg}");
+        say!("whosent: {msg}");
     }
 }
 
@@ -187,12 +187,17 @@ pub fn agent_for(
         progress,
         format_args!("building {bin} for {target} ({triple}) with {how} …"),
     );
-    let target_dir = cache.join(match builder {
-        Builder::Local => "target",
-        Builder::Cross => "target-cross",
-    });
+    let target_dir = cache::target_dir(
+        &cache,
+        match builder {
+            Builder::Local => "target",
+            Builder::Cross => "target-cross",
+        },
+        &ws,
+    );
     let mut cmd = builder::command(bin, builder, &tc, &ws, &recipe, &target_dir, &link_dir);
-    let status = if progress {
+    // Several boards at once: cargo's output would carry no board name.
+    let status = if progress && !crate::fleet::tag::in_fleet() {
         // cargo's progress to our stderr; nothing of it may reach our
         // stdout, which carries the path.
         let stderr = std::io::stderr()
@@ -264,7 +269,7 @@ fn pick_triple(
         return Err(musl.into_error());
     };
     // Said even without progress: the user gets another kind of binary.
-    eprintln!(
+    say!(
         "whosent: {}; building a fully static glibc agent for {fallback} instead (docs/agent-size.md)",
         musl.into_error()
     );

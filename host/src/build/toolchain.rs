@@ -174,7 +174,7 @@ impl Toolchain {
             // it either works or fails with rustup's reason.
             _ => {}
         }
-        eprintln!("whosent: the Rust target {triple} is not installed; running `rustup target add {triple}`");
+        say!("whosent: the Rust target {triple} is not installed; running `rustup target add {triple}`");
         match self.run(&self.rustup, &["target", "add", triple]) {
             Ok(o) if o.status.success() => Ok(()),
             Ok(o) => Err(unavailable(format!(

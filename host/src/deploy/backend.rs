@@ -9,7 +9,6 @@ use crate::build::Target as Arch;
 use crate::error::HostError;
 use crate::session::{Limits, Session};
 use crate::transport::{Flow, SshError, Transport};
-use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
 pub trait Backend {
@@ -47,7 +46,7 @@ pub trait Backend {
     /// for the terminal (it can echo names from the board).
     fn stderr(&mut self, chunk: &[u8], _s: &mut Session<'_>) {
         let text = whosent_proto::escape::escape_lines(chunk);
-        let _ = std::io::stderr().write_all(text.as_bytes());
+        crate::fleet::tag::bytes(text.as_bytes());
     }
 
     /// After the stream: the last records and checks on the board.

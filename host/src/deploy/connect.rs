@@ -50,7 +50,14 @@ pub fn connect(
     }
     match Conn::connect(&target, &opts) {
         Ok(c) => Ok((target, c)),
-        Err(e) if ask_password(&e, opts.password.is_some(), io::stdin().is_terminal()) => {
+        // Several boards would ask at once: then only WHOSENT_PASSWORD.
+        Err(e)
+            if ask_password(
+                &e,
+                opts.password.is_some(),
+                io::stdin().is_terminal() && !crate::fleet::tag::in_fleet(),
+            ) =>
+        {
             opts.password = Some(crate::password::prompt(&format!(
                 "{}@{}'s password: ",
                 target.user, target.host

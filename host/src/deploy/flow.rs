@@ -3,6 +3,7 @@
 use super::backend::Backend;
 use super::push::Pusher;
 use super::{dir, probe};
+use crate::board::Facts;
 use crate::error::HostError;
 use crate::report::Report;
 use crate::session::{Session, Stop};
@@ -34,6 +35,50 @@ pub struct Plan {
     pub alive_timeout: Option<Duration>,
 }
 
+/// Ctrl-C (`stop`) turns a step's error into [`HostError::Interrupted`].
+fn step<'s>(stop: &'s AtomicBool, during: &'static str) -> impl Fn(HostError) -> HostError + 's {
+    move |e: HostError| {
+        if stop.load(Ordering::SeqCst) {
+            HostError::Interrupted(during)
+        } else {
+            e
+        }
+    }
+}
+
+fn check(stop: &AtomicBool, during: &'static str) -> Result<(), HostError> {
+    if stop.load(Ordering::SeqCst) {
+        Err(HostError::Interrupted(during))
+    } else {
+        Ok(())
+    }
+}
+
+/// The steps every run takes before its directory: the probe, the
+/// architecture and privilege checks, the "connected" line, and the
+/// backend's payload built for this board. A live run ([`run`]) and a
+/// detached capture's start (`crate::detach::start`) go on from here.
+pub fn prepare(
+    t: &dyn Transport,
+    plan: &Plan,
+    backend: &mut dyn Backend,
+    stop: &AtomicBool,
+) -> Result<Facts, HostError> {
+    let facts = probe::probe(t, plan.sudo).map_err(step(stop, "probing the board"))?;
+    let arch = probe::arch(plan.target.as_deref(), &facts)?;
+    probe::check_privileges(&facts, plan.sudo)?;
+    say!(
+        "whosent: connected to {} ({}, Linux {})",
+        plan.login,
+        whosent_proto::escape::escape(&facts.arch),
+        whosent_proto::escape::escape(&facts.release)
+    );
+    // A backend's own word on an interrupted build says more (stap's).
+    backend.prepare(&facts, arch, stop)?;
+    check(stop, "preparing the capture")?;
+    Ok(facts)
+}
+
 /// Runs `backend` on the board behind `t`, its records to `out`;
 /// returns the exit status. `stop` is Ctrl-C (and stdout gone): before
 /// the stream it ends the run at the next step (the SSH transport also
@@ -47,34 +92,9 @@ pub fn run(
     out: &mut dyn Write,
     stop: &AtomicBool,
 ) -> Result<i32, HostError> {
-    let step = |during: &'static str| {
-        move |e: HostError| {
-            if stop.load(Ordering::SeqCst) {
-                HostError::Interrupted(during)
-            } else {
-                e
-            }
-        }
-    };
-    let check = |during: &'static str| {
-        if stop.load(Ordering::SeqCst) {
-            Err(HostError::Interrupted(during))
-        } else {
-            Ok(())
-        }
-    };
-    let facts = probe::probe(t, plan.sudo).map_err(step("probing the board"))?;
-    let arch = probe::arch(plan.target.as_deref(), &facts)?;
-    probe::check_privileges(&facts, plan.sudo)?;
-    eprintln!(
-        "whosent: connected to {} ({}, Linux {})",
-        plan.login,
-        whosent_proto::escape::escape(&facts.arch),
-        whosent_proto::escape::escape(&facts.release)
-    );
-    // A backend's own word on an interrupted build says more (stap's).
-    backend.prepare(&facts, arch, stop)?;
-    check("preparing the capture")?;
+    let step = |during| step(stop, during);
+    let check = |during| check(stop, during);
+    let facts = prepare(t, plan, backend, stop)?;
     let keep = if plan.keep { backend.keep() } else { None };
     let mut dir = dir::make(t, keep.as_deref()).map_err(step("making the directory"))?;
     let pusher = Pusher {

@@ -73,6 +73,18 @@ pub fn run(
     backend: &mut dyn Backend,
     stop: &'static AtomicBool,
 ) -> Result<i32, HostError> {
+    run_to(r, host, backend, stop, &mut crate::stdout::Raw)
+}
+
+/// As [`run`], the records to `out` (one board of several:
+/// [`crate::fleet`]); `r.ssh.host` is the board.
+pub fn run_to(
+    r: &RunArgs,
+    host: &str,
+    backend: &mut dyn Backend,
+    stop: &'static AtomicBool,
+    out: &mut dyn io::Write,
+) -> Result<i32, HostError> {
     let interrupted = |e: HostError| {
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             HostError::Interrupted("connecting")
@@ -93,11 +105,11 @@ pub fn run(
     };
     // The report buffers (the session flushes after each chunk of the
     // stream) and counts what fd 1 took.
-    flow::run(&conn, &plan, backend, &mut crate::stdout::Raw, stop)
+    flow::run(&conn, &plan, backend, out, stop)
 }
 
 /// `user@host:port`, then ` via user@jump:port` for each jump host.
-fn login(t: &crate::ssh::Target) -> String {
+pub fn login(t: &crate::ssh::Target) -> String {
     let mut s = format!("{}@{}:{}", t.user, t.host, t.port);
     let mut hop = t.jump.as_deref();
     while let Some(j) = hop {

@@ -79,7 +79,7 @@ impl Stap {
         crate::query::agent_args(&q, &r.capture)?;
         let plan = params::plan(&q, r.capture.count)?;
         if !plan.exact() {
-            eprintln!(
+            say!(
                 "whosent: the module filters on one value per flag; {} filtered here instead",
                 plan.host_only.join(", ")
             );
@@ -165,7 +165,7 @@ impl Backend for Stap {
         let info = vermagic::read(&module.ko)?;
         vermagic::check(&info, &facts.release, arch, MODULE_NAME)?;
         if module.cached {
-            eprintln!("whosent: using the cached module {}", module.ko.display());
+            say!("whosent: using the cached module {}", module.ko.display());
         }
         let ko = std::fs::read(&module.ko)
             .map_err(|e| HostError::Io(format!("cannot read {}", module.ko.display()), e))?;
@@ -215,7 +215,7 @@ impl Backend for Stap {
             Err(SshError::NoExit { .. }) => {
                 // The stop reached the board; stapio takes its time. The
                 // wrapper still unloads; wait for that here.
-                eprintln!("whosent: the board is slow to unload the module; waiting");
+                say!("whosent: the board is slow to unload the module; waiting");
                 push::wait_unloaded(t, lines.module());
                 0
             }

@@ -101,7 +101,7 @@ pub fn flags(req: &Request, cache: &Path, version: &str) -> Result<Vec<String>, 
             if runtime::needed(t.task_work_h().as_deref(), &stock) {
                 let dest = cache.join(format!("runtime-{version}-adapted"));
                 runtime::adapt(&stock, &dest)?;
-                eprintln!(
+                say!(
                     "whosent: Linux {} has task_work_cancel_func, which stap {version}'s runtime predates: \
                      using the adapted copy {} with -D {}",
                     t.release,
@@ -147,9 +147,7 @@ fn lock(path: &Path) -> Result<fs::File, HostError> {
         .map_err(|e| HostError::Io(format!("cannot open {}", path.display()), e))?;
     // SAFETY: a valid open descriptor; flock only blocks.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        eprintln!(
-            "whosent: waiting for another whosent-deploy that is building a SystemTap module"
-        );
+        say!("whosent: waiting for another whosent-deploy that is building a SystemTap module");
         // SAFETY: as above.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(HostError::Io(
@@ -267,7 +265,7 @@ fn run_stap(
         buf
     });
     let t = req.tree;
-    eprintln!(
+    say!(
         "whosent: building the SystemTap module for Linux {} ({}) with stap {version}; \
          the first build for a kernel takes a minute or two",
         t.release,
@@ -300,7 +298,7 @@ fn run_stap(
             // Without a terminal, a line every 5 s says it is alive.
             None if el >= shown_at + Duration::from_secs(5) => {
                 shown_at = el;
-                eprintln!("whosent: building the module: {} s", el.as_secs());
+                say!("whosent: building the module: {} s", el.as_secs());
             }
             None => {}
         }
@@ -314,16 +312,16 @@ fn run_stap(
     let ko = work.join(format!("{MODULE_NAME}.ko"));
     if status.success() && ko.is_file() {
         for l in stderr.lines().filter(|l| !noise(l) && !l.trim().is_empty()) {
-            eprintln!("stap: {l}");
+            say!("stap: {l}");
         }
-        eprintln!("whosent: built the module in {secs:.1} s");
+        say!("whosent: built the module in {secs:.1} s");
         return Ok(ko);
     }
     // stap's own words, as they are.
-    eprintln!("whosent: stap failed after {secs:.1} s; its output:");
+    say!("whosent: stap failed after {secs:.1} s; its output:");
     eprint!("{stderr}");
     if !stderr.ends_with('\n') {
-        eprintln!();
+        say!("");
     }
     // Keep the script and the command to retry by hand (one slot).
     let kept = cache.join("failed-build");
@@ -333,7 +331,7 @@ fn run_stap(
         .and_then(|_| fs::write(kept.join("stderr.txt"), &stderr))
         .and_then(|()| fs::write(kept.join("command.sh"), format!("#!/bin/sh\n{shown}\n")));
     if saved.is_ok() {
-        eprintln!(
+        say!(
             "whosent: to retry by hand: cd {} && sh command.sh",
             kept.display()
         );

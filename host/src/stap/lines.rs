@@ -65,7 +65,7 @@ impl Lines {
     pub fn finish(&mut self, status: i32, s: &mut Session<'_>) -> Option<String> {
         let m = self.module.clone()?;
         let reason = self.ended.unwrap_or_else(|| {
-            eprintln!(
+            say!(
                 "whosent-deploy: warning: the module's session ended without its end line (status {status})"
             );
             s.why().unwrap_or(EndReason::Error)
@@ -128,12 +128,12 @@ impl Lines {
             }
             Ok(Line::Other(l)) => {
                 if !l.is_empty() {
-                    eprintln!("{}", escape(&l));
+                    say!("{}", escape(&l));
                 }
                 Flow::Continue
             }
             Err(e) => {
-                eprintln!("whosent-deploy: warning: {}", escape(&e.to_string()));
+                say!("whosent-deploy: warning: {}", escape(&e.to_string()));
                 Flow::Continue
             }
         }
@@ -174,7 +174,7 @@ impl Lines {
             };
             if let Some(got) = r.param(k) {
                 if got != want {
-                    eprintln!(
+                    say!(
                         "whosent-deploy: warning: the module reports {k}={got:?}, but {want:?} was passed"
                     );
                 }

@@ -61,7 +61,7 @@ pub fn push(
                 // tar.gz just verified, rather than trusted as it was left.
                 unpack_bundle(p, &tgz, true)?;
             }
-            eprintln!(
+            say!(
                 "whosent: using the module{} kept on the board in {} (sha256 verified)",
                 if matches!(staprun, Staprun::Bundle(_)) {
                     " and staprun"
@@ -72,7 +72,7 @@ pub fn push(
             );
             return Ok(command(p, staprun));
         }
-        eprintln!(
+        say!(
             "whosent: what was kept on the board in {} does not match; uploading again",
             p.dir
         );
@@ -90,7 +90,7 @@ pub fn push(
     verify_ko()?;
     let b = match staprun {
         Staprun::Board => {
-            eprintln!(
+            say!(
                 "whosent: uploaded the module ({} KiB) to {}; using the board's staprun",
                 ko.len() / 1024,
                 p.dir
@@ -117,7 +117,7 @@ pub fn push(
     p.put("staprun.tar.gz", b, 0o600, "uploading staprun")?;
     verify_tgz(b)?;
     unpack_bundle(p, &tgz, keep)?;
-    eprintln!(
+    say!(
         "whosent: uploaded the module ({} KiB) and staprun ({} KiB) to {}; sha256 verified",
         ko.len() / 1024,
         b.len() / 1024,

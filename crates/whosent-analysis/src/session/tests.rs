@@ -106,3 +106,98 @@ fn a_cut_stream_reports_what_came_before_and_says_it_was_cut() {
         );
     }
 }
+
+/// Where each frame of `bytes` ends, and its kind.
+fn frame_ends(bytes: &[u8]) -> Vec<(usize, u8)> {
+    let mut out = Vec::new();
+    let mut at = whosent_stream::HEADER_LEN;
+    while at + 5 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 1..at + 5].try_into().unwrap()) as usize;
+        out.push((at + 5 + len, bytes[at]));
+        at += 5 + len;
+    }
+    out
+}
+
+/// Decodes `segments` as one detached capture, as `whosent-deploy
+/// collect` does: a decoder per segment, one session across them.
+fn run_segments(segments: &[Vec<u8>], recording: bool) -> Collect {
+    let mut s = Session::new(Query::default(), None);
+    s.recording = recording;
+    let mut out = Collect::default();
+    let mut ending = whosent_stream::decode::Ending::Complete;
+    for (i, seg) in segments.iter().enumerate() {
+        if i > 0 {
+            s.next_segment();
+        }
+        let mut d = Decoder::new();
+        d.push(seg);
+        while let Some(f) = d.next_frame().unwrap() {
+            s.frame(f, &mut out).unwrap();
+        }
+        ending = d.finish();
+    }
+    s.finish(&ending, EndReason::Eof, &mut out);
+    out
+}
+
+/// A detached capture's segments each repeat the preamble (header,
+/// FORMAT, snapshot PROC, READY); decoded as one, wherever the recorder
+/// cut between frames, they give exactly the records of the unsplit
+/// stream: one ready, the same signals with the same senders (the
+/// process table carried across), one end.
+#[test]
+fn segments_of_one_capture_decode_as_the_whole_stream() {
+    let whole = run(KILL, Query::default(), None);
+    let ends = frame_ends(KILL);
+    let ready = ends
+        .iter()
+        .find(|(_, k)| *k == whosent_stream::frame::kind::READY)
+        .unwrap()
+        .0;
+    let mut splits = 0;
+    for &(cut, _) in ends.iter().filter(|(e, _)| *e > ready && *e < KILL.len()) {
+        let first = KILL[..cut].to_vec();
+        let second = [&KILL[..ready], &KILL[cut..]].concat();
+        let out = run_segments(&[first, second], false);
+        assert_eq!(out.ready.len(), 1, "split at {cut}");
+        assert_eq!(out.signals, whole.signals, "split at {cut}");
+        assert_eq!(out.end, whole.end, "split at {cut}");
+        assert!(out.lost.is_empty(), "split at {cut}: {:?}", out.lost);
+        splits += 1;
+    }
+    assert!(splits > 3, "{splits}");
+}
+
+/// A capture still recording ends where the recorder has got to: no
+/// unknown loss is claimed, the end reason is the caller's, and events
+/// lost before the first segment (deleted ones) count in the end.
+#[test]
+fn a_capture_still_recording_is_not_a_cut_and_counts_what_was_lost_before() {
+    let ends = frame_ends(KILL);
+    // Without its STATS and END: as the agent is still writing it.
+    let last = ends
+        .iter()
+        .rev()
+        .find(|(_, k)| *k == whosent_stream::frame::kind::ROUND)
+        .unwrap()
+        .0;
+    let mut s = Session::new(Query::default(), None);
+    s.recording = true;
+    s.lost_before = 7;
+    let mut out = Collect::default();
+    let mut d = Decoder::new();
+    d.push(&KILL[..last]);
+    while let Some(f) = d.next_frame().unwrap() {
+        s.frame(f, &mut out).unwrap();
+    }
+    s.finish(&d.finish(), EndReason::Eof, &mut out);
+    assert_eq!(out.signals.len(), 2);
+    assert!(out.lost.is_empty(), "{:?}", out.lost);
+    assert_eq!(
+        (out.end[0].reason, out.end[0].signals, out.end[0].lost),
+        (EndReason::Eof, 2, 7)
+    );
+    let cut = run_segments(&[KILL[..last].to_vec()], false);
+    assert!(cut.lost.iter().all(|l| l.count.is_none()) && !cut.lost.is_empty());
+}

@@ -1,0 +1,308 @@
+//! A capture's segments read from the board and decoded here, by the
+//! live run's pipeline ([`crate::stream::Feed`] into one
+//! [`crate::session::Session`]): what `collect` and `stop` print.
+//!
+//! The segments are read with `cat` and `tail -c +N` over the transport
+//! (a board may have neither scp nor sftp). The oldest one present is
+//! decoded as a fresh stream; each later one continues it (its preamble
+//! skipped, the process table carried on). Segments deleted before it
+//! (the storage filled) are a loss: stat's `dropped`, told in a `lost`
+//! record after the ready (docs/json-schema.md).
+
+use super::cursor::Cursor;
+use super::listing::{Capture, State};
+use super::Board;
+use crate::error::HostError;
+use crate::report::Report;
+use crate::session::{Limits, Session, Stop};
+use crate::ssh::upload::quote;
+use crate::stream::Feed;
+use crate::transport::Flow;
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use whosent_proto::decode::Record;
+use whosent_proto::record::{EndReason, ErrorRec};
+
+/// How `collect` and `stop` print.
+#[derive(Debug, Clone, Default)]
+pub struct Print {
+    pub json: bool,
+    /// Every signal of a storm (no folding).
+    pub every: bool,
+    /// `stop`'s SIGTERM to this pid (the agent) is its own doing: not
+    /// reported.
+    pub stopped: Option<i32>,
+}
+
+/// What was printed: the exit status, and where the records ended.
+pub struct Printed {
+    pub status: i32,
+    pub at: Cursor,
+    pub signals: u64,
+}
+
+/// A segment's file name.
+pub fn name(index: u64) -> String {
+    format!("seg.{index:08}")
+}
+
+/// The capture's query, from its `meta`.
+pub fn query(c: &Capture) -> Result<whosent_proto::query::Query, HostError> {
+    let words = shlex::split(c.meta("query").unwrap_or("")).unwrap_or_default();
+    let pairs: Vec<(&str, &str)> = words
+        .chunks(2)
+        .filter_map(|w| Some((w[0].as_str(), w.get(1)?.as_str())))
+        .collect();
+    crate::query::from_pairs(pairs).map_err(|e| {
+        HostError::other(
+            format!("capture {}: its query cannot be read back: {e}", c.id),
+            "stop it and start it again with this whosent-deploy",
+        )
+    })
+}
+
+/// Where reading is: the segment and the bytes of it read.
+struct Pos {
+    seg: Option<u64>,
+    offset: u64,
+}
+
+struct Reader<'b, 'x, 'a> {
+    b: &'b Board<'b>,
+    dir: String,
+    feed: Feed,
+    s: &'x mut Session<'a>,
+    pos: Pos,
+    gone: bool,
+}
+
+impl Reader<'_, '_, '_> {
+    /// Bytes of segment `index` from `offset` on; `None` if it is gone.
+    fn read(&self, index: u64, offset: u64) -> Result<Option<Vec<u8>>, HostError> {
+        let path = quote(&format!("{}/{}", self.dir, name(index)));
+        let cmd = if offset == 0 {
+            format!("cat {path}")
+        } else {
+            format!("tail -c +{} {path}", offset + 1)
+        };
+        let out = self.b.run(&cmd)?;
+        Ok((out.status == 0).then_some(out.stdout))
+    }
+
+    /// Feeds segment `index` (from where it was left, if it is the
+    /// current one).
+    fn segment(&mut self, index: u64) -> Result<(), HostError> {
+        if self.gone {
+            return Ok(());
+        }
+        let offset = match self.pos.seg {
+            Some(cur) if cur == index => self.pos.offset,
+            _ => 0,
+        };
+        let Some(bytes) = self.read(index, offset)? else {
+            say!(
+                "whosent-deploy: warning: capture segment {} on {} was deleted before it was read: its events are lost (the storage turned over faster than it was read)",
+                name(index),
+                self.b.host
+            );
+            return Ok(());
+        };
+        if offset == 0 && self.pos.seg.is_some() {
+            let pending = self.feed.next_segment();
+            if pending > 0 {
+                say!(
+                    "whosent-deploy: warning: capture segment {} ended inside a frame ({pending} bytes dropped)",
+                    name(self.pos.seg.unwrap_or(0))
+                );
+            }
+        }
+        self.pos = Pos {
+            seg: Some(index),
+            offset: offset + bytes.len() as u64,
+        };
+        for chunk in bytes.chunks(1 << 16) {
+            if self.feed.bytes(chunk, self.s) == Flow::Stop {
+                self.gone = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prints capture `c` (in state `state`) to `out`: its records past
+/// `skip`, as a live run prints them. With `follow` (Ctrl-C's flag) it
+/// then prints new records as they are recorded, until the flag is set
+/// or the capture ends.
+pub fn print(
+    b: &Board<'_>,
+    c: &Capture,
+    state: State,
+    how: &Print,
+    skip: Option<Cursor>,
+    out: &mut dyn Write,
+    follow: Option<&AtomicBool>,
+) -> Result<Printed, HostError> {
+    let q = query(c)?;
+    let stat = c.stat.clone().unwrap_or_default();
+    let recording = matches!(state, State::Alive | State::Starting);
+    // Deleted segments: the ones before the oldest present. Only the
+    // loss since the cursor is told again; the end counts all of it.
+    let deleted = c.segments.first().copied().unwrap_or(0);
+    let told = stat.dropped.saturating_sub(skip.map_or(0, |s| s.dropped));
+    let mut feed = Feed::new(q, None, None, !how.json && !how.every);
+    if let Some(pid) = how.stopped {
+        feed = feed.ignore(pid, libc::SIGTERM);
+    }
+    let feed = feed.detached(
+        recording,
+        skip,
+        told,
+        stat.dropped_segments.max(deleted),
+        stat.dropped,
+    );
+    let mut report = Report::new(&mut *out as &mut dyn Write, how.json, b.label());
+    // The live run's "tracing…" and summary lines are not collect's.
+    report.quiet = true;
+    let halt = Stop::default();
+    let mut s = Session::new(report, Limits::default(), &halt);
+    let mut r = Reader {
+        b,
+        dir: b.path(&c.id),
+        feed,
+        s: &mut s,
+        pos: Pos {
+            seg: None,
+            offset: 0,
+        },
+        gone: false,
+    };
+    for &i in &c.segments {
+        r.segment(i)?;
+    }
+    let mut state = state;
+    if let Some(ctrl_c) = follow.filter(|_| recording) {
+        state = follow_on(&mut r, c, ctrl_c)?;
+    }
+    let Reader { mut feed, s, .. } = r;
+    let cut = match state {
+        State::Died => {
+            s.record(
+                &Record::Error(ErrorRec {
+                    kind: "agent_died".into(),
+                    message: format!(
+                        "the agent of capture {} on {} died during the capture (kill -9, the OOM killer), without its end record",
+                        c.id, b.host
+                    ),
+                    help: "the signals it recorded before are reported; look for why in the board's kernel log (dmesg); `whosent-deploy stop` removes what it left".into(),
+                }),
+                None,
+            );
+            EndReason::Error
+        }
+        State::Rebooted => {
+            say!(
+                "whosent-deploy: warning: {} rebooted since capture {} started: the capture ended then; this is what its storage kept",
+                b.host, c.id
+            );
+            EndReason::Eof
+        }
+        _ if follow.is_some_and(|f| f.load(Ordering::SeqCst)) => crate::interrupt::reason(),
+        _ => EndReason::Eof,
+    };
+    feed.finish(cut, None, s);
+    if let Some(e) = s.output_error() {
+        return Err(e);
+    }
+    let mut at = feed.position();
+    at.dropped = stat.dropped;
+    Ok(Printed {
+        status: s.status(0),
+        at,
+        signals: s.written(),
+    })
+}
+
+/// `--follow`: new bytes of the current segment and new segments, about
+/// twice a second, until Ctrl-C or the capture's end; returns its state
+/// then.
+fn follow_on(
+    r: &mut Reader<'_, '_, '_>,
+    c: &Capture,
+    ctrl_c: &AtomicBool,
+) -> Result<State, HostError> {
+    loop {
+        for _ in 0..10 {
+            if ctrl_c.load(Ordering::SeqCst) || r.gone {
+                return Ok(State::Alive);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let l = r.b.list()?;
+        let Some(now) = l.captures.iter().find(|x| x.id == c.id) else {
+            say!(
+                "whosent-deploy: capture {} on {} was stopped by someone else",
+                c.id,
+                r.b.host
+            );
+            return Ok(State::Ended);
+        };
+        let state = l.state(now);
+        // The current segment's rest first (complete once a newer one
+        // exists), then the newer ones.
+        if let Some(cur) = r.pos.seg {
+            if now.segments.contains(&cur) {
+                r.segment(cur)?;
+            }
+        }
+        let newer: Vec<u64> = now
+            .segments
+            .iter()
+            .copied()
+            .filter(|&i| r.pos.seg.is_none_or(|c| i > c))
+            .collect();
+        for i in newer {
+            r.segment(i)?;
+        }
+        if !matches!(state, State::Alive | State::Starting) {
+            return Ok(state);
+        }
+    }
+}
+
+/// Saves where the records printed end, for `stop` (`collected`).
+pub fn save_cursor(b: &Board<'_>, id: &str, at: &Cursor) -> Result<(), HostError> {
+    let path = format!("{}/collected", b.path(id));
+    let out = b.run(&format!(
+        "printf '%s\\n' {} >{}",
+        quote(&at.line()),
+        quote(&path)
+    ))?;
+    if out.status != 0 {
+        say!(
+            "whosent-deploy: warning: cannot note on {} how far capture {id} was collected: {}; `stop` will print all of it",
+            b.host,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// The one-line summary on stderr, for a person.
+pub fn summary(b: &Board<'_>, c: &Capture, state: State, p: &Printed, json: bool) {
+    if json && !io::stderr().is_terminal() {
+        return;
+    }
+    let stat = c.stat.clone().unwrap_or_default();
+    say!(
+        "whosent: capture {} on {}: {} signal(s) reported; {} recorded, {} lost; {} used; {}",
+        c.id,
+        b.host,
+        p.signals,
+        stat.signals,
+        stat.dropped,
+        super::size::human(stat.bytes),
+        state.as_str()
+    );
+}
