@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/bench.sh [--smoke] [--out FILE] [--rev REV] [--no-board] [--no-stap]
 #
-# Benchmarks whosent against trace-cmd record, a plain `cat trace_pipe`,
-# bpftrace and the SystemTap backend on the same workloads (issue #7),
+# Benchmarks whosent (the ftrace agent, and the eBPF agent of issue #15)
+# against trace-cmd record, a plain `cat trace_pipe`, bpftrace and the
+# SystemTap backend on the same workloads (issue #7),
 # in one run, and writes the table with the machine description:
 #
 #   full run   release builds; storms of 100k and 1M signals, 5k
@@ -47,7 +48,7 @@ while (($#)); do
     --rev) rev=${2:?--rev needs a revision}; shift 2 ;;
     --no-board | --no-stap) args+=("$1"); shift ;;
     --only) args+=("$1" "${2:?--only needs runs, ready, board or stap}"); shift 2 ;; # for work on the harness
-    -h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -125,11 +126,11 @@ if [[ -n $rev ]]; then
     export WSBENCH_SOURCE_LABEL
     say "building $rev in $src"
     (cd "$src" && CARGO_TARGET_DIR=$repo/target/bench-rev cargo build --quiet --locked "${flag[@]}" \
-        -p whosent-agent -p whosent-deploy -p whosent-testbins)
+        -p whosent-agent -p whosent-ebpf-agent -p whosent-deploy -p whosent-testbins)
     bin=$repo/target/bench-rev/$profile
 else
     src=$repo
-    cargo build --quiet "${flag[@]}" -p whosent-agent -p whosent-deploy -p whosent-testbins
+    cargo build --quiet "${flag[@]}" -p whosent-agent -p whosent-ebpf-agent -p whosent-deploy -p whosent-testbins
     bin=$repo/target/$profile
 fi
 

@@ -50,6 +50,9 @@ pub struct Agent {
     feed: Feed,
     /// The agent's last line on stderr.
     words: LastWords,
+    /// `--until-exit`: the eBPF agent is told (it writes the records);
+    /// for the ftrace agent the feed ends the capture.
+    until_exit: bool,
 }
 
 impl Agent {
@@ -71,7 +74,14 @@ impl Agent {
             arch: None,
             feed,
             words: LastWords::default(),
+            until_exit: false,
         }
+    }
+
+    /// With `--until-exit`.
+    pub fn until_exit(mut self, on: bool) -> Self {
+        self.until_exit = on;
+        self
     }
 
     /// An agent already at hand (tests): `prepare` keeps it.
@@ -153,6 +163,8 @@ impl Backend for Agent {
         self.kind = resolve(self.choice, facts)?;
         if self.kind == build::Agent::Ftrace {
             self.args.push("--stream".into());
+        } else if self.until_exit {
+            self.args.push("--until-exit".into());
         }
         if !self.bytes.is_empty() {
             return Ok(());

@@ -146,16 +146,6 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
         Backend::Auto => Choice::Auto,
         _ => Choice::Ftrace,
     };
-    // Exit records come from the ftrace agent only (docs/ebpf.md).
-    let choice = match (choice, r.capture.until_exit) {
-        (Choice::Ebpf, true) => {
-            return Err(HostError::Usage(
-                "--until-exit needs exit records, which --backend ebpf does not write yet: use --backend ftrace".into(),
-            ))
-        }
-        (Choice::Auto, true) => Choice::Ftrace,
-        (c, _) => c,
-    };
     if choice == Choice::Auto && r.agent.is_some() {
         return Err(HostError::Usage(
             "--agent names one agent, and --backend auto may pick the other: give --backend ftrace or --backend ebpf with it".into(),
@@ -180,19 +170,26 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
             .until_exit(r.capture.until_exit);
         if host == "local" {
             // The probe only when there is a choice to make: it reads every
-            // process's comm, a delay the ftrace agent's start need not pay.
+            // process's comm, a delay (0.5 s on a loaded machine) neither
+            // agent's start need pay. The eBPF agent says itself, naming
+            // the ftrace backend, when this kernel cannot run it.
             let kind = match choice {
                 Choice::Ftrace => crate::build::Agent::Ftrace,
-                _ => crate::agent::resolve(choice, &local::facts())?,
+                Choice::Ebpf => crate::build::Agent::Ebpf,
+                Choice::Auto => crate::agent::resolve(choice, &local::facts())?,
             };
             let agent = local::find_agent(kind, r.agent.as_deref())?;
             let mut args = args.clone();
             if kind == crate::build::Agent::Ftrace {
                 args.push("--stream".into());
+            } else if r.capture.until_exit {
+                // The eBPF agent writes the records, and ends the capture.
+                args.push("--until-exit".into());
             }
             return local::run(&agent, &args, r.sudo, r.capture.json, feed, stop);
         }
-        let mut agent = Agent::choose(choice, args.clone(), r.agent.clone(), feed);
+        let mut agent = Agent::choose(choice, args.clone(), r.agent.clone(), feed)
+            .until_exit(r.capture.until_exit);
         deploy::run_to(r, host, &mut agent, stop, out)
     })?;
     Ok(outcome.any_signal())

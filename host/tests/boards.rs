@@ -76,6 +76,9 @@ fn kill_is_reported(b: &Board, extra: &[&str]) {
         assert_eq!(e["sender"]["uid"], 0, "{e}");
         assert_eq!(e["sender"]["nspid"], serde_json::json!([sender]), "{e}");
         assert_eq!(e["cause"], "kill", "{e}");
+        // The board's process table, from the programs' task events.
+        assert_eq!(e["sender"]["lineage"][0]["pid"], sender, "{e}");
+        assert_eq!(e["sender"]["lineage"][0]["comm"], "sh", "{e}");
     }
     assert_eq!(
         (e["signame"].as_str(), e["result"].as_str()),

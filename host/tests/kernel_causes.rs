@@ -5,6 +5,11 @@
 //! died. The pids come from the scenario's own processes; where the
 //! receiver can tell (its wait status, its siginfo, the kernel log) that
 //! is checked too.
+//!
+//! Every scenario runs through the ftrace backend, and again through
+//! the eBPF backend (`every_scenario_gives_the_same_answer_through_the_ebpf_backend`,
+//! or `WHOSENT_TEST_BACKEND=ebpf` for one of them): the same `cause`,
+//! `oom` object and exit records (issue #15).
 
 #[path = "../../tests/support/realkernel.rs"]
 mod realkernel;
@@ -60,6 +65,40 @@ fn stop(mut d: Proc) -> Vec<String> {
     let rest = d.rest(T);
     d.wait(T);
     rest
+}
+
+/// The scenarios above, each through `--backend ebpf`: this test binary
+/// again, with `WHOSENT_TEST_BACKEND=ebpf`, so that CI runs both.
+#[test]
+fn every_scenario_gives_the_same_answer_through_the_ebpf_backend() {
+    const ME: &str = "every_scenario_gives_the_same_answer_through_the_ebpf_backend";
+    if std::env::var_os("WHOSENT_TEST_BACKEND").is_some() {
+        // This is the run it starts (or one for a single backend).
+        return;
+    }
+    if !real_kernel("the ebpf backend's causes") {
+        return;
+    }
+    sibling(DEPLOY, "whosent-ebpf-agent");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env("WHOSENT_TEST_BACKEND", "ebpf")
+        .args(["--skip", ME, "--test-threads", "4"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "through --backend ebpf:\n{text}");
+    // Each scenario ran, none was filtered away.
+    assert!(
+        text.contains("test an_oom_kill_is_the_oom_killer_not_the_allocating_task ... ok")
+            && text.contains(
+                "test exit_records_say_how_each_target_ended_and_until_exit_stops ... ok"
+            ),
+        "{text}"
+    );
 }
 
 fn no_sender(v: &Value, running_pid: i64) {

@@ -38,6 +38,9 @@ volatile const __u32 NEWTASK_PID_OFF = 8;
 volatile const __u32 NEWTASK_FLAGS_OFF = 32;
 /* sched:sched_process_exit (pid). */
 volatile const __u32 EXIT_PID_OFF = 24;
+/* signal:signal_deliver (sig, the low 4 bytes of sa_handler). */
+volatile const __u32 DELIVER_SIG_OFF = 8;
+volatile const __u32 DELIVER_HANDLER_OFF = 24;
 
 /* Wake the agent once this many bytes wait in the ring buffer; below
  * that it drains on its own timer (WAKE_MS in src/run.rs). In a storm a
@@ -188,6 +191,62 @@ INLINE void ns_pid(struct signal_event *e)
 #endif
 }
 
+INLINE __u32 context_now(void)
+{
+	__u32 zero = 0;
+	struct irq_depth *d = bpf_map_lookup_elem(&irq, &zero);
+	if (d && d->hard)
+		return CONTEXT_HARDIRQ;
+	if (d && d->soft)
+		return CONTEXT_SOFTIRQ;
+	return CONTEXT_TASK;
+}
+
+INLINE void head(struct head *h, __u32 kind, __u32 context, __u64 pid_tgid, __u32 size)
+{
+	h->ts = bpf_ktime_get_ns();
+	h->pid_tgid = pid_tgid;
+	h->kind = kind;
+	h->cpu = bpf_get_smp_processor_id();
+	h->context = context;
+	h->size = size;
+}
+
+/* Reserving and sending one event of type T: from the ring buffer, or
+ * built on the stack for the perf event array (the largest, an exec,
+ * takes 352 of the 512 bytes). */
+#if WHOSENT_RINGBUF
+#define RESERVE(T, e)                                         \
+	T *e = bpf_ringbuf_reserve(&events, sizeof(T), 0);    \
+	if (!e) {                                             \
+		count_lost();                                 \
+		return 0;                                     \
+	}
+INLINE void submit(void *ctx, void *e, __u64 size)
+{
+	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(e, waiting >= WAKE_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+#else
+#define RESERVE(T, e) \
+	T e##_buf = {}, *e = &e##_buf;
+INLINE void submit(void *ctx, void *e, __u64 size)
+{
+	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, e, size) != 0)
+		count_lost();
+}
+#endif
+
+/* A task or fate event: the header and the record, nothing filtered. */
+INLINE int send_task(void *ctx, __u32 kind)
+{
+	RESERVE(struct task_event, e);
+	head(&e->h, kind, context_now(), bpf_get_current_pid_tgid(), REC_TASK);
+	read_kernel(e->rec, REC_TASK, ctx);
+	submit(ctx, e, sizeof(*e));
+	return 0;
+}
+
 SEC("tracepoint/signal/signal_generate")
 int signal_generate(void *ctx)
 {
@@ -198,18 +257,14 @@ int signal_generate(void *ctx)
 	__u32 *tgid = bpf_map_lookup_elem(&targets, &tid);
 	if ((FILTERS & FILTER_TARGET_PID) && !tgid)
 		return 0;
-	char tcomm[16] = {};
-	read_kernel(tcomm, sizeof(tcomm), (char *)ctx + COMM_OFF);
-	if ((FILTERS & FILTER_TARGET_COMM) && !same_comm(tcomm, TARGET_COMM))
-		return 0;
+	if (FILTERS & FILTER_TARGET_COMM) {
+		char tcomm[16] = {};
+		read_kernel(tcomm, sizeof(tcomm), (char *)ctx + COMM_OFF);
+		if (!same_comm(tcomm, TARGET_COMM))
+			return 0;
+	}
 
-	__u32 zero = 0;
-	struct irq_depth *d = bpf_map_lookup_elem(&irq, &zero);
-	__u32 context = CONTEXT_TASK;
-	if (d && d->hard)
-		context = CONTEXT_HARDIRQ;
-	else if (d && d->soft)
-		context = CONTEXT_SOFTIRQ;
+	__u32 context = context_now();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	char comm[16] = {};
 	bpf_get_current_comm(comm, sizeof(comm));
@@ -223,31 +278,13 @@ int signal_generate(void *ctx)
 	if ((FILTERS & FILTER_SENDER_COMM) && (context != CONTEXT_TASK || !same_comm(comm, SENDER_COMM)))
 		return 0;
 
-#if WHOSENT_RINGBUF
-	struct signal_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost();
-		return 0;
-	}
-#else
-	/* 120 bytes of the 512-byte stack. */
-	struct signal_event ev = {}, *e = &ev;
-#endif
-	e->ts = bpf_ktime_get_ns();
-	e->pid_tgid = pid_tgid;
+	RESERVE(struct signal_event, e);
+	head(&e->h, KIND_SIGNAL, context, pid_tgid, REC_SIGNAL);
 	e->uid_gid = bpf_get_current_uid_gid();
 	e->cgroup = bpf_get_current_cgroup_id();
-	e->cpu = bpf_get_smp_processor_id();
-	e->sig = sig;
-	e->err = field_s32(ctx, ERRNO_OFF);
-	e->code = field_s32(ctx, CODE_OFF);
-	e->target_tid = tid;
 	if (!tgid)
 		tgid = bpf_map_lookup_elem(&tgids, &tid);
 	e->target_tgid = tgid ? *tgid : 0;
-	e->group = GROUP_OFF ? field_s32(ctx, GROUP_OFF) : -1;
-	e->result = RESULT_OFF ? field_s32(ctx, RESULT_OFF) : -1;
-	e->context = context;
 	e->ns_tgid = 0;
 	e->ns_tid = 0;
 	e->ns_index = 0;
@@ -256,20 +293,14 @@ int signal_generate(void *ctx)
 	e->pad = 0;
 	ns_pid(e);
 	__builtin_memcpy(e->comm, comm, 16);
-	__builtin_memcpy(e->target_comm, tcomm, 16);
-#if WHOSENT_RINGBUF
-	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	bpf_ringbuf_submit(e, waiting >= WAKE_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
-#else
-	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, e, sizeof(*e)) != 0)
-		count_lost();
-#endif
+	read_kernel(e->rec, REC_SIGNAL, ctx);
+	submit(ctx, e, sizeof(*e));
 	return 0;
 }
 
 /* A target's new thread is a target too (CLONE_THREAD, in the creating
  * thread's context: kernel/fork.c, copy_process). A new task reusing
- * the tid of one that exited has not. */
+ * the tid of one that exited has not. Sent on for the process table. */
 SEC("tracepoint/task/task_newtask")
 int task_newtask(void *ctx)
 {
@@ -280,15 +311,15 @@ int task_newtask(void *ctx)
 	int thread = flags & 0x00010000 /* CLONE_THREAD */;
 	__u32 process = thread ? bpf_get_current_pid_tgid() >> 32 : child;
 	bpf_map_update_elem(&tgids, &child, &process, BPF_ANY);
-	if (!(FILTERS & FILTER_TARGET_PID) || !thread)
-		return 0;
-	__u32 parent = (__u32)bpf_get_current_pid_tgid();
-	__u32 *tgid = bpf_map_lookup_elem(&targets, &parent);
-	if (!tgid)
-		return 0;
-	__u32 value = *tgid;
-	bpf_map_update_elem(&targets, &child, &value, BPF_ANY);
-	return 0;
+	if ((FILTERS & FILTER_TARGET_PID) && thread) {
+		__u32 parent = (__u32)bpf_get_current_pid_tgid();
+		__u32 *tgid = bpf_map_lookup_elem(&targets, &parent);
+		if (tgid) {
+			__u32 value = *tgid;
+			bpf_map_update_elem(&targets, &child, &value, BPF_ANY);
+		}
+	}
+	return send_task(ctx, KIND_NEWTASK);
 }
 
 /* do_exit fires this before exit_notify (kernel/exit.c), in the
@@ -302,8 +333,48 @@ int sched_process_exit(void *ctx)
 	bpf_map_update_elem(&exited, &tid, &one, BPF_ANY);
 	if (FILTERS & FILTER_TARGET_PID)
 		bpf_map_delete_elem(&targets, &tid);
+	return send_task(ctx, KIND_EXIT);
+}
+
+SEC("tracepoint/task/task_rename")
+int task_rename(void *ctx) { return send_task(ctx, KIND_RENAME); }
+
+/* The program a process runs, for its lineage: the filename is a
+ * __data_loc string after the fixed fields, within the copied bytes. */
+SEC("tracepoint/sched/sched_process_exec")
+int sched_process_exec(void *ctx)
+{
+	RESERVE(struct exec_event, e);
+	head(&e->h, KIND_EXEC, CONTEXT_TASK, bpf_get_current_pid_tgid(), REC_EXEC);
+	read_kernel(e->rec, REC_EXEC, ctx);
+	submit(ctx, e, sizeof(*e));
 	return 0;
 }
+
+/* The OOM killer's choice, right after its SIGKILL to the same task
+ * (mm/oom_kill.c, __oom_kill_process): what makes that SIGKILL `oom`. */
+SEC("tracepoint/oom/mark_victim")
+int mark_victim(void *ctx) { return send_task(ctx, KIND_VICTIM); }
+
+/* A signal taken with its default, fatal action (kernel/signal.c,
+ * get_signal): what a watched process died of. The agent decodes the
+ * handler in full; here only the deliveries that cannot be fatal are
+ * dropped (ignored or stopping by default, or a handler whose low 4
+ * bytes are not 0). */
+SEC("tracepoint/signal/signal_deliver")
+int signal_deliver(void *ctx)
+{
+	__s32 sig = field_s32(ctx, DELIVER_SIG_OFF);
+	if (sig < 1 || sig > 64 || (sig >= 17 && sig <= 23) || sig == 28)
+		return 0;
+	if (field_s32(ctx, DELIVER_HANDLER_OFF) != 0)
+		return 0;
+	return send_task(ctx, KIND_DELIVER);
+}
+
+/* The exit status a process asked for (CONFIG_FTRACE_SYSCALLS). */
+SEC("tracepoint/syscalls/sys_enter_exit_group")
+int exit_group(void *ctx) { return send_task(ctx, KIND_EXIT_GROUP); }
 
 /* Interrupt context, per CPU. Device interrupts (irq_handler_*), timer
  * callbacks (hrtimer_expire_*: it_real_fn, the tick's CPU-time timers)

@@ -17,12 +17,29 @@ pub struct SignalOffsets {
     pub result: u32,
 }
 
-/// task:task_newtask and sched:sched_process_exit.
+/// task:task_newtask, sched:sched_process_exit and signal:signal_deliver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TaskOffsets {
     pub newtask_pid: u32,
     pub newtask_flags: u32,
     pub exit_pid: u32,
+    /// 0 where the kernel has no signal_deliver (then it is not attached).
+    pub deliver_sig: u32,
+    pub deliver_handler: u32,
+}
+
+/// Whether the program's copy of `capacity` bytes holds every fixed
+/// field of `f` (a `__data_loc` string after them may be cut).
+pub fn fits(f: &EventFormat, capacity: usize) -> Result<(), FormatError> {
+    match f.fields.iter().find(|x| x.offset + x.size > capacity) {
+        Some(x) => Err(FormatError(format!(
+            "{}: field '{}' ends at byte {}, past the {capacity} the eBPF program copies",
+            f.name,
+            x.name,
+            x.offset + x.size
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A field the program reads as `size` bytes at its offset.
@@ -78,7 +95,18 @@ impl TaskOffsets {
             newtask_flags: at(newtask, "clone_flags", 8)
                 .or_else(|_| at(newtask, "clone_flags", 4))?,
             exit_pid: at(exit, "pid", 4)?,
+            deliver_sig: 0,
+            deliver_handler: 0,
         })
+    }
+
+    /// signal_deliver's `sig`, and `sa_handler`, whose low 4 bytes the
+    /// program reads (unsigned long: 8 bytes or 4, little-endian).
+    pub fn with_deliver(mut self, deliver: &EventFormat) -> Result<Self, FormatError> {
+        self.deliver_sig = at(deliver, "sig", 4)?;
+        self.deliver_handler =
+            at(deliver, "sa_handler", 8).or_else(|_| at(deliver, "sa_handler", 4))?;
+        Ok(self)
     }
 }
 
@@ -114,6 +142,13 @@ mod tests {
                 (8, flags, 24),
                 "{board}"
             );
+            let t = t
+                .with_deliver(&fmt(&format!(
+                    "{board}/events/signal/signal_deliver/format"
+                )))
+                .unwrap();
+            let handler = if board == "armhf-6.1" { 20 } else { 24 };
+            assert_eq!((t.deliver_sig, t.deliver_handler), (8, handler), "{board}");
         }
     }
 
@@ -133,5 +168,25 @@ mod tests {
         let short = text.replace("size:16", "size:8");
         let e = SignalOffsets::new(&EventFormat::parse(short.as_bytes()).unwrap()).unwrap_err();
         assert!(e.0.contains("'comm' is 8 bytes"), "{e}");
+    }
+
+    #[test]
+    fn every_recorded_event_fits_the_programs_copy() {
+        use crate::event::{REC_EXEC, REC_SIGNAL, REC_TASK};
+        for board in ["arm64-6.1", "armhf-6.1"] {
+            for (ev, cap) in [
+                ("signal/signal_generate", REC_SIGNAL),
+                ("signal/signal_deliver", REC_TASK),
+                ("task/task_newtask", REC_TASK),
+                ("task/task_rename", REC_TASK),
+                ("sched/sched_process_exit", REC_TASK),
+                ("sched/sched_process_exec", REC_EXEC),
+            ] {
+                fits(&fmt(&format!("{board}/events/{ev}/format")), cap)
+                    .unwrap_or_else(|e| panic!("{board}: {e}"));
+            }
+        }
+        let f = fmt("arm64-6.1/events/task/task_rename/format");
+        assert!(fits(&f, 40).unwrap_err().0.contains("past the 40"));
     }
 }

@@ -6,13 +6,13 @@
 //! - [`layout`]: its field offsets, from the events' format files;
 //! - [`load`]: loading, maps, attaching;
 //! - [`source`]: reading its events;
-//! - [`event`]: an event as a `signal` record;
-//! - [`pidns`], [`facts`]: what the kernel's helpers do not give;
+//! - [`event`]: an event as the record the ftrace backend reads, for
+//!   the shared pipeline (whosent-analysis);
+//! - [`pidns`]: the namespaces the sender's pid is looked up in;
 //! - [`run`]: the capture loop.
 
 pub mod error;
 pub mod event;
-pub mod facts;
 pub mod layout;
 pub mod load;
 pub mod object;
@@ -23,10 +23,11 @@ pub mod source;
 pub const HELP: &str = "\
 whosent-ebpf-agent: report who sends signals, from an eBPF program on signal:signal_generate
 
-USAGE: whosent-ebpf-agent [QUERY] [--count N] [--duration SECS] [--human]
+USAGE: whosent-ebpf-agent [QUERY] [--count N] [--duration SECS] [--human] [--until-exit]
 
 Writes one JSON object per line on stdout (schema: docs/json-schema.md), as
-whosent-agent does: `ready`, a `signal` record per signal, `lost`, `end`.
+whosent-agent does: `ready`, a `signal` record per signal, `exit` records of the --pid and
+--comm processes, `lost`, `end`.
 The sender's pid, tid, uid, comm and namespace pid are read in the kernel
 at the moment of the signal.
 
@@ -43,6 +44,7 @@ CAPTURE:
       --count N          stop after N signals
       --duration SECS    stop after SECS seconds
       --human            print one line per signal instead of JSON
+      --until-exit       stop once every --pid process has ended (their `exit` records)
       --buffer-kb KB     the ring buffer (or each CPU's perf buffer) [default: 2048]
       --tracefs DIR      where the events' format files are (default: find or mount it)
 

@@ -7,7 +7,11 @@
 //! tracefs state is changed.
 
 use crate::error::{bpf_error, missing, preflight};
-use crate::layout::{SignalOffsets, TaskOffsets};
+use crate::event::{
+    capacity, Kinds, KIND_DELIVER, KIND_EXEC, KIND_EXIT, KIND_EXIT_GROUP, KIND_NEWTASK,
+    KIND_RENAME, KIND_SIGNAL, KIND_VICTIM,
+};
+use crate::layout::{fits, SignalOffsets, TaskOffsets};
 use crate::object::Output;
 use crate::pidns::{self, Ns};
 use aya::maps::{Array, HashMap, MapData};
@@ -16,6 +20,7 @@ use aya::{Ebpf, EbpfLoader};
 use std::path::Path;
 use whosent_agent::error::{AgentError, Result};
 use whosent_ftrace::format::EventFormat;
+use whosent_ftrace::header_page::PageLayout;
 use whosent_proto::query::Query;
 
 /// `FILTER_*` in ebpf/event.h.
@@ -45,6 +50,29 @@ const IRQ_PROGRAMS: [(&str, &str, &str); 6] = [
     ("softirq_entry", "irq", "softirq_entry"),
 ];
 
+/// The program of each `KIND_*` (ebpf/signal.bpf.c).
+const PROGRAMS: [&str; 9] = [
+    "",
+    "signal_generate",
+    "task_newtask",
+    "task_rename",
+    "sched_process_exec",
+    "sched_process_exit",
+    "mark_victim",
+    "signal_deliver",
+    "exit_group",
+];
+
+/// What the records lack without an optional event.
+fn lacks(kind: u32) -> &'static str {
+    match kind {
+        KIND_VICTIM => "an OOM kill's SIGKILL is cause `kernel`, not `oom`",
+        KIND_DELIVER => "deaths by a signal are not told in exit records",
+        KIND_EXIT_GROUP => "exit statuses are not told in exit records",
+        _ => "lineage may name fewer programs",
+    }
+}
+
 pub struct Loaded {
     pub ebpf: Ebpf,
     pub output: Output,
@@ -56,18 +84,34 @@ pub struct Loaded {
 }
 
 /// What the loader needs from the board.
-pub struct Setup {
-    pub signal: SignalOffsets,
-    pub tasks: TaskOffsets,
-    /// Target threads: (tid, tgid), from /proc for `--pid`.
-    pub targets: Vec<(i32, i32)>,
+pub struct Setup<'a> {
+    pub formats: &'a Formats,
+    /// Target threads: (tid, tgid), from /proc for `--pid`, read once
+    /// the programs are attached.
+    pub targets: &'a dyn Fn() -> Result<Vec<(i32, i32)>>,
     pub query: Query,
+}
+
+/// Reads a tracefs file in one large read: some (events/header_page)
+/// answer only a read at offset 0 and give EOF to the small probe reads
+/// `fs::read` starts with.
+fn read_whole(p: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(p)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match f.read(&mut buf)? {
+            0 => return Ok(out),
+            n => out.extend_from_slice(&buf[..n]),
+        }
+    }
 }
 
 fn read_format(root: &str, rel: &str) -> Result<EventFormat> {
     let p = Path::new(root).join(rel);
-    let bytes = std::fs::read(&p)
-        .map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
+    let bytes =
+        read_whole(&p).map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
     EventFormat::parse(bytes.as_slice()).map_err(|e| bad_format(&p.display().to_string(), e))
 }
 
@@ -79,14 +123,82 @@ fn bad_format(what: &str, e: impl std::fmt::Display) -> AgentError {
     )
 }
 
-/// The offsets of this kernel's events.
-pub fn offsets(root: &str) -> Result<(SignalOffsets, TaskOffsets)> {
+/// What the agent reads of this kernel's events: the program's offsets,
+/// and the format of each event it sends, for decoding.
+pub struct Formats {
+    pub signal: SignalOffsets,
+    pub tasks: TaskOffsets,
+    pub kinds: Kinds,
+    pub page: PageLayout,
+}
+
+/// The events the program sends besides signals, by kind: those marked
+/// required are what it cannot run without (the target and exited-task
+/// maps); `fates`: only for the exit records of watched processes.
+const EVENTS: [(u32, &str, bool, bool); 7] = [
+    (KIND_NEWTASK, "task/task_newtask", true, false),
+    (KIND_EXIT, "sched/sched_process_exit", true, false),
+    (KIND_RENAME, "task/task_rename", false, false),
+    (KIND_EXEC, "sched/sched_process_exec", false, false),
+    (KIND_VICTIM, "oom/mark_victim", false, false),
+    (KIND_DELIVER, "signal/signal_deliver", false, true),
+    (
+        KIND_EXIT_GROUP,
+        "syscalls/sys_enter_exit_group",
+        false,
+        true,
+    ),
+];
+
+/// The formats of this kernel's events. `fates`: the exit records'
+/// events too (`--pid`, `--comm`). An optional event the kernel lacks,
+/// or whose fields the program's copy cannot hold, is left out.
+pub fn formats(root: &str, fates: bool) -> Result<Formats> {
     let sig = read_format(root, "events/signal/signal_generate/format")?;
     let signal = SignalOffsets::new(&sig).map_err(|e| bad_format("signal_generate", e))?;
+    fits(&sig, capacity(KIND_SIGNAL)).map_err(|e| bad_format("signal_generate", e))?;
     let newtask = read_format(root, "events/task/task_newtask/format")?;
     let exit = read_format(root, "events/sched/sched_process_exit/format")?;
-    let tasks = TaskOffsets::new(&newtask, &exit).map_err(|e| bad_format("task events", e))?;
-    Ok((signal, tasks))
+    let mut tasks = TaskOffsets::new(&newtask, &exit).map_err(|e| bad_format("task events", e))?;
+    let p = Path::new(root).join("events/header_page");
+    let text =
+        read_whole(&p).map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
+    let page = PageLayout::parse(text.as_slice()).map_err(|e| bad_format("header_page", e))?;
+    let mut kinds = Kinds::default();
+    kinds.set(KIND_SIGNAL, sig);
+    for (kind, ev, required, fate) in EVENTS {
+        if fate && !fates {
+            continue;
+        }
+        let f = match read_format(root, &format!("events/{ev}/format")) {
+            Ok(f) => f,
+            Err(e) if required => return Err(e),
+            Err(_) => continue,
+        };
+        if let Err(e) = fits(&f, capacity(kind)) {
+            if required {
+                return Err(bad_format(ev, e));
+            }
+            eprintln!("whosent-ebpf-agent: note: {e}; not traced");
+            continue;
+        }
+        if kind == KIND_DELIVER {
+            match tasks.with_deliver(&f) {
+                Ok(t) => tasks = t,
+                Err(e) => {
+                    eprintln!("whosent-ebpf-agent: note: {e}; deaths by signal not told");
+                    continue;
+                }
+            }
+        }
+        kinds.set(kind, f);
+    }
+    Ok(Formats {
+        signal,
+        tasks,
+        kinds,
+        page,
+    })
 }
 
 fn comm16(c: Option<&str>) -> [u8; 16] {
@@ -148,7 +260,7 @@ struct Consts {
 }
 
 fn loader_for<'a>(
-    s: &'a Setup,
+    s: &'a Setup<'_>,
     c: &'a Consts,
     output: Output,
     buffer_kb: u32,
@@ -158,8 +270,8 @@ fn loader_for<'a>(
     // No BTF: nothing is relocated against the kernel's types, so a
     // kernel without CONFIG_DEBUG_INFO_BTF loads the same object.
     l.btf(None);
-    let o = &s.signal;
-    let t = &s.tasks;
+    let o = &s.formats.signal;
+    let t = &s.formats.tasks;
     l.override_global("SIG_OFF", &o.sig, true)
         .override_global("ERRNO_OFF", &o.errno, true)
         .override_global("CODE_OFF", &o.code, true)
@@ -170,6 +282,8 @@ fn loader_for<'a>(
         .override_global("NEWTASK_PID_OFF", &t.newtask_pid, true)
         .override_global("NEWTASK_FLAGS_OFF", &t.newtask_flags, true)
         .override_global("EXIT_PID_OFF", &t.exit_pid, true)
+        .override_global("DELIVER_SIG_OFF", &t.deliver_sig, true)
+        .override_global("DELIVER_HANDLER_OFF", &t.deliver_handler, true)
         .override_global("SIGS", &c.sigs, true)
         .override_global("WAKE_BYTES", &c.wake, true)
         .override_global("FILTERS", &c.filters, true)
@@ -182,7 +296,7 @@ fn loader_for<'a>(
     l
 }
 
-fn load_one(s: &Setup, output: Output, buffer_kb: u32) -> Result<Ebpf> {
+fn load_one(s: &Setup<'_>, output: Output, buffer_kb: u32) -> Result<Ebpf> {
     let consts = Consts {
         sigs: sig_mask(&s.query.sigs),
         wake: wake_bytes(buffer_kb),
@@ -211,10 +325,13 @@ fn load_one(s: &Setup, output: Output, buffer_kb: u32) -> Result<Ebpf> {
 
 /// Loads the ring-buffer build, else the perf-array one; fills the maps;
 /// attaches. On any error everything loaded so far is released (dropped).
-pub fn load(s: &Setup, buffer_kb: u32) -> Result<Loaded> {
+pub fn load(s: &Setup<'_>, buffer_kb: u32, output: Option<Output>) -> Result<Loaded> {
     preflight()?;
-    let (mut ebpf, output) = match load_one(s, Output::RingBuf, buffer_kb) {
-        Ok(e) => (e, Output::RingBuf),
+    let first = output.unwrap_or(Output::RingBuf);
+    let (mut ebpf, output) = match load_one(s, first, buffer_kb) {
+        Ok(e) => (e, first),
+        // Asked for: no other.
+        Err(e) if output.is_some() => return Err(e),
         Err(ring) => match load_one(s, Output::PerfArray, buffer_kb) {
             Ok(e) => {
                 eprintln!(
@@ -226,7 +343,6 @@ pub fn load(s: &Setup, buffer_kb: u32) -> Result<Loaded> {
             Err(_) => return Err(ring),
         },
     };
-    fill_targets(&mut ebpf, s)?;
     let namespaces = pidns::scan("/proc", &[]);
     set_namespaces(&mut ebpf, &namespaces)?;
     let mut irq_context = true;
@@ -238,14 +354,25 @@ pub fn load(s: &Setup, buffer_kb: u32) -> Result<Loaded> {
     if !irq_context {
         eprintln!("whosent-ebpf-agent: note: the irq/timer tracepoints are missing; signals from interrupt context are reported as from the running task's context");
     }
-    attach(&mut ebpf, "task_newtask", "task", "task_newtask")?;
-    attach(
-        &mut ebpf,
-        "sched_process_exit",
-        "sched",
-        "sched_process_exit",
-    )?;
+    // The task and fate events before the signals: the table knows a
+    // task before any signal names it.
+    for (kind, ev, required, _) in EVENTS {
+        if s.formats.kinds.get(kind).is_none() {
+            continue;
+        }
+        let (cat, name) = ev.split_once('/').expect("category/event");
+        let prog = PROGRAMS[kind as usize];
+        match attach(&mut ebpf, prog, cat, name) {
+            Ok(()) => {}
+            Err(e) if required => return Err(e),
+            Err(e) => eprintln!("whosent-ebpf-agent: note: {}; {}", e.message, lacks(kind)),
+        }
+    }
     attach(&mut ebpf, "signal_generate", "signal", "signal_generate")?;
+    // Filled once everything is attached: from here on the programs
+    // keep the maps current, so a thread or process /proc shows now
+    // cannot be missed (and one gone by now is told, not waited for).
+    fill_targets(&mut ebpf, s)?;
     Ok(Loaded {
         ebpf,
         output,
@@ -271,7 +398,7 @@ fn fill_targets(ebpf: &mut Ebpf, s: &Setup) -> Result<()> {
         .ok_or_else(|| missing("map targets"))?
         .try_into()
         .map_err(|e| bpf_error("map targets", &e))?;
-    for &(tid, tgid) in &s.targets {
+    for (tid, tgid) in (s.targets)()? {
         targets
             .insert(tid as u32, tgid as u32, 0)
             .map_err(|e| bpf_error("cannot fill map targets", &e))?;

@@ -35,15 +35,16 @@ fn fail(e: &AgentError) -> ! {
 }
 
 fn main() {
-    // --human is the eBPF agent's own: the ftrace agent left it to the
-    // host for its size budget, which this agent does not have.
-    let mut human = false;
+    // --human and --until-exit are the eBPF agent's own: the ftrace
+    // agent left them to the host for its size budget, which this agent
+    // does not have.
+    let (mut human, mut until_exit) = (false, false);
     let argv: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| {
-            let h = a == "--human";
-            human |= h;
-            !h
+            human |= a == "--human";
+            until_exit |= a == "--until-exit";
+            a != "--human" && a != "--until-exit"
         })
         .collect();
     let opts = match args::parse(argv) {
@@ -61,7 +62,12 @@ fn main() {
         }
         Err(e) => fail(&e),
     };
-    match whosent_ebpf_agent::run::run(opts, human) {
+    if until_exit && opts.query.pids.is_empty() {
+        fail(&AgentError::usage(
+            "--until-exit needs --pid: it stops when those processes have ended",
+        ));
+    }
+    match whosent_ebpf_agent::run::run(opts, human, until_exit) {
         Ok(0) => std::process::exit(1),
         Ok(_) => {}
         Err(e) => fail(&e),

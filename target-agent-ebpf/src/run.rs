@@ -1,17 +1,26 @@
-//! The capture: load, then read events until told to stop, writing the
-//! same JSON Lines records as the ftrace agent (docs/json-schema.md),
-//! or human lines.
+//! The capture: load, then read events until told to stop. Each event
+//! becomes the record the ftrace backend reads ([`crate::event`]) and
+//! goes through the same pipeline (whosent-analysis: process table and
+//! lineage, OOM kills, `cause`, exit records, the query), which writes
+//! the same JSON Lines records (docs/json-schema.md), or human lines.
 
-use crate::facts::Facts;
+use crate::event::{self, Event, Kinds};
 use crate::load::{self, Loaded, Setup};
+use crate::object::Output;
 use crate::source::{self, Source};
 use std::io::Write;
 use std::time::{Duration, Instant};
 use whosent_agent::args::Options;
 use whosent_agent::error::{AgentError, Result};
+use whosent_agent::procfs::{self, Live};
 use whosent_agent::stop::Stop;
+use whosent_analysis::pipeline::{Layouts, Lineage, Pipeline, Sink};
+use whosent_ftrace::fate_events::FateLayouts;
+use whosent_ftrace::signal_generate::SignalLayout;
+use whosent_ftrace::task_events::TaskLayouts;
+use whosent_ftrace::uid_events::UidLayouts;
 use whosent_proto::query::Query;
-use whosent_proto::record::{End, EndReason, Lost, Ready};
+use whosent_proto::record::{End, EndReason, ExitRec, Lost, Ready, SignalEvent};
 use whosent_proto::render;
 
 /// Events handled between checks of the stop conditions and output.
@@ -74,6 +83,85 @@ struct Out {
     buf: String,
 }
 
+impl Sink for Out {
+    fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>) {
+        if self.human {
+            let list = lineage.map(|l| l.list.as_slice());
+            self.buf.push_str(&render::signal_line_with(e, list));
+            self.buf.push('\n');
+        } else {
+            e.encode_with(&mut self.buf, lineage.map(|l| l.json.as_str()));
+        }
+        if self.buf.len() >= 1 << 16 {
+            // A failed write is seen by the loop's own flush.
+            let _ = self.flush();
+        }
+    }
+
+    /// The pipeline's own losses are a ring-buffer page's; the program
+    /// counts its own ([`report_lost`]).
+    fn lost(&mut self, l: &Lost) {
+        if !self.human {
+            l.encode(&mut self.buf);
+        }
+    }
+
+    fn exit(&mut self, x: &ExitRec) {
+        if self.human {
+            self.buf.push_str(&render::exit_line(x));
+            self.buf.push('\n');
+        } else {
+            x.encode(&mut self.buf);
+        }
+    }
+}
+
+/// The layouts the pipeline decodes the program's records with: the
+/// same as the ftrace backend's, from the same format files.
+fn layouts(f: &load::Formats) -> Result<Layouts> {
+    let k = &f.kinds;
+    let bad = |e: whosent_ftrace::format::FormatError| {
+        AgentError::new(
+            "bad_format",
+            e.0,
+            "report this with the kernel release; `--backend ftrace` reads the same events without eBPF",
+        )
+    };
+    let signal = SignalLayout::new(k.get(event::KIND_SIGNAL).expect("required")).map_err(bad)?;
+    let mut tasks = TaskLayouts::default();
+    let mut fate = FateLayouts::default();
+    for kind in event::KIND_NEWTASK..=event::KIND_EXIT_GROUP {
+        let Some(fm) = k.get(kind) else { continue };
+        // A layout this reader cannot use tells less; it stops nothing.
+        let _ = if kind >= event::KIND_VICTIM {
+            fate.add(fm)
+        } else {
+            tasks.add(fm)
+        };
+    }
+    Ok(Layouts {
+        page: f.page,
+        signal,
+        tasks,
+        uid: UidLayouts::default(),
+        fate,
+    })
+}
+
+/// `WHOSENT_EBPF_OUTPUT=perf_event_array` (or `ringbuf`): that output
+/// and no other, for tests of the perf path on kernels that have a ring
+/// buffer.
+pub fn forced_output() -> Result<Option<Output>> {
+    match std::env::var("WHOSENT_EBPF_OUTPUT").ok().as_deref() {
+        None | Some("") => Ok(None),
+        Some("ringbuf") => Ok(Some(Output::RingBuf)),
+        Some("perf_event_array") => Ok(Some(Output::PerfArray)),
+        Some(other) => Err(AgentError::usage(format!(
+            "WHOSENT_EBPF_OUTPUT={other}: give ringbuf or perf_event_array"
+        ))),
+    }
+}
+
 impl Out {
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
@@ -123,8 +211,9 @@ fn wait(fds: &[i32], stop: &Stop, timeout: Duration) -> bool {
 }
 
 /// Runs a capture to its end; returns how many signals were reported.
-/// `human`: one line per signal instead of JSON.
-pub fn run(mut o: Options, human: bool) -> Result<u64> {
+/// `human`: one line per signal instead of JSON; `until_exit`: end
+/// once every `--pid` target has ended.
+pub fn run(mut o: Options, human: bool, until_exit: bool) -> Result<u64> {
     if o.stream {
         return Err(AgentError::usage(
             "--stream is the ftrace agent's; the eBPF agent writes records",
@@ -136,6 +225,7 @@ pub fn run(mut o: Options, human: bool) -> Result<u64> {
             "--clean is the ftrace agent's: it removes stale ftrace instances and uprobes",
         ));
     }
+    let forced = forced_output()?;
     let stop = Stop::install().map_err(|e| {
         AgentError::new(
             "io",
@@ -145,20 +235,44 @@ pub fn run(mut o: Options, human: bool) -> Result<u64> {
     })?;
     o.query = whosent_agent::pidns::resolve(std::mem::take(&mut o.query), "/proc")?;
     let root = whosent_agent::tracefs::locate(o.tracefs.as_deref())?;
-    let (signal, tasks) = load::offsets(&root)?;
+    // Exit records are for the watched processes (whosent-analysis's
+    // fate.rs): their events only then.
+    let fates = !o.query.pids.is_empty() || o.query.comm.is_some();
+    let formats = load::formats(&root, fates)?;
+    // Checked before anything is loaded, and read again once the
+    // programs are attached.
+    targets(&o.query.pids)?;
+    let pids = o.query.pids.clone();
     let setup = Setup {
-        signal,
-        tasks,
-        targets: targets(&o.query.pids)?,
+        formats: &formats,
+        targets: &move || targets(&pids),
         query: o.query.clone(),
     };
-    let mut l = load::load(&setup, o.buffer_kb)?;
+    let mut l = load::load(&setup, o.buffer_kb, forced)?;
     let mut src = Source::open(&mut l, o.buffer_kb)?;
     let (release, arch) = whosent_agent::run::uname();
     let mut out = Out {
         human,
         buf: String::with_capacity(1 << 16),
     };
+    let mut pipeline = Pipeline::new(layouts(&formats)?, o.query.clone(), o.lineage, o.count);
+    pipeline.until_exit = until_exit;
+    // The task events are on already, so every process is in this
+    // snapshot or born in the trace (as the ftrace agent's add_lineage);
+    // without lineage, the watched ones, which a SIGKILL makes go fast.
+    let known: Vec<i32> = if o.lineage {
+        procfs::pids("/proc")
+    } else {
+        o.query
+            .pids
+            .iter()
+            .chain(&o.query.sender_pids)
+            .copied()
+            .collect()
+    };
+    for f in known.into_iter().filter_map(|p| procfs::facts("/proc", p)) {
+        pipeline.table.learn(f);
+    }
     let filter = describe(&o.query);
     let instance = format!("bpf:{}", l.output.name());
     if human {
@@ -174,43 +288,41 @@ pub fn run(mut o: Options, human: bool) -> Result<u64> {
 
     let deadline = o.duration.map(|d| Instant::now() + d);
     let fds = src.fds();
-    let mut facts = Facts::default();
-    let mut signals = 0u64;
+    // The ring buffer is one queue in the order events were reserved:
+    // what was read is final. The perf array is one per CPU, read in
+    // this order, as ftrace's are (whosent_analysis::merge::Horizon).
+    let cpus: Vec<u32> = match &src {
+        Source::Ring(_) => Vec::new(),
+        Source::Perf(_) => src.cpus(),
+    };
     let mut lost_seen = Vec::new();
     let mut tick = Instant::now() + TICK;
-    let query = &o.query;
+    let mut rec = Vec::with_capacity(event::REC_EXEC);
+    let kinds: &Kinds = &formats.kinds;
     let reason = 'run: loop {
-        let mut n = 0;
-        // Up to BATCH events, then the checks below, then on.
-        let mut done = false;
-        n += src.drain(BATCH, &mut |bytes| {
-            if done {
-                return;
-            }
-            let Some(raw) = crate::event::RawEvent::parse(bytes) else {
+        let namespaces = &l.namespaces;
+        let n = src.drain(BATCH, &mut |bytes| {
+            let Some(e) = Event::parse(bytes) else {
                 return;
             };
-            let extra = facts.extra(&raw, &l.namespaces);
-            let e = crate::event::to_signal(&raw, extra);
-            // The kernel filtered already; this is the one definition
-            // of a match (names longer than the kernel's, irq context).
-            if !query.matches(&e) {
+            if !kinds.record(&e, &mut rec) {
                 return;
             }
-            if out.human {
-                out.buf.push_str(&render::signal_line(&e));
-                out.buf.push('\n');
-            } else {
-                e.encode(&mut out.buf);
-            }
-            signals += 1;
-            done = o.count.is_some_and(|c| signals >= c);
+            let running = e
+                .signal
+                .as_ref()
+                .map(|s| Box::new(event::running(&e, s, namespaces)));
+            pipeline.record(e.head.cpu, e.head.ts, &rec, running);
         });
+        pipeline.end_round(&cpus, &[], &mut Live, &mut out);
         if out.flush().is_err() {
             // stdout is gone: nobody to report to.
             break 'run EndReason::Hangup;
         }
-        if done {
+        if pipeline.targets_exited {
+            break 'run EndReason::TargetsExited;
+        }
+        if pipeline.done {
             break 'run EndReason::Count;
         }
         if let Some(r) = stop.signalled() {
@@ -222,7 +334,6 @@ pub fn run(mut o: Options, human: bool) -> Result<u64> {
         }
         if now >= tick {
             tick = now + TICK;
-            facts.clear();
             report_lost(&l, &mut lost_seen, &mut out);
             if l.namespaces.len() < crate::pidns::MAX {
                 let ns = crate::pidns::scan("/proc", &l.namespaces);
@@ -246,8 +357,12 @@ pub fn run(mut o: Options, human: bool) -> Result<u64> {
             break 'run EndReason::StdinClosed;
         }
     };
+    if !pipeline.done {
+        pipeline.finish(&mut Live, &mut out);
+    }
     report_lost(&l, &mut lost_seen, &mut out);
     let lost: u64 = lost_seen.iter().sum();
+    let signals = pipeline.signals;
     if human {
         if lost > 0 {
             out.buf

@@ -13,7 +13,8 @@ use whosent_agent::error::Result;
 
 pub enum Source {
     Ring(RingBuf<MapData>),
-    Perf(Vec<PerfEventArrayBuffer<MapData>>),
+    /// Each online CPU's buffer, with the CPU.
+    Perf(Vec<(u32, PerfEventArrayBuffer<MapData>)>),
 }
 
 fn perf_pages(buffer_kb: u32) -> usize {
@@ -43,10 +44,11 @@ impl Source {
                 })?;
                 let mut bufs = Vec::new();
                 for cpu in cpus {
-                    bufs.push(
+                    bufs.push((
+                        cpu,
                         arr.open(cpu, Some(perf_pages(buffer_kb)))
                             .map_err(|e| bpf_error(&format!("perf buffer of cpu {cpu}"), &e))?,
-                    );
+                    ));
                 }
                 Ok(Source::Perf(bufs))
             }
@@ -57,7 +59,16 @@ impl Source {
     pub fn fds(&self) -> Vec<i32> {
         match self {
             Source::Ring(r) => vec![r.as_raw_fd()],
-            Source::Perf(b) => b.iter().map(|b| b.as_raw_fd()).collect(),
+            Source::Perf(b) => b.iter().map(|(_, b)| b.as_raw_fd()).collect(),
+        }
+    }
+
+    /// The CPUs in the order [`Source::drain`] reads them (none for the
+    /// ring buffer, which is one queue).
+    pub fn cpus(&self) -> Vec<u32> {
+        match self {
+            Source::Ring(_) => Vec::new(),
+            Source::Perf(b) => b.iter().map(|(c, _)| *c).collect(),
         }
     }
 
@@ -75,7 +86,7 @@ impl Source {
             }
             Source::Perf(bufs) => {
                 let mut joined = Vec::new();
-                for b in bufs {
+                for (_, b) in bufs {
                     b.for_each(|ev| {
                         // Lost records are not counted here: the program
                         // counts every failed output in its `lost` map.

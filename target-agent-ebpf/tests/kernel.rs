@@ -29,6 +29,16 @@ fn ebpf(args: &[&str]) -> (Proc, Value) {
     start(std::path::Path::new(AGENT), args)
 }
 
+/// The pids of a record's `sender.lineage`, the sender first.
+fn lineage(v: &Value) -> Vec<i64> {
+    v["sender"]["lineage"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no lineage: {v}"))
+        .iter()
+        .map(|a| a["pid"].as_i64().unwrap())
+        .collect()
+}
+
 fn receiver(args: &[&str]) -> (Proc, i32) {
     let mut r = Proc::spawn(Command::new(sibling(AGENT, "test_receiver")).args(args));
     let l = r.until(T, |l| l.starts_with("ready"));
@@ -145,6 +155,78 @@ fn ftrace_and_ebpf_name_the_same_sender_and_target() {
     assert_eq!(e["sender"]["tid"], ft["sender"]["tid"]);
     assert_eq!(e["target"]["tid"], ft["target"]["tid"]);
     assert_eq!(e["sender"]["nspid"], serde_json::json!([sender]));
+    // The same process table (whosent-analysis) fed by each backend's
+    // task events: the same parents, up to pid 1, through this test.
+    let l = lineage(e);
+    assert_eq!(l, lineage(ft), "ebpf {e} ftrace {ft}");
+    assert_eq!(l[0], sender);
+    assert_eq!(l[1], std::process::id() as i64, "{e}");
+    assert_eq!(l.last(), Some(&1));
+}
+
+/// The perf event array, the output of kernels before 5.8, on this one
+/// (which has a ring buffer) by `WHOSENT_EBPF_OUTPUT`: a kill from a
+/// shell that is gone before the event is read still names the sender
+/// the receiver saw, with the shell as its parent.
+#[test]
+fn the_perf_event_array_path_reports_what_the_receiver_saw() {
+    if !real_kernel("the_perf_event_array_path_reports_what_the_receiver_saw") {
+        return;
+    }
+    let (mut r, rpid) = receiver(&["10"]);
+    let p = rpid.to_string();
+    let mut a = Proc::spawn(
+        Command::new(AGENT)
+            .env("WHOSENT_EBPF_OUTPUT", "perf_event_array")
+            .args(["--sig", "USR1", "--pid", &p, "--count", "1"]),
+    );
+    let l = a.until(T, |l| {
+        l.contains(r#""type":"ready""#) || l.contains(r#""type":"error""#)
+    });
+    let ready: Value = serde_json::from_str(&l).unwrap();
+    assert_eq!(ready["instance"], "bpf:perf_event_array", "{ready}");
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "echo shell_pid=$$; {} kill 10 {p}",
+                sibling(AGENT, "test_sender").display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let shell = num(&text, "shell_pid");
+    let sender = num(&text, "sender_pid");
+    let got = r.until(T, |l| l.starts_with("got"));
+    assert_eq!(num(&got, "si_pid"), sender);
+    let e = &records(&mut a, "signal")[0];
+    assert_eq!(e["sender"]["pid"], sender, "{e}");
+    assert_eq!(e["sender"]["uid"], num(&got, "si_uid"));
+    assert_eq!(
+        (&e["target"]["pid"], &e["cause"]),
+        (&rpid.into(), &"kill".into())
+    );
+    assert_eq!(lineage(e)[..2], [sender, shell], "{e}");
+    assert_eq!(e["sender"]["lineage"][1]["comm"], "sh", "{e}");
+    assert_eq!(records(&mut a, "end")[0]["reason"], "count");
+}
+
+/// A value the agent does not know is refused before anything loads.
+#[test]
+fn an_unknown_forced_output_is_a_usage_error() {
+    let out = Command::new(AGENT)
+        .env("WHOSENT_EBPF_OUTPUT", "pipe")
+        .args(["--sig", "USR1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "usage", "{v}");
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains("ringbuf or perf_event_array"));
 }
 
 /// The issue's check: every one of 100 short-lived senders under another

@@ -41,6 +41,32 @@ pub struct Lineage {
     key: Option<(i32, u64)>,
 }
 
+/// What the eBPF agent's program read of the running task at the moment
+/// of a signal, in its context (issue #15): it outranks the table and
+/// /proc, which may describe the task later, or not at all once it has
+/// exited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Running {
+    pub tgid: i32,
+    /// The real uid.
+    pub uid: u32,
+    pub comm: String,
+    /// Its pid per namespace, where the program could tell.
+    pub nspid: Option<Vec<i32>>,
+    /// The target's process, from the program's thread map.
+    pub target_pid: Option<i32>,
+    /// The task had passed `sched_process_exit`.
+    pub exited: bool,
+}
+
+/// What a signal carries of [`Running`]: with the `kernel-facts`
+/// feature (the eBPF agent); otherwise a type with no value, so that
+/// the ftrace agent carries no code for it.
+#[cfg(feature = "kernel-facts")]
+pub type Kernel = Option<Box<Running>>;
+#[cfg(not(feature = "kernel-facts"))]
+pub type Kernel = Option<std::convert::Infallible>;
+
 /// Where the records go.
 pub trait Sink {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>);
@@ -50,8 +76,9 @@ pub trait Sink {
 }
 
 enum Item {
-    /// With what the mark_victim that followed it said, for an OOM kill.
-    Signal(u64, u32, RawSignal, Option<Box<VictimFacts>>),
+    /// With what the mark_victim that followed it said, for an OOM
+    /// kill, and what the eBPF program read of the running task.
+    Signal(u64, u32, RawSignal, Option<Box<VictimFacts>>, Kernel),
     Task(u64, TaskEvent),
     Uid(u64, UidEvent),
     Fate(u64, FateEvent),
@@ -184,48 +211,59 @@ impl Pipeline {
         let mut n = 0;
         for ev in page.events() {
             let ev = ev?;
-            self.horizon.event(cpu, ev.ts);
-            let Some(id) = ev.id() else { continue };
-            n += 1;
-            let l = &self.layouts;
-            // Anything after an OOM candidate on its CPU settles it.
-            if self.open.is_some_and(|(c, _)| c == cpu) {
-                self.open = None;
-            }
-            if id == l.signal.id {
-                if let Some(s) = l.signal.decode(ev.data) {
-                    if oom_candidate(&s) && l.fate.has_victim() {
-                        self.open = Some((cpu, ev.ts));
-                    }
-                    self.items.push(Item::Signal(ev.ts, cpu, s, None));
+            n += usize::from(self.record(cpu, ev.ts, ev.data, None));
+        }
+        Ok(n)
+    }
+
+    /// Takes one event record, laid out as its `format` file says
+    /// (common fields first), read from `cpu` at `ts`: from a ring-buffer
+    /// page, or as the eBPF agent's program copied it. `running`: what
+    /// that program read of the running task at a signal. Returns
+    /// whether it had an event id.
+    pub fn record(&mut self, cpu: u32, ts: u64, data: &[u8], running: Kernel) -> bool {
+        self.horizon.event(cpu, ts);
+        let Some(id) = data.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else {
+            return false;
+        };
+        let l = &self.layouts;
+        // Anything after an OOM candidate on its CPU settles it.
+        if self.open.is_some_and(|(c, _)| c == cpu) {
+            self.open = None;
+        }
+        if id == l.signal.id {
+            if let Some(s) = l.signal.decode(data) {
+                if oom_candidate(&s) && l.fate.has_victim() {
+                    self.open = Some((cpu, ts));
                 }
-            } else if let Some(t) = l.tasks.decode(id, ev.data) {
-                self.items.push(Item::Task(ev.ts, t));
-            } else if let Some(u) = l.uid.decode(id, ev.data) {
-                self.items.push(Item::Uid(ev.ts, u));
-            } else if let Some(f) = l.fate.decode(id, ev.data) {
-                if let FateEvent::MarkVictim { tid, facts, .. } = &f {
-                    let sigkill = self
-                        .items
+                self.items.push(Item::Signal(ts, cpu, s, None, running));
+            }
+        } else if let Some(t) = l.tasks.decode(id, data) {
+            self.items.push(Item::Task(ts, t));
+        } else if let Some(u) = l.uid.decode(id, data) {
+            self.items.push(Item::Uid(ts, u));
+        } else if let Some(f) = l.fate.decode(id, data) {
+            if let FateEvent::MarkVictim { tid, facts, .. } = &f {
+                let sigkill =
+                    self.items
                         .iter_mut()
                         .rev()
                         .take(VICTIM_LOOKBACK)
                         .find_map(|i| match i {
-                            Item::Signal(_, c, s, v)
+                            Item::Signal(_, c, s, v, _)
                                 if *c == cpu && s.target_tid == *tid && oom_candidate(s) =>
                             {
                                 Some(v)
                             }
                             _ => None,
                         });
-                    if let Some(v) = sigkill {
-                        *v = Some(Box::new(facts.clone()));
-                    }
+                if let Some(v) = sigkill {
+                    *v = Some(Box::new(facts.clone()));
                 }
-                self.items.push(Item::Fate(ev.ts, f));
             }
+            self.items.push(Item::Fate(ts, f));
         }
-        Ok(n)
+        true
     }
 
     /// Ends a drain round over `cpus` (`cut`: read only up to the page
@@ -274,7 +312,9 @@ impl Pipeline {
                 Item::Uid(_, u) => self.table.apply_uid(&u),
                 Item::Fate(_, f) => self.fate(&f, src),
                 Item::Signal(..) if self.done => {}
-                Item::Signal(ts, cpu, s, victim) => self.signal(ts, cpu, s, victim, src, sink),
+                Item::Signal(ts, cpu, s, victim, k) => {
+                    self.signal(ts, cpu, s, (victim, k), src, sink)
+                }
             }
         }
     }
@@ -355,7 +395,8 @@ impl Pipeline {
         ts: u64,
         cpu: u32,
         s: RawSignal,
-        victim: Option<Box<OomVictim>>,
+        // What mark_victim said, what the eBPF program read.
+        (victim, kernel): (Option<Box<OomVictim>>, Kernel),
         src: &mut dyn FactSource,
         sink: &mut dyn Sink,
     ) {
@@ -372,6 +413,26 @@ impl Pipeline {
             Some(&s.target_comm),
             false,
         );
+        let mut target = target;
+        let mut exited_in_kernel = false;
+        #[cfg(not(feature = "kernel-facts"))]
+        let _ = (kernel, &mut exited_in_kernel, &mut target);
+        #[cfg(feature = "kernel-facts")]
+        if let Some(k) = kernel {
+            // Read in the sender's context at the moment of the signal:
+            // right even for a sender that is gone by now, which the
+            // table or /proc may no longer know.
+            running.pid = Some(k.tgid);
+            running.uid = Some(k.uid);
+            if !k.comm.is_empty() {
+                running.comm = k.comm;
+            }
+            if k.nspid.is_some() {
+                running.nspid = k.nspid;
+            }
+            target.pid = target.pid.or(k.target_pid);
+            exited_in_kernel = k.exited;
+        }
         let mut e = SignalEvent {
             ts_ns: ts,
             cpu,
@@ -394,7 +455,8 @@ impl Pipeline {
         let follows_victim = self
             .last_victim
             .is_some_and(|t| t == s.running_tid && s.code == 0x80 && s.sig == 9);
-        let running_exited = self.table.get(s.running_tid).is_some_and(|p| p.exited);
+        let running_exited =
+            exited_in_kernel || self.table.get(s.running_tid).is_some_and(|p| p.exited);
         e.classify(Hints {
             oom: victim.is_some() || follows_victim,
             running_exited,

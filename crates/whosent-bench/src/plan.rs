@@ -18,6 +18,8 @@ pub const SHIPPED: &str = "whosent";
 pub const PEER: &str = "trace-cmd record";
 /// Issue #11's recorder alone: the shipped agent with `--stream`.
 pub const RECORDER: &str = "whosent-agent --stream (recorder alone)";
+/// Issue #15's eBPF agent (`--backend ebpf`), the workspace's build.
+pub const EBPF: &str = "whosent-ebpf-agent (--backend ebpf)";
 /// Issue #11's whole local pipeline, as the product runs it.
 pub const PIPELINE: &str = "whosent-deploy --host local";
 
@@ -71,6 +73,9 @@ pub fn lineup(o: &Opts, shipped: &Path, deploy: &Path) -> (Vec<Box<dyn Tool>>, V
             &format!("whosent ({profile} build)"),
             o.bin_dir.join("whosent-agent"),
         )),
+        // JSON Lines like the ftrace agent's, one ring buffer of the
+        // same 2048 KiB (its --buffer-kb default).
+        Box::new(Whosent::agent(EBPF, o.bin_dir.join("whosent-ebpf-agent"))),
         Box::new(TraceCmd {
             buffer_kb: BUFFER_KB,
         }),

@@ -220,7 +220,11 @@ fn main() {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| usage_exit(PROG, "an exit status is needed", USAGE));
             say("exiter");
-            std::thread::sleep(Duration::from_millis(300));
+            // Long enough for a capture started after this line to be
+            // tracing (the eBPF agent's start, with its loader, takes
+            // 150-600 ms here): one that comes too late finds a zombie,
+            // whose exit it cannot see.
+            std::thread::sleep(Duration::from_millis(1500));
             std::process::exit(n);
         }
         _ => usage_exit(PROG, "which scenario?", USAGE),
