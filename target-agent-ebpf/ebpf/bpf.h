@@ -34,6 +34,7 @@ struct bpf_map_def {
 #define BPF_MAP_TYPE_RINGBUF 27 /* 5.8 */
 
 #define BPF_ANY 0
+#define BPF_NOEXIST 1 /* include/uapi/linux/bpf.h */
 #define BPF_F_CURRENT_CPU 0xffffffffULL
 
 struct bpf_pidns_info {

@@ -15,6 +15,23 @@
 
 #define PIDNS_MAX 8
 
+/* Storm folding: the keys the `folds` map holds. */
+#define FOLD_MAX 16384
+
+struct fold_key {
+	__s32 sender; /* tgid */
+	__s32 target; /* tgid */
+	__s32 sig;
+	__s32 code;
+	__s32 result; /* -1 where the event has no result field */
+};
+
+struct fold_value {
+	__u64 count; /* repeats after the first, which was sent */
+	__u64 first; /* bpf_ktime_get_ns of the first */
+	__u64 last;  /* of the last repeat */
+};
+
 struct pidns_key {
 	__u64 dev;
 	__u64 ino;

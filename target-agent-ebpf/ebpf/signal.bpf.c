@@ -55,6 +55,10 @@ volatile const __u32 FILTERS = 0;
 volatile const char TARGET_COMM[16] = {0};
 volatile const char SENDER_COMM[16] = {0};
 
+/* Storm folding (#15, for #9's folded human output): 1 when the agent
+ * asked for it. Set by the loader. */
+volatile const __u32 FOLD = 0;
+
 /* Target threads: tid -> tgid. Filled by the agent from /proc for
  * --pid, and kept current here as the targets start threads. */
 struct bpf_map_def SEC("maps") targets = {
@@ -101,6 +105,21 @@ struct bpf_map_def SEC("maps") exited = {
 	.key_size = sizeof(__u32),
 	.value_size = sizeof(__u32),
 	.max_entries = 1024,
+};
+
+/* Folded storms: (sender, target, sig, code, result) -> repeats and
+ * their first and last time. A key's first signal is sent in full (the
+ * agent needs its sender's facts, lineage and cause) and enters the map
+ * with 0 repeats; each later one only counts. The agent reads the counts
+ * and reports what grew since its last read (src/fold.rs); it never
+ * deletes, so no repeat counted between a read and a delete is lost.
+ * Full (FOLD_MAX keys): new keys are not folded, every signal of them
+ * is sent. */
+struct bpf_map_def SEC("maps") folds = {
+	.type = BPF_MAP_TYPE_HASH,
+	.key_size = sizeof(struct fold_key),
+	.value_size = sizeof(struct fold_value),
+	.max_entries = FOLD_MAX,
 };
 
 /* Per CPU: hardirq and softirq depth (see the irq programs). */
@@ -278,13 +297,40 @@ int signal_generate(void *ctx)
 	if ((FILTERS & FILTER_SENDER_COMM) && (context != CONTEXT_TASK || !same_comm(comm, SENDER_COMM)))
 		return 0;
 
+	if (!tgid)
+		tgid = bpf_map_lookup_elem(&tgids, &tid);
+	__s32 target_tgid = tgid ? *tgid : 0;
+	/* Only in task context, to a target whose process is known: the
+	 * key is then what the host folds by (host/src/fold.rs). Never a
+	 * SIGKILL: the kill the user looks for, and an OOM kill's needs
+	 * its mark_victim record. */
+	if (FOLD && context == CONTEXT_TASK && target_tgid && sig != 9) {
+		struct fold_key k = {
+			.sender = pid_tgid >> 32,
+			.target = target_tgid,
+			.sig = sig,
+			.code = field_s32(ctx, CODE_OFF),
+			.result = RESULT_OFF ? field_s32(ctx, RESULT_OFF) : -1,
+		};
+		struct fold_value *v = bpf_map_lookup_elem(&folds, &k);
+		if (v) {
+			__sync_fetch_and_add(&v->count, 1);
+			v->last = bpf_ktime_get_ns();
+			return 0;
+		}
+		struct fold_value first = {.count = 0};
+		first.first = bpf_ktime_get_ns();
+		first.last = first.first;
+		/* Fails when full (sent then, and its repeats too) or when
+		 * another CPU added the key just now (both sent in full). */
+		bpf_map_update_elem(&folds, &k, &first, BPF_NOEXIST);
+	}
+
 	RESERVE(struct signal_event, e);
 	head(&e->h, KIND_SIGNAL, context, pid_tgid, REC_SIGNAL);
 	e->uid_gid = bpf_get_current_uid_gid();
 	e->cgroup = bpf_get_current_cgroup_id();
-	if (!tgid)
-		tgid = bpf_map_lookup_elem(&tgids, &tid);
-	e->target_tgid = tgid ? *tgid : 0;
+	e->target_tgid = target_tgid;
 	e->ns_tgid = 0;
 	e->ns_tid = 0;
 	e->ns_index = 0;

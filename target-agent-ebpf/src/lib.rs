@@ -8,11 +8,13 @@
 //! - [`source`]: reading its events;
 //! - [`event`]: an event as the record the ftrace backend reads, for
 //!   the shared pipeline (whosent-analysis);
+//! - [`fold`]: storms folded in the kernel, read back as `repeat` records;
 //! - [`pidns`]: the namespaces the sender's pid is looked up in;
 //! - [`run`]: the capture loop.
 
 pub mod error;
 pub mod event;
+pub mod fold;
 pub mod layout;
 pub mod load;
 pub mod object;

@@ -90,6 +90,8 @@ pub struct Setup<'a> {
     /// the programs are attached.
     pub targets: &'a dyn Fn() -> Result<Vec<(i32, i32)>>,
     pub query: Query,
+    /// Fold storms in the kernel ([`crate::fold`]).
+    pub fold: bool,
 }
 
 /// Reads a tracefs file in one large read: some (events/header_page)
@@ -256,6 +258,7 @@ struct Consts {
     sigs: u64,
     wake: u64,
     filters: u32,
+    fold: u32,
     comms: [[u8; 16]; 2],
 }
 
@@ -287,6 +290,7 @@ fn loader_for<'a>(
         .override_global("SIGS", &c.sigs, true)
         .override_global("WAKE_BYTES", &c.wake, true)
         .override_global("FILTERS", &c.filters, true)
+        .override_global("FOLD", &c.fold, true)
         .override_global("TARGET_COMM", &c.comms[0], true)
         .override_global("SENDER_COMM", &c.comms[1], true);
     match output {
@@ -301,6 +305,7 @@ fn load_one(s: &Setup<'_>, output: Output, buffer_kb: u32) -> Result<Ebpf> {
         sigs: sig_mask(&s.query.sigs),
         wake: wake_bytes(buffer_kb),
         filters: filters(&s.query),
+        fold: s.fold as u32,
         comms: [
             comm16(s.query.comm.as_deref()),
             comm16(s.query.sender_comm.as_deref()),

@@ -81,10 +81,15 @@ fn targets(pids: &[i32]) -> Result<Vec<(i32, i32)>> {
 struct Out {
     human: bool,
     buf: String,
+    /// Storms folded in the kernel, when asked for.
+    folds: Option<crate::fold::Folds>,
 }
 
 impl Sink for Out {
     fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>) {
+        if let Some(f) = &mut self.folds {
+            f.signal(e);
+        }
         if self.human {
             let list = lineage.map(|l| l.list.as_slice());
             self.buf.push_str(&render::signal_line_with(e, list));
@@ -174,6 +179,19 @@ impl Out {
     }
 }
 
+/// How often folded counts are read ([`crate::fold`]).
+const FOLD_EVERY: Duration = Duration::from_millis(200);
+
+/// Whether the folded counts are due, and if so from when the next are.
+fn now_fold(at: &mut Instant) -> bool {
+    let now = Instant::now();
+    if now < *at {
+        return false;
+    }
+    *at = now + FOLD_EVERY;
+    true
+}
+
 /// Per-CPU lost counts already reported.
 fn report_lost(l: &Loaded, seen: &mut Vec<u64>, out: &mut Out) {
     let now = source::lost(&l.ebpf);
@@ -243,10 +261,14 @@ pub fn run(mut o: Options, human: bool, until_exit: bool) -> Result<u64> {
     // programs are attached.
     targets(&o.query.pids)?;
     let pids = o.query.pids.clone();
+    let fold_wanted = crate::fold::wanted() && !human && o.count.is_none();
     let setup = Setup {
         formats: &formats,
         targets: &move || targets(&pids),
         query: o.query.clone(),
+        // JSON only (the host renders the folded lines), and not with
+        // --count, which counts the records the pipeline reports.
+        fold: fold_wanted,
     };
     let mut l = load::load(&setup, o.buffer_kb, forced)?;
     let mut src = Source::open(&mut l, o.buffer_kb)?;
@@ -254,6 +276,7 @@ pub fn run(mut o: Options, human: bool, until_exit: bool) -> Result<u64> {
     let mut out = Out {
         human,
         buf: String::with_capacity(1 << 16),
+        folds: fold_wanted.then(crate::fold::Folds::default),
     };
     let mut pipeline = Pipeline::new(layouts(&formats)?, o.query.clone(), o.lineage, o.count);
     pipeline.until_exit = until_exit;
@@ -299,6 +322,7 @@ pub fn run(mut o: Options, human: bool, until_exit: bool) -> Result<u64> {
     let mut tick = Instant::now() + TICK;
     let mut rec = Vec::with_capacity(event::REC_EXEC);
     let kinds: &Kinds = &formats.kinds;
+    let mut fold_at = Instant::now();
     let reason = 'run: loop {
         let namespaces = &l.namespaces;
         let n = src.drain(BATCH, &mut |bytes| {
@@ -315,6 +339,11 @@ pub fn run(mut o: Options, human: bool, until_exit: bool) -> Result<u64> {
             pipeline.record(e.head.cpu, e.head.ts, &rec, running);
         });
         pipeline.end_round(&cpus, &[], &mut Live, &mut out);
+        if now_fold(&mut fold_at) {
+            if let Some(f) = &mut out.folds {
+                f.drain(&l.ebpf, &mut out.buf);
+            }
+        }
         if out.flush().is_err() {
             // stdout is gone: nobody to report to.
             break 'run EndReason::Hangup;
@@ -360,9 +389,13 @@ pub fn run(mut o: Options, human: bool, until_exit: bool) -> Result<u64> {
     if !pipeline.done {
         pipeline.finish(&mut Live, &mut out);
     }
+    if let Some(f) = &mut out.folds {
+        f.drain(&l.ebpf, &mut out.buf);
+    }
     report_lost(&l, &mut lost_seen, &mut out);
     let lost: u64 = lost_seen.iter().sum();
-    let signals = pipeline.signals;
+    // Folded repeats are signals reported, in their `repeat` records.
+    let signals = pipeline.signals + out.folds.as_ref().map_or(0, |f| f.repeats);
     if human {
         if lost > 0 {
             out.buf

@@ -360,3 +360,92 @@ fn a_missing_target_is_a_usage_error_before_anything_is_loaded() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kind"], "no_such_process");
 }
+
+/// Storm folding in the kernel (`WHOSENT_EBPF_FOLD=1`): a 100,000-signal
+/// storm from one sender and 500 from a second, to one receiver. Every
+/// signal is either a `signal` record (a key's first) or counted in a
+/// `repeat` record, so the sums are the senders' own counts; the two
+/// senders' keys stay apart; the first record names the storm's sender.
+#[test]
+fn folded_storms_count_every_signal_of_each_sender() {
+    if !real_kernel("folded_storms_count_every_signal_of_each_sender") {
+        return;
+    }
+    const N: i64 = 100_000;
+    const M: i64 = 500;
+    let mut storm = Proc::spawn(Command::new(sibling(AGENT, "signal_storm")).args([
+        "--count",
+        &N.to_string(),
+        "--sig",
+        "USR1",
+        "--wait-stdin",
+    ]));
+    let rpid = num(
+        &storm.until(T, |l| l.starts_with("storm ready")),
+        "receiver",
+    );
+    let r = rpid.to_string();
+    let mut a = Proc::spawn(
+        Command::new(AGENT)
+            .env("WHOSENT_EBPF_FOLD", "1")
+            .args(["--sig", "USR1", "--pid", &r]),
+    );
+    a.until(T, |l| l.contains(r#""type":"ready""#));
+    let second = Command::new(sibling(AGENT, "test_sender"))
+        .args(["--repeat", &M.to_string(), "kill", "10", &r])
+        .output()
+        .unwrap();
+    let second = num(&String::from_utf8_lossy(&second.stdout), "sender_pid");
+    storm.write_stdin("go\n");
+    let sent = storm.until(Duration::from_secs(60), |l| l.starts_with("storm sent"));
+    assert_eq!(num(&sent, "sent"), N, "{sent}");
+    let sender = num(&sent, "sender");
+    storm.wait(T);
+    // The last counts are read when the agent ends.
+    std::thread::sleep(Duration::from_millis(300));
+    a.close_stdin();
+    a.wait(T);
+    a.rest(Duration::from_millis(200));
+    let all: Vec<Value> = a
+        .seen
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let of = |kind: &str, pid: i64| -> Vec<&Value> {
+        all.iter()
+            .filter(|v| v["type"] == kind)
+            .filter(|v| v["sender"]["pid"] == pid || v["sender"] == pid)
+            .collect()
+    };
+    for (pid, n) in [(sender, N), (second, M)] {
+        let firsts = of("signal", pid);
+        let repeats = of("repeat", pid);
+        let folded: i64 = repeats.iter().map(|v| v["count"].as_i64().unwrap()).sum();
+        eprintln!(
+            "sender {pid}: {} signal records, {} repeat records folding {folded}",
+            firsts.len(),
+            repeats.len()
+        );
+        assert_eq!(
+            firsts.len() as i64 + folded,
+            n,
+            "sender {pid}: {} records and {folded} folded",
+            firsts.len()
+        );
+        // A key's first only: delivered, already_pending (and rarely a
+        // race between two CPUs adding one key).
+        assert!(
+            firsts.len() <= 4 && !repeats.is_empty(),
+            "{pid}: {firsts:?}"
+        );
+        for v in &repeats {
+            assert_eq!(v["target"], rpid, "{v}");
+            let first = firsts.iter().find(|f| f["result"] == v["result"]);
+            assert!(first.is_some(), "a repeat without its first: {v}");
+        }
+    }
+    assert_eq!(of("signal", sender)[0]["sender"]["pid"], sender);
+    let end = &all.iter().rfind(|v| v["type"] == "end").unwrap();
+    assert_eq!(end["signals"], N + M, "{end}");
+    assert_eq!(end["lost"], 0, "{end}");
+}
