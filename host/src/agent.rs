@@ -53,6 +53,9 @@ pub struct Agent {
     /// `--until-exit`: the eBPF agent is told (it writes the records);
     /// for the ftrace agent the feed ends the capture.
     until_exit: bool,
+    /// Human output, folded: the eBPF agent folds storms in the kernel
+    /// (`--fold`, crate::fold).
+    fold: bool,
 }
 
 impl Agent {
@@ -75,7 +78,14 @@ impl Agent {
             feed,
             words: LastWords::default(),
             until_exit: false,
+            fold: false,
         }
+    }
+
+    /// With the eBPF agent's `--fold`.
+    pub fn fold(mut self, on: bool) -> Self {
+        self.fold = on;
+        self
     }
 
     /// With `--until-exit`.
@@ -163,8 +173,13 @@ impl Backend for Agent {
         self.kind = resolve(self.choice, facts)?;
         if self.kind == build::Agent::Ftrace {
             self.args.push("--stream".into());
-        } else if self.until_exit {
-            self.args.push("--until-exit".into());
+        } else {
+            if self.until_exit {
+                self.args.push("--until-exit".into());
+            }
+            if self.fold {
+                self.args.push("--fold".into());
+            }
         }
         if !self.bytes.is_empty() {
             return Ok(());

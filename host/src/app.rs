@@ -161,6 +161,9 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
             .transpose()?,
     );
     let fold = !r.capture.json && !r.capture.every;
+    // Storms folded in the kernel by the eBPF agent: not with --count,
+    // which counts the agent's records.
+    let kernel_fold = fold && r.capture.count.is_none();
     let stop = interrupt::install();
     interrupt::stop_when_stdout_closes();
     let outcome = crate::fleet::each(&boards, opts, |host, out| {
@@ -182,14 +185,20 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
             let mut args = args.clone();
             if kind == crate::build::Agent::Ftrace {
                 args.push("--stream".into());
-            } else if r.capture.until_exit {
-                // The eBPF agent writes the records, and ends the capture.
-                args.push("--until-exit".into());
+            } else {
+                if r.capture.until_exit {
+                    // The eBPF agent writes the records, and ends the capture.
+                    args.push("--until-exit".into());
+                }
+                if kernel_fold {
+                    args.push("--fold".into());
+                }
             }
             return local::run(&agent, &args, r.sudo, r.capture.json, feed, stop);
         }
         let mut agent = Agent::choose(choice, args.clone(), r.agent.clone(), feed)
-            .until_exit(r.capture.until_exit);
+            .until_exit(r.capture.until_exit)
+            .fold(kernel_fold);
         deploy::run_to(r, host, &mut agent, stop, out)
     })?;
     Ok(outcome.any_signal())

@@ -6,8 +6,36 @@
 //! longer stands under its run's first line repeats that line. A few
 //! runs stay open at once, so interleaved storms fold too. `--every`
 //! prints each; `--json` is never folded.
+//!
+//! With `--backend ebpf` the program folds in the kernel (the agent's
+//! `--fold`): only a key's first signal comes as a record, its repeats
+//! as counts in `repeat` records ([`Fold::repeat`]), printed as the same
+//! lines.
 
 use whosent_proto::record::{Outcome, SignalEvent};
+
+/// A `repeat` record's fields; `None` for any other line.
+pub fn parse_repeat(line: &str) -> Option<Repeat> {
+    if !line.contains(r#""type":"repeat""#) {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    if v["type"] != "repeat" {
+        return None;
+    }
+    let int = |k: &str| v[k].as_i64().and_then(|x| i32::try_from(x).ok());
+    // `ts` is seconds with microseconds, as in every record.
+    let ts = v["ts"].as_f64().unwrap_or(0.0);
+    Some(Repeat {
+        sender: int("sender"),
+        target: int("target")?,
+        sig: int("sig")?,
+        code: int("code")?,
+        result: v["result"].as_str().and_then(Outcome::from_name),
+        count: v["count"].as_u64()?,
+        last: (ts * 1e9) as u64,
+    })
+}
 
 /// What makes two signals "the same" for folding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +81,25 @@ pub struct Fold {
     runs: Vec<Run>,
     /// Lines printed so far (signals and counts).
     printed: u64,
+    /// The first lines of runs pushed out or closed, for repeats of them
+    /// that come later (kernel folding), at most [`KEPT`].
+    closed: Vec<(Key, String)>,
+}
+
+/// First lines kept for later repeats: more distinct storms than this
+/// at once get a count line naming the key in numbers.
+const KEPT: usize = 256;
+
+/// A `repeat` record: `count` more signals of one key, the last at
+/// `last` (docs/json-schema.md).
+pub struct Repeat {
+    pub sender: Option<i32>,
+    pub target: i32,
+    pub sig: i32,
+    pub code: i32,
+    pub result: Option<Outcome>,
+    pub count: u64,
+    pub last: u64,
 }
 
 impl Fold {
@@ -86,6 +133,54 @@ impl Fold {
         (true, closed)
     }
 
+    /// Repeats folded in the kernel: added to their open run; a run
+    /// already closed opens again, under its first line's name.
+    /// Returns the count line of a run this pushed out.
+    pub fn repeat(&mut self, r: &Repeat) -> Option<String> {
+        let key = Key {
+            sender: r.sender,
+            target: r.target,
+            sig: r.sig,
+            code: r.code,
+            result: r.result,
+        };
+        if let Some(i) = self.runs.iter().position(|x| x.key == key) {
+            let mut run = self.runs.remove(i);
+            run.last = r.last;
+            run.n += r.count;
+            self.runs.push(run);
+            return None;
+        }
+        let line = match self.closed.iter().find(|(k, _)| *k == key) {
+            Some((_, l)) => l.clone(),
+            None => format!(
+                "signal {} from {} to {}, code {}",
+                r.sig,
+                r.sender.map_or("the kernel".into(), |p| p.to_string()),
+                r.target,
+                r.code
+            ),
+        };
+        let closed = if self.runs.len() >= OPEN {
+            let old = self.runs.remove(0);
+            self.line(&old)
+        } else {
+            None
+        };
+        // Not right under its first line: the count names it.
+        self.runs.push(Run {
+            key,
+            first: r.last,
+            last: r.last,
+            n: r.count + 1,
+            at: u64::MAX,
+            line,
+        });
+        // The +1 above makes the count line print for a single repeat
+        // too; it is taken off in `line`.
+        closed
+    }
+
     /// Ends every open run (before any other record, and at the end):
     /// their count lines, in the order their first lines came.
     pub fn close(&mut self) -> Vec<String> {
@@ -95,15 +190,28 @@ impl Fold {
     }
 
     fn line(&mut self, r: &Run) -> Option<String> {
+        if !self.closed.iter().any(|(k, _)| *k == r.key) {
+            if self.closed.len() >= KEPT {
+                self.closed.remove(0);
+            }
+            self.closed.push((r.key.clone(), r.line.clone()));
+        }
         if r.n < 2 {
             return None;
         }
-        let span = span(r.last.saturating_sub(r.first));
+        // A reopened run (`at` MAX) counts only its repeats.
+        let (n, span) = if r.at == u64::MAX {
+            (r.n - 1, String::new())
+        } else {
+            (r.n, format!(" in {}", span(r.last.saturating_sub(r.first))))
+        };
         // Right under its first line the count needs no name.
         let text = if self.printed == r.at {
-            format!("  ×{} in {span}", r.n)
+            format!("  ×{n}{span}")
+        } else if r.at == u64::MAX {
+            format!("  ×{n} more: {}", r.line)
         } else {
-            format!("  ×{} in {span}: {}", r.n, r.line)
+            format!("  ×{n}{span}: {}", r.line)
         };
         self.printed += 1;
         Some(text)

@@ -184,6 +184,48 @@ impl Records for Out<'_, '_> {
     }
 }
 
+/// A JSON line of an agent that writes records (the eBPF agent), in
+/// human mode without `--every`: its signals folded as the stream's
+/// are, and its `repeat` records (storms folded in the kernel) added to
+/// their runs.
+fn folded_line(fold: &mut Fold, raw: &[u8], s: &mut Session<'_>) -> Flow {
+    let text = String::from_utf8_lossy(raw);
+    let text = text.trim_end();
+    if let Some(r) = crate::fold::parse_repeat(text) {
+        let mut flow = Flow::Continue;
+        if let Some(line) = fold.repeat(&r) {
+            flow = s.note(&line);
+        }
+        for _ in 0..r.count {
+            if s.folded_signal() == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+        return flow;
+    }
+    match whosent_proto::decode::parse_line(text) {
+        Ok(Record::Signal(e)) => {
+            let (print, closed) = fold.signal(&e);
+            if let Some(line) = closed {
+                if s.note(&line) == Flow::Stop {
+                    return Flow::Stop;
+                }
+            }
+            if !print {
+                return s.folded_signal();
+            }
+        }
+        _ => {
+            for line in fold.close() {
+                if s.note(&line) == Flow::Stop {
+                    return Flow::Stop;
+                }
+            }
+        }
+    }
+    s.agent_line(raw)
+}
+
 impl Feed {
     /// `fold`: fold storms (human mode without `--every`); `count`:
     /// stop after that many signals (the agent does not count when it
@@ -283,7 +325,11 @@ impl Feed {
             pending.extend_from_slice(chunk);
             while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=nl).collect();
-                if s.agent_line(&line) == Flow::Stop {
+                let flow = match &mut self.fold {
+                    Some(fold) => folded_line(fold, &line, s),
+                    None => s.agent_line(&line),
+                };
+                if flow == Flow::Stop {
                     self.gone = true;
                     return Flow::Stop;
                 }

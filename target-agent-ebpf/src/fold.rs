@@ -1,4 +1,4 @@
-//! Storm folding in the kernel (#15): with `WHOSENT_EBPF_FOLD=1` the
+//! Storm folding in the kernel (#15): with `--fold` the
 //! program sends a key's first signal in full and only counts its
 //! repeats in the `folds` map (ebpf/signal.bpf.c), keyed by (sender
 //! tgid, target tgid, sig, code, result) as the host folds
@@ -57,11 +57,6 @@ impl FoldKey {
             result: e.result.map_or(-1, Outcome::as_raw),
         })
     }
-}
-
-/// `WHOSENT_EBPF_FOLD=1`: fold storms in the kernel (off by default).
-pub fn wanted() -> bool {
-    std::env::var("WHOSENT_EBPF_FOLD").is_ok_and(|v| v == "1")
 }
 
 #[derive(Default)]

@@ -25,7 +25,7 @@ pub mod source;
 pub const HELP: &str = "\
 whosent-ebpf-agent: report who sends signals, from an eBPF program on signal:signal_generate
 
-USAGE: whosent-ebpf-agent [QUERY] [--count N] [--duration SECS] [--human] [--until-exit]
+USAGE: whosent-ebpf-agent [QUERY] [--count N] [--duration SECS] [--human] [--until-exit] [--fold]
 
 Writes one JSON object per line on stdout (schema: docs/json-schema.md), as
 whosent-agent does: `ready`, a `signal` record per signal, `exit` records of the --pid and
@@ -47,6 +47,9 @@ CAPTURE:
       --duration SECS    stop after SECS seconds
       --human            print one line per signal instead of JSON
       --until-exit       stop once every --pid process has ended (their `exit` records)
+      --fold             fold storms in the kernel: a signal like one already reported
+                         (sender, target, signal, code, result) is counted, not sent, and
+                         written in `repeat` records (not with --human or --count)
       --buffer-kb KB     the ring buffer (or each CPU's perf buffer) [default: 2048]
       --tracefs DIR      where the events' format files are (default: find or mount it)
 

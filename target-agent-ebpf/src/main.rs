@@ -35,16 +35,17 @@ fn fail(e: &AgentError) -> ! {
 }
 
 fn main() {
-    // --human and --until-exit are the eBPF agent's own: the ftrace
-    // agent left them to the host for its size budget, which this agent
-    // does not have.
-    let (mut human, mut until_exit) = (false, false);
+    // --human, --until-exit and --fold are the eBPF agent's own: the
+    // ftrace agent left them to the host for its size budget, which this
+    // agent does not have.
+    let (mut human, mut until_exit, mut fold) = (false, false, false);
     let argv: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| {
             human |= a == "--human";
             until_exit |= a == "--until-exit";
-            a != "--human" && a != "--until-exit"
+            fold |= a == "--fold";
+            a != "--human" && a != "--until-exit" && a != "--fold"
         })
         .collect();
     let opts = match args::parse(argv) {
@@ -67,7 +68,7 @@ fn main() {
             "--until-exit needs --pid: it stops when those processes have ended",
         ));
     }
-    match whosent_ebpf_agent::run::run(opts, human, until_exit) {
+    match whosent_ebpf_agent::run::run(opts, human, until_exit, fold) {
         Ok(0) => std::process::exit(1),
         Ok(_) => {}
         Err(e) => fail(&e),

@@ -230,8 +230,9 @@ fn wait(fds: &[i32], stop: &Stop, timeout: Duration) -> bool {
 
 /// Runs a capture to its end; returns how many signals were reported.
 /// `human`: one line per signal instead of JSON; `until_exit`: end
-/// once every `--pid` target has ended.
-pub fn run(mut o: Options, human: bool, until_exit: bool) -> Result<u64> {
+/// once every `--pid` target has ended; `fold`: fold storms in the
+/// kernel ([`crate::fold`]).
+pub fn run(mut o: Options, human: bool, until_exit: bool, fold: bool) -> Result<u64> {
     if o.stream {
         return Err(AgentError::usage(
             "--stream is the ftrace agent's; the eBPF agent writes records",
@@ -261,7 +262,7 @@ pub fn run(mut o: Options, human: bool, until_exit: bool) -> Result<u64> {
     // programs are attached.
     targets(&o.query.pids)?;
     let pids = o.query.pids.clone();
-    let fold_wanted = crate::fold::wanted() && !human && o.count.is_none();
+    let fold_wanted = fold && !human && o.count.is_none();
     let setup = Setup {
         formats: &formats,
         targets: &move || targets(&pids),

@@ -361,7 +361,7 @@ fn a_missing_target_is_a_usage_error_before_anything_is_loaded() {
     assert_eq!(v["kind"], "no_such_process");
 }
 
-/// Storm folding in the kernel (`WHOSENT_EBPF_FOLD=1`): a 100,000-signal
+/// Storm folding in the kernel (`--fold`): a 100,000-signal
 /// storm from one sender and 500 from a second, to one receiver. Every
 /// signal is either a `signal` record (a key's first) or counted in a
 /// `repeat` record, so the sums are the senders' own counts; the two
@@ -385,11 +385,7 @@ fn folded_storms_count_every_signal_of_each_sender() {
         "receiver",
     );
     let r = rpid.to_string();
-    let mut a = Proc::spawn(
-        Command::new(AGENT)
-            .env("WHOSENT_EBPF_FOLD", "1")
-            .args(["--sig", "USR1", "--pid", &r]),
-    );
+    let mut a = Proc::spawn(Command::new(AGENT).args(["--sig", "USR1", "--pid", &r, "--fold"]));
     a.until(T, |l| l.contains(r#""type":"ready""#));
     let second = Command::new(sibling(AGENT, "test_sender"))
         .args(["--repeat", &M.to_string(), "kill", "10", &r])
