@@ -324,4 +324,36 @@ mod tests {
             Some("  ×2 in 10 µs: SIGUSR1: x(1) -> x(650)  code=SI_USER  delivered")
         );
     }
+
+    /// Storms folded in the kernel: the first signals come as records,
+    /// the rest as `repeat` counts, and print as the stream's storms do;
+    /// a repeat of a run already closed names its first line.
+    #[test]
+    fn repeats_from_the_kernel_fold_into_the_same_lines() {
+        let mut f = Fold::default();
+        assert_eq!(f.signal(&ev(0, 7, 10)), (true, None));
+        let line = r#"{"type":"repeat","ts":1.800000,"first_ts":0.000000,"sender":7,"running":7,"target":650,"sig":10,"code":0,"result":"delivered","count":999999}"#;
+        let r = parse_repeat(line).unwrap();
+        assert_eq!(f.repeat(&r), None);
+        assert_eq!(f.close(), vec!["  ×1000000 in 1.8 s".to_string()]);
+        let more = Repeat { count: 5, ..r };
+        assert_eq!(f.repeat(&more), None);
+        assert_eq!(
+            f.close(),
+            vec!["  ×5 more: SIGUSR1: x(7) -> x(650)  code=SI_USER  delivered".to_string()]
+        );
+        // Another sender's key is not merged into it.
+        let other = Repeat {
+            sender: Some(8),
+            count: 3,
+            ..more
+        };
+        f.repeat(&other);
+        let c = f.close();
+        assert!(
+            c[0].starts_with("  ×3 more: signal 10 from 8 to 650"),
+            "{c:?}"
+        );
+        assert_eq!(parse_repeat(r#"{"type":"signal"}"#).map(|r| r.count), None);
+    }
 }
