@@ -524,3 +524,78 @@ fn sudo_works_with_host_local_for_a_sudo_user() {
     );
     assert_eq!(d.wait(T), 0);
 }
+
+/// Human output with `--backend ebpf` folds storms in the kernel (the
+/// agent's `--fold`, `repeat` records): the printed counts of each
+/// sender sum to what it sent, two senders are not merged, and the
+/// delivered ones are what the receiver's handler counted.
+#[test]
+fn the_ebpf_backend_folds_a_storm_into_exact_counts() {
+    if !real_kernel("local ebpf fold") {
+        return;
+    }
+    let mut storm = Proc::spawn(Command::new(sibling(DEPLOY, "signal_storm")).args([
+        "--count",
+        "100000",
+        "--sig",
+        "USR1",
+        "--wait-stdin",
+    ]));
+    let rpid = num(
+        &storm.until(T, |l| l.starts_with("storm ready")),
+        "receiver",
+    );
+    let r = rpid.to_string();
+    let mut d = deploy(&[
+        "--backend",
+        "ebpf",
+        "--sig",
+        "USR1",
+        "--pid",
+        &r,
+        "--duration",
+        "15",
+    ]);
+    // Human mode says it is ready on stderr only.
+    std::thread::sleep(Duration::from_secs(4));
+    let second = send(&["--repeat", "50", "kill", "10", &r]);
+    storm.write_stdin("go\n");
+    let sent = storm.until(Duration::from_secs(60), |l| l.starts_with("storm sent"));
+    let sender = num(&sent, "sender");
+    assert_eq!(d.wait(Duration::from_secs(40)), 0);
+    d.rest(Duration::from_millis(200));
+    // Each signal line stands for 1, or for the count that closes it.
+    let mut runs: Vec<(String, i64)> = Vec::new();
+    for l in &d.seen {
+        if l.starts_with("SIGUSR1: ") {
+            runs.push((l.clone(), 1));
+        } else if let Some(rest) = l.strip_prefix("  ×") {
+            let (n, rest) = rest.split_once(' ').unwrap();
+            let n: i64 = n.parse().unwrap();
+            let named = rest.split_once(": ").map(|(_, line)| line.to_string());
+            let i = match &named {
+                Some(line) => runs.iter().position(|(l, _)| l == line),
+                None => runs.len().checked_sub(1),
+            };
+            let i = i.unwrap_or_else(|| panic!("a count of no line: {l}"));
+            if rest.starts_with("more") {
+                runs[i].1 += n;
+            } else {
+                runs[i].1 = n;
+            }
+        }
+    }
+    let total = |who: String, result: &str| -> i64 {
+        runs.iter()
+            .filter(|(l, _)| l.starts_with(&who) && l.ends_with(result))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let storm_by = format!("SIGUSR1: signal_storm({sender})");
+    let second_by = format!("SIGUSR1: test_sender({second})");
+    assert_eq!(total(storm_by.clone(), ""), 100_000, "{:?}", d.seen);
+    assert_eq!(total(second_by.clone(), ""), 50, "{:?}", d.seen);
+    assert!(runs.len() <= 8, "folded into a few lines: {:?}", d.seen);
+    let delivered = total(storm_by, "delivered") + total(second_by, "delivered");
+    assert_eq!(delivered, num(&sent, "received"), "{:?}", d.seen);
+}
