@@ -766,7 +766,9 @@ fn detached(sub: &str, boards: &[&Board], more: &[&str], extra: &[&str]) -> Run 
 }
 
 /// The issue's first test, on an aarch64 and an armv7 board at once:
-/// `start` on both (one id, each line marked, the progress line); a
+/// a `start` killed -9 half way leaves nothing that `status` and `stop`
+/// do not find; `start` on both (one id, each line marked, the progress
+/// line); a
 /// `collect --follow` on both killed with SIGKILL while it follows; the
 /// kills made later by a short-lived shell on each board; one `collect`
 /// from both gives each kill with the `$$` its board's shell printed
@@ -781,7 +783,57 @@ fn a_detached_capture_on_two_boards_outlives_a_killed_whosent_deploy() {
     let (a, b) = two_boards();
     let (_ga, _gb) = (exclusive(&a.name), exclusive(&b.name));
     let (va, vb) = (a.victim(), b.victim());
-    let start = detached("start", &[&a, &b], &[], &["--sig", "TERM", "--comm", "sleep"]);
+    // A start killed -9 once one board printed its id (the other may be
+    // anywhere from connecting to launched): what it left, `status`
+    // lists and `stop` removes, on either board.
+    let mut killed = Run::spawn(
+        fleet_cmd_for(&["start"], &[&a, &b], &[]).args(["--sig", "TERM", "--comm", "sleep"]),
+    );
+    let first = killed.until(Fd::Out, T, |_| true);
+    killed.signal(libc::SIGKILL);
+    assert_eq!(killed.wait(Duration::from_secs(10)), -1);
+    let (_, old) = first.rsplit_once(": ").unwrap();
+    let st = detached("status", &[&a, &b], &[], &["--json"]);
+    let listed: Vec<Value> = st.all(Fd::Out).iter().map(|l| json(l)).collect();
+    assert!(!listed.is_empty(), "{:#?}", st.seen);
+    let states: Vec<String> = listed
+        .iter()
+        .map(|c| format!("{} {}", c["host"], c["state"]))
+        .collect();
+    eprintln!("the killed start left: {states:?}");
+    for c in &listed {
+        assert_eq!(c["id"], old, "{c}");
+        assert!(
+            ["alive", "starting", "died"].contains(&c["state"].as_str().unwrap()),
+            "{c}"
+        );
+    }
+    let stop = detached("stop", &[&a, &b], &[], &["--id", old]);
+    for c in &listed {
+        let h = c["host"].as_str().unwrap();
+        assert!(
+            !stop
+                .all(Fd::Err)
+                .iter()
+                .any(|l| l.starts_with(&format!("{h}: whosent-deploy: error"))),
+            "{:#?}",
+            stop.seen
+        );
+    }
+    for x in [&a, &b] {
+        assert!(
+            eventually(Duration::from_secs(10), || detached_leftovers(x).is_empty()),
+            "the killed start left on {}: {}",
+            x.name,
+            detached_leftovers(x)
+        );
+    }
+    let start = detached(
+        "start",
+        &[&a, &b],
+        &[],
+        &["--sig", "TERM", "--comm", "sleep"],
+    );
     assert_eq!(start.code, Some(0), "{:#?}", start.seen);
     let ids: Vec<(String, String)> = start
         .all(Fd::Out)
@@ -808,13 +860,16 @@ fn a_detached_capture_on_two_boards_outlives_a_killed_whosent_deploy() {
             .filter(|l| l.starts_with("whosent: ") && l.contains("boards recording"))
             .copied()
             .collect::<Vec<_>>(),
-        ["whosent: 1/2 boards recording", "whosent: 2/2 boards recording"],
+        [
+            "whosent: 1/2 boards recording",
+            "whosent: 2/2 boards recording"
+        ],
         "{err:#?}"
     );
     // A collect --follow on both, killed -9 once it follows both.
-    let mut follow = Run::spawn(fleet_cmd_for(&["collect"], &[&a, &b], &[]).args([
-        "--json", "--follow", "--id", &id,
-    ]));
+    let mut follow = Run::spawn(
+        fleet_cmd_for(&["collect"], &[&a, &b], &[]).args(["--json", "--follow", "--id", &id]),
+    );
     for _ in 0..2 {
         follow.until(Fd::Out, T, |l| l.contains(r#""type":"ready""#));
     }
@@ -929,7 +984,12 @@ fn a_detached_capture_with_one_board_of_two_down() {
         assert_eq!(errors.len(), 1, "{errors:#?}");
         assert!(errors[0].starts_with(&down), "{errors:#?}");
     };
-    let start = detached("start", &[&a], &[DOWN], &["--sig", "TERM", "--pid", &v.to_string()]);
+    let start = detached(
+        "start",
+        &[&a],
+        &[DOWN],
+        &["--sig", "TERM", "--pid", &v.to_string()],
+    );
     assert_eq!(start.code, Some(0), "{:#?}", start.seen);
     one_down(&start);
     let out = start.all(Fd::Out);
@@ -939,7 +999,11 @@ fn a_detached_capture_with_one_board_of_two_down() {
         .unwrap_or_else(|| panic!("{out:#?}"))
         .to_string();
     assert_eq!(
-        start.all(Fd::Err).iter().rev().find(|l| l.contains("boards recording")),
+        start
+            .all(Fd::Err)
+            .iter()
+            .rev()
+            .find(|l| l.contains("boards recording")),
         Some(&"whosent: 1/2 boards recording, 1 failed"),
         "{:#?}",
         start.seen
@@ -969,7 +1033,8 @@ fn a_detached_capture_with_one_board_of_two_down() {
     assert_eq!(stop.code, Some(1), "{:#?}", stop.seen);
     one_down(&stop);
     assert!(
-        eventually(Duration::from_secs(10), || detached_leftovers(&a).is_empty()),
+        eventually(Duration::from_secs(10), || detached_leftovers(&a)
+            .is_empty()),
         "left on the board: {}",
         detached_leftovers(&a)
     );

@@ -196,7 +196,14 @@ impl Board {
     pub fn ssh_bytes(&self, cmd: &str, input: &[u8]) -> Vec<u8> {
         use std::io::Write;
         let mut child = Command::new("ssh")
-            .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+            ])
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
             .arg("-i")
@@ -220,8 +227,15 @@ impl Board {
     /// was in its RAM (the initramfs: /tmp) is gone.
     pub fn reboot(&self, arch: &str, variant: &str) {
         let sh = root().join("scripts/board.sh");
-        let down = Command::new(&sh).args(["down", &self.name]).output().unwrap();
-        assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+        let down = Command::new(&sh)
+            .args(["down", &self.name])
+            .output()
+            .unwrap();
+        assert!(
+            down.status.success(),
+            "{}",
+            String::from_utf8_lossy(&down.stderr)
+        );
         let up = Command::new(&sh)
             .args(["up", arch, "--variant", variant, "--name", &self.name])
             .args(["--port", &self.port.to_string()])
