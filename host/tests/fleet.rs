@@ -1039,3 +1039,33 @@ fn a_detached_capture_with_one_board_of_two_down() {
         detached_leftovers(&a)
     );
 }
+
+/// `start` on boards that are all down: one line each with its name,
+/// the progress line's count of failures, nothing on stdout, exit 2;
+/// `status` on them exits 2 too. No board needed.
+#[test]
+fn a_detached_start_on_two_down_boards_exits_2() {
+    let other = "root@127.0.0.1:2";
+    for sub in ["start", "status"] {
+        let r = detached(sub, &[], &[DOWN, other], &[]);
+        assert_eq!(r.code, Some(2), "{:#?}", r.seen);
+        assert!(r.all(Fd::Out).is_empty(), "{:#?}", r.seen);
+        let err = r.all(Fd::Err);
+        for d in [DOWN, other] {
+            let mine: Vec<_> = err
+                .iter()
+                .filter(|l| l.starts_with(&format!("{d}: whosent-deploy: error: cannot connect")))
+                .collect();
+            assert_eq!(mine.len(), 1, "{d}: {err:#?}");
+        }
+        let progress: Vec<_> = err.iter().filter(|l| l.contains("boards")).collect();
+        match sub {
+            "start" => assert_eq!(
+                progress.last(),
+                Some(&&"whosent: 0/2 boards recording, 2 failed"),
+                "{err:#?}"
+            ),
+            _ => assert!(progress.is_empty(), "{err:#?}"),
+        }
+    }
+}
