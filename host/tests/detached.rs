@@ -546,15 +546,9 @@ mod board {
     /// The check: start, the session gone (start has exited),
     /// a kill from a short-lived shell on the board, collect names that
     /// shell and the board; stop leaves nothing.
-    #[test]
-    fn a_kill_after_start_exited_is_collected_with_the_boards_sender() {
-        if !can_run("detached board") {
-            return;
-        }
-        let b = board("aarch64", "plain");
-        let _g = exclusive(&b.name);
+    fn a_kill_after_start_exited_is_collected(b: &Board) {
         let v = b.victim();
-        let id = start(&b, &["--sig", "TERM", "--pid", &v.to_string()]);
+        let id = start(b, &["--sig", "TERM", "--pid", &v.to_string()]);
         // start has exited: no session of ours is open, and the agent
         // runs on its own.
         assert_eq!(
@@ -571,7 +565,7 @@ mod board {
         assert_eq!(pid, sid, "the agent's session: {session}");
         let sender = b.kill_from_shell("TERM", v);
         let r = poll(Duration::from_secs(30), || {
-            let r = records(&on(&b, "collect", &["--json", "--id", &id]));
+            let r = records(&on(b, "collect", &["--json", "--id", &id]));
             (!of_type(&r, "signal").is_empty()).then_some(r)
         })
         .expect("the kill was never collected");
@@ -580,6 +574,94 @@ mod board {
         assert_eq!(s["sender"]["comm"], "sh");
         assert_eq!(s["target"]["pid"], v);
         assert_eq!(s["host"], format!("{}@{}", b.user, b.host));
+        let out = on(b, "stop", &["--id", &id]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(
+            eventually(Duration::from_secs(5), || leftovers(b).is_empty()),
+            "left on the board: {}",
+            leftovers(b)
+        );
+    }
+
+    #[test]
+    fn a_kill_after_start_exited_is_collected_with_the_boards_sender() {
+        if !can_run("detached board") {
+            return;
+        }
+        let b = board("aarch64", "plain");
+        let _g = exclusive(&b.name);
+        a_kill_after_start_exited_is_collected(&b);
+    }
+
+    /// The same on the board the project did not build for it: dropbear
+    /// without scp or sftp, busybox without tar or sha256sum (the
+    /// issue's "How it will be checked").
+    #[test]
+    fn on_a_bare_board_a_kill_after_start_exited_is_collected() {
+        if !can_run("detached bare board") {
+            return;
+        }
+        let b = board("aarch64", "bare");
+        let _g = exclusive(&b.name);
+        a_kill_after_start_exited_is_collected(&b);
+    }
+
+    /// A board reboot ends the capture, and `status` says `rebooted`.
+    /// The reboot is real (the board powered off and booted again on
+    /// the same port: a new boot_id, the agent and its ftrace instance
+    /// gone), and so is the loss of the capture kept in RAM (`/tmp` is
+    /// the initramfs): `status` finds none after it. The emulated board
+    /// has no persistent storage, so what a `--dir` on a disk would do
+    /// is stood in for: the capture directory saved (tar) before the
+    /// reboot and put back after it, as a disk would have kept it.
+    /// Then `status` says `rebooted`, `collect` gives the kill recorded
+    /// before it (its sender the board's shell), and `stop` removes it.
+    #[test]
+    fn a_reboot_ends_the_capture_and_status_says_rebooted() {
+        if !can_run("detached board reboot") {
+            return;
+        }
+        let b = board("aarch64", "plain");
+        let _g = exclusive(&b.name);
+        let v = b.victim();
+        let id = start(&b, &["--sig", "TERM", "--pid", &v.to_string()]);
+        let sender = b.kill_from_shell("TERM", v);
+        let stat = format!("/tmp/whosent-cap-{id}/stat");
+        assert!(eventually(Duration::from_secs(30), || b
+            .ssh(&format!("cat {stat}"))
+            .contains("signals=1")));
+        let boot = || b.ssh("cat /proc/sys/kernel/random/boot_id");
+        let before = boot();
+        let saved = b.ssh_bytes(&format!("cd /tmp && tar cf - whosent-cap-{id}"), b"");
+        b.reboot("aarch64", "plain");
+        assert_ne!(boot(), before, "the board did not reboot");
+        let out = on(&b, "status", &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            format!("no captures on {}@{} in /tmp\n", b.user, b.host)
+        );
+        b.ssh_bytes("cd /tmp && tar xf -", &saved);
+        let st = records(&on(&b, "status", &["--json"]));
+        assert_eq!(st.len(), 1, "{st:?}");
+        assert_eq!(
+            (&st[0]["id"], &st[0]["state"], &st[0]["signals"]),
+            (&Value::from(id.as_str()), &"rebooted".into(), &1.into()),
+            "{st:?}"
+        );
+        let out = on(&b, "collect", &["--json", "--id", &id]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("rebooted since capture {id} started")),
+            "{}",
+            text(&out.stderr)
+        );
+        let r = records(&out);
+        let s = of_type(&r, "signal");
+        assert_eq!(s.len(), 1, "{r:?}");
+        assert_eq!(s[0]["sender"]["pid"], sender, "{}", s[0]);
+        assert_eq!(s[0]["target"]["pid"], v, "{}", s[0]);
+        assert_eq!(r.last().unwrap()["type"], "end", "{r:?}");
         let out = on(&b, "stop", &["--id", &id]);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
         assert!(

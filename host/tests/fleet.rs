@@ -106,6 +106,8 @@ struct Run {
     seen: Vec<(Fd, String)>,
     /// Where [`Run::until`] looks next, per fd.
     pos: [usize; 2],
+    /// Its exit status, once waited for.
+    code: Option<i32>,
 }
 
 impl Run {
@@ -137,6 +139,7 @@ impl Run {
             lines: rx,
             seen: Vec::new(),
             pos: [0, 0],
+            code: None,
         }
     }
 
@@ -746,4 +749,323 @@ fn ctrl_c_stops_a_tracing_board_and_a_connecting_one_together() {
     assert!(err.contains(&end.as_str()), "{err:#?}");
     drop(mute);
     clean(&a);
+}
+
+/// What a detached capture may leave on a board: instances, capture
+/// and upload directories, agent processes, probes.
+fn detached_leftovers(b: &Board) -> String {
+    let procs = b.ssh("for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = whosent-agent ] && echo \"process ${p#/proc/}\"; done; grep whosent /sys/kernel/tracing/uprobe_events 2>/dev/null; true");
+    format!("{}{}", b.leftovers(), procs.trim())
+}
+
+/// whosent-deploy `sub` on the boards and `more`, run to its end.
+fn detached(sub: &str, boards: &[&Board], more: &[&str], extra: &[&str]) -> Run {
+    let mut run = Run::spawn(fleet_cmd_for(&[sub], boards, more).args(extra));
+    run.code = Some(run.wait(T));
+    run
+}
+
+/// The issue's first test, on an aarch64 and an armv7 board at once:
+/// a `start` killed -9 half way leaves nothing that `status` and `stop`
+/// do not find; `start` on both (one id, each line marked, the progress
+/// line); a
+/// `collect --follow` on both killed with SIGKILL while it follows; the
+/// kills made later by a short-lived shell on each board; one `collect`
+/// from both gives each kill with the `$$` its board's shell printed
+/// and its board's name (JSON `host`, human prefix); `status` on both;
+/// `stop` on both leaves nothing on either; then both boards have no
+/// capture: every board failed, exit 2.
+#[test]
+fn a_detached_capture_on_two_boards_outlives_a_killed_whosent_deploy() {
+    if !can_run("fleet detached") {
+        return;
+    }
+    let (a, b) = two_boards();
+    let (_ga, _gb) = (exclusive(&a.name), exclusive(&b.name));
+    let (va, vb) = (a.victim(), b.victim());
+    // A start killed -9 once one board printed its id (the other may be
+    // anywhere from connecting to launched): what it left, `status`
+    // lists and `stop` removes, on either board.
+    let mut killed = Run::spawn(
+        fleet_cmd_for(&["start"], &[&a, &b], &[]).args(["--sig", "TERM", "--comm", "sleep"]),
+    );
+    let first = killed.until(Fd::Out, T, |_| true);
+    killed.signal(libc::SIGKILL);
+    assert_eq!(killed.wait(Duration::from_secs(10)), -1);
+    let (_, old) = first.rsplit_once(": ").unwrap();
+    let st = detached("status", &[&a, &b], &[], &["--json"]);
+    let listed: Vec<Value> = st.all(Fd::Out).iter().map(|l| json(l)).collect();
+    assert!(!listed.is_empty(), "{:#?}", st.seen);
+    let states: Vec<String> = listed
+        .iter()
+        .map(|c| format!("{} {}", c["host"], c["state"]))
+        .collect();
+    eprintln!("the killed start left: {states:?}");
+    for c in &listed {
+        assert_eq!(c["id"], old, "{c}");
+        assert!(
+            ["alive", "starting", "died"].contains(&c["state"].as_str().unwrap()),
+            "{c}"
+        );
+    }
+    let stop = detached("stop", &[&a, &b], &[], &["--id", old]);
+    for c in &listed {
+        let h = c["host"].as_str().unwrap();
+        assert!(
+            !stop
+                .all(Fd::Err)
+                .iter()
+                .any(|l| l.starts_with(&format!("{h}: whosent-deploy: error"))),
+            "{:#?}",
+            stop.seen
+        );
+    }
+    for x in [&a, &b] {
+        assert!(
+            eventually(Duration::from_secs(10), || detached_leftovers(x).is_empty()),
+            "the killed start left on {}: {}",
+            x.name,
+            detached_leftovers(x)
+        );
+    }
+    let start = detached(
+        "start",
+        &[&a, &b],
+        &[],
+        &["--sig", "TERM", "--comm", "sleep"],
+    );
+    assert_eq!(start.code, Some(0), "{:#?}", start.seen);
+    let ids: Vec<(String, String)> = start
+        .all(Fd::Out)
+        .iter()
+        .map(|l| {
+            let (board, id) = l.rsplit_once(": ").unwrap_or_else(|| panic!("{l}"));
+            (board.to_string(), id.to_string())
+        })
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let id = ids[0].1.clone();
+    assert!(
+        id.len() == 8 && ids.iter().all(|(_, i)| *i == id),
+        "one id on both: {ids:?}"
+    );
+    let mut on: Vec<&str> = ids.iter().map(|(b, _)| b.as_str()).collect();
+    on.sort();
+    let mut want = vec![dest(&a), dest(&b)];
+    want.sort();
+    assert_eq!(on, want);
+    let err = start.all(Fd::Err);
+    assert_eq!(
+        err.iter()
+            .filter(|l| l.starts_with("whosent: ") && l.contains("boards recording"))
+            .copied()
+            .collect::<Vec<_>>(),
+        [
+            "whosent: 1/2 boards recording",
+            "whosent: 2/2 boards recording"
+        ],
+        "{err:#?}"
+    );
+    // A collect --follow on both, killed -9 once it follows both.
+    let mut follow = Run::spawn(
+        fleet_cmd_for(&["collect"], &[&a, &b], &[]).args(["--json", "--follow", "--id", &id]),
+    );
+    for _ in 0..2 {
+        follow.until(Fd::Out, T, |l| l.contains(r#""type":"ready""#));
+    }
+    follow.signal(libc::SIGKILL);
+    assert_eq!(follow.wait(Duration::from_secs(10)), -1);
+    // Both captures go on, the kills come after.
+    let sa = a.kill_from_shell("TERM", va);
+    let sb = b.kill_from_shell("TERM", vb);
+    let mut got = None;
+    let t0 = Instant::now();
+    while got.is_none() && t0.elapsed() < Duration::from_secs(60) {
+        let c = detached("collect", &[&a, &b], &[], &["--json", "--id", &id]);
+        let sig: Vec<Value> = c
+            .all(Fd::Out)
+            .iter()
+            .map(|l| json(l))
+            .filter(|r| r["type"] == "signal")
+            .collect();
+        if sig.len() == 2 {
+            assert_eq!(c.code, Some(0), "{:#?}", c.seen);
+            got = Some(sig);
+        }
+    }
+    let got = got.expect("both kills were never collected");
+    for (x, sender, victim) in [(&a, sa, va), (&b, sb, vb)] {
+        let e: Vec<&Value> = got.iter().filter(|e| e["host"] == dest(x)).collect();
+        assert_eq!(e.len(), 1, "one kill from {}: {got:#?}", dest(x));
+        assert_eq!(e[0]["sender"]["pid"], sender, "{}", e[0]);
+        assert_eq!(e[0]["sender"]["comm"], "sh", "{}", e[0]);
+        assert_eq!(e[0]["target"]["pid"], victim, "{}", e[0]);
+    }
+    // The same in human output: each line marked with its board.
+    let c = detached("collect", &[&a, &b], &[], &["--id", &id]);
+    assert_eq!(c.code, Some(0), "{:#?}", c.seen);
+    for (x, sender, victim) in [(&a, sa, va), (&b, sb, vb)] {
+        assert!(
+            c.all(Fd::Out)
+                .iter()
+                .any(|l| kill_line(l, &dest(x), sender, victim)),
+            "{:#?}",
+            c.seen
+        );
+    }
+    for l in c.all(Fd::Out).iter().chain(c.all(Fd::Err).iter()) {
+        assert!(
+            l.starts_with(&format!("{}: ", dest(&a))) || l.starts_with(&format!("{}: ", dest(&b))),
+            "a line without its board: {l}"
+        );
+    }
+    let st = detached("status", &[&a, &b], &[], &["--json"]);
+    assert_eq!(st.code, Some(0), "{:#?}", st.seen);
+    let caps: Vec<Value> = st.all(Fd::Out).iter().map(|l| json(l)).collect();
+    assert_eq!(caps.len(), 2, "{caps:#?}");
+    for x in [&a, &b] {
+        let c: Vec<&Value> = caps.iter().filter(|c| c["host"] == dest(x)).collect();
+        assert_eq!(c.len(), 1, "{caps:#?}");
+        assert_eq!(
+            (&c[0]["id"], &c[0]["state"], &c[0]["signals"]),
+            (&Value::from(id.as_str()), &"alive".into(), &1.into()),
+            "{}",
+            c[0]
+        );
+    }
+    // Both collected already: stop prints nothing new, exit 1.
+    let stop = detached("stop", &[&a, &b], &[], &["--id", &id]);
+    assert_eq!(stop.code, Some(1), "{:#?}", stop.seen);
+    for x in [&a, &b] {
+        assert!(
+            eventually(Duration::from_secs(10), || detached_leftovers(x).is_empty()),
+            "left on {}: {}",
+            x.name,
+            detached_leftovers(x)
+        );
+    }
+    // The capture is gone from both: every board failed, one line each.
+    let again = detached("collect", &[&a, &b], &[], &["--id", &id]);
+    assert_eq!(again.code, Some(2), "{:#?}", again.seen);
+    for x in [&a, &b] {
+        let no = format!(
+            "{d}: whosent-deploy: error: no capture {id} on {d} in /tmp (it has none) (help: ",
+            d = dest(x)
+        );
+        assert!(
+            again.all(Fd::Err).iter().any(|l| l.starts_with(&no)),
+            "{no}: {:#?}",
+            again.seen
+        );
+    }
+}
+
+/// One board of two down for `start`, `collect` and `stop`: the other's
+/// capture starts and its kill comes through with its sender; the down
+/// one is one error line with its name each time; start's progress
+/// says 1/2 up, 1 failed.
+#[test]
+fn a_detached_capture_with_one_board_of_two_down() {
+    if !can_run("fleet detached one down") {
+        return;
+    }
+    let a = board("aarch64", "plain");
+    let _g = exclusive(&a.name);
+    let v = a.victim();
+    let down = format!(
+        "{DOWN}: whosent-deploy: error: cannot connect to 127.0.0.1:1: connection refused (help: "
+    );
+    let one_down = |r: &Run| {
+        let errors: Vec<&str> = r
+            .all(Fd::Err)
+            .into_iter()
+            .filter(|l| l.contains("error"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].starts_with(&down), "{errors:#?}");
+    };
+    let start = detached(
+        "start",
+        &[&a],
+        &[DOWN],
+        &["--sig", "TERM", "--pid", &v.to_string()],
+    );
+    assert_eq!(start.code, Some(0), "{:#?}", start.seen);
+    one_down(&start);
+    let out = start.all(Fd::Out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let id = out[0]
+        .strip_prefix(&format!("{}: ", dest(&a)))
+        .unwrap_or_else(|| panic!("{out:#?}"))
+        .to_string();
+    assert_eq!(
+        start
+            .all(Fd::Err)
+            .iter()
+            .rev()
+            .find(|l| l.contains("boards recording")),
+        Some(&"whosent: 1/2 boards recording, 1 failed"),
+        "{:#?}",
+        start.seen
+    );
+    let sender = a.kill_from_shell("TERM", v);
+    let mut got = None;
+    let t0 = Instant::now();
+    while got.is_none() && t0.elapsed() < Duration::from_secs(60) {
+        let c = detached("collect", &[&a], &[DOWN], &["--json", "--id", &id]);
+        let sig: Vec<Value> = c
+            .all(Fd::Out)
+            .iter()
+            .map(|l| json(l))
+            .filter(|r| r["type"] == "signal")
+            .collect();
+        if !sig.is_empty() {
+            assert_eq!(c.code, Some(0), "{:#?}", c.seen);
+            one_down(&c);
+            got = Some(sig);
+        }
+    }
+    let got = got.expect("the kill was never collected");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["sender"]["pid"], sender, "{}", got[0]);
+    assert_eq!(got[0]["host"], dest(&a), "{}", got[0]);
+    let stop = detached("stop", &[&a], &[DOWN], &["--id", &id]);
+    assert_eq!(stop.code, Some(1), "{:#?}", stop.seen);
+    one_down(&stop);
+    assert!(
+        eventually(Duration::from_secs(10), || detached_leftovers(&a)
+            .is_empty()),
+        "left on the board: {}",
+        detached_leftovers(&a)
+    );
+}
+
+/// `start` on boards that are all down: one line each with its name,
+/// the progress line's count of failures, nothing on stdout, exit 2;
+/// `status` on them exits 2 too. No board needed.
+#[test]
+fn a_detached_start_on_two_down_boards_exits_2() {
+    let other = "root@127.0.0.1:2";
+    for sub in ["start", "status"] {
+        let r = detached(sub, &[], &[DOWN, other], &[]);
+        assert_eq!(r.code, Some(2), "{:#?}", r.seen);
+        assert!(r.all(Fd::Out).is_empty(), "{:#?}", r.seen);
+        let err = r.all(Fd::Err);
+        for d in [DOWN, other] {
+            let mine: Vec<_> = err
+                .iter()
+                .filter(|l| l.starts_with(&format!("{d}: whosent-deploy: error: cannot connect")))
+                .collect();
+            assert_eq!(mine.len(), 1, "{d}: {err:#?}");
+        }
+        let progress: Vec<_> = err.iter().filter(|l| l.contains("boards")).collect();
+        match sub {
+            "start" => assert_eq!(
+                progress.last(),
+                Some(&&"whosent: 0/2 boards recording, 2 failed"),
+                "{err:#?}"
+            ),
+            _ => assert!(progress.is_empty(), "{err:#?}"),
+        }
+    }
 }

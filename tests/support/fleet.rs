@@ -191,6 +191,64 @@ impl Board {
         )
     }
 
+    /// Runs `cmd` on the board with `input` on its stdin; its stdout as
+    /// bytes (a tar stream, say).
+    pub fn ssh_bytes(&self, cmd: &str, input: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = Command::new("ssh")
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+            ])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .arg("-i")
+            .arg(&self.key)
+            .args(["-p", &self.port.to_string()])
+            .arg(format!("{}@{}", self.user, self.host))
+            .arg(cmd)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ssh runs");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "ssh {cmd}: {:?}", out.status);
+        out.stdout
+    }
+
+    /// Reboots the board: powered off and booted again from its image
+    /// (qemu runs with -no-reboot), on the same SSH port and with the
+    /// same host keys, so that this `Board` reaches it as before. What
+    /// was in its RAM (the initramfs: /tmp) is gone.
+    pub fn reboot(&self, arch: &str, variant: &str) {
+        let sh = root().join("scripts/board.sh");
+        let down = Command::new(&sh)
+            .args(["down", &self.name])
+            .output()
+            .unwrap();
+        assert!(
+            down.status.success(),
+            "{}",
+            String::from_utf8_lossy(&down.stderr)
+        );
+        let up = Command::new(&sh)
+            .args(["up", arch, "--variant", variant, "--name", &self.name])
+            .args(["--port", &self.port.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            up.status.success(),
+            "board {} did not come back: {}",
+            self.name,
+            String::from_utf8_lossy(&up.stderr)
+        );
+    }
+
     pub fn ssh(&self, cmd: &str) -> String {
         let (st, out) = self.ssh_as(&self.user, cmd);
         assert_eq!(st, 0, "ssh {cmd}: {out}");
