@@ -606,6 +606,92 @@ mod board {
         a_kill_after_start_exited_is_collected(&b);
     }
 
+    /// The issue's storm on the board: 40,000 SIGUSR2 from the board's
+    /// shell into a `--max-size 1M` capture. The segments on the board
+    /// never hold more than 1 MiB (sampled while the storm runs, and at
+    /// the end), `status` and `collect` count the deleted signals, and
+    /// what `collect` prints plus what it says was lost is the storm.
+    #[test]
+    fn a_storm_on_the_board_stays_within_max_size_and_its_loss_is_counted() {
+        if !can_run("detached board storm") {
+            return;
+        }
+        const N: u64 = 40_000;
+        const MAX: u64 = 1 << 20;
+        let b = board("aarch64", "plain");
+        let _g = exclusive(&b.name);
+        // A victim that ignores SIGUSR2 (SIG_IGN survives exec): every
+        // signal is generated, none ends it.
+        let v: i64 = b
+            .ssh("sh -c 'trap \"\" USR2; exec sleep 600' </dev/null >/dev/null 2>&1 & echo $!")
+            .trim()
+            .parse()
+            .unwrap();
+        let id = start(
+            &b,
+            &["--sig", "USR2", "--pid", &v.to_string(), "--max-size", "1M"],
+        );
+        let bytes = format!("cat /tmp/whosent-cap-{id}/seg.* 2>/dev/null | wc -c");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (most, samples) = std::thread::scope(|sc| {
+            let sampler = sc.spawn(|| {
+                let (mut most, mut n) = (0u64, 0u32);
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    most = most.max(b.ssh(&bytes).trim().parse().unwrap_or(0));
+                    n += 1;
+                }
+                (most, n)
+            });
+            let storm = b.ssh(&format!(
+                "i=0; while [ $i -lt {N} ]; do kill -USR2 {v}; i=$((i+1)); done; echo sent $i"
+            ));
+            assert_eq!(storm.trim(), format!("sent {N}"));
+            std::thread::sleep(Duration::from_secs(2));
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            sampler.join().unwrap()
+        });
+        let at_end: u64 = b.ssh(&bytes).trim().parse().unwrap();
+        let st = records(&on(&b, "status", &["--json"]));
+        let cap = of_type(&st, "capture");
+        assert_eq!(cap.len(), 1, "{st:?}");
+        let r = records(&on(&b, "collect", &["--json", "--id", &id]));
+        let printed = of_type(&r, "signal").len() as u64;
+        let storage: Vec<&Value> = of_type(&r, "lost")
+            .into_iter()
+            .filter(|l| l["cpu"].is_null())
+            .collect();
+        let dropped = storage
+            .first()
+            .and_then(|l| l["count"].as_u64())
+            .unwrap_or(0);
+        let end = of_type(&r, "end");
+        let lost = end.last().and_then(|e| e["lost"].as_u64()).unwrap_or(0);
+        eprintln!(
+            "board storm: {N} sent; at most {most} bytes in {samples} samples, {at_end} at the end; \
+             status {}; collect printed {printed}, storage lost {dropped}, end lost {lost}",
+            cap[0]
+        );
+        assert!(most.max(at_end) <= MAX, "{most} / {at_end} bytes > {MAX}");
+        assert!(dropped > 0, "nothing was deleted: {storage:?}");
+        assert_eq!(cap[0]["lost"].as_u64(), Some(dropped), "{}", cap[0]);
+        assert!(lost >= dropped, "end lost {lost} < storage lost {dropped}");
+        // Every signal is printed or counted lost, and none twice.
+        assert!(printed + lost >= N, "{printed} + {lost} < {N}");
+        assert!(printed + dropped <= N, "{printed} + {dropped} > {N}");
+        let out = on(&b, "stop", &["--id", &id]);
+        assert!(
+            out.status.code().is_some_and(|c| c <= 1),
+            "{}",
+            text(&out.stderr)
+        );
+        b.ssh(&format!("kill {v}"));
+        assert!(
+            eventually(Duration::from_secs(5), || leftovers(&b).is_empty()),
+            "left on the board: {}",
+            leftovers(&b)
+        );
+    }
+
     /// A board reboot ends the capture, and `status` says `rebooted`.
     /// The reboot is real (the board powered off and booted again on
     /// the same port: a new boot_id, the agent and its ftrace instance
