@@ -631,7 +631,14 @@ mod board {
             &b,
             &["--sig", "USR2", "--pid", &v.to_string(), "--max-size", "1M"],
         );
-        let bytes = format!("cat /tmp/whosent-cap-{id}/seg.* 2>/dev/null | wc -c");
+        // Newest first, each on its own: a segment deleted after the
+        // listing counts 0 and older ones never grow, so the sum is never
+        // more than the real total when the newest was measured (a
+        // `cat seg.* | wc -c` counted a segment being deleted beside the
+        // newer one growing: 1,059,037 bytes, never on the board at once).
+        let bytes = format!(
+            "s=0; for f in $(ls -r /tmp/whosent-cap-{id}/seg.*); do n=$(wc -c <$f 2>/dev/null) && s=$((s+n)); done; echo $s"
+        );
         let done = std::sync::atomic::AtomicBool::new(false);
         let (most, samples) = std::thread::scope(|sc| {
             let sampler = sc.spawn(|| {
