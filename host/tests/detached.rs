@@ -478,29 +478,40 @@ fn a_storm_stays_within_max_size_and_its_loss_is_counted() {
         Some(recorded),
         "the storm is over"
     );
-    let storage = r
+    // One lost record for what was deleted before collect listed the
+    // segments, and one more if the recorder deleted some while collect
+    // read them (task events for lineage keep filling the storage after
+    // the storm, on a busy machine enough to rotate a segment then).
+    let storage: Vec<u64> = r
         .iter()
-        .find(|x| x["type"] == "lost" && x["cpu"].is_null())
-        .unwrap_or_else(|| panic!("no storage lost record in {} records", r.len()));
-    let told = storage["count"].as_u64().unwrap();
+        .filter(|x| x["type"] == "lost" && x["cpu"].is_null())
+        .map(|x| {
+            x["count"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("not counted: {x}"))
+        })
+        .collect();
+    assert!(
+        !storage.is_empty(),
+        "no storage lost record in {} records",
+        r.len()
+    );
+    let told: u64 = storage.iter().sum();
     assert!(
         (lost..=lost_after).contains(&told),
-        "{storage}: {lost}..={lost_after}"
+        "{storage:?}: {lost}..={lost_after}"
     );
     let printed = of_type(&r, "signal").len() as u64;
-    // Task events (lineage) keep filling the storage after the storm,
-    // on a busy machine enough to rotate a segment while collect reads:
-    // then what was printed lies between the two counts of the lost.
-    if lost_after == lost {
-        assert_eq!(printed + lost, recorded, "printed {printed}, lost {lost}");
-    } else {
-        assert!(
-            printed + lost <= recorded && printed + lost_after >= recorded,
-            "printed {printed}, lost {lost}..={lost_after}, recorded {recorded}"
-        );
-    }
+    assert_eq!(
+        printed + told,
+        recorded,
+        "printed {printed}, lost {storage:?} (status: {lost}, then {lost_after})"
+    );
     let end = r.last().unwrap();
-    assert!(end["lost"].as_u64().unwrap() >= lost, "{end}");
+    eprintln!(
+        "local storm: at most {most} bytes; {recorded} recorded, {printed} printed, lost {storage:?} (status {lost}, then {lost_after}); end {end}"
+    );
+    assert!(end["lost"].as_u64().unwrap() >= told, "{end}");
     let out = run(&["stop", "--host", "local", "--dir", &dir.s(), "--id", &id]);
     assert_ne!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(!cap.exists());
