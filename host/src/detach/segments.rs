@@ -150,16 +150,18 @@ impl Reader<'_, '_, '_> {
     /// none with a signal went (target-agent/src/segments.rs
     /// `Segments::put`): its `dropped` is then all the deleted ones'.
     /// The stat is written at most once a second, so a listing after a
-    /// deletion may come before it: tried again for up to about 5 s;
-    /// `None` if they never agree.
-    fn settled(&self) -> Result<Option<Stat>, HostError> {
+    /// deletion may come before it: while the agent records (`live`)
+    /// tried again for up to 10 s (a loaded board's agent is slow to
+    /// write it); `None` if they never agree.
+    fn settled(&self, live: bool) -> Result<Option<Stat>, HostError> {
         let d = quote(&self.dir);
         let script = format!(
             r#"s=; [ -f {d}/stat ] && read -r s <{d}/stat && echo "stat $s"
 for f in {d}/seg.*; do [ -f "$f" ] && echo "seg ${{f##*/seg.}}"; done
 true"#
         );
-        for _ in 0..8 {
+        let t0 = std::time::Instant::now();
+        loop {
             let out = self.b.run(&script)?;
             let text = String::from_utf8_lossy(&out.stdout);
             let mut stat = None;
@@ -184,9 +186,11 @@ true"#
             if oldest.is_none() || stat.first == oldest {
                 return Ok(Some(stat));
             }
-            std::thread::sleep(Duration::from_millis(600));
+            if !live || t0.elapsed() > Duration::from_secs(10) {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
-        Ok(None)
     }
 }
 
@@ -325,7 +329,7 @@ pub fn print(
     // agrees with the segments present (a finished capture's at once).
     // Without a stat (a starting agent's) nothing was deleted.
     let settled = match c.stat {
-        Some(_) => r.settled()?,
+        Some(_) => r.settled(matches!(state, State::Alive | State::Starting))?,
         None => Some(Stat::default()),
     };
     let total = loss.total(settled.as_ref(), &r.read);

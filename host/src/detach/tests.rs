@@ -679,12 +679,26 @@ fn a_segment_deleted_after_it_was_read_is_not_lost() {
 
 /// The recorder writes its stat at most once a second: right after a
 /// deletion the stat still says the deleted segment is there. Collect
-/// waits until the stat agrees with the segments present.
+/// waits until the stat agrees with the segments present (the agent
+/// runs: it will write it).
 #[test]
 fn a_stat_behind_the_segments_is_waited_for() {
     let tmp = base("stale");
     let (s0, s1) = two_segments();
     let d = capture(&tmp.0, "0000abe2", &[(0, &s0), (1, &s1)], BOTH);
+    std::fs::copy("/bin/sleep", d.join("whosent-agent")).unwrap();
+    let mut agent = std::process::Command::new(d.join("whosent-agent"))
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let running = |line: &str| {
+        format!(
+            "{}\n",
+            line.replace("pid=1", &format!("pid={}", agent.id()))
+                .replace("ended", "running")
+        )
+    };
+    std::fs::write(d.join("stat"), running(BOTH)).unwrap();
     let checks = std::sync::atomic::AtomicU32::new(0);
     let r = collect_while(&tmp, "0000abe2", |cmd| {
         if cmd.starts_with("cat ") && cmd.contains("seg.00000000") {
@@ -695,13 +709,47 @@ fn a_stat_behind_the_segments_is_waited_for() {
         if cmd.contains("read -r s <") && !cmd.contains("whosent-cap-*") {
             let n = checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if n == 1 {
-                std::fs::write(d.join("stat"), format!("{FIRST_GONE}\n")).unwrap();
+                std::fs::write(d.join("stat"), running(FIRST_GONE)).unwrap();
             }
         }
     });
+    let _ = agent.kill();
+    let _ = agent.wait();
     assert_eq!(checks.load(std::sync::atomic::Ordering::SeqCst), 2);
     assert_eq!(storage_lost(&r), [(1.into(), 1.into())], "{r:?}");
     assert_eq!(r.last().unwrap()["lost"], 1);
+}
+
+/// An agent that is gone will not write its stat again: if it does not
+/// agree with the segments, how many were lost is not known (null),
+/// and collect does not wait for it.
+#[test]
+fn a_stat_that_never_agrees_is_a_loss_of_unknown_count() {
+    let tmp = base("never");
+    let (s0, s1) = two_segments();
+    let d = capture(&tmp.0, "0000abe5", &[(0, &s0), (1, &s1)], BOTH);
+    let t0 = std::time::Instant::now();
+    let r = collect_while(&tmp, "0000abe5", |cmd| {
+        if cmd.starts_with("cat ") && cmd.contains("seg.00000000") {
+            let _ = std::fs::remove_file(d.join("seg.00000000"));
+        }
+    });
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(storage_lost(&r), [(Value::Null, 0.into())], "{r:?}");
+    assert_eq!(r.last().unwrap()["lost"], 0);
+    // And stop after it cannot know either.
+    let o = StopOpts {
+        id: None,
+        print: Print {
+            json: true,
+            every: false,
+            stopped: None,
+        },
+    };
+    let mut rest = Vec::new();
+    stop(&board(&tmp.0), &o, &mut rest).unwrap();
+    let rest = records(&rest);
+    assert_eq!(storage_lost(&rest), [(Value::Null, 0.into())], "{rest:?}");
 }
 
 /// `stop` after a collect that printed both kills: the segment deleted
