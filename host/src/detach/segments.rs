@@ -450,13 +450,19 @@ pub fn summary(b: &Board<'_>, c: &Capture, state: State, p: &Printed, json: bool
         return;
     }
     let stat = c.stat.clone().unwrap_or_default();
+    // The loss this collect counted: stat's `dropped` also has the
+    // segments deleted after they were read (and printed).
+    let lost = match p.at.accounted {
+        Some(_) => p.at.lost.to_string(),
+        None => "an unknown number".into(),
+    };
     say!(
         "whosent: capture {} on {}: {} signal(s) reported; {} recorded, {} lost; {} used; {}",
         c.id,
         b.host,
         p.signals,
         stat.signals,
-        stat.dropped,
+        lost,
         super::size::human(stat.bytes),
         state.as_str()
     );
