@@ -135,20 +135,27 @@ impl<W: Write> Report<W> {
     }
 
     /// The loss of a detached capture whose storage filled: `signals`
-    /// signal events in the `segments` oldest segments, deleted. A
-    /// `lost` record with `cpu` null (docs/json-schema.md), or a
-    /// warning on stderr.
-    pub fn storage_lost(&mut self, signals: u64, segments: u64) -> io::Result<()> {
+    /// signal events (`None`: not known how many) in `segments`
+    /// segments, deleted. A `lost` record with `cpu` null
+    /// (docs/json-schema.md), or a warning on stderr.
+    pub fn storage_lost(&mut self, signals: Option<u64>, segments: u64) -> io::Result<()> {
         if self.json {
+            let count = signals.map_or("null".to_string(), |n| n.to_string());
             let text = format!(
-                "{{\"type\":\"lost\",\"cpu\":null,\"count\":{signals},\"segments\":{segments}}}"
+                "{{\"type\":\"lost\",\"cpu\":null,\"count\":{count},\"segments\":{segments}}}"
             );
             return self.json_line(&text, 0);
         }
-        say!(
-            "whosent: warning: {signals} signal event(s) lost: the capture's storage filled \
-             (--max-size) and its {segments} oldest segment(s) were deleted"
-        );
+        match signals {
+            Some(n) => say!(
+                "whosent: warning: {n} signal event(s) lost: the capture's storage filled \
+                 (--max-size) and {segments} of its segments were deleted before they were read"
+            ),
+            None => say!(
+                "whosent: warning: signal events lost, how many is not known: the capture's storage \
+                 filled (--max-size) and segments were deleted while they were read"
+            ),
+        }
         Ok(())
     }
 

@@ -296,12 +296,13 @@ impl<'a> Session<'a> {
     }
 
     /// Signal events a detached capture lost when its storage filled
-    /// and its oldest `segments` were deleted ([`Report::storage_lost`]).
-    pub fn storage_lost(&mut self, signals: u64, segments: u64) -> Flow {
+    /// and `segments` were deleted ([`Report::storage_lost`]); `None`:
+    /// not known how many.
+    pub fn storage_lost(&mut self, signals: Option<u64>, segments: u64) -> Flow {
         if self.out_gone() {
             return Flow::Stop;
         }
-        self.lost += signals;
+        self.lost += signals.unwrap_or(0);
         if let Err(e) = self.report.storage_lost(signals, segments) {
             return self.out_failed(e);
         }

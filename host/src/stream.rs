@@ -64,6 +64,9 @@ struct Detached {
     /// Signal events and segments deleted before the first segment
     /// read, told right after the ready record.
     lost_before: Option<(u64, u64)>,
+    /// Signal events (`None`: not known how many) and segments deleted
+    /// while they were read, told right before the end record.
+    lost_after: Option<(Option<u64>, u64)>,
     /// The input's end is where the recorder has got to, not a cut.
     recording: bool,
     /// A signal not to report: (target pid, signal), `stop`'s own
@@ -169,13 +172,19 @@ impl Records for Out<'_, '_> {
         self.record(Record::Ready(r.clone()));
         if let Some((signals, segments)) = self.d.lost_before.take() {
             if !*self.gone {
-                let f = self.s.storage_lost(signals, segments);
+                let f = self.s.storage_lost(Some(signals), segments);
                 self.flow(f);
             }
         }
     }
     fn end(&mut self, e: &End) {
         self.close_run();
+        if let Some((signals, segments)) = self.d.lost_after.take() {
+            if !*self.gone {
+                let f = self.s.storage_lost(signals, segments);
+                self.flow(f);
+            }
+        }
         self.record(Record::End(e.clone()));
     }
     fn error(&mut self, e: &ErrorRec) {
@@ -265,6 +274,7 @@ impl Feed {
                 ..Seen::default()
             },
             lost_before: (told > 0).then_some((told, segments)),
+            lost_after: None,
             recording,
             ignore: self.detached.ignore,
         };
@@ -292,6 +302,24 @@ impl Feed {
         self.decoder = Decoder::new();
         self.decoding.next_segment(after_gap);
         pending
+    }
+
+    /// The loss of a detached capture found once its segments were
+    /// read: `signals` signal events (`None`: not known how many) in
+    /// `segments` segments deleted while they were read. A `lost`
+    /// record right before the end record, and counted in it.
+    pub fn lost_at_end(&mut self, signals: Option<u64>, segments: u64) {
+        if signals == Some(0) {
+            return;
+        }
+        self.decoding.lost_before += signals.unwrap_or(0);
+        self.detached.lost_after = Some((signals, segments));
+    }
+
+    /// signal_generate events decoded so far, matched or not: as the
+    /// recorder counts them in a detached capture's stat.
+    pub fn generated(&self) -> u64 {
+        self.decoding.generated()
     }
 
     /// Where the records decoded so far end (for the next collect).

@@ -113,6 +113,10 @@ pub struct Pipeline {
     pub table: ProcTable,
     /// Signal records handed to the sink.
     pub signals: u64,
+    /// signal_generate events taken, matched or not (decodable or not):
+    /// what the recorder counts in a detached capture's `stat`, so that
+    /// the host can tell how many of a deleted segment's it had read.
+    pub generated: u64,
     /// Events the pages said were lost, per CPU.
     pub lost_reported: Vec<(u32, u64)>,
     /// `--count` was reached, or with `until_exit` every `--pid` target
@@ -182,6 +186,7 @@ impl Pipeline {
             count,
             table,
             signals: 0,
+            generated: 0,
             lost_reported: Vec::new(),
             done: false,
             until_exit: false,
@@ -232,6 +237,7 @@ impl Pipeline {
             self.open = None;
         }
         if id == l.signal.id {
+            self.generated += 1;
             if let Some(s) = l.signal.decode(data) {
                 if oom_candidate(&s) && l.fate.has_victim() {
                     self.open = Some((cpu, ts));

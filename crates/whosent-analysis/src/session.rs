@@ -136,6 +136,12 @@ impl Session {
         self.pipeline.as_ref().map_or(0, |p| p.signals)
     }
 
+    /// signal_generate events read so far, matched or not
+    /// ([`Pipeline::generated`]).
+    pub fn generated(&self) -> u64 {
+        self.pipeline.as_ref().map_or(0, |p| p.generated)
+    }
+
     /// `--count` was reached: the caller may stop the agent.
     pub fn done(&self) -> bool {
         self.pipeline.as_ref().is_some_and(|p| p.done)

@@ -7,9 +7,11 @@
 //! whosent-analysis), and decoding the same segments again gives the
 //! same records, so a point is a trace time and how many records at
 //! that very time came before it (a storm may have several per
-//! microsecond). It survives the deletion of old segments: it names no
-//! segment or byte offset. Loss records carry no time: they are skipped
-//! until the first record past the point.
+//! microsecond). It survives the deletion of old segments: the records
+//! are found again by time, not by segment. Loss records carry no time:
+//! they are skipped until the first record past the point. What it says
+//! of segments is for counting the loss only: how far the recorder's
+//! signal events were accounted for (crate::detach::segments).
 
 /// A point in a capture's records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,41 +20,67 @@ pub struct Cursor {
     pub ts_ns: u64,
     /// Records at exactly `ts_ns` before the point.
     pub at_ts: u64,
-    /// Signal events in deleted segments (stat's `dropped`) when it was
-    /// taken: only the loss since is told again.
-    pub dropped: u64,
+    /// The last segment read, and how many signal events (as the
+    /// recorder counts them: stat's `signals`) were read of it.
+    pub seg: u64,
+    pub raw: u64,
+    /// The recorder's signal events accounted for up to that read: all
+    /// of them from the capture's start, printed or told lost
+    /// (crate::detach::segments); `None` when the loss could not be
+    /// known (the recorder's stat never matched its segments).
+    pub accounted: Option<u64>,
+    /// Those of them told lost (the deleted segments').
+    pub lost: u64,
 }
 
 impl Cursor {
-    /// `v1 ts=NS n=K dropped=D`, the `collected` file's one line.
+    /// `v2 ts=NS n=K seg=L raw=R acc=A lost=X`, the `collected` file's
+    /// one line (without `acc` and `lost` when the loss is not known).
     pub fn line(&self) -> String {
-        format!(
-            "v1 ts={} n={} dropped={}",
-            self.ts_ns, self.at_ts, self.dropped
-        )
+        let mut l = format!(
+            "v2 ts={} n={} seg={} raw={}",
+            self.ts_ns, self.at_ts, self.seg, self.raw
+        );
+        if let Some(a) = self.accounted {
+            l += &format!(" acc={a} lost={}", self.lost);
+        }
+        l
     }
 
     /// Reads [`Cursor::line`]; `None` for anything else (a file from
     /// another version is as good as none: everything is printed).
     pub fn parse(text: &str) -> Option<Cursor> {
         let mut words = text.split_whitespace();
-        if words.next()? != "v1" {
+        if words.next()? != "v2" {
             return None;
         }
         let mut c = Cursor::default();
-        let mut seen = 0;
+        let (mut seen, mut lost) = (0, None);
         for w in words {
             let (k, v) = w.split_once('=')?;
             let v: u64 = v.parse().ok()?;
             match k {
                 "ts" => c.ts_ns = v,
                 "n" => c.at_ts = v,
-                "dropped" => c.dropped = v,
+                "seg" => c.seg = v,
+                "raw" => c.raw = v,
+                "acc" => {
+                    c.accounted = Some(v);
+                    continue;
+                }
+                "lost" => {
+                    lost = Some(v);
+                    continue;
+                }
                 _ => continue,
             }
             seen += 1;
         }
-        (seen == 3).then_some(c)
+        if c.accounted.is_some() != lost.is_some() {
+            return None;
+        }
+        c.lost = lost.unwrap_or(0);
+        (seen == 4).then_some(c)
     }
 }
 
@@ -98,17 +126,24 @@ mod tests {
 
     #[test]
     fn the_line_reads_back_and_other_versions_are_none() {
-        let c = Cursor {
+        let mut c = Cursor {
             ts_ns: 601_358_583_000,
             at_ts: 2,
-            dropped: 40,
+            seg: 7,
+            raw: 4_100,
+            accounted: Some(40_000),
+            lost: 23_959,
         };
+        assert_eq!(Cursor::parse(&c.line()), Some(c));
+        c.accounted = None;
+        c.lost = 0;
         assert_eq!(Cursor::parse(&c.line()), Some(c));
         for bad in [
             "",
-            "v2 ts=1 n=1 dropped=0",
-            "v1 ts=1 n=x dropped=0",
-            "v1 ts=1",
+            "v1 ts=1 n=1 dropped=0",
+            "v2 ts=1 n=x seg=0 raw=0",
+            "v2 ts=1 n=1 seg=0 raw=0 acc=5",
+            "v2 ts=1",
         ] {
             assert_eq!(Cursor::parse(bad), None, "{bad}");
         }

@@ -49,6 +49,9 @@ pub struct Stat {
     pub dropped_segments: u64,
     /// The current sum of the segments' sizes.
     pub bytes: u64,
+    /// The oldest segment present when it was written: `dropped` is
+    /// the signal events of the segments before it.
+    pub first: Option<u64>,
     /// `running`, `ended` or `error`.
     pub state: String,
 }
@@ -73,6 +76,7 @@ impl Stat {
                 "dropped" => s.dropped = n(),
                 "dropped_segments" => s.dropped_segments = n(),
                 "bytes" => s.bytes = n(),
+                "first" => s.first = v.parse().ok(),
                 "state" => s.state = v.to_string(),
                 _ => {}
             }
@@ -231,6 +235,7 @@ mod tests {
             (s.pid, s.signals, s.dropped, s.dropped_segments, s.bytes),
             (Some(812), 40, 3, 1, 1_048_000)
         );
+        assert_eq!(s.first, Some(1));
         assert_eq!(s.state, "running");
         assert_eq!(Stat::parse("v2 pid=1"), None);
     }

@@ -7,10 +7,14 @@
 //! decoded as a fresh stream; each later one continues it (its preamble
 //! skipped, the process table carried on). Segments deleted before it
 //! (the storage filled) are a loss: stat's `dropped`, told in a `lost`
-//! record after the ready (docs/json-schema.md).
+//! record after the ready (docs/json-schema.md). Segments deleted while
+//! they are read (the recorder goes on, and the board's processes,
+//! collect's own commands among them, fill it) are counted once they are
+//! read, from stat again ([`Loss`]): a second `lost` record before the
+//! end.
 
 use super::cursor::Cursor;
-use super::listing::{Capture, State};
+use super::listing::{Capture, Stat, State};
 use super::Board;
 use crate::error::HostError;
 use crate::report::Report;
@@ -75,6 +79,9 @@ struct Reader<'b, 'x, 'a> {
     s: &'x mut Session<'a>,
     pos: Pos,
     gone: bool,
+    /// Each segment read (from its start): its signal events read, as
+    /// the recorder counts them.
+    read: Vec<(u64, u64)>,
 }
 
 impl Reader<'_, '_, '_> {
@@ -101,11 +108,8 @@ impl Reader<'_, '_, '_> {
             _ => 0,
         };
         let Some(bytes) = self.read(index, offset)? else {
-            say!(
-                "whosent-deploy: warning: capture segment {} on {} was deleted before it was read: its events are lost (the storage turned over faster than it was read)",
-                name(index),
-                self.b.host
-            );
+            // Deleted before it was read (or its rest): its signal
+            // events are counted lost at the end (Loss).
             return Ok(());
         };
         if let Some(prev) = self.pos.seg.filter(|_| offset == 0) {
@@ -123,13 +127,145 @@ impl Reader<'_, '_, '_> {
             seg: Some(index),
             offset: offset + bytes.len() as u64,
         };
+        let before = self.feed.generated();
         for chunk in bytes.chunks(1 << 16) {
             if self.feed.bytes(chunk, self.s) == Flow::Stop {
                 self.gone = true;
                 break;
             }
         }
+        let n = self.feed.generated() - before;
+        match self.read.last_mut() {
+            Some(l) if l.0 == index => l.1 += n,
+            _ => self.read.push((index, n)),
+        }
         Ok(())
+    }
+
+    /// The stat and the segments present, once they agree: no segment
+    /// with a signal was deleted between the stat's writing and the
+    /// listing of the segments, read after it. The recorder deletes the
+    /// oldest segment whenever none without a signal is there to go
+    /// first, so while the oldest segment present is the stat's `first`
+    /// none with a signal went (target-agent/src/segments.rs
+    /// `Segments::put`): its `dropped` is then all the deleted ones'.
+    /// The stat is written at most once a second, so a listing after a
+    /// deletion may come before it: while the agent records (`live`)
+    /// tried again for up to 10 s (a loaded board's agent is slow to
+    /// write it); `None` if they never agree.
+    fn settled(&self, live: bool) -> Result<Option<Stat>, HostError> {
+        let d = quote(&self.dir);
+        let script = format!(
+            r#"s=; [ -f {d}/stat ] && read -r s <{d}/stat && echo "stat $s"
+for f in {d}/seg.*; do [ -f "$f" ] && echo "seg ${{f##*/seg.}}"; done
+true"#
+        );
+        let t0 = std::time::Instant::now();
+        loop {
+            let out = self.b.run(&script)?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut stat = None;
+            let mut oldest: Option<u64> = None;
+            for line in text.lines() {
+                match line.split_once(' ') {
+                    Some(("stat", v)) => stat = Stat::parse(v),
+                    Some(("seg", v)) => {
+                        if let Ok(i) = v.trim().parse::<u64>() {
+                            oldest = Some(oldest.map_or(i, |o| o.min(i)));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let Some(mut stat) = stat else {
+                return Ok(None);
+            };
+            // A stat without `first` (not written by a recorder of this
+            // version) is taken as it is, with the segments present.
+            stat.first = stat.first.or(oldest);
+            if oldest.is_none() || stat.first == oldest {
+                return Ok(Some(stat));
+            }
+            if !live || t0.elapsed() > Duration::from_secs(10) {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// The loss of a capture's deleted segments, exactly: signal events in
+/// them that no collect read.
+///
+/// The recorder numbers its signal events in order, across segments
+/// (stat's `signals`), and deletes those with a signal oldest first:
+/// stat's `dropped` is the number of those in the segments before its
+/// `first`. A reader reads each segment from its start, maybe only
+/// part of it (the current one, or one deleted before the rest was
+/// read), and counts the events it read there as the recorder does
+/// (`signal_generate` events, matched or not). So of the segments
+/// before `first` it missed `dropped` minus what it read of them; and
+/// of the capture it has accounted for `dropped` plus what it read of
+/// the segments from `first` on. A later reader (`stop`) starts from
+/// there ([`Cursor`]): what was accounted for before is not lost again,
+/// nor what was read of the segment the earlier one read last.
+struct Loss {
+    /// Accounted for by an earlier reader (its cursor): all events up
+    /// to `accounted`, `raw` events of segment `seg`, `lost` told lost.
+    accounted: Option<u64>,
+    seg: u64,
+    raw: u64,
+    lost: u64,
+}
+
+impl Loss {
+    fn after(c: Option<Cursor>) -> Loss {
+        match c {
+            Some(c) => Loss {
+                accounted: c.accounted,
+                seg: c.seg,
+                raw: c.raw,
+                lost: c.lost,
+            },
+            None => Loss {
+                accounted: Some(0),
+                seg: 0,
+                raw: 0,
+                lost: 0,
+            },
+        }
+    }
+
+    /// Events read of segment `s` (`n` of them from its start) that
+    /// the earlier reader had not read.
+    fn new_of(&self, s: u64, n: u64) -> u64 {
+        match s.cmp(&self.seg) {
+            std::cmp::Ordering::Less => 0,
+            std::cmp::Ordering::Equal => n.saturating_sub(self.raw),
+            std::cmp::Ordering::Greater => n,
+        }
+    }
+
+    /// The loss known at the listing (stat's `dropped`): told after the
+    /// ready record.
+    fn before(&self, dropped: u64) -> u64 {
+        self.accounted.map_or(0, |a| dropped.saturating_sub(a))
+    }
+
+    /// With the stat read after the segments (`None`: it never agreed
+    /// with them) and what was read of each: all the loss since the
+    /// earlier reader, and where this one leaves the accounting.
+    fn total(&self, stat: Option<&Stat>, read: &[(u64, u64)]) -> Option<(u64, u64)> {
+        let (a, st) = (self.accounted?, stat?);
+        let first = st.first.unwrap_or(0);
+        let seen: u64 = read
+            .iter()
+            .filter(|r| r.0 < first)
+            .map(|r| self.new_of(r.0, r.1))
+            .sum();
+        let lost = st.dropped.saturating_sub(a).saturating_sub(seen);
+        let on: u64 = read.iter().filter(|r| r.0 >= first).map(|r| r.1).sum();
+        Some((lost, (st.dropped + on).max(a)))
     }
 }
 
@@ -152,7 +288,8 @@ pub fn print(
     // Deleted segments: the ones before the oldest present. Only the
     // loss since the cursor is told again; the end counts all of it.
     let deleted = c.segments.first().copied().unwrap_or(0);
-    let told = stat.dropped.saturating_sub(skip.map_or(0, |s| s.dropped));
+    let loss = Loss::after(skip);
+    let told = loss.before(stat.dropped);
     let mut feed = Feed::new(q, None, None, !how.json && !how.every);
     if let Some(pid) = how.stopped {
         feed = feed.ignore(pid, libc::SIGTERM);
@@ -162,7 +299,7 @@ pub fn print(
         skip,
         told,
         stat.dropped_segments.max(deleted),
-        stat.dropped,
+        loss.lost + told,
     );
     let mut report = Report::new(&mut *out as &mut dyn Write, how.json, b.label());
     // The live run's "tracing…" and summary lines are not collect's.
@@ -179,6 +316,7 @@ pub fn print(
             offset: 0,
         },
         gone: false,
+        read: Vec::new(),
     };
     for &i in &c.segments {
         r.segment(i)?;
@@ -187,7 +325,20 @@ pub fn print(
     if let Some(ctrl_c) = follow.filter(|_| recording) {
         state = follow_on(&mut r, c, ctrl_c)?;
     }
+    // What was deleted while it was read: the stat again, once it
+    // agrees with the segments present (a finished capture's at once).
+    // Without a stat (a starting agent's) nothing was deleted.
+    let settled = match c.stat {
+        Some(_) => r.settled(matches!(state, State::Alive | State::Starting))?,
+        None => Some(Stat::default()),
+    };
+    let total = loss.total(settled.as_ref(), &r.read);
+    let during = settled.as_ref().map_or(0, |n| {
+        n.dropped_segments.saturating_sub(stat.dropped_segments)
+    });
+    let last = r.read.last().copied();
     let Reader { mut feed, s, .. } = r;
+    feed.lost_at_end(total.map(|t| t.0.saturating_sub(told)), during);
     let cut = match state {
         State::Died => {
             s.record(
@@ -218,7 +369,9 @@ pub fn print(
         return Err(e);
     }
     let mut at = feed.position();
-    at.dropped = stat.dropped;
+    (at.seg, at.raw) = last.unwrap_or((loss.seg, loss.raw));
+    at.accounted = total.map(|t| t.1);
+    at.lost = total.map_or(0, |t| loss.lost + t.0);
     Ok(Printed {
         status: s.status(0),
         at,
@@ -297,13 +450,19 @@ pub fn summary(b: &Board<'_>, c: &Capture, state: State, p: &Printed, json: bool
         return;
     }
     let stat = c.stat.clone().unwrap_or_default();
+    // The loss this collect counted: stat's `dropped` also has the
+    // segments deleted after they were read (and printed).
+    let lost = match p.at.accounted {
+        Some(_) => p.at.lost.to_string(),
+        None => "an unknown number".into(),
+    };
     say!(
         "whosent: capture {} on {}: {} signal(s) reported; {} recorded, {} lost; {} used; {}",
         c.id,
         b.host,
         p.signals,
         stat.signals,
-        stat.dropped,
+        lost,
         super::size::human(stat.bytes),
         state.as_str()
     );

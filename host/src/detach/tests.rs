@@ -570,3 +570,304 @@ fn follow_prints_new_segments_until_the_capture_ends() {
     assert!(!ctrl_c.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(without_host(records(&out)), oracle());
 }
+
+/// The local transport, with `hook` called before each command runs:
+/// it stands for the recorder, deleting segments while they are read.
+struct Hooked<F: Fn(&str)> {
+    hook: F,
+}
+
+impl<F: Fn(&str)> crate::transport::Transport for Hooked<F> {
+    fn run(&self, cmd: &str) -> Result<crate::transport::Output, crate::ssh::SshError> {
+        (self.hook)(cmd);
+        Local.run(cmd)
+    }
+    fn upload(
+        &self,
+        data: &[u8],
+        path: &str,
+        mode: i32,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<crate::transport::UploadMethod, crate::ssh::SshError> {
+        Local.upload(data, path, mode, progress)
+    }
+    fn stream(
+        &self,
+        cmd: &str,
+        on_line: &mut dyn FnMut(&[u8]) -> crate::transport::Flow,
+        on_stderr: &mut dyn FnMut(&[u8]),
+        stop: &AtomicBool,
+    ) -> Result<i32, crate::ssh::SshError> {
+        Local.stream(cmd, on_line, on_stderr, stop)
+    }
+}
+
+fn kinds(r: &[Value]) -> Vec<String> {
+    r.iter()
+        .map(|x| x["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The storage lost records (`cpu` null): (count, segments) each.
+fn storage_lost(r: &[Value]) -> Vec<(Value, Value)> {
+    r.iter()
+        .filter(|x| x["type"] == "lost" && x["cpu"].is_null())
+        .map(|x| (x["count"].clone(), x["segments"].clone()))
+        .collect()
+}
+
+/// Collects `dir`'s capture (two segments, one kill each, listed with
+/// nothing deleted) while `recorder` acts on the board before each of
+/// collect's commands; returns its records.
+fn collect_while(tmp: &Dir, id: &str, recorder: impl Fn(&str)) -> Vec<Value> {
+    let t = Hooked { hook: recorder };
+    let b = Board {
+        t: &t,
+        host: "board".into(),
+        dir: tmp.0.display().to_string(),
+        sudo: false,
+    };
+    let mut out = Vec::new();
+    collect(&b, &json_opts(Some(id)), &mut out, never()).unwrap();
+    records(&out)
+}
+
+const BOTH: &str =
+    "v1 pid=1 signals=2 dropped=0 dropped_segments=0 bytes=1 first=0 last=1 state=ended";
+const FIRST_GONE: &str =
+    "v1 pid=1 signals=2 dropped=1 dropped_segments=1 bytes=1 first=1 last=1 state=ended";
+
+/// Found by the board storm (host/tests/detached.rs): the recorder
+/// deleted a segment after collect listed it and before its `cat`,
+/// and its signals were only a warning, counted nowhere. Now they are
+/// a `lost` record before the end, and in the end's `lost`: printed
+/// plus lost is what the recorder counted.
+#[test]
+fn a_segment_deleted_before_it_is_read_is_counted_lost() {
+    let tmp = base("midread");
+    let (s0, s1) = two_segments();
+    let d = capture(&tmp.0, "0000abe0", &[(0, &s0), (1, &s1)], BOTH);
+    let r = collect_while(&tmp, "0000abe0", |cmd| {
+        if cmd.starts_with("cat ") && cmd.contains("seg.00000000") {
+            let _ = std::fs::remove_file(d.join("seg.00000000"));
+            std::fs::write(d.join("stat"), format!("{FIRST_GONE}\n")).unwrap();
+        }
+    });
+    assert_eq!(r.iter().filter(|x| x["type"] == "signal").count(), 1);
+    assert_eq!(storage_lost(&r), [(1.into(), 1.into())], "{r:?}");
+    let k = kinds(&r);
+    assert_eq!(&k[k.len() - 2..], ["lost", "end"], "{k:?}");
+    assert_eq!(r.last().unwrap()["lost"], 1);
+}
+
+/// A segment deleted after collect read it is not lost: its signals
+/// were printed.
+#[test]
+fn a_segment_deleted_after_it_was_read_is_not_lost() {
+    let tmp = base("afterread");
+    let (s0, s1) = two_segments();
+    let d = capture(&tmp.0, "0000abe1", &[(0, &s0), (1, &s1)], BOTH);
+    let r = collect_while(&tmp, "0000abe1", |cmd| {
+        if cmd.starts_with("cat ") && cmd.contains("seg.00000001") {
+            let _ = std::fs::remove_file(d.join("seg.00000000"));
+            std::fs::write(d.join("stat"), format!("{FIRST_GONE}\n")).unwrap();
+        }
+    });
+    assert_eq!(without_host(r.clone()), oracle());
+    assert!(storage_lost(&r).is_empty(), "{r:?}");
+}
+
+/// The recorder writes its stat at most once a second: right after a
+/// deletion the stat still says the deleted segment is there. Collect
+/// waits until the stat agrees with the segments present (the agent
+/// runs: it will write it).
+#[test]
+fn a_stat_behind_the_segments_is_waited_for() {
+    let tmp = base("stale");
+    let (s0, s1) = two_segments();
+    let d = capture(&tmp.0, "0000abe2", &[(0, &s0), (1, &s1)], BOTH);
+    std::fs::copy("/bin/sleep", d.join("whosent-agent")).unwrap();
+    let mut agent = std::process::Command::new(d.join("whosent-agent"))
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let running = |line: &str| {
+        format!(
+            "{}\n",
+            line.replace("pid=1", &format!("pid={}", agent.id()))
+                .replace("ended", "running")
+        )
+    };
+    std::fs::write(d.join("stat"), running(BOTH)).unwrap();
+    let checks = std::sync::atomic::AtomicU32::new(0);
+    let r = collect_while(&tmp, "0000abe2", |cmd| {
+        if cmd.starts_with("cat ") && cmd.contains("seg.00000000") {
+            let _ = std::fs::remove_file(d.join("seg.00000000"));
+        }
+        // The listing after the read: the second one finds the stat
+        // written.
+        if cmd.contains("read -r s <") && !cmd.contains("whosent-cap-*") {
+            let n = checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n == 1 {
+                std::fs::write(d.join("stat"), running(FIRST_GONE)).unwrap();
+            }
+        }
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(checks.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(storage_lost(&r), [(1.into(), 1.into())], "{r:?}");
+    assert_eq!(r.last().unwrap()["lost"], 1);
+}
+
+/// An agent that is gone will not write its stat again: if it does not
+/// agree with the segments, how many were lost is not known (null),
+/// and collect does not wait for it.
+#[test]
+fn a_stat_that_never_agrees_is_a_loss_of_unknown_count() {
+    let tmp = base("never");
+    let (s0, s1) = two_segments();
+    let d = capture(&tmp.0, "0000abe5", &[(0, &s0), (1, &s1)], BOTH);
+    let t0 = std::time::Instant::now();
+    let r = collect_while(&tmp, "0000abe5", |cmd| {
+        if cmd.starts_with("cat ") && cmd.contains("seg.00000000") {
+            let _ = std::fs::remove_file(d.join("seg.00000000"));
+        }
+    });
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(storage_lost(&r), [(Value::Null, 0.into())], "{r:?}");
+    assert_eq!(r.last().unwrap()["lost"], 0);
+    // And stop after it cannot know either.
+    let o = StopOpts {
+        id: None,
+        print: Print {
+            json: true,
+            every: false,
+            stopped: None,
+        },
+    };
+    let mut rest = Vec::new();
+    stop(&board(&tmp.0), &o, &mut rest).unwrap();
+    let rest = records(&rest);
+    assert_eq!(storage_lost(&rest), [(Value::Null, 0.into())], "{rest:?}");
+}
+
+/// `stop` after a collect that printed both kills: the segment deleted
+/// since was printed, not lost; only the loss no collect told is.
+#[test]
+fn stop_does_not_count_lost_what_collect_printed_before_it_was_deleted() {
+    let tmp = base("stopafter");
+    let (s0, s1) = two_segments();
+    let d = capture(&tmp.0, "0000abe3", &[(0, &s0), (1, &s1)], BOTH);
+    let b = board(&tmp.0);
+    let mut out = Vec::new();
+    collect(&b, &json_opts(None), &mut out, never()).unwrap();
+    assert_eq!(
+        records(&out)
+            .iter()
+            .filter(|x| x["type"] == "signal")
+            .count(),
+        2
+    );
+    let _ = std::fs::remove_file(d.join("seg.00000000"));
+    std::fs::write(d.join("stat"), format!("{FIRST_GONE}\n")).unwrap();
+    let o = StopOpts {
+        id: None,
+        print: Print {
+            json: true,
+            every: false,
+            stopped: None,
+        },
+    };
+    let mut rest = Vec::new();
+    assert_eq!(stop(&b, &o, &mut rest).unwrap(), 1);
+    let rest = records(&rest);
+    assert!(storage_lost(&rest).is_empty(), "{rest:?}");
+    assert_eq!(rest.last().unwrap()["lost"], 0, "{rest:?}");
+}
+
+/// `--follow` read the first segment while the recorder was writing it
+/// (one kill), and the recorder deleted it before its rest (the second
+/// kill) was read: that one kill is lost, not the whole segment's two.
+#[test]
+fn a_segment_deleted_after_part_of_it_was_read_loses_only_the_rest() {
+    let tmp = base("partial");
+    let (s0, _) = two_segments();
+    let ends = frame_ends(KILL);
+    let ready = ends
+        .iter()
+        .find(|(_, k)| *k == whosent_stream::frame::kind::READY)
+        .unwrap()
+        .0;
+    let stats = ends
+        .iter()
+        .rev()
+        .find(|(_, k)| *k == whosent_stream::frame::kind::STATS)
+        .map(|(e, _)| *e)
+        .unwrap();
+    let stats_start = ends
+        .iter()
+        .map(|(e, _)| *e)
+        .filter(|&e| e < stats)
+        .max()
+        .unwrap();
+    let d = capture(&tmp.0, "0000abe4", &[(0, &s0)], "v1 state=running");
+    std::fs::copy("/bin/sleep", d.join("whosent-agent")).unwrap();
+    let mut agent = std::process::Command::new(d.join("whosent-agent"))
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(
+        d.join("stat"),
+        format!(
+            "v1 pid={} signals=1 dropped=0 dropped_segments=0 bytes=1 first=0 last=0 state=running\n",
+            agent.id()
+        ),
+    )
+    .unwrap();
+    let mut o = json_opts(None);
+    o.follow = true;
+    let ctrl_c = AtomicBool::new(false);
+    let out = std::thread::scope(|sc| {
+        let run = sc.spawn(|| {
+            let b = board(&tmp.0);
+            let mut out = Vec::new();
+            let st = collect(&b, &o, &mut out, &ctrl_c);
+            (st, out)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        // Segment 0 got the second kill and was deleted; segment 1 is
+        // the preamble and the end.
+        let s1 = [&KILL[..ready], &KILL[stats_start..]].concat();
+        std::fs::write(d.join(super::segments::name(1)), &s1).unwrap();
+        std::fs::remove_file(d.join(super::segments::name(0))).unwrap();
+        std::fs::write(
+            d.join("stat"),
+            "v1 pid=1 signals=2 dropped=2 dropped_segments=1 bytes=1 first=1 last=1 state=ended\n",
+        )
+        .unwrap();
+        let _ = agent.kill();
+        let _ = agent.wait();
+        let (st, out) = run.join().unwrap();
+        assert_eq!(st.unwrap(), 0);
+        out
+    });
+    let r = records(&out);
+    let signals: Vec<&Value> = r.iter().filter(|x| x["type"] == "signal").collect();
+    assert_eq!(signals.len(), 1, "{r:?}");
+    assert_eq!(
+        signals[0],
+        &oracle()
+            .into_iter()
+            .find(|x| x["type"] == "signal")
+            .map(|mut v| {
+                v.as_object_mut()
+                    .unwrap()
+                    .insert("host".into(), "board".into());
+                v
+            })
+            .unwrap()
+    );
+    assert_eq!(storage_lost(&r), [(1.into(), 1.into())], "{r:?}");
+    assert_eq!(r.last().unwrap()["lost"], 1, "{r:?}");
+}
