@@ -78,10 +78,8 @@ fn agent_without_argv_probe(args: &[&str], fake_sh: &std::path::Path) -> Command
 /// A stale instance (its owner's pid is beyond pid_max): the agent
 /// removes it and says so on stderr, before its own exists.
 fn stale_instance(i: usize) -> std::path::PathBuf {
-    let p = std::path::Path::new(INSTANCES).join(format!(
-        "whosent-2147480000-{}{i:03}",
-        std::process::id()
-    ));
+    let p = std::path::Path::new(INSTANCES)
+        .join(format!("whosent-2147480000-{}{i:03}", std::process::id()));
     std::fs::create_dir(&p).unwrap();
     p
 }
