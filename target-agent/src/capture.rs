@@ -113,7 +113,7 @@ pub fn start(o: &Options) -> Result<Capture> {
     let mut stale = instance::remove_stale(&root);
     stale.extend(uprobe::remove_stale(&root));
     for name in stale {
-        eprintln!("whosent-agent: removed stale {name} (its owner is gone)");
+        crate::note!("whosent-agent: removed stale {name} (its owner is gone)");
     }
     if o.clean {
         // `--clean` is this and no more; nothing of ours exists yet.
@@ -233,7 +233,7 @@ impl Capture {
             Some(p)
         });
         if self.argv_probe.is_none() {
-            eprintln!("whosent-agent: note: no argv uprobe here; command lines of programs that exit at once may be missing");
+            crate::note!("whosent-agent: note: no argv uprobe here; command lines of programs that exit at once may be missing");
         }
         self.known.extend(procfs::snapshot());
     }

@@ -67,16 +67,12 @@ impl AgentError {
         )
     }
 
-    /// The error line on stderr; a stderr that cannot take it changes
-    /// nothing (eprintln! would panic: exit 101 instead of 2).
+    /// The error line on stderr (see [`note`]).
     pub fn say(&self) {
-        use std::io::Write;
-        let _ = writeln!(
-            io::stderr(),
+        note(format_args!(
             "whosent-agent: error: {} (help: {})",
-            self.message,
-            self.help
-        );
+            self.message, self.help
+        ));
     }
 
     pub fn not_root(path: &str) -> Self {
@@ -97,3 +93,25 @@ impl fmt::Display for AgentError {
 impl std::error::Error for AgentError {}
 
 pub type Result<T> = std::result::Result<T, AgentError>;
+
+/// A line on stderr, for a person at the board; one that stderr cannot
+/// take is dropped. Never `eprintln!` (the crate denies it): it panics
+/// when the write fails, and it does fail when the SSH connection
+/// dropped while the agent starts (Ctrl-C on the host just then): the
+/// server's end of the stderr pipe closes with it, and std ignores
+/// SIGPIPE, so the write returns EPIPE. The agent is built with
+/// `panic = "abort"`, so that panic skipped the drop that removes the
+/// instance, and left it on the board (the board test
+/// `ctrl_c_or_sigterm_at_every_stage...`; target-agent/tests/stderr_gone.rs).
+pub fn note(args: fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(io::stderr(), "{args}");
+}
+
+/// `note!(...)`: [`note`] with `format!` arguments.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::error::note(format_args!($($arg)*))
+    };
+}

@@ -1,6 +1,10 @@
 //! whosent-agent as a library: the binary only parses arguments, calls
 //! [`run::run`] and maps the outcome to an exit status.
 
+// eprintln! and println! panic when the write fails, and the agent's
+// panic aborts past the drops that clean up: see error::note.
+#![deny(clippy::print_stderr, clippy::print_stdout)]
+
 pub mod args;
 pub mod audit;
 pub mod capture;

@@ -1,5 +1,9 @@
 //! whosent-agent: the static program that runs on the board.
 
+// eprintln! and println! panic when the write fails, and the agent's
+// panic aborts past the drops that clean up: see error::note.
+#![deny(clippy::print_stderr, clippy::print_stdout)]
+
 use std::io::Write;
 use whosent_agent::args::{self, Parsed, HELP};
 use whosent_agent::error::AgentError;

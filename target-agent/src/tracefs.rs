@@ -44,14 +44,14 @@ pub fn locate(forced: Option<&str>) -> Result<String> {
         return Err(AgentError::not_root(CANDIDATES[0]));
     }
     if Path::new(CANDIDATES[0]).is_dir() && mount(c"nodev", c"/sys/kernel/tracing", c"tracefs") {
-        eprintln!("whosent-agent: mounted tracefs on {}", CANDIDATES[0]);
+        crate::note!("whosent-agent: mounted tracefs on {}", CANDIDATES[0]);
         return check(CANDIDATES[0]).map(|_| CANDIDATES[0].to_string());
     }
     if Path::new("/sys/kernel/debug").is_dir()
         && mount(c"nodev", c"/sys/kernel/debug", c"debugfs")
         && has_events(CANDIDATES[1])
     {
-        eprintln!("whosent-agent: mounted debugfs on /sys/kernel/debug");
+        crate::note!("whosent-agent: mounted debugfs on /sys/kernel/debug");
         return check(CANDIDATES[1]).map(|_| CANDIDATES[1].to_string());
     }
     Err(AgentError::new(

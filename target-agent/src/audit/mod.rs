@@ -30,7 +30,7 @@ use std::io::Write;
 const PROG: &str = "whosent-audit-reader";
 
 fn fail(what: &str, e: std::io::Error, help: &str) -> i32 {
-    eprintln!("{PROG}: error: {what}: {e} (help: {help})");
+    crate::note!("{PROG}: error: {what}: {e} (help: {help})");
     2
 }
 
@@ -45,7 +45,7 @@ impl Undo {
     fn run(&self, ctl: &mut Socket, rec: &mut Socket) {
         for r in &self.rules {
             if let Err(e) = ctl.del_rule(r) {
-                eprintln!("{PROG}: warning: cannot delete its audit rule: {e}");
+                crate::note!("{PROG}: warning: cannot delete its audit rule: {e}");
             }
         }
         if self.daemon {
@@ -116,9 +116,9 @@ fn remove_stale(ctl: &mut Socket) {
         }
         match ctl.del_rule(&r) {
             Ok(()) => {
-                eprintln!("whosent: removed an audit rule left by an earlier run (pid {pid})")
+                crate::note!("whosent: removed an audit rule left by an earlier run (pid {pid})")
             }
-            Err(e) => eprintln!(
+            Err(e) => crate::note!(
                 "whosent: warning: cannot remove the audit rule of an earlier run (pid {pid}): {e}"
             ),
         }
@@ -151,7 +151,7 @@ pub fn run(filter: rules::Filter) -> i32 {
         }
     };
     if st.enabled == 2 {
-        eprintln!("{PROG}: error: audit is locked (enabled=2): no rule can be added until reboot (help: use --backend ftrace, or add the rules of docs/parse.md at boot and parse the log)");
+        crate::note!("{PROG}: error: audit is locked (enabled=2): no rule can be added until reboot (help: use --backend ftrace, or add the rules of docs/parse.md at boot and parse the log)");
         return 2;
     }
     remove_stale(&mut ctl);
@@ -178,7 +178,7 @@ fn setup_and_read(
             return fail("cannot enable audit", e, "run as root (CAP_AUDIT_CONTROL)");
         }
         undo.enabled_by_us = true;
-        eprintln!(
+        crate::note!(
             "whosent: audit was disabled; enabled it for this run. Processes started before now \
              are invisible to it (a task gets its audit context at fork, only once audit was \
              enabled): boot the board with audit=1 to see them. Until the board reboots, the \
@@ -292,7 +292,7 @@ fn read(rec: &Socket, stop: &Stop) -> i32 {
         let msgs = match rec.recv(&mut buf) {
             Ok(m) => m,
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                eprintln!(
+                crate::note!(
                     "whosent: warning: the kernel dropped audit records (socket buffer full)"
                 );
                 continue;

@@ -4,10 +4,15 @@
 //!
 //!   whosent-audit-reader [--sig N] [--sender-pid PID]   (filters set in the rules)
 //!   whosent-audit-reader --list-rules
+
+// eprintln! and println! panic when the write fails, and the agent's
+// panic aborts past the drops that clean up: see error::note.
+#![deny(clippy::print_stderr, clippy::print_stdout)]
+
 use whosent_agent::audit::{self, rules::Filter};
 
 fn usage(msg: &str) -> ! {
-    eprintln!("whosent-audit-reader: error: {msg} (help: whosent-audit-reader [--sig N] [--sender-pid PID] | --list-rules)");
+    whosent_agent::note!("whosent-audit-reader: error: {msg} (help: whosent-audit-reader [--sig N] [--sender-pid PID] | --list-rules)");
     std::process::exit(2);
 }
 
