@@ -198,6 +198,7 @@ pub fn running(e: &Event<'_>, s: &SignalFacts, ns: &[Ns]) -> Running {
     Running {
         tgid: e.tgid(),
         uid: s.uid_gid as u32,
+        cgroup_id: s.cgroup,
         comm: comm(&s.comm),
         nspid: known.and_then(|n| pidns::nspid(e.tgid(), Some(n), s.ns_tgid)),
         target_pid: (s.target_tgid > 0).then_some(s.target_tgid),
@@ -284,6 +285,7 @@ mod tests {
         let s = SignalFacts {
             uid_gid: (100u64 << 32) | 1000,
             target_tgid: 650,
+            cgroup: 4242,
             ns_tgid: 3,
             ns_index: 2,
             comm,
@@ -317,6 +319,7 @@ mod tests {
             Running {
                 tgid: 812,
                 uid: 1000,
+                cgroup_id: 4242,
                 comm: "kill".into(),
                 nspid: Some(vec![812, 3]),
                 target_pid: Some(650),

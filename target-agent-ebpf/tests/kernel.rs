@@ -164,6 +164,34 @@ fn ftrace_and_ebpf_name_the_same_sender_and_target() {
     assert_eq!(l.last(), Some(&1));
 }
 
+/// The sender's cgroup v2 id, read in the kernel at the signal: a
+/// sender moved into a cgroup of this test's own has that cgroup's id
+/// (its directory's inode number), not its parent's.
+#[test]
+fn a_sender_in_a_cgroup_has_that_cgroups_id() {
+    let test = "a_sender_in_a_cgroup_has_that_cgroups_id";
+    if !real_kernel(test) {
+        return;
+    }
+    let Some(cg) = Cgroup::new("cgid") else {
+        return;
+    };
+    let (mut r, rpid) = receiver(&["10"]);
+    let p = rpid.to_string();
+    let (mut a, _) = ebpf(&["--sig", "USR1", "--pid", &p, "--count", "1"]);
+    let sender = sibling(AGENT, "test_sender");
+    let cmd = cg.run_in(&format!("{} kill 10 {p}", sender.display()));
+    let out = Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let sent = String::from_utf8_lossy(&out.stdout).to_string();
+    let got = r.until(T, |l| l.starts_with("got"));
+    assert_eq!(num(&got, "si_pid"), num(&sent, "sender_pid"));
+    let e = &records(&mut a, "signal")[0];
+    assert_eq!(e["sender"]["pid"], num(&sent, "sender_pid"), "{e}");
+    assert_eq!(e["sender"]["cgroup_id"], cg.id, "{e}");
+    drop(cg);
+}
+
 /// The perf event array, the output of kernels before 5.8, on this one
 /// (which has a ring buffer) by `WHOSENT_EBPF_OUTPUT`: a kill from a
 /// shell that is gone before the event is read still names the sender

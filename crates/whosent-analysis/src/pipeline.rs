@@ -50,6 +50,8 @@ pub struct Running {
     pub tgid: i32,
     /// The real uid.
     pub uid: u32,
+    /// Its cgroup v2 id (`bpf_get_current_cgroup_id`).
+    pub cgroup_id: u64,
     pub comm: String,
     /// Its pid per namespace, where the program could tell.
     pub nspid: Option<Vec<i32>>,
@@ -166,6 +168,7 @@ fn task(
         cmdline: if full { p.cmdline.clone() } else { None },
         nspid: (!p.nstgid.is_empty()).then(|| p.nstgid.clone()),
         lineage: None,
+        cgroup_id: None,
     }
 }
 
@@ -424,6 +427,7 @@ impl Pipeline {
             // table or /proc may no longer know.
             running.pid = Some(k.tgid);
             running.uid = Some(k.uid);
+            running.cgroup_id = Some(k.cgroup_id);
             if !k.comm.is_empty() {
                 running.comm = k.comm;
             }
