@@ -568,7 +568,13 @@ fn the_ebpf_backend_folds_a_storm_into_exact_counts() {
     let mut runs: Vec<(String, i64)> = Vec::new();
     for l in &d.seen {
         if l.starts_with("SIGUSR1: ") {
-            runs.push((l.clone(), 1));
+            // A count line names its run's first line without the
+            // sender's lineage (`<- parent(pid) ...`), as for ftrace.
+            let line = match (l.find(" <- "), l.find(" -> ")) {
+                (Some(a), Some(b)) if a < b => format!("{}{}", &l[..a], &l[b..]),
+                _ => l.clone(),
+            };
+            runs.push((line, 1));
         } else if let Some(rest) = l.strip_prefix("  ×") {
             let (n, rest) = rest.split_once(' ').unwrap();
             let n: i64 = n.parse().unwrap();

@@ -10,7 +10,8 @@
 //!   the shared pipeline (whosent-analysis);
 //! - [`fold`]: storms folded in the kernel, read back as `repeat` records;
 //! - [`pidns`]: the namespaces the sender's pid is looked up in;
-//! - [`run`]: the capture loop.
+//! - [`run`]: the capture loop, run alone (the pipeline on the board);
+//! - [`stream`]: `--stream`, the capture stream for the host's pipeline.
 
 pub mod error;
 pub mod event;
@@ -21,6 +22,7 @@ pub mod object;
 pub mod pidns;
 pub mod run;
 pub mod source;
+pub mod stream;
 
 pub const HELP: &str = "\
 whosent-ebpf-agent: report who sends signals, from an eBPF program on signal:signal_generate

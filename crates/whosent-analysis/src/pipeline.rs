@@ -61,6 +61,21 @@ pub struct Running {
     pub exited: bool,
 }
 
+/// What the eBPF agent's program read, as its capture stream carries it.
+impl From<whosent_stream::frame::Facts> for Running {
+    fn from(f: whosent_stream::frame::Facts) -> Self {
+        Running {
+            tgid: f.tgid,
+            uid: f.uid,
+            cgroup_id: f.cgroup_id,
+            comm: f.comm,
+            nspid: (!f.nspid.is_empty()).then_some(f.nspid),
+            target_pid: (f.target_tgid > 0).then_some(f.target_tgid),
+            exited: f.exited,
+        }
+    }
+}
+
 /// What a signal carries of [`Running`]: with the `kernel-facts`
 /// feature (the eBPF agent); otherwise a type with no value, so that
 /// the ftrace agent carries no code for it.

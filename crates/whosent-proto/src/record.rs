@@ -353,6 +353,46 @@ pub struct Lost {
     pub count: Option<u64>,
 }
 
+/// The `repeat` record: `count` more signals exactly like the first of
+/// one key (sender, target, signal, code, result), counted in the
+/// kernel instead of sent (the eBPF backend's `--fold`,
+/// docs/json-schema.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepeatRec {
+    /// The last of these signals.
+    pub ts_ns: u64,
+    /// The key's first signal, the one in a `signal` record.
+    pub first_ns: u64,
+    /// The sender's pid; `None` when the kernel sent the first in the
+    /// running task's context.
+    pub sender: Option<i32>,
+    /// The running task's process.
+    pub running: i32,
+    pub target: i32,
+    pub sig: i32,
+    pub code: i32,
+    pub result: Option<Outcome>,
+    pub count: u64,
+}
+
+impl RepeatRec {
+    pub fn encode(&self, out: &mut String) {
+        let mut o = Obj::new(out);
+        o.str("type", "repeat")
+            .secs("ts", self.ts_ns)
+            .secs("first_ts", self.first_ns)
+            .opt_int("sender", self.sender.map(i64::from))
+            .int("running", self.running as i64)
+            .int("target", self.target as i64)
+            .int("sig", self.sig as i64)
+            .int("code", self.code as i64)
+            .opt_str("result", self.result.and_then(Outcome::name))
+            .int("count", self.count as i64);
+        o.close();
+        out.push('\n');
+    }
+}
+
 /// The `end` record, always the last.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "decode", derive(Deserialize))]
