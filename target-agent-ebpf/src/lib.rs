@@ -27,7 +27,7 @@ pub mod stream;
 pub const HELP: &str = "\
 whosent-ebpf-agent: report who sends signals, from an eBPF program on signal:signal_generate
 
-USAGE: whosent-ebpf-agent [QUERY] [--count N] [--duration SECS] [--human] [--until-exit] [--fold]
+USAGE: whosent-ebpf-agent [QUERY] [--count N] [--duration SECS] [--human] [--until-exit] [--fold] [--stream]
 
 Writes one JSON object per line on stdout (schema: docs/json-schema.md), as
 whosent-agent does: `ready`, a `signal` record per signal, `exit` records of the --pid and
@@ -52,6 +52,8 @@ CAPTURE:
       --fold             fold storms in the kernel: a signal like one already reported
                          (sender, target, signal, code, result) is counted, not sent, and
                          written in `repeat` records (not with --human or --count)
+      --stream           write the binary capture stream (docs/stream-format.md) for
+                         whosent-deploy, which makes the records: how it runs this agent
       --buffer-kb KB     the ring buffer (or each CPU's perf buffer) [default: 2048]
       --tracefs DIR      where the events' format files are (default: find or mount it)
 
