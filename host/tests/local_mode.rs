@@ -205,6 +205,8 @@ struct TaskRec {
     comm: String,
     uid: Option<u32>,
     cmdline: Option<String>,
+    /// The eBPF backend's; null for the others.
+    cgroup_id: Option<u64>,
     nspid: Option<Vec<i32>>,
     lineage: Option<Vec<AncestorRec>>,
 }

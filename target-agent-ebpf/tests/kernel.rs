@@ -375,6 +375,42 @@ fn nothing_is_left_in_the_kernel_however_the_agent_ends() {
     }
 }
 
+/// With `--stream` (how whosent-deploy runs it) the agent exits as soon
+/// as its END frame is out, and a child of its own releases the
+/// programs and maps (src/stream.rs, `teardown`): they are gone soon
+/// after, without anyone waiting for it.
+#[test]
+fn nothing_is_left_in_the_kernel_after_a_streamed_capture() {
+    if !real_kernel("nothing_is_left_in_the_kernel_after_a_streamed_capture") {
+        return;
+    }
+    let mut a = Proc::spawn(Command::new(AGENT).args([
+        "--stream",
+        "--sig",
+        "10",
+        "--comm",
+        "no-such-target",
+    ]));
+    let pid = a.pid();
+    let loaded = eventually(T, || {
+        bpf_ids(pid).iter().filter(|(k, _)| *k == "prog_id").count() >= 3
+    });
+    assert!(loaded, "the agent holds {:?}", bpf_ids(pid));
+    // Attached once it reads events: give it its READY.
+    std::thread::sleep(Duration::from_millis(500));
+    let ids = bpf_ids(a.pid());
+    a.close_stdin();
+    let t = std::time::Instant::now();
+    assert_eq!(a.wait(T), 0);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "exit took {:?}",
+        t.elapsed()
+    );
+    let ok = eventually(Duration::from_secs(5), || left_behind(&ids).is_empty());
+    assert!(ok, "left behind {:?}", left_behind(&ids));
+}
+
 #[test]
 fn a_missing_target_is_a_usage_error_before_anything_is_loaded() {
     if !real_kernel("a_missing_target_is_a_usage_error_before_anything_is_loaded") {
