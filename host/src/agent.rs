@@ -1,12 +1,12 @@
 //! The agents as a deploy backend: the payload is the static
 //! `whosent-agent` (ftrace) or `whosent-ebpf-agent` for the board's
 //! architecture (built here, or `--agent`), in a tar.gz bundle with its
-//! manifest where the board has tar. The ftrace agent runs with the query
+//! manifest where the board has tar. Either agent runs with the query
 //! as its flags and `--stream`: it records, and its stdout is the binary
-//! capture stream (docs/stream-format.md), decoded here by
-//! [`crate::stream::Feed`]; `--count` is the feed's. The eBPF agent takes
-//! the same flags and writes JSON Lines records, which the feed passes
-//! on. Either agent times and ends the capture itself.
+//! capture stream (docs/stream-format.md: pages from the ftrace agent,
+//! EVENT frames from the eBPF agent), decoded here by
+//! [`crate::stream::Feed`]; `--count` and `--until-exit` are the feed's.
+//! Either agent times and ends the capture itself.
 //!
 //! `--backend auto` picks the eBPF agent when the probe's facts allow
 //! it ([`crate::bpf::verdict`]), else the ftrace agent.
@@ -50,9 +50,6 @@ pub struct Agent {
     feed: Feed,
     /// The agent's last line on stderr.
     words: LastWords,
-    /// `--until-exit`: the eBPF agent is told (it writes the records);
-    /// for the ftrace agent the feed ends the capture.
-    until_exit: bool,
     /// Human output, folded: the eBPF agent folds storms in the kernel
     /// (`--fold`, crate::fold).
     fold: bool,
@@ -77,7 +74,6 @@ impl Agent {
             arch: None,
             feed,
             words: LastWords::default(),
-            until_exit: false,
             fold: false,
         }
     }
@@ -85,12 +81,6 @@ impl Agent {
     /// With the eBPF agent's `--fold`.
     pub fn fold(mut self, on: bool) -> Self {
         self.fold = on;
-        self
-    }
-
-    /// With `--until-exit`.
-    pub fn until_exit(mut self, on: bool) -> Self {
-        self.until_exit = on;
         self
     }
 
@@ -171,15 +161,11 @@ impl Backend for Agent {
     fn prepare(&mut self, facts: &Facts, arch: Arch, _: &AtomicBool) -> Result<(), HostError> {
         self.arch = Some(arch);
         self.kind = resolve(self.choice, facts)?;
-        if self.kind == build::Agent::Ftrace {
-            self.args.push("--stream".into());
-        } else {
-            if self.until_exit {
-                self.args.push("--until-exit".into());
-            }
-            if self.fold {
-                self.args.push("--fold".into());
-            }
+        // Either agent records (`--stream`) and the feed explains;
+        // `--until-exit` and `--count` are the feed's.
+        self.args.push("--stream".into());
+        if self.kind == build::Agent::Ebpf && self.fold {
+            self.args.push("--fold".into());
         }
         if !self.bytes.is_empty() {
             return Ok(());

@@ -138,8 +138,8 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
     }
     r.stap.only_for_stap()?;
     let q = query::from_args(&r.query)?;
-    // The ftrace agent records (it gets --stream), this side decodes
-    // (crate::stream); the eBPF agent writes records.
+    // The agent records (it gets --stream), this side decodes
+    // (crate::stream).
     let args = query::agent_args(&q, &r.capture)?;
     let choice = match r.stap.backend {
         Backend::Ebpf => Choice::Ebpf,
@@ -183,22 +183,16 @@ fn trace(r: &RunArgs) -> Result<i32, HostError> {
             };
             let agent = local::find_agent(kind, r.agent.as_deref())?;
             let mut args = args.clone();
-            if kind == crate::build::Agent::Ftrace {
-                args.push("--stream".into());
-            } else {
-                if r.capture.until_exit {
-                    // The eBPF agent writes the records, and ends the capture.
-                    args.push("--until-exit".into());
-                }
-                if kernel_fold {
-                    args.push("--fold".into());
-                }
+            // Either agent records; the feed explains, counts, and ends
+            // the capture at `--until-exit`.
+            args.push("--stream".into());
+            if kind == crate::build::Agent::Ebpf && kernel_fold {
+                args.push("--fold".into());
             }
             return local::run(&agent, &args, r.sudo, r.capture.json, feed, stop);
         }
-        let mut agent = Agent::choose(choice, args.clone(), r.agent.clone(), feed)
-            .until_exit(r.capture.until_exit)
-            .fold(kernel_fold);
+        let mut agent =
+            Agent::choose(choice, args.clone(), r.agent.clone(), feed).fold(kernel_fold);
         deploy::run_to(r, host, &mut agent, stop, out)
     })?;
     Ok(outcome.any_signal())

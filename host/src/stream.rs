@@ -17,7 +17,9 @@ use whosent_analysis::pipeline::{Lineage, Sink};
 use whosent_analysis::session::{Records, Session as Decoding};
 use whosent_proto::decode::Record;
 use whosent_proto::query::Query;
-use whosent_proto::record::{End, EndReason, ErrorRec, ExitRec, Lost, Ready, SignalEvent};
+use whosent_proto::record::{
+    End, EndReason, ErrorRec, ExitRec, Lost, Ready, RepeatRec, SignalEvent,
+};
 use whosent_stream::decode::{Decoder, Ending};
 
 pub use whosent_stream::decode::is_stream;
@@ -190,6 +192,40 @@ impl Records for Out<'_, '_> {
     fn error(&mut self, e: &ErrorRec) {
         self.close_run();
         self.record(Record::Error(e.clone()));
+    }
+    /// Signals the eBPF agent's program folded in the kernel: added to
+    /// their storm's run in human mode, else a `repeat` record.
+    fn repeat(&mut self, r: &RepeatRec) {
+        if *self.gone {
+            return;
+        }
+        let Some(fold) = self.fold.as_mut() else {
+            let mut text = String::new();
+            r.encode(&mut text);
+            let f = self
+                .s
+                .record(&Record::Other("repeat".into()), Some(text.trim_end()));
+            return self.flow(f);
+        };
+        let line = fold.repeat(&crate::fold::Repeat {
+            sender: r.sender,
+            target: r.target,
+            sig: r.sig,
+            code: r.code,
+            result: r.result,
+            count: r.count,
+            last: r.ts_ns,
+        });
+        if let Some(line) = line {
+            let f = self.s.note(&line);
+            self.flow(f);
+        }
+        for _ in 0..r.count {
+            let f = self.s.folded_signal();
+            if f == Flow::Stop {
+                return self.flow(f);
+            }
+        }
     }
 }
 

@@ -79,6 +79,9 @@ fn kill_is_reported(b: &Board, extra: &[&str]) {
         // The board's process table, from the programs' task events.
         assert_eq!(e["sender"]["lineage"][0]["pid"], sender, "{e}");
         assert_eq!(e["sender"]["lineage"][0]["comm"], "sh", "{e}");
+        // Read in the kernel (the board's own value cannot be checked
+        // from here; a_sender_in_a_cgroup_has_that_cgroups_id does).
+        assert!(e["sender"]["cgroup_id"].is_u64(), "{e}");
     }
     assert_eq!(
         (e["signame"].as_str(), e["result"].as_str()),

@@ -205,6 +205,8 @@ struct TaskRec {
     comm: String,
     uid: Option<u32>,
     cmdline: Option<String>,
+    /// The eBPF backend's; null for the others.
+    cgroup_id: Option<u64>,
     nspid: Option<Vec<i32>>,
     lineage: Option<Vec<AncestorRec>>,
 }
@@ -440,6 +442,73 @@ fn the_ebpf_backend_reports_the_sender_the_receiver_saw() {
     }
 }
 
+/// The eBPF agent records and this side explains (its stream's EVENT
+/// frames, docs/stream-format.md): a sender moved into a cgroup of this
+/// test's own has that cgroup's id (the directory's inode number), its
+/// lineage names this test as its parent (the host's process table, fed
+/// by the agent's PROC frames), and the stream saved with `--save` gives
+/// the same record through `whosent-deploy parse`.
+#[test]
+fn the_ebpf_backend_names_the_senders_cgroup_and_its_saved_stream_parses_the_same() {
+    let test = "the_ebpf_backend_names_the_senders_cgroup";
+    if !real_kernel(test) {
+        return;
+    }
+    let Some(cg) = Cgroup::new("local-cgid") else {
+        return;
+    };
+    let save = std::env::temp_dir().join(format!("whosent-ebpf-{}.wst", std::process::id()));
+    let (mut r, rpid) = receiver(&["10"]);
+    let p = rpid.to_string();
+    let mut d = deploy(&[
+        "--json",
+        "--backend",
+        "ebpf",
+        "--sig",
+        "USR1",
+        "--pid",
+        &p,
+        "--count",
+        "1",
+        "--save",
+        save.to_str().unwrap(),
+    ]);
+    d.until(T, |l| l.contains(r#""type":"ready""#));
+    let sender = sibling(DEPLOY, "test_sender");
+    let cmd = cg.run_in(&format!("{} kill 10 {p}", sender.display()));
+    let out = Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let sent = num(
+        String::from_utf8_lossy(&out.stdout).lines().last().unwrap(),
+        "sender_pid",
+    );
+    let got = r.until(T, |l| l.starts_with("got"));
+    assert_eq!(num(&got, "si_pid"), sent);
+    let line = d.until(T, |l| l.contains(r#""type":"signal""#));
+    let rec: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(rec["sender"]["pid"], sent, "{rec}");
+    assert_eq!(rec["sender"]["cgroup_id"], cg.id, "{rec}");
+    assert_eq!(rec["sender"]["lineage"][0]["pid"], sent, "{rec}");
+    assert_eq!(
+        rec["sender"]["lineage"][1]["pid"],
+        std::process::id(),
+        "the sh that ran it is this test's child: {rec}"
+    );
+    assert_eq!(d.wait(T), 0);
+    drop(cg);
+    let parsed = Command::new(DEPLOY)
+        .args(["parse", "--json", save.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&save);
+    let text = String::from_utf8_lossy(&parsed.stdout);
+    assert!(
+        text.lines().any(|l| l == line),
+        "the saved stream's record differs:\nlive   {line}\nparsed {text}"
+    );
+    assert!(text.contains(r#""backend":"ebpf""#), "{text}");
+}
+
 /// The user local-sshd.sh creates with passwordless sudo (issue #13:
 /// `--sudo` did nothing with `--host local`, yet the not-root error
 /// suggested it). `up` creates the user and its sudoers rule; its
@@ -568,7 +637,13 @@ fn the_ebpf_backend_folds_a_storm_into_exact_counts() {
     let mut runs: Vec<(String, i64)> = Vec::new();
     for l in &d.seen {
         if l.starts_with("SIGUSR1: ") {
-            runs.push((l.clone(), 1));
+            // A count line names its run's first line without the
+            // sender's lineage (`<- parent(pid) ...`), as for ftrace.
+            let line = match (l.find(" <- "), l.find(" -> ")) {
+                (Some(a), Some(b)) if a < b => format!("{}{}", &l[..a], &l[b..]),
+                _ => l.clone(),
+            };
+            runs.push((line, 1));
         } else if let Some(rest) = l.strip_prefix("  ×") {
             let (n, rest) = rest.split_once(' ').unwrap();
             let n: i64 = n.parse().unwrap();

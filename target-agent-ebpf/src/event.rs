@@ -8,6 +8,7 @@
 use crate::pidns::{self, Ns};
 use whosent_analysis::pipeline::Running;
 use whosent_ftrace::format::EventFormat;
+use whosent_stream::frame::Facts;
 
 /// `KIND_*` in ebpf/event.h, which index [`Kinds`].
 pub const KIND_SIGNAL: u32 = 1;
@@ -190,19 +191,31 @@ impl Kinds {
     }
 }
 
-/// What the program read of the running task at a signal, for the
-/// pipeline: its ids and comm, its namespace pid where it is in a
-/// namespace `ns` lists (the pidns map, by index).
-pub fn running(e: &Event<'_>, s: &SignalFacts, ns: &[Ns]) -> Running {
+/// What the program read of the running task at a signal, as the
+/// capture stream's EVENT frame carries it (and, turned into
+/// [`Running`], the pipeline takes it): its ids, cgroup and comm, its
+/// namespace pid where it is in a namespace `ns` lists (the pidns map,
+/// by index).
+pub fn facts(e: &Event<'_>, s: &SignalFacts, ns: &[Ns]) -> Facts {
     let known = (s.ns_index as usize).checked_sub(1).and_then(|i| ns.get(i));
-    Running {
+    Facts {
         tgid: e.tgid(),
+        tid: e.tid(),
         uid: s.uid_gid as u32,
-        comm: comm(&s.comm),
-        nspid: known.and_then(|n| pidns::nspid(e.tgid(), Some(n), s.ns_tgid)),
-        target_pid: (s.target_tgid > 0).then_some(s.target_tgid),
+        gid: (s.uid_gid >> 32) as u32,
+        cgroup_id: s.cgroup,
+        target_tgid: s.target_tgid.max(0),
         exited: s.exited != 0,
+        comm: comm(&s.comm),
+        nspid: known
+            .and_then(|n| pidns::nspid(e.tgid(), Some(n), s.ns_tgid))
+            .unwrap_or_default(),
     }
+}
+
+/// The same for the pipeline run on the board.
+pub fn running(e: &Event<'_>, s: &SignalFacts, ns: &[Ns]) -> Running {
+    facts(e, s, ns).into()
 }
 
 #[cfg(test)]
@@ -284,6 +297,7 @@ mod tests {
         let s = SignalFacts {
             uid_gid: (100u64 << 32) | 1000,
             target_tgid: 650,
+            cgroup: 4242,
             ns_tgid: 3,
             ns_index: 2,
             comm,
@@ -317,6 +331,7 @@ mod tests {
             Running {
                 tgid: 812,
                 uid: 1000,
+                cgroup_id: 4242,
                 comm: "kill".into(),
                 nspid: Some(vec![812, 3]),
                 target_pid: Some(650),

@@ -1,20 +1,21 @@
-//! Storm folding in the kernel (#15): with `--fold` the
-//! program sends a key's first signal in full and only counts its
-//! repeats in the `folds` map (ebpf/signal.bpf.c), keyed by (sender
-//! tgid, target tgid, sig, code, result) as the host folds
-//! (host/src/fold.rs). This module reads the counts and writes what grew
-//! since the last read as `repeat` records (docs/json-schema.md).
+//! Storm folding in the kernel (#15): with `--fold` the program sends a
+//! key's first signal in full and only counts its repeats in the
+//! `folds` map (ebpf/signal.bpf.c), keyed by (sender tgid, target tgid,
+//! sig, code, result) as the host folds (host/src/fold.rs). This module
+//! reads the counts: with `--stream` it sends each count that grew in a
+//! REPEAT frame, for the host's pipeline; run alone it turns them into
+//! `repeat` records itself (whosent_analysis::repeat, shared with the
+//! host).
 //!
 //! The map is never written here: a count only grows, so the difference
 //! from the last read is exact, with no repeat lost between a read and a
-//! delete. A key's repeats are reported only once its first signal was
-//! (the first may still wait in a perf buffer, or not match the query).
+//! delete.
 
 use aya::maps::{HashMap, MapData};
 use aya::Ebpf;
 use std::collections::HashMap as Map;
-use whosent_proto::json::Obj;
-use whosent_proto::record::{Context, Outcome, SignalEvent};
+use whosent_analysis::repeat::{Count, Repeats};
+use whosent_proto::record::SignalEvent;
 
 /// `struct fold_key` (ebpf/event.h).
 #[repr(C)]
@@ -41,86 +42,54 @@ pub struct FoldValue {
 // SAFETY: three u64s, no padding.
 unsafe impl aya::Pod for FoldValue {}
 
-impl FoldKey {
-    /// The key the program gave `e`, if it could have folded it: sent in
-    /// task context (by the running task, or by the kernel in its
-    /// context: a SIGCHLD, a SIGPIPE), to a known process.
-    pub fn of(e: &SignalEvent) -> Option<Self> {
-        if e.context != Context::Task || e.sig == 9 {
-            return None;
-        }
-        Some(FoldKey {
-            sender: e.running.pid?,
-            target: e.target.pid?,
-            sig: e.sig,
-            code: e.code,
-            result: e.result.map_or(-1, Outcome::as_raw),
-        })
-    }
-}
-
 #[derive(Default)]
 pub struct Folds {
-    /// Keys whose first signal was reported: the repeats reported, and
-    /// whether it had a sender (not one the kernel sent).
-    reported: Map<FoldKey, (u64, bool)>,
-    /// Repeats reported in all.
-    pub repeats: u64,
+    /// The count last read of each key.
+    read: Map<FoldKey, u64>,
+    /// Run alone: the keys whose first signal was reported.
+    pub repeats: Repeats,
 }
 
 impl Folds {
-    /// A signal was reported.
+    /// A signal was reported (run alone).
     pub fn signal(&mut self, e: &SignalEvent) {
-        if let Some(k) = FoldKey::of(e) {
-            self.reported.entry(k).or_insert((0, e.sender().is_some()));
-        }
+        self.repeats.signal(e);
     }
 
-    /// Writes a `repeat` record for each reported key whose count grew.
-    pub fn drain(&mut self, ebpf: &Ebpf, out: &mut String) {
+    /// The counts that grew since the last call.
+    pub fn grown(&mut self, ebpf: &Ebpf) -> Vec<Count> {
+        let mut out = Vec::new();
         let Some(map) = ebpf.map("folds") else {
-            return;
+            return out;
         };
         let Ok(folds) = HashMap::<&MapData, FoldKey, FoldValue>::try_from(map) else {
-            return;
+            return out;
         };
         for (k, v) in folds.iter().flatten() {
-            let Some((seen, sender)) = self.reported.get_mut(&k) else {
-                continue;
-            };
+            let seen = self.read.entry(k).or_insert(0);
             if v.count > *seen {
-                repeat(&k, &v, *sender, v.count - *seen, out);
-                self.repeats += v.count - *seen;
                 *seen = v.count;
+                out.push(Count {
+                    sender: k.sender,
+                    target: k.target,
+                    sig: k.sig,
+                    code: k.code,
+                    result: k.result,
+                    count: v.count,
+                    first: v.first,
+                    last: v.last,
+                });
             }
         }
+        out
     }
-}
 
-/// `{"type":"repeat",...}`: `count` more signals like the first of the
-/// key, the last at `ts`. `sender` is null, as the host folds, when the
-/// kernel sent the first in the running task's context.
-fn repeat(k: &FoldKey, v: &FoldValue, sender: bool, count: u64, out: &mut String) {
-    let mut o = Obj::new(out);
-    o.str("type", "repeat")
-        .secs("ts", v.last)
-        .secs("first_ts", v.first);
-    match sender {
-        true => o.int("sender", k.sender as i64),
-        false => o.null("sender"),
-    };
-    o.int("running", k.sender as i64)
-        .int("target", k.target as i64)
-        .int("sig", k.sig as i64)
-        .int("code", k.code as i64);
-    match (k.result >= 0)
-        .then(|| Outcome::from_raw(k.result).name())
-        .flatten()
-    {
-        Some(r) => o.str("result", r),
-        None => o.null("result"),
-    };
-    o.int("count", count as i64);
-    o.close();
-    out.push('\n');
+    /// Run alone: a `repeat` record for each reported key whose count
+    /// grew.
+    pub fn drain(&mut self, ebpf: &Ebpf, out: &mut String) {
+        for c in self.grown(ebpf) {
+            self.repeats.count(c);
+        }
+        self.repeats.due(&mut |r| r.encode(out));
+    }
 }

@@ -10,7 +10,8 @@
 //!   the shared pipeline (whosent-analysis);
 //! - [`fold`]: storms folded in the kernel, read back as `repeat` records;
 //! - [`pidns`]: the namespaces the sender's pid is looked up in;
-//! - [`run`]: the capture loop.
+//! - [`run`]: the capture loop, run alone (the pipeline on the board);
+//! - [`stream`]: `--stream`, the capture stream for the host's pipeline.
 
 pub mod error;
 pub mod event;
@@ -21,11 +22,12 @@ pub mod object;
 pub mod pidns;
 pub mod run;
 pub mod source;
+pub mod stream;
 
 pub const HELP: &str = "\
 whosent-ebpf-agent: report who sends signals, from an eBPF program on signal:signal_generate
 
-USAGE: whosent-ebpf-agent [QUERY] [--count N] [--duration SECS] [--human] [--until-exit] [--fold]
+USAGE: whosent-ebpf-agent [QUERY] [--count N] [--duration SECS] [--human] [--until-exit] [--fold] [--stream]
 
 Writes one JSON object per line on stdout (schema: docs/json-schema.md), as
 whosent-agent does: `ready`, a `signal` record per signal, `exit` records of the --pid and
@@ -50,6 +52,8 @@ CAPTURE:
       --fold             fold storms in the kernel: a signal like one already reported
                          (sender, target, signal, code, result) is counted, not sent, and
                          written in `repeat` records (not with --human or --count)
+      --stream           write the binary capture stream (docs/stream-format.md) for
+                         whosent-deploy, which makes the records: how it runs this agent
       --buffer-kb KB     the ring buffer (or each CPU's perf buffer) [default: 2048]
       --tracefs DIR      where the events' format files are (default: find or mount it)
 

@@ -22,6 +22,7 @@ use whosent_agent::error::{AgentError, Result};
 use whosent_ftrace::format::EventFormat;
 use whosent_ftrace::header_page::PageLayout;
 use whosent_proto::query::Query;
+use whosent_stream::frame::role;
 
 /// `FILTER_*` in ebpf/event.h.
 const FILTER_TARGET_PID: u32 = 1;
@@ -110,11 +111,14 @@ fn read_whole(p: &Path) -> std::io::Result<Vec<u8>> {
     }
 }
 
-fn read_format(root: &str, rel: &str) -> Result<EventFormat> {
+/// A format file, parsed, and its text (for the capture stream).
+fn read_format(root: &str, rel: &str) -> Result<(EventFormat, Vec<u8>)> {
     let p = Path::new(root).join(rel);
     let bytes =
         read_whole(&p).map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
-    EventFormat::parse(bytes.as_slice()).map_err(|e| bad_format(&p.display().to_string(), e))
+    let f = EventFormat::parse(bytes.as_slice())
+        .map_err(|e| bad_format(&p.display().to_string(), e))?;
+    Ok((f, bytes))
 }
 
 fn bad_format(what: &str, e: impl std::fmt::Display) -> AgentError {
@@ -132,6 +136,9 @@ pub struct Formats {
     pub tasks: TaskOffsets,
     pub kinds: Kinds,
     pub page: PageLayout,
+    /// The texts of header_page and of each format in `kinds`, with
+    /// their FORMAT roles (docs/stream-format.md), for `--stream`.
+    pub texts: Vec<(u8, Vec<u8>)>,
 }
 
 /// The events the program sends besides signals, by kind: those marked
@@ -156,23 +163,24 @@ const EVENTS: [(u32, &str, bool, bool); 7] = [
 /// events too (`--pid`, `--comm`). An optional event the kernel lacks,
 /// or whose fields the program's copy cannot hold, is left out.
 pub fn formats(root: &str, fates: bool) -> Result<Formats> {
-    let sig = read_format(root, "events/signal/signal_generate/format")?;
+    let (sig, sig_text) = read_format(root, "events/signal/signal_generate/format")?;
     let signal = SignalOffsets::new(&sig).map_err(|e| bad_format("signal_generate", e))?;
     fits(&sig, capacity(KIND_SIGNAL)).map_err(|e| bad_format("signal_generate", e))?;
-    let newtask = read_format(root, "events/task/task_newtask/format")?;
-    let exit = read_format(root, "events/sched/sched_process_exit/format")?;
+    let (newtask, _) = read_format(root, "events/task/task_newtask/format")?;
+    let (exit, _) = read_format(root, "events/sched/sched_process_exit/format")?;
     let mut tasks = TaskOffsets::new(&newtask, &exit).map_err(|e| bad_format("task events", e))?;
     let p = Path::new(root).join("events/header_page");
     let text =
         read_whole(&p).map_err(|e| AgentError::io("cannot read", &p.display().to_string(), e))?;
     let page = PageLayout::parse(text.as_slice()).map_err(|e| bad_format("header_page", e))?;
+    let mut texts = vec![(role::HEADER_PAGE, text), (role::SIGNAL, sig_text)];
     let mut kinds = Kinds::default();
     kinds.set(KIND_SIGNAL, sig);
     for (kind, ev, required, fate) in EVENTS {
         if fate && !fates {
             continue;
         }
-        let f = match read_format(root, &format!("events/{ev}/format")) {
+        let (f, text) = match read_format(root, &format!("events/{ev}/format")) {
             Ok(f) => f,
             Err(e) if required => return Err(e),
             Err(_) => continue,
@@ -194,12 +202,19 @@ pub fn formats(root: &str, fates: bool) -> Result<Formats> {
             }
         }
         kinds.set(kind, f);
+        let r = if kind >= KIND_VICTIM {
+            role::FATE
+        } else {
+            role::TASK
+        };
+        texts.push((r, text));
     }
     Ok(Formats {
         signal,
         tasks,
         kinds,
         page,
+        texts,
     })
 }
 
@@ -384,6 +399,25 @@ pub fn load(s: &Setup<'_>, buffer_kb: u32, output: Option<Output>) -> Result<Loa
         namespaces,
         irq_context,
     })
+}
+
+/// Detaches every program at once. A tracepoint's last perf user waits
+/// for RCU grace periods as it goes (`tracepoint_synchronize_unregister`
+/// in `perf_trace_event_unreg`, kernel/trace/trace_event_perf.c): one
+/// after the other that was 1.1 s for the 14 programs on this 2-CPU
+/// machine, and more than the 3 s whosent-deploy gives an agent to exit
+/// after its stdin closed on the emulated armv7 board; in parallel the
+/// waits overlap. What is left (maps) goes with the descriptors.
+pub fn detach_all(ebpf: &mut Ebpf) {
+    std::thread::scope(|s| {
+        for (_, p) in ebpf.programs_mut() {
+            if let aya::programs::Program::TracePoint(t) = p {
+                s.spawn(move || {
+                    let _ = t.unload();
+                });
+            }
+        }
+    });
 }
 
 fn attach(ebpf: &mut Ebpf, prog: &str, category: &str, event: &str) -> Result<()> {

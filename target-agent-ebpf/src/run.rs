@@ -24,10 +24,10 @@ use whosent_proto::record::{End, EndReason, ExitRec, Lost, Ready, SignalEvent};
 use whosent_proto::render;
 
 /// Events handled between checks of the stop conditions and output.
-const BATCH: usize = 4096;
+pub(crate) const BATCH: usize = 4096;
 /// How often the namespaces are looked for again, lost counts reported
 /// and the /proc cache dropped.
-const TICK: Duration = Duration::from_millis(500);
+pub(crate) const TICK: Duration = Duration::from_millis(500);
 /// How long events may wait when the program did not wake the agent: it
 /// wakes it only once `WAKE_BYTES` are waiting (src/load.rs), so a lone
 /// kill is read by this timer.
@@ -123,7 +123,7 @@ impl Sink for Out {
 
 /// The layouts the pipeline decodes the program's records with: the
 /// same as the ftrace backend's, from the same format files.
-fn layouts(f: &load::Formats) -> Result<Layouts> {
+pub(crate) fn layouts(f: &load::Formats) -> Result<Layouts> {
     let k = &f.kinds;
     let bad = |e: whosent_ftrace::format::FormatError| {
         AgentError::new(
@@ -180,10 +180,10 @@ impl Out {
 }
 
 /// How often folded counts are read ([`crate::fold`]).
-const FOLD_EVERY: Duration = Duration::from_millis(200);
+pub(crate) const FOLD_EVERY: Duration = Duration::from_millis(200);
 
 /// Whether the folded counts are due, and if so from when the next are.
-fn now_fold(at: &mut Instant) -> bool {
+pub(crate) fn now_fold(at: &mut Instant) -> bool {
     let now = Instant::now();
     if now < *at {
         return false;
@@ -210,7 +210,7 @@ fn report_lost(l: &Loaded, seen: &mut Vec<u64>, out: &mut Out) {
     }
 }
 
-fn wait(fds: &[i32], stop: &Stop, timeout: Duration) -> bool {
+pub(crate) fn wait(fds: &[i32], stop: &Stop, timeout: Duration) -> bool {
     let mut p: Vec<libc::pollfd> = fds
         .iter()
         .chain(std::iter::once(&stop.wake_fd))
@@ -233,9 +233,9 @@ fn wait(fds: &[i32], stop: &Stop, timeout: Duration) -> bool {
 /// once every `--pid` target has ended; `fold`: fold storms in the
 /// kernel ([`crate::fold`]).
 pub fn run(mut o: Options, human: bool, until_exit: bool, fold: bool) -> Result<u64> {
-    if o.stream {
+    if o.stream && human {
         return Err(AgentError::usage(
-            "--stream is the ftrace agent's; the eBPF agent writes records",
+            "--stream writes the capture stream, --human lines: give one",
         ));
     }
     if o.clean {
@@ -262,7 +262,9 @@ pub fn run(mut o: Options, human: bool, until_exit: bool, fold: bool) -> Result<
     // programs are attached.
     targets(&o.query.pids)?;
     let pids = o.query.pids.clone();
-    let fold_wanted = fold && !human && o.count.is_none();
+    // With --stream the host counts, and asks for --fold only without
+    // --count.
+    let fold_wanted = fold && !human && (o.stream || o.count.is_none());
     let setup = Setup {
         formats: &formats,
         targets: &move || targets(&pids),
@@ -273,6 +275,9 @@ pub fn run(mut o: Options, human: bool, until_exit: bool, fold: bool) -> Result<
     };
     let mut l = load::load(&setup, o.buffer_kb, forced)?;
     let mut src = Source::open(&mut l, o.buffer_kb)?;
+    if o.stream {
+        return crate::stream::record(&o, fold_wanted, &stop, &formats, l, src);
+    }
     let (release, arch) = whosent_agent::run::uname();
     let mut out = Out {
         human,
@@ -396,7 +401,7 @@ pub fn run(mut o: Options, human: bool, until_exit: bool, fold: bool) -> Result<
     report_lost(&l, &mut lost_seen, &mut out);
     let lost: u64 = lost_seen.iter().sum();
     // Folded repeats are signals reported, in their `repeat` records.
-    let signals = pipeline.signals + out.folds.as_ref().map_or(0, |f| f.repeats);
+    let signals = pipeline.signals + out.folds.as_ref().map_or(0, |f| f.repeats.repeats);
     if human {
         if lost > 0 {
             out.buf

@@ -164,6 +164,34 @@ fn ftrace_and_ebpf_name_the_same_sender_and_target() {
     assert_eq!(l.last(), Some(&1));
 }
 
+/// The sender's cgroup v2 id, read in the kernel at the signal: a
+/// sender moved into a cgroup of this test's own has that cgroup's id
+/// (its directory's inode number), not its parent's.
+#[test]
+fn a_sender_in_a_cgroup_has_that_cgroups_id() {
+    let test = "a_sender_in_a_cgroup_has_that_cgroups_id";
+    if !real_kernel(test) {
+        return;
+    }
+    let Some(cg) = Cgroup::new("cgid") else {
+        return;
+    };
+    let (mut r, rpid) = receiver(&["10"]);
+    let p = rpid.to_string();
+    let (mut a, _) = ebpf(&["--sig", "USR1", "--pid", &p, "--count", "1"]);
+    let sender = sibling(AGENT, "test_sender");
+    let cmd = cg.run_in(&format!("{} kill 10 {p}", sender.display()));
+    let out = Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let sent = String::from_utf8_lossy(&out.stdout).to_string();
+    let got = r.until(T, |l| l.starts_with("got"));
+    assert_eq!(num(&got, "si_pid"), num(&sent, "sender_pid"));
+    let e = &records(&mut a, "signal")[0];
+    assert_eq!(e["sender"]["pid"], num(&sent, "sender_pid"), "{e}");
+    assert_eq!(e["sender"]["cgroup_id"], cg.id, "{e}");
+    drop(cg);
+}
+
 /// The perf event array, the output of kernels before 5.8, on this one
 /// (which has a ring buffer) by `WHOSENT_EBPF_OUTPUT`: a kill from a
 /// shell that is gone before the event is read still names the sender
@@ -345,6 +373,42 @@ fn nothing_is_left_in_the_kernel_however_the_agent_ends() {
         let ok = eventually(Duration::from_secs(5), || left_behind(&ids).is_empty());
         assert!(ok, "{how}: left behind {:?}", left_behind(&ids));
     }
+}
+
+/// With `--stream` (how whosent-deploy runs it) the agent exits as soon
+/// as its END frame is out, and a child of its own releases the
+/// programs and maps (src/stream.rs, `teardown`): they are gone soon
+/// after, without anyone waiting for it.
+#[test]
+fn nothing_is_left_in_the_kernel_after_a_streamed_capture() {
+    if !real_kernel("nothing_is_left_in_the_kernel_after_a_streamed_capture") {
+        return;
+    }
+    let mut a = Proc::spawn(Command::new(AGENT).args([
+        "--stream",
+        "--sig",
+        "10",
+        "--comm",
+        "no-such-target",
+    ]));
+    let pid = a.pid();
+    let loaded = eventually(T, || {
+        bpf_ids(pid).iter().filter(|(k, _)| *k == "prog_id").count() >= 3
+    });
+    assert!(loaded, "the agent holds {:?}", bpf_ids(pid));
+    // Attached once it reads events: give it its READY.
+    std::thread::sleep(Duration::from_millis(500));
+    let ids = bpf_ids(a.pid());
+    a.close_stdin();
+    let t = std::time::Instant::now();
+    assert_eq!(a.wait(T), 0);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "exit took {:?}",
+        t.elapsed()
+    );
+    let ok = eventually(Duration::from_secs(5), || left_behind(&ids).is_empty());
+    assert!(ok, "left behind {:?}", left_behind(&ids));
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod elf;
 pub mod error;
 pub mod instance;
 pub mod pidns;
+pub mod proc_frames;
 pub mod procfs;
 pub mod reader;
 pub mod record;

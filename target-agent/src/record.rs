@@ -9,6 +9,7 @@ use crate::args::Options;
 use crate::capture::Capture;
 use crate::drain::{self, Pages};
 use crate::error::{AgentError, Result};
+use crate::proc_frames::{read, reads_for, Known, Read, SIGNAL, TASK};
 use crate::procfs;
 use crate::reader::lost_by_stats;
 use crate::run::{bad_page, teardown, uname};
@@ -16,42 +17,11 @@ use crate::segments::Segments;
 use crate::spool::Spool;
 use crate::stop::Stop;
 use whosent_ftrace::page::Page;
-use whosent_ftrace::task_events::TaskEvent;
 use whosent_proto::record::EndReason;
 use whosent_stream::encode;
 use whosent_stream::frame::{reason, why, ProcFacts, Ready};
 
 const STDOUT: i32 = 1;
-
-/// Tasks whose facts were sent (or could not be read), one bit per tid:
-/// smaller in the agent than a hash set (docs/agent-size.md), and only
-/// the touched pages of it are ever resident. A reused tid stays known,
-/// which is harmless: a new process is read at its fork anyway.
-#[derive(Default)]
-struct Known(Vec<u64>);
-
-impl Known {
-    fn contains(&self, t: i32) -> bool {
-        let t = t as u32 as usize;
-        self.0.get(t / 64).is_some_and(|w| w & (1 << (t % 64)) != 0)
-    }
-
-    /// Marks `t`; false if it was already.
-    fn insert(&mut self, t: i32) -> bool {
-        let t = t as u32 as usize;
-        if t / 64 >= self.0.len() {
-            // pid_max is at most 2^22 (include/linux/threads.h).
-            if t >= 1 << 22 {
-                return true;
-            }
-            self.0.resize(t / 64 + 1, 0);
-        }
-        let (w, bit) = (&mut self.0[t / 64], 1 << (t % 64));
-        let new = *w & bit == 0;
-        *w |= bit;
-        new
-    }
-}
 
 struct Recorder {
     spool: Spool,
@@ -83,7 +53,8 @@ struct Recorder {
     page_size: usize,
 }
 
-fn end_code(r: EndReason) -> u8 {
+/// The END frame's reason byte (shared with the eBPF agent's `--stream`).
+pub fn end_code(r: EndReason) -> u8 {
     match r {
         EndReason::Count => reason::COUNT,
         EndReason::Duration => reason::DURATION,
@@ -96,70 +67,30 @@ fn end_code(r: EndReason) -> u8 {
 }
 
 impl Recorder {
-    /// Sends /proc facts about `tid` (and, for lineage, its unknown
-    /// parents), once.
-    fn read(&mut self, tid: i32, why: u8, ts: u64) {
-        let mut next = Some(tid);
-        while let Some(t) = next.take() {
-            // Exec and fork are news even about a known task.
-            if t <= 0 || (!self.known.insert(t) && (t != tid || why == why::MISS)) {
-                break;
-            }
-            let Some(mut f) = procfs::facts("/proc", t) else {
-                break;
-            };
-            (f.why, f.ts) = (why, ts);
-            next = Some(f.ppid).filter(|_| self.lineage && why == why::MISS);
-            encode::proc(&mut self.spool.buf, &f);
-        }
-    }
-
     /// The /proc reads this page's events call for.
     fn scan(&mut self, cap: &Capture, page: &Page<'_>) -> Result<usize> {
         let mut n = 0;
-        let mut reads: Vec<(i32, u8, u64)> = Vec::new();
+        let mut reads: Vec<Read> = Vec::new();
         for ev in page.events() {
             let ev = ev.map_err(bad_page)?;
             let Some(id) = ev.id() else { continue };
             n += 1;
-            if id == cap.signal.id {
-                self.signals += 1;
-                if let Some((running, target)) = cap.signal.tids(ev.data) {
-                    for t in [running, target] {
-                        if !self.known.contains(t) {
-                            reads.push((t, why::MISS, ev.ts));
-                        }
-                    }
-                }
-                continue;
-            }
-            let decoded = cap.tasks.decode(id, ev.data);
-            self.tasks |= decoded.is_some();
-            match decoded {
-                Some(TaskEvent::NewTask {
-                    parent_tid,
-                    tid,
-                    thread,
-                    ..
-                }) => {
-                    // The table takes the child's process and parent from
-                    // the parent, e.g. a thread the snapshot (processes
-                    // only) did not list.
-                    if !self.known.contains(parent_tid) {
-                        reads.push((parent_tid, why::MISS, ev.ts));
-                    }
-                    if thread {
-                        self.known.insert(tid);
-                    } else {
-                        reads.push((tid, why::NEWTASK, ev.ts));
-                    }
-                }
-                Some(TaskEvent::Exec { tid, .. }) => reads.push((tid, why::EXEC, ev.ts)),
+            match reads_for(
+                &mut self.known,
+                &cap.signal,
+                &cap.tasks,
+                id,
+                ev.data,
+                ev.ts,
+                &mut reads,
+            ) {
+                SIGNAL => self.signals += 1,
+                TASK => self.tasks = true,
                 _ => {}
             }
         }
-        for (t, w, ts) in reads {
-            self.read(t, w, ts);
+        for r in reads {
+            read(&mut self.known, self.lineage, &mut self.spool.buf, r);
         }
         Ok(n)
     }
@@ -181,6 +112,7 @@ impl Recorder {
             sender_pids: o.query.sender_pids.clone(),
             lineage: o.lineage,
             uid_events: !cap.uid.is_empty(),
+            ebpf: false,
         };
         encode::ready(&mut self.ready, &r);
         self.begin(std::mem::take(&mut cap.known));

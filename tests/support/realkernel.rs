@@ -204,3 +204,63 @@ pub fn wait_comm(pid: i32, comm: &str) {
     });
     assert!(ok, "pid {pid} never became {comm}");
 }
+
+/// A cgroup v2 directory of a test's own, removed on drop (its members
+/// must have exited by then). Its inode number is the id the kernel
+/// gives its tasks (`bpf_get_current_cgroup_id`, kernfs: the id is the
+/// inode number on 64-bit kernels).
+pub struct Cgroup {
+    pub dir: PathBuf,
+    pub id: u64,
+}
+
+impl Cgroup {
+    /// Under the first cgroup2 mount (`/sys/fs/cgroup` on most systems,
+    /// `/sys/fs/cgroup/unified` beside v1 hierarchies). `None`, with the
+    /// reason printed, where there is none; in CI that fails the test.
+    pub fn new(test: &str) -> Option<Cgroup> {
+        use std::os::unix::fs::MetadataExt;
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let Some(root) = mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+        }) else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{test}: no cgroup2 file system is mounted; CI must run it");
+            }
+            eprintln!("SKIPPED {test}: no cgroup2 file system is mounted");
+            return None;
+        };
+        let dir = root.join(format!("whosent-test-{}-{test}", std::process::id()));
+        std::fs::create_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot create the cgroup {}: {e}", dir.display()));
+        let id = std::fs::metadata(&dir).unwrap().ino();
+        Some(Cgroup { dir, id })
+    }
+
+    /// A shell command that moves the shell into this cgroup and then
+    /// runs `cmd` there.
+    pub fn run_in(&self, cmd: &str) -> String {
+        format!(
+            "echo $$ > {}/cgroup.procs && exec {cmd}",
+            self.dir.display()
+        )
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // A member may still be a zombie for a moment after its parent
+        // was told it exited.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "warning: could not remove the cgroup {}",
+            self.dir.display()
+        );
+    }
+}

@@ -41,6 +41,7 @@ impl Records for Count {
     fn error(&mut self, e: &ErrorRec) {
         eprintln!("error: {e:?}");
     }
+    fn repeat(&mut self, _: &whosent_proto::record::RepeatRec) {}
 }
 
 fn main() {

@@ -11,6 +11,7 @@
 //! - [`facts`]: where /proc facts come from (live /proc, or PROC frames);
 //! - [`fate`]: the `exit` records of watched processes;
 //! - [`pipeline`]: pages in, typed records out (query matched);
+//! - [`repeat`]: storms folded in the kernel, as `repeat` records;
 //! - [`session`]: a whole capture stream to records, with its end.
 
 pub mod facts;
@@ -19,4 +20,5 @@ pub mod fate;
 pub mod merge;
 pub mod pipeline;
 pub mod proctable;
+pub mod repeat;
 pub mod session;

@@ -50,6 +50,8 @@ pub struct Running {
     pub tgid: i32,
     /// The real uid.
     pub uid: u32,
+    /// Its cgroup v2 id (`bpf_get_current_cgroup_id`).
+    pub cgroup_id: u64,
     pub comm: String,
     /// Its pid per namespace, where the program could tell.
     pub nspid: Option<Vec<i32>>,
@@ -57,6 +59,21 @@ pub struct Running {
     pub target_pid: Option<i32>,
     /// The task had passed `sched_process_exit`.
     pub exited: bool,
+}
+
+/// What the eBPF agent's program read, as its capture stream carries it.
+impl From<whosent_stream::frame::Facts> for Running {
+    fn from(f: whosent_stream::frame::Facts) -> Self {
+        Running {
+            tgid: f.tgid,
+            uid: f.uid,
+            cgroup_id: f.cgroup_id,
+            comm: f.comm,
+            nspid: (!f.nspid.is_empty()).then_some(f.nspid),
+            target_pid: (f.target_tgid > 0).then_some(f.target_tgid),
+            exited: f.exited,
+        }
+    }
 }
 
 /// What a signal carries of [`Running`]: with the `kernel-facts`
@@ -170,6 +187,7 @@ fn task(
         cmdline: if full { p.cmdline.clone() } else { None },
         nspid: (!p.nstgid.is_empty()).then(|| p.nstgid.clone()),
         lineage: None,
+        cgroup_id: None,
     }
 }
 
@@ -430,6 +448,7 @@ impl Pipeline {
             // table or /proc may no longer know.
             running.pid = Some(k.tgid);
             running.uid = Some(k.uid);
+            running.cgroup_id = Some(k.cgroup_id);
             if !k.comm.is_empty() {
                 running.comm = k.comm;
             }

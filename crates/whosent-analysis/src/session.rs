@@ -5,6 +5,7 @@
 
 use crate::facts::Received;
 use crate::pipeline::{Layouts, Lineage, Pipeline, Sink};
+use crate::repeat::Repeats;
 use whosent_ftrace::fate_events::FateLayouts;
 use whosent_ftrace::format::EventFormat;
 use whosent_ftrace::header_page::PageLayout;
@@ -12,7 +13,9 @@ use whosent_ftrace::signal_generate::SignalLayout;
 use whosent_ftrace::task_events::TaskLayouts;
 use whosent_ftrace::uid_events::UidLayouts;
 use whosent_proto::query::Query;
-use whosent_proto::record::{End, EndReason, ErrorRec, ExitRec, Lost, Ready, SignalEvent};
+use whosent_proto::record::{
+    End, EndReason, ErrorRec, ExitRec, Lost, Ready, RepeatRec, SignalEvent,
+};
 use whosent_proto::SCHEMA_VERSION;
 use whosent_stream::decode::Ending;
 use whosent_stream::frame::{reason, role, Frame, ProcFacts};
@@ -22,6 +25,41 @@ pub trait Records: Sink {
     fn ready(&mut self, r: &Ready);
     fn end(&mut self, e: &End);
     fn error(&mut self, e: &ErrorRec);
+    /// Signals folded in the kernel (the eBPF agent's `--fold`).
+    fn repeat(&mut self, r: &RepeatRec);
+}
+
+/// The records, with each reported signal noted for the repeats that
+/// may follow it.
+struct Noting<'a> {
+    out: &'a mut dyn Records,
+    repeats: &'a mut Repeats,
+}
+
+impl Sink for Noting<'_> {
+    fn signal(&mut self, e: &SignalEvent, lineage: Option<&Lineage>) {
+        self.repeats.signal(e);
+        self.out.signal(e, lineage);
+    }
+    fn lost(&mut self, l: &Lost) {
+        self.out.lost(l);
+    }
+    fn exit(&mut self, x: &ExitRec) {
+        self.out.exit(x);
+    }
+}
+
+/// What the eBPF program read of the running task, for the pipeline.
+#[cfg(feature = "kernel-facts")]
+fn kernel(f: Option<whosent_stream::frame::Facts>) -> crate::pipeline::Kernel {
+    f.map(|f| Box::new(f.into()))
+}
+
+/// Without the feature the facts are not used: the host, which reads
+/// the eBPF agent's streams, has it.
+#[cfg(not(feature = "kernel-facts"))]
+fn kernel(_: Option<whosent_stream::frame::Facts>) -> crate::pipeline::Kernel {
+    None
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +90,7 @@ pub struct Session {
     snapshot: Vec<ProcFacts>,
     facts: Received,
     pipeline: Option<Pipeline>,
+    repeats: Repeats,
     cpus: Vec<u32>,
     stats: Vec<(u32, u64)>,
     reason: Option<EndReason>,
@@ -101,6 +140,7 @@ impl Session {
             snapshot: Vec::new(),
             facts: Received::default(),
             pipeline: None,
+            repeats: Repeats::default(),
             cpus: Vec::new(),
             stats: Vec::new(),
             reason: None,
@@ -133,7 +173,7 @@ impl Session {
 
     /// Signals reported so far.
     pub fn signals(&self) -> u64 {
-        self.pipeline.as_ref().map_or(0, |p| p.signals)
+        self.pipeline.as_ref().map_or(0, |p| p.signals) + self.repeats.repeats
     }
 
     /// signal_generate events read so far, matched or not
@@ -234,7 +274,7 @@ impl Session {
                 out.ready(&Ready {
                     v: SCHEMA_VERSION,
                     agent: r.agent,
-                    backend: "ftrace".into(),
+                    backend: if r.ebpf { "ebpf" } else { "ftrace" }.into(),
                     kernel: r.kernel,
                     arch: r.arch,
                     instance: r.instance,
@@ -254,10 +294,31 @@ impl Session {
                 p.page(cpu, data, out)
                     .map_err(|e| bad(&format!("page from cpu {cpu}"), e))?;
             }
+            Frame::Event {
+                cpu,
+                ts,
+                facts,
+                record,
+            } => {
+                let p = self
+                    .pipeline
+                    .as_mut()
+                    .ok_or_else(|| SessionError("an event before READY".into()))?;
+                p.record(cpu, ts, record, kernel(facts));
+            }
             Frame::Round { cut } => {
                 if let Some(p) = &mut self.pipeline {
-                    p.end_round(&self.cpus, &cut, &mut self.facts, out);
+                    let mut sink = Noting {
+                        out: &mut *out,
+                        repeats: &mut self.repeats,
+                    };
+                    p.end_round(&self.cpus, &cut, &mut self.facts, &mut sink);
+                    self.repeats.due(&mut |r| out.repeat(r));
                 }
+            }
+            Frame::Repeat(c) => {
+                self.repeats.count(c);
+                self.repeats.due(&mut |r| out.repeat(r));
             }
             Frame::Stats(s) => self.stats = s,
             Frame::End { reason } => {
@@ -290,7 +351,12 @@ impl Session {
         let Some(p) = &mut self.pipeline else {
             return;
         };
-        p.finish(&mut self.facts, out);
+        let mut sink = Noting {
+            out: &mut *out,
+            repeats: &mut self.repeats,
+        };
+        p.finish(&mut self.facts, &mut sink);
+        self.repeats.due(&mut |r| out.repeat(r));
         let mut lost = 0;
         for &(cpu, by_stats) in &self.stats {
             let reported = p
@@ -327,7 +393,8 @@ impl Session {
         };
         out.end(&End {
             reason,
-            signals: p.signals,
+            // Folded repeats are signals reported, in their records.
+            signals: p.signals + self.repeats.repeats,
             lost,
         });
     }
@@ -342,6 +409,7 @@ pub struct Collect {
     pub end: Vec<End>,
     pub errors: Vec<ErrorRec>,
     pub exits: Vec<ExitRec>,
+    pub repeats: Vec<RepeatRec>,
 }
 
 impl Sink for Collect {
@@ -367,6 +435,9 @@ impl Records for Collect {
     }
     fn error(&mut self, e: &ErrorRec) {
         self.errors.push(e.clone());
+    }
+    fn repeat(&mut self, r: &RepeatRec) {
+        self.repeats.push(r.clone());
     }
 }
 

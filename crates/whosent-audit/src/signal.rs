@@ -141,6 +141,7 @@ pub fn from_event(stamp: Stamp, e: Event) -> Result<Vec<AuditSignal>, AuditError
             .and_then(|p| p.fields.text("proctitle")),
         nspid: None,
         lineage: None,
+        cgroup_id: None,
     };
     let names = &sc.names;
     let name = |k: &str| names.text(k).filter(|n| n.parse::<u64>().is_err());

@@ -186,6 +186,7 @@ mod tests {
                     exe: None,
                     cmdline: Some("/bin/x \"y\"".into()),
                 }]),
+                cgroup_id: None,
             },
             target: Task {
                 pid: Some(3),

@@ -24,6 +24,11 @@ pub struct Task {
     pub uid: Option<u32>,
     #[cfg_attr(feature = "decode", serde(default))]
     pub cmdline: Option<String>,
+    /// Its cgroup v2 id (the cgroup directory's inode number), read in
+    /// the kernel at the signal (sender and running task, eBPF backend
+    /// only); `None` when not known.
+    #[cfg_attr(feature = "decode", serde(default))]
+    pub cgroup_id: Option<u64>,
     /// The process id in each pid namespace, from the agent's own down
     /// to the one the process lives in (`NStgid` in /proc/PID/status);
     /// `None` when it could not be read.
@@ -348,6 +353,46 @@ pub struct Lost {
     pub count: Option<u64>,
 }
 
+/// The `repeat` record: `count` more signals exactly like the first of
+/// one key (sender, target, signal, code, result), counted in the
+/// kernel instead of sent (the eBPF backend's `--fold`,
+/// docs/json-schema.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepeatRec {
+    /// The last of these signals.
+    pub ts_ns: u64,
+    /// The key's first signal, the one in a `signal` record.
+    pub first_ns: u64,
+    /// The sender's pid; `None` when the kernel sent the first in the
+    /// running task's context.
+    pub sender: Option<i32>,
+    /// The running task's process.
+    pub running: i32,
+    pub target: i32,
+    pub sig: i32,
+    pub code: i32,
+    pub result: Option<Outcome>,
+    pub count: u64,
+}
+
+impl RepeatRec {
+    pub fn encode(&self, out: &mut String) {
+        let mut o = Obj::new(out);
+        o.str("type", "repeat")
+            .secs("ts", self.ts_ns)
+            .secs("first_ts", self.first_ns)
+            .opt_int("sender", self.sender.map(i64::from))
+            .int("running", self.running as i64)
+            .int("target", self.target as i64)
+            .int("sig", self.sig as i64)
+            .int("code", self.code as i64)
+            .opt_str("result", self.result.and_then(Outcome::name))
+            .int("count", self.count as i64);
+        o.close();
+        out.push('\n');
+    }
+}
+
 /// The `end` record, always the last.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "decode", derive(Deserialize))]
@@ -422,7 +467,8 @@ pub fn lineage_json(l: &[Ancestor]) -> String {
 fn task_full(o: &mut Obj, t: &Task, lineage: Option<&str>) {
     task(o, t);
     o.opt_int("uid", t.uid.map(i64::from))
-        .opt_str("cmdline", t.cmdline.as_deref());
+        .opt_str("cmdline", t.cmdline.as_deref())
+        .opt_int("cgroup_id", t.cgroup_id.map(|c| c as i64));
     match (lineage, &t.lineage) {
         (Some(json), _) => o.raw("lineage", json),
         (None, Some(l)) => o.arr("lineage", l, ancestor),
@@ -571,6 +617,7 @@ mod tests {
                         ..Default::default()
                     },
                 ]),
+                cgroup_id: None,
             },
             target: Task {
                 pid: Some(6985),
@@ -592,7 +639,7 @@ mod tests {
             s,
             concat!(
                 r#"{"type":"signal","ts":5.000123,"cpu":1,"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"group":true,"result":"delivered","context":"task","origin":"task","cause":"kill","#,
-                r#""sender":{"pid":6993,"tid":6993,"comm":"test_sender","nspid":[6993],"uid":0,"cmdline":"./test_sender 9 6985","#,
+                r#""sender":{"pid":6993,"tid":6993,"comm":"test_sender","nspid":[6993],"uid":0,"cmdline":"./test_sender 9 6985","cgroup_id":null,"#,
                 r#""lineage":[{"pid":6993,"comm":"test_sender","exe":"./test_sender","cmdline":"./test_sender 9 6985"},{"pid":1,"comm":"init","exe":null,"cmdline":null}]},"running":null,"#,
                 r#""target":{"pid":6985,"tid":6985,"comm":"test_receiver","nspid":[6985,2]},"oom":null}"#,
                 "\n"

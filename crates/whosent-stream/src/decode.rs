@@ -5,7 +5,7 @@
 //! complete or cut, and where: everything before the cut has been
 //! yielded.
 
-use crate::frame::{kind, Frame, ProcFacts, Ready};
+use crate::frame::{kind, Facts, Frame, ProcFacts, Ready, Repeat};
 use crate::{FLAG_BIG_ENDIAN, HEADER_LEN, MAGIC, VERSION};
 
 /// The largest payload a frame may declare: a page (the kernel's
@@ -134,6 +134,7 @@ fn parse<'a>(k: u8, p: &'a [u8]) -> Result<Frame<'a>, StreamError> {
             let flags = c.u8()?;
             r.lineage = flags & 1 != 0;
             r.uid_events = flags & 2 != 0;
+            r.ebpf = flags & 4 != 0;
             Frame::Ready(r)
         }
         kind::PAGE => Frame::Page {
@@ -162,6 +163,39 @@ fn parse<'a>(k: u8, p: &'a [u8]) -> Result<Frame<'a>, StreamError> {
             message: c.str()?,
             help: c.str()?,
         },
+        kind::EVENT => {
+            let (cpu, ts) = (c.u32()?, c.u64()?);
+            let facts = match c.u8()? {
+                0 => None,
+                _ => Some(Facts {
+                    tgid: c.u32()? as i32,
+                    tid: c.u32()? as i32,
+                    uid: c.u32()?,
+                    gid: c.u32()?,
+                    cgroup_id: c.u64()?,
+                    target_tgid: c.u32()? as i32,
+                    exited: c.u8()? != 0,
+                    comm: c.str()?,
+                    nspid: c.ints()?,
+                }),
+            };
+            Frame::Event {
+                cpu,
+                ts,
+                facts,
+                record: &p[c.at..],
+            }
+        }
+        kind::REPEAT => Frame::Repeat(Repeat {
+            sender: c.u32()? as i32,
+            target: c.u32()? as i32,
+            sig: c.u32()? as i32,
+            code: c.u32()? as i32,
+            result: c.u32()? as i32,
+            count: c.u64()?,
+            first: c.u64()?,
+            last: c.u64()?,
+        }),
         other => Frame::Unknown { kind: other },
     })
 }

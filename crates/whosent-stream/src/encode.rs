@@ -2,7 +2,7 @@
 //! machinery, because the agent carries this and has a size budget
 //! (docs/agent-size.md).
 
-use crate::frame::{kind, ProcFacts, Ready};
+use crate::frame::{kind, Facts, ProcFacts, Ready, Repeat};
 use crate::{FLAG_BIG_ENDIAN, MAGIC, VERSION};
 
 /// The stream header, once at the start.
@@ -94,7 +94,7 @@ pub fn ready(out: &mut Vec<u8>, r: &Ready) {
     }
     ints(out, &r.pids);
     ints(out, &r.sender_pids);
-    out.push(r.lineage as u8 | (r.uid_events as u8) << 1);
+    out.push(r.lineage as u8 | (r.uid_events as u8) << 1 | (r.ebpf as u8) << 2);
     end(out, at);
 }
 
@@ -133,6 +133,42 @@ pub fn error(out: &mut Vec<u8>, kind_: &str, message: &str, help: &str) {
     let at = begin(out, kind::ERROR);
     for s in [kind_, message, help] {
         bytes(out, s.as_bytes());
+    }
+    end(out, at);
+}
+
+/// One record of the eBPF agent's program (its common fields already
+/// written as a page holds them), with the running task's facts at a
+/// signal.
+pub fn event(out: &mut Vec<u8>, cpu: u32, ts: u64, facts: Option<&Facts>, record: &[u8]) {
+    let at = begin(out, kind::EVENT);
+    u32(out, cpu);
+    u64(out, ts);
+    match facts {
+        None => out.push(0),
+        Some(f) => {
+            out.push(1);
+            for v in [f.tgid as u32, f.tid as u32, f.uid, f.gid] {
+                u32(out, v);
+            }
+            u64(out, f.cgroup_id);
+            u32(out, f.target_tgid as u32);
+            out.push(f.exited as u8);
+            bytes(out, f.comm.as_bytes());
+            ints(out, &f.nspid);
+        }
+    }
+    out.extend_from_slice(record);
+    end(out, at);
+}
+
+pub fn repeat(out: &mut Vec<u8>, r: &Repeat) {
+    let at = begin(out, kind::REPEAT);
+    for v in [r.sender, r.target, r.sig, r.code, r.result] {
+        u32(out, v as u32);
+    }
+    for v in [r.count, r.first, r.last] {
+        u64(out, v);
     }
     end(out, at);
 }

@@ -28,6 +28,13 @@ pub mod kind {
     pub const END: u8 = 7;
     /// The agent failed: `kind`, `message`, `help` (three strings).
     pub const ERROR: u8 = 8;
+    /// One tracepoint record as the eBPF agent's program copied it, with
+    /// what the program read of the running task at a signal: see
+    /// [`super::Event`].
+    pub const EVENT: u8 = 9;
+    /// The count of one storm key folded in the kernel so far (the eBPF
+    /// agent's `--fold`): see [`super::Repeat`].
+    pub const REPEAT: u8 = 10;
 }
 
 /// The `role` byte of a FORMAT frame.
@@ -89,6 +96,49 @@ pub struct Ready {
     /// The kernel has the set*uid syscall events enabled in this capture,
     /// so uid changes are in the pages.
     pub uid_events: bool,
+    /// The eBPF agent: events come in EVENT frames, not pages.
+    pub ebpf: bool,
+}
+
+/// What the eBPF program read of the running task at a signal, in its
+/// context (`struct signal_event`, target-agent-ebpf/ebpf/event.h).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub tgid: i32,
+    pub tid: i32,
+    /// The real ids.
+    pub uid: u32,
+    pub gid: u32,
+    /// `bpf_get_current_cgroup_id`.
+    pub cgroup_id: u64,
+    /// The target's process from the program's thread map; 0 unknown.
+    pub target_tgid: i32,
+    /// The running task had passed `sched_process_exit`.
+    pub exited: bool,
+    pub comm: String,
+    /// Its pid in each namespace, the agent's first; empty when the
+    /// program could not tell.
+    pub nspid: Vec<i32>,
+}
+
+/// One storm key's repeats counted in the kernel since the capture
+/// began (not since the last REPEAT): the key as the host folds by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Repeat {
+    /// The running task's process (tgid).
+    pub sender: i32,
+    /// The target's process.
+    pub target: i32,
+    pub sig: i32,
+    pub code: i32,
+    /// The event's `result`; -1 where it has none.
+    pub result: i32,
+    /// The repeats so far, after the key's first signal (which was sent
+    /// in full).
+    pub count: u64,
+    /// Times (the events' clock) of the first signal and of the last repeat.
+    pub first: u64,
+    pub last: u64,
 }
 
 /// One PROC frame: what /proc said about a task when the agent read it.
@@ -135,6 +185,15 @@ pub enum Frame<'a> {
         message: String,
         help: String,
     },
+    /// A tracepoint record laid out as its format file says, its common
+    /// fields as a ring-buffer page holds them; `facts` for a signal.
+    Event {
+        cpu: u32,
+        ts: u64,
+        facts: Option<Facts>,
+        record: &'a [u8],
+    },
+    Repeat(Repeat),
     /// A kind this reader does not know: skipped.
     Unknown {
         kind: u8,

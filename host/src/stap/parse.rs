@@ -659,7 +659,7 @@ mod tests {
                 concat!(
                     r#"{{"type":"signal","ts":{t},"cpu":{c},"sig":9,"signame":"SIGKILL","code":0,"code_name":"SI_USER","errno":0,"#,
                     r#""group":true,"result":"delivered","context":"task","origin":"task","cause":null,"#,
-                    r#""sender":{{"pid":{s},"tid":{s},"comm":"sigs","nspid":null,"uid":0,"cmdline":null,"lineage":null}},"running":null,"#,
+                    r#""sender":{{"pid":{s},"tid":{s},"comm":"sigs","nspid":null,"uid":0,"cmdline":null,"cgroup_id":null,"lineage":null}},"running":null,"#,
                     r#""target":{{"pid":{v},"tid":{v},"comm":"sig\tvictim","nspid":null}},"oom":null}}"#,
                     "\n"
                 ),

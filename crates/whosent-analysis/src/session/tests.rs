@@ -239,3 +239,196 @@ fn after_deleted_segments_the_next_snapshot_is_learned() {
         "the fixture's senders must need the snapshot for this test to tell anything"
     );
 }
+
+/// The eBPF agent's stream (`whosent-ebpf-agent --stream`): EVENT
+/// frames carry the program's records and what it read of the sender
+/// in the kernel; the lineage and the cause are made here, on the host,
+/// from the PROC frames and the events, by the ftrace backend's
+/// pipeline.
+#[cfg(feature = "kernel-facts")]
+mod ebpf {
+    use super::*;
+    use whosent_stream::encode;
+    use whosent_stream::frame::{why, Facts, ProcFacts, Ready, Repeat};
+
+    const FIXTURES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/host-6.18"
+    );
+
+    fn fixture(rel: &str) -> Vec<u8> {
+        std::fs::read(format!("{FIXTURES}/{rel}")).unwrap()
+    }
+
+    fn proc(tid: i32, ppid: i32, comm: &str, cmdline: &str) -> ProcFacts {
+        ProcFacts {
+            why: why::SNAPSHOT,
+            ts: 0,
+            tid,
+            tgid: tid,
+            ppid,
+            uid: 0,
+            comm: comm.into(),
+            exe: Some(format!("/bin/{comm}")),
+            cmdline: Some(cmdline.into()),
+            nstgid: vec![tid],
+        }
+    }
+
+    /// signal_generate's record (ID 261 in the fixture's format): `sig`
+    /// from `running` to `target`, delivered.
+    fn signal(running: i32, sig: i32, target: i32, comm: &str) -> Vec<u8> {
+        let mut r = vec![0u8; 48];
+        r[0..2].copy_from_slice(&261u16.to_ne_bytes());
+        r[4..8].copy_from_slice(&running.to_ne_bytes());
+        r[8..12].copy_from_slice(&sig.to_ne_bytes());
+        // errno 0, code 0 (SI_USER).
+        r[20..20 + comm.len()].copy_from_slice(comm.as_bytes());
+        r[36..40].copy_from_slice(&target.to_ne_bytes());
+        r[40..44].copy_from_slice(&1i32.to_ne_bytes());
+        r
+    }
+
+    fn stream(extra: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut s = Vec::new();
+        encode::header(&mut s);
+        encode::format(
+            &mut s,
+            role::HEADER_PAGE,
+            &fixture("tracefs/events/header_page"),
+        );
+        encode::format(
+            &mut s,
+            role::SIGNAL,
+            &fixture("tracefs/events/signal/signal_generate/format"),
+        );
+        encode::format(
+            &mut s,
+            role::TASK,
+            &fixture("tracefs/events/task/task_newtask/format"),
+        );
+        // The board's processes: the sender's parents, as /proc told.
+        for p in [
+            proc(1, 0, "init", "/sbin/init"),
+            proc(100, 1, "watchdog.sh", "/bin/sh /usr/bin/watchdog.sh"),
+            proc(650, 1, "myapp", "myapp"),
+        ] {
+            encode::proc(&mut s, &p);
+        }
+        encode::ready(
+            &mut s,
+            &Ready {
+                agent: "0.1.0".into(),
+                kernel: "6.18.44".into(),
+                arch: "x86_64".into(),
+                instance: "bpf:ringbuf".into(),
+                filter: "sig == 10".into(),
+                lineage: true,
+                ebpf: true,
+                ..Default::default()
+            },
+        );
+        // A short-lived `kill` the snapshot did not know, gone before
+        // /proc was read: its PROC frame says only that it existed; the
+        // program read its uid, comm and cgroup.
+        encode::proc(
+            &mut s,
+            &ProcFacts {
+                why: why::MISS,
+                ts: 5_000,
+                ..proc(200, 100, "kill", "/bin/kill -USR1 650")
+            },
+        );
+        let facts = Facts {
+            tgid: 200,
+            tid: 200,
+            uid: 1000,
+            gid: 1000,
+            cgroup_id: 4242,
+            target_tgid: 650,
+            exited: false,
+            comm: "kill".into(),
+            nspid: vec![200, 3],
+        };
+        encode::event(
+            &mut s,
+            1,
+            5_000,
+            Some(&facts),
+            &signal(200, 10, 650, "myapp"),
+        );
+        extra(&mut s);
+        encode::round(&mut s, &[]);
+        encode::stats(&mut s, &[]);
+        encode::end_frame(&mut s, whosent_stream::frame::reason::STDIN_CLOSED);
+        s
+    }
+
+    #[test]
+    fn an_ebpf_stream_gets_its_lineage_and_cause_on_the_host() {
+        let out = run(&stream(|_| {}), Query::default(), None);
+        assert_eq!(out.ready[0].backend, "ebpf");
+        assert_eq!(out.signals.len(), 1, "{out:?}");
+        let e = &out.signals[0];
+        assert_eq!(e.cause, Some(whosent_proto::cause::Cause::Kill));
+        let s = e.sender().unwrap();
+        // What the program read outranks the PROC frame's uid 0.
+        assert_eq!(
+            (s.pid, s.uid, s.cgroup_id),
+            (Some(200), Some(1000), Some(4242))
+        );
+        assert_eq!(s.nspid.as_deref(), Some(&[200, 3][..]));
+        // The lineage from the host's process table, fed by PROC frames.
+        let l: Vec<(i32, &str)> = s
+            .lineage
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|a| (a.pid, a.comm.as_str()))
+            .collect();
+        assert_eq!(l, [(200, "kill"), (100, "watchdog.sh"), (1, "init")]);
+        assert_eq!(s.cmdline.as_deref(), Some("/bin/kill -USR1 650"));
+        assert_eq!((e.target.pid, e.target.comm.as_str()), (Some(650), "myapp"));
+        assert_eq!(out.end[0].signals, 1);
+    }
+
+    #[test]
+    fn folded_counts_become_repeat_records_after_their_first() {
+        let count = |n| Repeat {
+            sender: 200,
+            target: 650,
+            sig: 10,
+            code: 0,
+            result: 0,
+            count: n,
+            first: 5_000,
+            last: 9_000 + n,
+        };
+        let out = run(
+            &stream(|s| {
+                // Before the first signal was applied (it waits for the
+                // ROUND): held, then counted once.
+                encode::repeat(s, &count(40));
+                encode::repeat(s, &count(99));
+            }),
+            Query::default(),
+            None,
+        );
+        assert_eq!(out.repeats.len(), 1, "{:?}", out.repeats);
+        let r = &out.repeats[0];
+        assert_eq!((r.sender, r.count, r.ts_ns), (Some(200), 99, 9_099));
+        assert_eq!(out.end[0].signals, 100);
+        // A count of a key whose first did not match the query is never
+        // reported.
+        let none = run(
+            &stream(|s| encode::repeat(s, &count(5))),
+            Query {
+                sigs: vec![9],
+                ..Default::default()
+            },
+            None,
+        );
+        assert!(none.repeats.is_empty() && none.signals.is_empty());
+        assert_eq!(none.end[0].signals, 0);
+    }
+}

@@ -29,6 +29,7 @@ fn ready() -> Ready {
         sender_pids: vec![],
         lineage: true,
         uid_events: false,
+        ebpf: false,
     }
 }
 
@@ -167,4 +168,64 @@ fn unknown_kinds_are_skipped_and_short_payloads_are_errors() {
     let mut d = Decoder::new();
     d.push(&s);
     assert!(d.next_frame().unwrap_err().0.contains("does not fit"));
+}
+
+#[test]
+fn the_ebpf_agents_frames_round_trip() {
+    let f = crate::frame::Facts {
+        tgid: 812,
+        tid: 813,
+        uid: 1000,
+        gid: 100,
+        cgroup_id: 0x1_0000_0007,
+        target_tgid: 650,
+        exited: true,
+        comm: "kill".into(),
+        nspid: vec![812, 3],
+    };
+    let rep = crate::frame::Repeat {
+        sender: 812,
+        target: 650,
+        sig: 10,
+        code: 0,
+        result: -1,
+        count: 99_998,
+        first: 5,
+        last: u64::MAX,
+    };
+    let mut s = Vec::new();
+    encode::header(&mut s);
+    encode::ready(
+        &mut s,
+        &Ready {
+            ebpf: true,
+            ..ready()
+        },
+    );
+    encode::event(&mut s, 3, 77, Some(&f), &[1, 2, 3, 4]);
+    encode::event(&mut s, 1, 78, None, &[9; 12]);
+    encode::repeat(&mut s, &rep);
+    let mut d = Decoder::new();
+    d.push(&s);
+    assert!(matches!(d.next_frame().unwrap(), Some(Frame::Ready(r)) if r.ebpf && r.lineage));
+    assert_eq!(
+        d.next_frame().unwrap(),
+        Some(Frame::Event {
+            cpu: 3,
+            ts: 77,
+            facts: Some(f),
+            record: &[1, 2, 3, 4]
+        })
+    );
+    assert_eq!(
+        d.next_frame().unwrap(),
+        Some(Frame::Event {
+            cpu: 1,
+            ts: 78,
+            facts: None,
+            record: &[9; 12]
+        })
+    );
+    assert_eq!(d.next_frame().unwrap(), Some(Frame::Repeat(rep)));
+    assert_eq!(d.next_frame().unwrap(), None);
 }
