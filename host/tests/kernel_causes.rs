@@ -34,6 +34,24 @@ fn capture(args: &[&str]) -> Proc {
     d
 }
 
+/// Whether this test can run here (see `real_kernel`), and if so the
+/// lock that runs scenarios one at a time, across processes: the eBPF
+/// run of this binary goes on beside the ftrace one, and two captures of
+/// the same comm (`ws_chldparent`) saw each other's SIGCHLD, two OOM
+/// scenarios each other's victim (both seen in CI-like runs).
+fn scenario_slot(what: &str) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    if !real_kernel(what) {
+        return None;
+    }
+    let f = std::fs::File::create("/tmp/whosent-kernel-causes.lock").expect("the scenario lock");
+    // SAFETY: flock on a descriptor this function owns; released when
+    // the returned File is dropped (closed) at the test's end.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(r, 0, "flock: {}", std::io::Error::last_os_error());
+    Some(f)
+}
+
 fn scenario(args: &[&str]) -> Proc {
     Proc::spawn(Command::new(sibling(DEPLOY, "kernel_sender")).args(args))
 }
@@ -108,9 +126,9 @@ fn no_sender(v: &Value, running_pid: i64) {
 
 #[test]
 fn an_oom_kill_is_the_oom_killer_not_the_allocating_task() {
-    if !real_kernel("oom kill") {
+    let Some(_one_at_a_time) = scenario_slot("oom kill") else {
         return;
-    }
+    };
     let cg = MemCgroup::new(96);
     let mut d = capture(&["--comm", "ws_oomvictim"]);
     let mut victim = scenario(&["--cgroup", &cg.dir, "oom-victim", "30"]);
@@ -149,9 +167,9 @@ fn an_oom_kill_is_the_oom_killer_not_the_allocating_task() {
 
 #[test]
 fn a_cpu_limit_is_the_kernel_not_the_process_itself() {
-    if !real_kernel("cpu limit") {
+    let Some(_one_at_a_time) = scenario_slot("cpu limit") else {
         return;
-    }
+    };
     let mut d = capture(&["--comm", "ws_xcpu"]);
     let mut p = scenario(&["xcpu"]);
     let pid = pid_of(&mut p, "spinner");
@@ -172,9 +190,9 @@ fn a_cpu_limit_is_the_kernel_not_the_process_itself() {
 
 #[test]
 fn sigpipe_is_the_writer_and_its_death_names_sigpipe() {
-    if !real_kernel("sigpipe") {
+    let Some(_one_at_a_time) = scenario_slot("sigpipe") else {
         return;
-    }
+    };
     let mut d = capture(&["--comm", "ws_pipe"]);
     let mut p = scenario(&["pipe"]);
     let pid = pid_of(&mut p, "writer");
@@ -199,9 +217,9 @@ fn sigpipe_is_the_writer_and_its_death_names_sigpipe() {
 
 #[test]
 fn a_parent_death_signal_is_sent_by_the_exiting_parent() {
-    if !real_kernel("pdeath") {
+    let Some(_one_at_a_time) = scenario_slot("pdeath") else {
         return;
-    }
+    };
     let mut d = capture(&["--comm", "ws_pdchild"]);
     let mut p = scenario(&["pdeath"]);
     let parent = pid_of(&mut p, "parent");
@@ -223,9 +241,9 @@ fn a_parent_death_signal_is_sent_by_the_exiting_parent() {
 
 #[test]
 fn a_fault_is_the_faulting_thread() {
-    if !real_kernel("fault") {
+    let Some(_one_at_a_time) = scenario_slot("fault") else {
         return;
-    }
+    };
     let mut d = capture(&["--comm", "ws_fault"]);
     let mut p = scenario(&["fault"]);
     let pid = pid_of(&mut p, "faulter");
@@ -248,9 +266,9 @@ fn a_fault_is_the_faulting_thread() {
 
 #[test]
 fn sigchld_is_sent_by_the_child() {
-    if !real_kernel("sigchld") {
+    let Some(_one_at_a_time) = scenario_slot("sigchld") else {
         return;
-    }
+    };
     let mut d = capture(&["--comm", "ws_chldparent", "--sig", "CHLD"]);
     let mut p = scenario(&["chld"]);
     let parent = pid_of(&mut p, "parent");
@@ -271,9 +289,9 @@ fn sigchld_is_sent_by_the_child() {
 
 #[test]
 fn a_tty_hangup_is_the_tty_layer_not_the_closer() {
-    if !real_kernel("tty hangup") {
+    let Some(_one_at_a_time) = scenario_slot("tty hangup") else {
         return;
-    }
+    };
     let mut d = capture(&["--comm", "ws_ttychild"]);
     let mut p = scenario(&["hangup"]);
     let parent = pid_of(&mut p, "parent");
@@ -294,9 +312,9 @@ fn a_tty_hangup_is_the_tty_layer_not_the_closer() {
 
 #[test]
 fn any_other_si_kernel_is_the_kernel_not_the_resizer() {
-    if !real_kernel("tty resize") {
+    let Some(_one_at_a_time) = scenario_slot("tty resize") else {
         return;
-    }
+    };
     let mut d = capture(&["--comm", "ws_winchild", "--sig", "WINCH"]);
     let mut p = scenario(&["winch"]);
     let parent = pid_of(&mut p, "parent");
@@ -315,9 +333,9 @@ fn any_other_si_kernel_is_the_kernel_not_the_resizer() {
 
 #[test]
 fn a_pid_namespace_teardown_is_not_its_init() {
-    if !real_kernel("pidns teardown") {
+    let Some(_one_at_a_time) = scenario_slot("pidns teardown") else {
         return;
-    }
+    };
     let mut d = capture(&["--comm", "ws_nsvictim"]);
     let mut p = scenario(&["pidns"]);
     let init = pid_of(&mut p, "init");
@@ -335,9 +353,9 @@ fn a_pid_namespace_teardown_is_not_its_init() {
 
 #[test]
 fn sigxfsz_is_the_writer() {
-    if !real_kernel("sigxfsz") {
+    let Some(_one_at_a_time) = scenario_slot("sigxfsz") else {
         return;
-    }
+    };
     let mut d = capture(&["--comm", "ws_xfsz"]);
     let mut p = scenario(&["xfsz"]);
     let pid = pid_of(&mut p, "writer");
@@ -354,9 +372,9 @@ fn sigxfsz_is_the_writer() {
 
 #[test]
 fn an_alarm_is_a_timer_with_no_sender() {
-    if !real_kernel("timer") {
+    let Some(_one_at_a_time) = scenario_slot("timer") else {
         return;
-    }
+    };
     let mut d = capture(&["--comm", "ws_alarm"]);
     let mut r = Proc::spawn(
         Command::new(sibling(DEPLOY, "test_receiver")).args(["--alarm", "--comm", "ws_alarm"]),
@@ -371,9 +389,9 @@ fn an_alarm_is_a_timer_with_no_sender() {
 
 #[test]
 fn exit_records_say_how_each_target_ended_and_until_exit_stops() {
-    if !real_kernel("exit records") {
+    let Some(_one_at_a_time) = scenario_slot("exit records") else {
         return;
-    }
+    };
     let mut sleeper = Proc::spawn(Command::new("sleep").arg("30"));
     let spid = sleeper.pid();
     wait_comm(spid, "sleep");
@@ -449,9 +467,9 @@ fn exit_records_say_how_each_target_ended_and_until_exit_stops() {
 
 #[test]
 fn cause_filters_and_a_kill_is_a_kill() {
-    if !real_kernel("--cause") {
+    let Some(_one_at_a_time) = scenario_slot("--cause") else {
         return;
-    }
+    };
     let mut d = capture(&["--comm", "ws_xcpu", "--cause", "kill"]);
     let mut p = scenario(&["xcpu"]);
     let pid = pid_of(&mut p, "spinner");
