@@ -134,6 +134,17 @@ impl<W: Write> Report<W> {
         self.flush_unless_batch()
     }
 
+    /// A `repeat` record (docs/json-schema.md), standing for `signals`
+    /// signals folded in the kernel: `json`, or the line `human`.
+    pub fn repeat(&mut self, json: &str, human: &str, signals: u64) -> io::Result<()> {
+        if self.json {
+            return self.json_line(json, signals);
+        }
+        let _ = writeln!(self.buf, "{human}");
+        self.ends.push((self.buf.len(), signals));
+        self.flush_unless_batch()
+    }
+
     /// The loss of a detached capture whose storage filled: `signals`
     /// signal events (`None`: not known how many) in `segments`
     /// segments, deleted. A `lost` record with `cpu` null

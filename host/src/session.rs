@@ -255,6 +255,24 @@ impl<'a> Session<'a> {
         Flow::Continue
     }
 
+    /// A `repeat` record written as it is: `json`, or in human output
+    /// that does not fold (`--every`) the line `human`. It stands for
+    /// `count` signals, which count as reported (the `end` record's
+    /// `signals`) and against `--count`.
+    pub fn repeat(&mut self, json: &str, human: &str, count: u64) -> Flow {
+        if self.out_gone() {
+            return Flow::Stop;
+        }
+        let mut counted = 0;
+        while counted < count && self.count_signal() {
+            counted += 1;
+        }
+        if let Err(e) = self.report.repeat(json, human, counted) {
+            return self.out_failed(e);
+        }
+        Flow::Continue
+    }
+
     /// A line of human output of its own (a folded storm's count): the
     /// folded signals count as reported once it is written.
     pub fn note(&mut self, text: &str) -> Flow {

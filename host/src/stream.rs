@@ -202,9 +202,7 @@ impl Records for Out<'_, '_> {
         let Some(fold) = self.fold.as_mut() else {
             let mut text = String::new();
             r.encode(&mut text);
-            let f = self
-                .s
-                .record(&Record::Other("repeat".into()), Some(text.trim_end()));
+            let f = self.s.repeat(text.trim_end(), &repeat_line(r), r.count);
             return self.flow(f);
         };
         let line = fold.repeat(&crate::fold::Repeat {
@@ -227,6 +225,21 @@ impl Records for Out<'_, '_> {
             }
         }
     }
+}
+
+/// A `repeat` record in human output that does not fold (`--every`):
+/// the pids, as the record has them.
+fn repeat_line(r: &RepeatRec) -> String {
+    let by = r
+        .sender
+        .map_or_else(|| "the kernel".to_string(), |p| format!("pid {p}"));
+    let result = r.result.and_then(|o| o.name()).unwrap_or("unknown");
+    format!(
+        "  ×{} more: {}: {by} -> pid {}  {result}",
+        r.count,
+        whosent_proto::signal::name(r.sig),
+        r.target
+    )
 }
 
 /// A JSON line of an agent that writes records (the eBPF agent), in

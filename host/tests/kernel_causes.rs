@@ -148,13 +148,27 @@ fn an_oom_kill_is_the_oom_killer_not_the_allocating_task() {
     // Cross-checks: the victim died of SIGKILL, and the kernel's own log
     // names it as the OOM killer's.
     assert_eq!(victim.wait(T), 128 + 9);
-    assert_eq!(hog.wait(T), 0, "the hog survives: the victim was chosen");
+    let hog_end = hog.wait(T);
     let log = Command::new("dmesg").output().unwrap();
     let log = String::from_utf8_lossy(&log.stdout);
-    assert!(
-        log.contains(&format!("Killed process {vpid} ")),
-        "the kernel log names another victim"
-    );
+    let victim_killed = log
+        .rfind(&format!("Killed process {vpid} "))
+        .expect("the kernel log names another victim");
+    // The victim was chosen first. On a loaded machine the oom_reaper
+    // can give up on the victim's memory (mm/oom_kill.c, oom_reap_task
+    // sets MMF_OOM_SKIP after its retries) while it is still charged,
+    // and a second OOM kill then takes the hog (CI saw exit 137): that
+    // one must be in the kernel log too, after the victim's.
+    match hog_end {
+        0 => {}
+        137 => {
+            let hog_killed = log
+                .rfind(&format!("Killed process {hpid} "))
+                .expect("the hog died of SIGKILL, and the kernel log names no OOM kill of it");
+            assert!(hog_killed > victim_killed, "the hog was killed first");
+        }
+        other => panic!("the hog ended with {other}"),
+    }
     let x = record(&mut d, "exit", |x| x["pid"] == vpid);
     assert_eq!(
         (&x["how"], &x["signame"], &x["by"]["cause"]),

@@ -615,6 +615,7 @@ fn the_ebpf_backend_folds_a_storm_into_exact_counts() {
         "receiver",
     );
     let r = rpid.to_string();
+    let save = std::env::temp_dir().join(format!("whosent-fold-{}.wst", std::process::id()));
     let mut d = deploy(&[
         "--backend",
         "ebpf",
@@ -624,6 +625,8 @@ fn the_ebpf_backend_folds_a_storm_into_exact_counts() {
         &r,
         "--duration",
         "15",
+        "--save",
+        save.to_str().unwrap(),
     ]);
     // Human mode says it is ready on stderr only.
     std::thread::sleep(Duration::from_secs(4));
@@ -673,4 +676,31 @@ fn the_ebpf_backend_folds_a_storm_into_exact_counts() {
     assert!(runs.len() <= 8, "folded into a few lines: {:?}", d.seen);
     let delivered = total(storm_by, "delivered") + total(second_by, "delivered");
     assert_eq!(delivered, num(&sent, "received"), "{:?}", d.seen);
+    // The saved stream read back as JSON: each signal record is one,
+    // each repeat record its count, and the end record counts them all
+    // (it counted the signal records alone: 2 for a 5,000 storm).
+    let out = Command::new(DEPLOY)
+        .args(["parse", "--json"])
+        .arg(&save)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&save).unwrap();
+    let recs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut counted = 0;
+    for v in &recs {
+        match v["type"].as_str() {
+            Some("signal") => counted += 1,
+            Some("repeat") => counted += v["count"].as_i64().unwrap(),
+            _ => {}
+        }
+    }
+    assert_eq!(counted, 100_050, "{recs:?}");
+    let end = recs
+        .iter()
+        .find(|v| v["type"] == "end")
+        .expect("an end record");
+    assert_eq!(end["signals"], 100_050, "{end}");
 }
