@@ -721,7 +721,7 @@ fn ebpf_on_a_board_without_bpf_stops_before_uploading_and_names_ftrace() {
 #[test]
 fn auto_picks_the_ebpf_agent_where_the_board_has_bpf_else_ftrace() {
     for (bpf, run) in [
-        (true, "whosent-ebpf-agent --sig 9;"),
+        (true, "whosent-ebpf-agent --sig 9 --stream;"),
         (false, "whosent-agent --sig 9 --stream;"),
     ] {
         let board = FakeBoard::new(
