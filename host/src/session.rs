@@ -371,6 +371,11 @@ impl<'a> Session<'a> {
 
     /// The exit status for what was seen; `source_status` is the
     /// agent's (or stapio's) own.
+    /// An `error` record came from the source.
+    pub fn errored(&self) -> bool {
+        self.error
+    }
+
     pub fn status(&self, source_status: i32) -> i32 {
         if self.error
             || source_status == 2

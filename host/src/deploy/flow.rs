@@ -165,7 +165,15 @@ pub fn run(
     if let Some(e) = session.output_error() {
         return Err(e);
     }
-    Ok(session.status(status?))
+    let status = status?;
+    // Ctrl-C after the agent was started but before it was tracing (no
+    // `ready`): it stopped and cleaned up like a traced run, yet nothing
+    // was traced, which is an interrupted start, not an empty capture
+    // (exit 2, as at the steps before; boards.rs saw exit 1 here).
+    if stop.load(Ordering::SeqCst) && !session.ready && !session.errored() {
+        return Err(HostError::Interrupted("starting the agent"));
+    }
+    Ok(session.status(status))
 }
 
 /// Sets `done` when dropped, also while a panic unwinds: the watcher

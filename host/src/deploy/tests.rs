@@ -520,6 +520,32 @@ fn a_stop_closes_the_agents_stdin_and_the_end_says_why_the_host_stopped() {
     assert!(board.files().is_empty());
 }
 
+/// Ctrl-C just after the agent was started, before its `ready`: the
+/// agent stops cleanly on its closed stdin, but nothing was traced, so
+/// the run is an interrupted start (exit 2), not an empty capture
+/// (boards.rs saw exit 1 there).
+#[test]
+fn ctrl_c_after_the_agent_started_but_before_ready_is_an_interrupted_start() {
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let script = Script {
+        stdout: vec![READY.into(), SIGNAL.into()],
+        on_stop: vec![r#"{"type":"end","reason":"stdin_closed","signals":0,"lost":0}"#.into()],
+        stop_at: Some(0),
+        ctrl_c: Some(stop.clone()),
+        ..Script::default()
+    };
+    let board = FakeBoard::new(Board::default(), script);
+    let mut out = Vec::new();
+    let e = flow::run(&board, &plan(), &mut agent(), &mut out, &stop).unwrap_err();
+    assert!(
+        e.line().contains("interrupted while starting the agent"),
+        "{}",
+        e.line()
+    );
+    assert!(e.line().contains("nothing was traced"), "{}", e.line());
+    assert!(board.files().is_empty(), "{:#?}", board.files().keys());
+}
+
 /// Issue 13 item 8: a Ctrl-C during the upload let the upload finish
 /// and then started the agent just to stop it. Now the run ends at the
 /// step it was in, the agent never starts, and the directory goes.
