@@ -58,6 +58,10 @@ pub struct Session<'a> {
     pub signals: u64,
     pub lost: u64,
     pub ready: bool,
+    /// The `ready` came before the stream was asked to stop: the
+    /// capture was live (a Ctrl-C during the agent's start still sees
+    /// its `ready` come, on the way out).
+    pub live_before_stop: bool,
     /// An `end` or `error` record came from the source.
     pub ended: bool,
     error: bool,
@@ -76,6 +80,7 @@ impl<'a> Session<'a> {
             signals: 0,
             lost: 0,
             ready: false,
+            live_before_stop: false,
             ended: false,
             error: false,
             out_err: None,
@@ -162,7 +167,10 @@ impl<'a> Session<'a> {
         match rec {
             Record::Signal(e) => return self.signal_ref(e, wire),
             Record::Lost(l) => self.lost += l.count.unwrap_or(0),
-            Record::Ready(_) => self.ready = true,
+            Record::Ready(_) => {
+                self.ready = true;
+                self.live_before_stop = !self.stop.halt.load(Ordering::SeqCst);
+            }
             Record::Error(_) => self.error = true,
             Record::End(_) => self.ended = true,
             Record::Exit(_) | Record::Other(_) => {}

@@ -166,11 +166,12 @@ pub fn run(
         return Err(e);
     }
     let status = status?;
-    // Ctrl-C after the agent was started but before it was tracing (no
-    // `ready`): it stopped and cleaned up like a traced run, yet nothing
-    // was traced, which is an interrupted start, not an empty capture
-    // (exit 2, as at the steps before; boards.rs saw exit 1 here).
-    if stop.load(Ordering::SeqCst) && !session.ready && !session.errored() {
+    // Ctrl-C after the agent was started but before it was tracing (its
+    // `ready` not yet come): it stopped and cleaned up like a traced
+    // run, yet nothing was traced, which is an interrupted start, not an
+    // empty capture (exit 2, as at the steps before; boards.rs saw
+    // exit 1 here).
+    if stop.load(Ordering::SeqCst) && !session.live_before_stop && !session.errored() {
         return Err(HostError::Interrupted("starting the agent"));
     }
     Ok(session.status(status))

@@ -521,15 +521,18 @@ fn a_stop_closes_the_agents_stdin_and_the_end_says_why_the_host_stopped() {
 }
 
 /// Ctrl-C just after the agent was started, before its `ready`: the
-/// agent stops cleanly on its closed stdin, but nothing was traced, so
-/// the run is an interrupted start (exit 2), not an empty capture
-/// (boards.rs saw exit 1 there).
+/// agent stops cleanly on its closed stdin (its `ready` still comes, on
+/// the way out), but nothing was traced, so the run is an interrupted
+/// start (exit 2), not an empty capture (boards.rs saw exit 1 there).
 #[test]
 fn ctrl_c_after_the_agent_started_but_before_ready_is_an_interrupted_start() {
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let script = Script {
         stdout: vec![READY.into(), SIGNAL.into()],
-        on_stop: vec![r#"{"type":"end","reason":"stdin_closed","signals":0,"lost":0}"#.into()],
+        on_stop: vec![
+            READY.into(),
+            r#"{"type":"end","reason":"stdin_closed","signals":0,"lost":0}"#.into(),
+        ],
         stop_at: Some(0),
         ctrl_c: Some(stop.clone()),
         ..Script::default()
