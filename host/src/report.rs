@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 use whosent_proto::decode::Record;
 use whosent_proto::escape::escape;
+use whosent_proto::record::Lost;
 use whosent_proto::render;
 
 pub struct Report<W: Write> {
@@ -240,6 +241,10 @@ impl<W: Write> Report<W> {
                     escape(&r.backend),
                     escape(filter)
                 );
+            }
+            Record::Lost(l) if l.cpu == Lost::NOT_RUN => {
+                let n = l.count.map_or("some".to_string(), |n| n.to_string());
+                say!("whosent: warning: the kernel did not run the eBPF program for {n} signal events, matched or not (another BPF program was running on that CPU); --backend ftrace has no such loss");
             }
             Record::Lost(l) => {
                 match l.count {

@@ -522,9 +522,20 @@ fn path_without_cross(extra: &Path) -> String {
     std::env::join_paths(dirs).unwrap().into_string().unwrap()
 }
 
+/// Written here, then copied by cp into place: a file open for writing
+/// in this process is open in any child another test forks meanwhile
+/// (until its exec), and running it then fails with ETXTBSY; cp's copy
+/// never was open here.
 fn script(dir: &Path, name: &str, body: &str) {
     let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    let text = dir.join(format!(".{name}.text"));
+    std::fs::write(&text, format!("#!/bin/sh\n{body}\n")).unwrap();
+    let st = std::process::Command::new("cp")
+        .arg(&text)
+        .arg(&p)
+        .status()
+        .unwrap();
+    assert!(st.success());
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 

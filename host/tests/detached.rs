@@ -380,7 +380,13 @@ fn a_storm_stays_within_max_size_and_its_loss_is_counted() {
     // runs on the machine.
     let comm = format!("dstorm{}", std::process::id() % 100_000);
     let exe = dir.0.join(&comm);
-    std::fs::copy(sibling(DEPLOY, "signal_storm"), &exe).unwrap();
+    // By cp, as in `victim` (ETXTBSY).
+    let st = Command::new("cp")
+        .arg(sibling(DEPLOY, "signal_storm"))
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(st.success());
     let mut storm = Proc::spawn(Command::new(&exe).args([
         "--count",
         &N.to_string(),

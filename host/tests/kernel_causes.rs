@@ -384,21 +384,55 @@ fn sigxfsz_is_the_writer() {
     stop(d);
 }
 
+/// The first line satisfying `f` within `t`, or `None`.
+fn within(d: &mut Proc, t: Duration, f: impl Fn(&str) -> bool) -> Option<String> {
+    let end = std::time::Instant::now() + t;
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        let l = d.line(left)?;
+        if f(&l) {
+            return Some(l);
+        }
+    }
+}
+
 #[test]
 fn an_alarm_is_a_timer_with_no_sender() {
     let Some(_one_at_a_time) = scenario_slot("timer") else {
         return;
     };
-    let mut d = capture(&["--comm", "ws_alarm"]);
-    let mut r = Proc::spawn(
-        Command::new(sibling(DEPLOY, "test_receiver")).args(["--alarm", "--comm", "ws_alarm"]),
-    );
-    let got = r.until(T, |l| l.starts_with("got"));
-    assert_eq!(num(&got, "si_pid"), 0);
-    let v = signal(&mut d, "SIGALRM");
-    assert_eq!(v["cause"], "timer", "{v}");
-    assert!(v["sender"].is_null());
-    stop(d);
+    // The eBPF backend can miss a signal sent in a hardirq, as alarm(1)'s
+    // is: the kernel does not run a tracepoint program while a BPF program
+    // runs on that CPU (told: a `lost` record, `why` not_run), and under
+    // load it missed more than it counted (docs/ebpf.md, "Signals sent
+    // in a hardirq"). CI saw it once. ftrace has no such loss: one
+    // attempt; eBPF three, each miss printed with how the capture ended.
+    let ebpf = std::env::var("WHOSENT_TEST_BACKEND").is_ok_and(|b| b == "ebpf");
+    let attempts = if ebpf { 3 } else { 1 };
+    for attempt in 1..=attempts {
+        let mut d = capture(&["--comm", "ws_alarm"]);
+        let mut r = Proc::spawn(
+            Command::new(sibling(DEPLOY, "test_receiver")).args(["--alarm", "--comm", "ws_alarm"]),
+        );
+        let got = r.until(T, |l| l.starts_with("got"));
+        assert_eq!(num(&got, "si_pid"), 0);
+        let alarm = within(&mut d, Duration::from_secs(5), |l| {
+            serde_json::from_str::<Value>(l)
+                .is_ok_and(|v| v["type"] == "signal" && v["signame"] == "SIGALRM")
+        });
+        let rest = stop(d);
+        if let Some(l) = alarm {
+            let v = json(&l);
+            assert_eq!(v["cause"], "timer", "{v}");
+            assert!(v["sender"].is_null());
+            return;
+        }
+        assert!(
+            attempt < attempts,
+            "no SIGALRM record in {attempts} attempt(s); the capture ended with {rest:?}"
+        );
+        println!("attempt {attempt}: the eBPF capture missed the SIGALRM; it ended with {rest:?}");
+    }
 }
 
 #[test]

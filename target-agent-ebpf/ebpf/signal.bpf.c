@@ -426,7 +426,16 @@ int exit_group(void *ctx) { return send_task(ctx, KIND_EXIT_GROUP); }
  * callbacks (hrtimer_expire_*: it_real_fn, the tick's CPU-time timers)
  * and softirqs; an exit seen without its entry (attached in between) is
  * ignored. A soft hrtimer runs in a softirq and is counted as hardirq:
- * either way nobody sent the signal. */
+ * either way nobody sent the signal.
+ *
+ * These are raw tracepoints, not perf ones like the rest: they need no
+ * field of the record, and a raw tracepoint program guards only against
+ * itself (prog->active, __bpf_trace_run in kernel/trace/bpf_trace.c).
+ * A perf tracepoint program runs only if no other perf/kprobe program is
+ * running on the CPU (bpf_prog_active, trace_call_bpf): a timer
+ * interrupt that lands in softirq_entry's program would skip the
+ * signal_generate of the SIGALRM it sends (docs/ebpf.md, "Signals sent
+ * in a hardirq": the task programs still can). */
 INLINE int irq_step(int hard, int delta)
 {
 	__u32 zero = 0;
@@ -441,17 +450,17 @@ INLINE int irq_step(int hard, int delta)
 	return 0;
 }
 
-SEC("tracepoint/irq/irq_handler_entry")
+SEC("raw_tracepoint/irq_handler_entry")
 int irq_entry(void *ctx) { return irq_step(1, 1); }
-SEC("tracepoint/irq/irq_handler_exit")
+SEC("raw_tracepoint/irq_handler_exit")
 int irq_exit(void *ctx) { return irq_step(1, -1); }
-SEC("tracepoint/timer/hrtimer_expire_entry")
+SEC("raw_tracepoint/hrtimer_expire_entry")
 int hrtimer_entry(void *ctx) { return irq_step(1, 1); }
-SEC("tracepoint/timer/hrtimer_expire_exit")
+SEC("raw_tracepoint/hrtimer_expire_exit")
 int hrtimer_exit(void *ctx) { return irq_step(1, -1); }
-SEC("tracepoint/irq/softirq_entry")
+SEC("raw_tracepoint/softirq_entry")
 int softirq_entry(void *ctx) { return irq_step(0, 1); }
-SEC("tracepoint/irq/softirq_exit")
+SEC("raw_tracepoint/softirq_exit")
 int softirq_exit(void *ctx) { return irq_step(0, -1); }
 
 char LICENSE[] SEC("license") = "GPL";

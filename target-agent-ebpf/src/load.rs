@@ -15,7 +15,7 @@ use crate::layout::{fits, SignalOffsets, TaskOffsets};
 use crate::object::Output;
 use crate::pidns::{self, Ns};
 use aya::maps::{Array, HashMap, MapData};
-use aya::programs::TracePoint;
+use aya::programs::{Program, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use std::path::Path;
 use whosent_agent::error::{AgentError, Result};
@@ -40,15 +40,16 @@ pub struct PidnsKey {
 // SAFETY: two u64s, no padding.
 unsafe impl aya::Pod for PidnsKey {}
 
-/// The interrupt-context programs, in attach order: entries before exits
-/// would leave a depth counted up forever, exits first only drop to 0.
-const IRQ_PROGRAMS: [(&str, &str, &str); 6] = [
-    ("irq_exit", "irq", "irq_handler_exit"),
-    ("hrtimer_exit", "timer", "hrtimer_expire_exit"),
-    ("softirq_exit", "irq", "softirq_exit"),
-    ("irq_entry", "irq", "irq_handler_entry"),
-    ("hrtimer_entry", "timer", "hrtimer_expire_entry"),
-    ("softirq_entry", "irq", "softirq_entry"),
+/// The interrupt-context programs (raw tracepoints, see the program's
+/// comment), in attach order: entries before exits would leave a depth
+/// counted up forever, exits first only drop to 0.
+const IRQ_PROGRAMS: [(&str, &str); 6] = [
+    ("irq_exit", "irq_handler_exit"),
+    ("hrtimer_exit", "hrtimer_expire_exit"),
+    ("softirq_exit", "softirq_exit"),
+    ("irq_entry", "irq_handler_entry"),
+    ("hrtimer_entry", "hrtimer_expire_entry"),
+    ("softirq_entry", "softirq_entry"),
 ];
 
 /// The program of each `KIND_*` (ebpf/signal.bpf.c).
@@ -332,13 +333,12 @@ fn load_one(s: &Setup<'_>, output: Output, buffer_kb: u32) -> Result<Ebpf> {
         .map_err(|e| bpf_error("cannot load the eBPF maps", &e))?;
     let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
     for name in names {
-        let p: &mut TracePoint = ebpf
-            .program_mut(&name)
-            .expect("listed")
-            .try_into()
-            .map_err(|e| bpf_error(&format!("program {name}"), &e))?;
-        p.load()
-            .map_err(|e| bpf_error(&format!("the kernel refused program {name}"), &e))?;
+        let loaded = match ebpf.program_mut(&name).expect("listed") {
+            Program::TracePoint(p) => p.load(),
+            Program::RawTracePoint(p) => p.load(),
+            _ => return Err(missing(&format!("a tracepoint program {name}"))),
+        };
+        loaded.map_err(|e| bpf_error(&format!("the kernel refused program {name}"), &e))?;
     }
     Ok(ebpf)
 }
@@ -366,8 +366,8 @@ pub fn load(s: &Setup<'_>, buffer_kb: u32, output: Option<Output>) -> Result<Loa
     let namespaces = pidns::scan("/proc", &[]);
     set_namespaces(&mut ebpf, &namespaces)?;
     let mut irq_context = true;
-    for (prog, cat, ev) in IRQ_PROGRAMS {
-        if attach(&mut ebpf, prog, cat, ev).is_err() {
+    for (prog, ev) in IRQ_PROGRAMS {
+        if attach_raw(&mut ebpf, prog, ev).is_err() {
             irq_context = false;
         }
     }
@@ -411,10 +411,18 @@ pub fn load(s: &Setup<'_>, buffer_kb: u32, output: Option<Output>) -> Result<Loa
 pub fn detach_all(ebpf: &mut Ebpf) {
     std::thread::scope(|s| {
         for (_, p) in ebpf.programs_mut() {
-            if let aya::programs::Program::TracePoint(t) = p {
-                s.spawn(move || {
-                    let _ = t.unload();
-                });
+            match p {
+                Program::TracePoint(t) => {
+                    s.spawn(move || {
+                        let _ = t.unload();
+                    });
+                }
+                Program::RawTracePoint(t) => {
+                    s.spawn(move || {
+                        let _ = t.unload();
+                    });
+                }
+                _ => {}
             }
         }
     });
@@ -428,6 +436,17 @@ fn attach(ebpf: &mut Ebpf, prog: &str, category: &str, event: &str) -> Result<()
         .map_err(|e| bpf_error(&format!("program {prog}"), &e))?;
     p.attach(category, event)
         .map_err(|e| bpf_error(&format!("cannot attach to {category}:{event}"), &e))?;
+    Ok(())
+}
+
+fn attach_raw(ebpf: &mut Ebpf, prog: &str, event: &str) -> Result<()> {
+    let p: &mut RawTracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| missing(&format!("program {prog}")))?
+        .try_into()
+        .map_err(|e| bpf_error(&format!("program {prog}"), &e))?;
+    p.attach(event)
+        .map_err(|e| bpf_error(&format!("cannot attach to the raw tracepoint {event}"), &e))?;
     Ok(())
 }
 

@@ -192,15 +192,23 @@ pub(crate) fn now_fold(at: &mut Instant) -> bool {
     true
 }
 
-/// Per-CPU lost counts already reported.
+/// The lost counts already reported: per CPU, and the events the kernel
+/// did not run the program for ([`source::not_run`]) as the last.
 fn report_lost(l: &Loaded, seen: &mut Vec<u64>, out: &mut Out) {
-    let now = source::lost(&l.ebpf);
+    let mut now = source::lost(&l.ebpf);
+    let cpus = now.len();
+    now.push(source::not_run(&l.ebpf).unwrap_or(0));
     seen.resize(now.len(), 0);
     for (cpu, (&n, s)) in now.iter().zip(seen.iter_mut()).enumerate() {
+        let cpu = if cpu == cpus {
+            Lost::NOT_RUN
+        } else {
+            cpu as u32
+        };
         if n > *s {
             if !out.human {
                 Lost {
-                    cpu: cpu as u32,
+                    cpu,
                     count: Some(n - *s),
                 }
                 .encode(&mut out.buf);

@@ -119,3 +119,53 @@ pub fn lost(ebpf: &Ebpf) -> Vec<u64> {
     };
     arr.get(&0, 0).map(|v| v.to_vec()).unwrap_or_default()
 }
+
+/// How many signal_generate events the kernel did not run the program
+/// for: a BPF program was already running on that CPU (`bpf_prog_active`
+/// in `trace_call_bpf`, kernel/trace/bpf_trace.c), as when a timer
+/// interrupt's SIGALRM lands in one of the task programs. The kernel
+/// counts them in the program's `recursion_misses` (5.12+); `None` where
+/// it does not.
+pub fn not_run(ebpf: &Ebpf) -> Option<u64> {
+    use std::os::fd::AsFd;
+    let p: &aya::programs::TracePoint = ebpf.program("signal_generate")?.try_into().ok()?;
+    let fd = p.fd().ok()?.as_fd().as_raw_fd();
+    recursion_misses(fd)
+}
+
+/// `bpf_prog_info.recursion_misses`, by BPF_OBJ_GET_INFO_BY_FD: aya's
+/// `ProgramInfo` does not expose it. The struct (include/uapi/linux/bpf.h)
+/// is laid out the same on every target (its u64s are `__aligned_u64`).
+fn recursion_misses(fd: i32) -> Option<u64> {
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    const OFFSET: usize = 208;
+    #[repr(C, align(8))]
+    struct Info([u8; 256]);
+    #[repr(C)]
+    struct Attr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let mut info = Info([0; 256]);
+    let mut attr = Attr {
+        bpf_fd: fd as u32,
+        info_len: info.0.len() as u32,
+        info: info.0.as_mut_ptr() as usize as u64,
+    };
+    // SAFETY: attr and the buffer it points to live across the call;
+    // the kernel writes at most info_len bytes there and sets info_len.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &mut attr as *mut Attr,
+            std::mem::size_of::<Attr>(),
+        )
+    };
+    if r != 0 || (attr.info_len as usize) < OFFSET + 8 {
+        return None;
+    }
+    let b: [u8; 8] = info.0[OFFSET..OFFSET + 8].try_into().ok()?;
+    Some(u64::from_ne_bytes(b))
+}

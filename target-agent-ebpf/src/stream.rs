@@ -20,7 +20,7 @@ use whosent_agent::error::{AgentError, Result};
 use whosent_agent::proc_frames::{read, reads_for, Known};
 use whosent_agent::procfs;
 use whosent_agent::stop::Stop;
-use whosent_proto::record::EndReason;
+use whosent_proto::record::{EndReason, Lost};
 use whosent_stream::encode;
 use whosent_stream::frame::{why, Ready};
 
@@ -108,12 +108,18 @@ pub fn record(
             encode::repeat(&mut buf, &c);
         }
     }
-    // The program's count of events it had no room for, per CPU.
+    // The program's count of events it had no room for, per CPU, and of
+    // those the kernel did not run it for (docs/stream-format.md, STATS).
     let lost: Vec<(u32, u64)> = source::lost(&l.ebpf)
         .into_iter()
         .enumerate()
         .filter(|&(_, n)| n > 0)
         .map(|(cpu, n)| (cpu as u32, n))
+        .chain(
+            source::not_run(&l.ebpf)
+                .filter(|&n| n > 0)
+                .map(|n| (Lost::NOT_RUN, n)),
+        )
         .collect();
     encode::stats(&mut buf, &lost);
     match &result {

@@ -237,4 +237,24 @@ mod tests {
         );
         assert!(parse_line("not json").is_err());
     }
+
+    /// The eBPF agent run alone writes the events the kernel did not run
+    /// its program for with `cpu` null; they read back as such.
+    #[test]
+    fn a_lost_record_with_no_cpu_reads_back() {
+        for l in [
+            Lost {
+                cpu: 3,
+                count: None,
+            },
+            Lost {
+                cpu: Lost::NOT_RUN,
+                count: Some(7),
+            },
+        ] {
+            let mut s = String::new();
+            l.encode(&mut s);
+            assert_eq!(parse_line(&s).unwrap(), Record::Lost(l));
+        }
+    }
 }

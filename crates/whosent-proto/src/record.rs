@@ -348,9 +348,25 @@ pub struct Ready {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "decode", derive(Deserialize))]
 pub struct Lost {
+    /// The CPU whose buffer lost them, or [`Lost::NOT_RUN`].
+    #[cfg_attr(feature = "decode", serde(deserialize_with = "cpu_or_not_run"))]
     pub cpu: u32,
     /// `None` when the kernel only said that events were lost.
     pub count: Option<u64>,
+}
+
+impl Lost {
+    /// Not one CPU's buffer: signal_generate events the kernel did not
+    /// run the eBPF program for, because a BPF program was already
+    /// running on that CPU (`bpf_prog_active` in `trace_call_bpf`,
+    /// kernel/trace/bpf_trace.c; the program's `recursion_misses`).
+    /// Written as `"cpu":null,"why":"not_run"`.
+    pub const NOT_RUN: u32 = u32::MAX;
+}
+
+#[cfg(feature = "decode")]
+fn cpu_or_not_run<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    Ok(Option::<u32>::deserialize(d)?.unwrap_or(Lost::NOT_RUN))
 }
 
 /// The `repeat` record: `count` more signals exactly like the first of
@@ -551,9 +567,15 @@ impl Outcome {
 impl Lost {
     pub fn encode(&self, out: &mut String) {
         let mut o = Obj::new(out);
-        o.str("type", "lost")
-            .int("cpu", self.cpu as i64)
-            .opt_int("count", self.count.map(|c| c as i64));
+        o.str("type", "lost");
+        if self.cpu == Lost::NOT_RUN {
+            o.opt_int("cpu", None)
+                .opt_int("count", self.count.map(|c| c as i64))
+                .str("why", "not_run");
+        } else {
+            o.int("cpu", self.cpu as i64)
+                .opt_int("count", self.count.map(|c| c as i64));
+        }
         o.close();
         out.push('\n');
     }

@@ -228,6 +228,14 @@ mod tests {
     use super::*;
     use std::process::Command;
 
+    /// A program copied by cp, not std::fs::copy: a file open for
+    /// writing here is open in any child another test forks meanwhile
+    /// (until its exec), and running it then fails with ETXTBSY.
+    fn copy_by_cp(from: &str, to: &std::path::Path) {
+        let st = Command::new("cp").arg(from).arg(to).status().unwrap();
+        assert!(st.success());
+    }
+
     #[test]
     fn stat_lines_are_read_and_other_versions_refused() {
         let s = Stat::parse("v1 pid=812 signals=40 dropped=3 dropped_segments=1 bytes=1048000 first=1 last=4 state=running new=1").unwrap();
@@ -284,7 +292,7 @@ mod tests {
         for d in [&a, &b] {
             std::fs::create_dir_all(d).unwrap();
             // The agent: a copy of sleep, so that /proc/PID/exe is it.
-            std::fs::copy("/bin/sleep", d.join("whosent-agent")).unwrap();
+            copy_by_cp("/bin/sleep", &d.join("whosent-agent"));
         }
         let mut child = Command::new(a.join("whosent-agent"))
             .arg("30")
@@ -307,7 +315,7 @@ mod tests {
         // c has no stat yet, and its agent runs: found, starting.
         let c = base.join("whosent-cap-0000cccc");
         std::fs::create_dir_all(&c).unwrap();
-        std::fs::copy("/bin/sleep", c.join("whosent-agent")).unwrap();
+        copy_by_cp("/bin/sleep", &c.join("whosent-agent"));
         let mut starting = Command::new(c.join("whosent-agent"))
             .arg("30")
             .spawn()

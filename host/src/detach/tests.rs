@@ -345,11 +345,25 @@ fn a_live_capture_is_collected_so_far() {
     );
 }
 
+/// The capture's agent: a copy of sleep, so that /proc/PID/exe is the
+/// capture's own whosent-agent. Copied by cp, not std::fs::copy: a file
+/// open for writing in this process is open in any child another test
+/// forks meanwhile, until its exec, and running it then fails with
+/// ETXTBSY (seen: `a_live_capture_is_collected_so_far`, 1 run in ~7).
+fn fake_agent(d: &Path) {
+    let st = std::process::Command::new("cp")
+        .arg("/bin/sleep")
+        .arg(d.join("whosent-agent"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
 fn base_capture_alive(base: &Path, seg0: &[u8]) -> PathBuf {
     let d = capture(base, "0000abd1", &[(0, seg0)], "v1 state=running");
     // The agent: a copy of sleep, so that /proc/PID/exe is the
     // capture's own whosent-agent.
-    std::fs::copy("/bin/sleep", d.join("whosent-agent")).unwrap();
+    fake_agent(&d);
     d
 }
 
@@ -538,7 +552,7 @@ fn follow_prints_new_segments_until_the_capture_ends() {
     let tmp = base("follow");
     let (s0, s1) = two_segments();
     let d = capture(&tmp.0, "0000abd2", &[(0, &s0)], "v1 state=running");
-    std::fs::copy("/bin/sleep", d.join("whosent-agent")).unwrap();
+    fake_agent(&d);
     let mut agent = std::process::Command::new(d.join("whosent-agent"))
         .arg("30")
         .spawn()
@@ -686,7 +700,7 @@ fn a_stat_behind_the_segments_is_waited_for() {
     let tmp = base("stale");
     let (s0, s1) = two_segments();
     let d = capture(&tmp.0, "0000abe2", &[(0, &s0), (1, &s1)], BOTH);
-    std::fs::copy("/bin/sleep", d.join("whosent-agent")).unwrap();
+    fake_agent(&d);
     let mut agent = std::process::Command::new(d.join("whosent-agent"))
         .arg("30")
         .spawn()
@@ -812,7 +826,7 @@ fn a_segment_deleted_after_part_of_it_was_read_loses_only_the_rest() {
         .max()
         .unwrap();
     let d = capture(&tmp.0, "0000abe4", &[(0, &s0)], "v1 state=running");
-    std::fs::copy("/bin/sleep", d.join("whosent-agent")).unwrap();
+    fake_agent(&d);
     let mut agent = std::process::Command::new(d.join("whosent-agent"))
         .arg("30")
         .spawn()
@@ -849,7 +863,12 @@ fn a_segment_deleted_after_part_of_it_was_read_loses_only_the_rest() {
         let _ = agent.kill();
         let _ = agent.wait();
         let (st, out) = run.join().unwrap();
-        assert_eq!(st.unwrap(), 0);
+        assert_eq!(
+            st.as_ref().map_err(|e| e.line()),
+            Ok(&0),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
         out
     });
     let r = records(&out);

@@ -290,6 +290,10 @@ mod ebpf {
     }
 
     fn stream(extra: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        stream_with_stats(extra, &[])
+    }
+
+    fn stream_with_stats(extra: impl FnOnce(&mut Vec<u8>), stats: &[(u32, u64)]) -> Vec<u8> {
         let mut s = Vec::new();
         encode::header(&mut s);
         encode::format(
@@ -359,7 +363,7 @@ mod ebpf {
         );
         extra(&mut s);
         encode::round(&mut s, &[]);
-        encode::stats(&mut s, &[]);
+        encode::stats(&mut s, stats);
         encode::end_frame(&mut s, whosent_stream::frame::reason::STDIN_CLOSED);
         s
     }
@@ -390,6 +394,37 @@ mod ebpf {
         assert_eq!(s.cmdline.as_deref(), Some("/bin/kill -USR1 650"));
         assert_eq!((e.target.pid, e.target.comm.as_str()), (Some(650), "myapp"));
         assert_eq!(out.end[0].signals, 1);
+    }
+
+    /// The eBPF agent's STATS: cpu 1's ring-buffer loss, and the events
+    /// the kernel did not run the program for (`recursion_misses`).
+    #[test]
+    fn events_the_kernel_did_not_run_the_program_for_are_lost_with_no_cpu() {
+        let out = run(
+            &stream_with_stats(|_| {}, &[(1, 3), (Lost::NOT_RUN, 2)]),
+            Query::default(),
+            None,
+        );
+        assert_eq!(
+            out.lost,
+            [
+                Lost {
+                    cpu: 1,
+                    count: Some(3)
+                },
+                Lost {
+                    cpu: Lost::NOT_RUN,
+                    count: Some(2)
+                }
+            ]
+        );
+        assert_eq!((out.end[0].signals, out.end[0].lost), (1, 5));
+        let mut json = String::new();
+        out.lost[1].encode(&mut json);
+        assert_eq!(
+            json,
+            "{\"type\":\"lost\",\"cpu\":null,\"count\":2,\"why\":\"not_run\"}\n"
+        );
     }
 
     #[test]
