@@ -93,7 +93,7 @@ fn capture(base: &Path, id: &str, segments: &[(u64, &[u8])], stat: &str) -> Path
     for (i, bytes) in segments {
         std::fs::write(d.join(super::segments::name(*i)), bytes).unwrap();
     }
-    std::fs::write(d.join("stat"), format!("{stat}\n")).unwrap();
+    put_stat(&d, format!("{stat}\n")).unwrap();
     std::fs::write(d.join("ready"), "").unwrap();
     d
 }
@@ -303,8 +303,7 @@ fn a_live_capture_is_collected_so_far() {
         .arg("30")
         .spawn()
         .unwrap();
-    std::fs::write(
-        d.join("stat"),
+    put_stat(&d,
         format!(
             "v1 pid={} signals=2 dropped=0 dropped_segments=0 bytes={} first=0 last=0 state=running\n",
             agent.id(),
@@ -343,6 +342,14 @@ fn a_live_capture_is_collected_so_far() {
         ),
         "{s}"
     );
+}
+
+/// Replaces `stat` as the recorder does (target-agent/src/segments.rs:
+/// write and rename), so that a collect reading it meanwhile never sees
+/// it empty or half written.
+fn put_stat(d: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    std::fs::write(d.join("stat.tmp"), text)?;
+    std::fs::rename(d.join("stat.tmp"), d.join("stat"))
 }
 
 /// The capture's agent: a copy of sleep, so that /proc/PID/exe is the
@@ -557,8 +564,8 @@ fn follow_prints_new_segments_until_the_capture_ends() {
         .arg("30")
         .spawn()
         .unwrap();
-    std::fs::write(
-        d.join("stat"),
+    put_stat(
+        &d,
         format!("v1 pid={} signals=1 state=running\n", agent.id()),
     )
     .unwrap();
@@ -574,7 +581,7 @@ fn follow_prints_new_segments_until_the_capture_ends() {
         });
         std::thread::sleep(std::time::Duration::from_millis(1200));
         std::fs::write(d.join(super::segments::name(1)), &s1).unwrap();
-        std::fs::write(d.join("stat"), "v1 pid=1 signals=2 state=ended\n").unwrap();
+        put_stat(&d, "v1 pid=1 signals=2 state=ended\n").unwrap();
         let _ = agent.kill();
         let _ = agent.wait();
         let (st, out) = run.join().unwrap();
@@ -664,7 +671,7 @@ fn a_segment_deleted_before_it_is_read_is_counted_lost() {
     let r = collect_while(&tmp, "0000abe0", |cmd| {
         if cmd.starts_with("cat ") && cmd.contains("seg.00000000") {
             let _ = std::fs::remove_file(d.join("seg.00000000"));
-            std::fs::write(d.join("stat"), format!("{FIRST_GONE}\n")).unwrap();
+            put_stat(&d, format!("{FIRST_GONE}\n")).unwrap();
         }
     });
     assert_eq!(r.iter().filter(|x| x["type"] == "signal").count(), 1);
@@ -684,7 +691,7 @@ fn a_segment_deleted_after_it_was_read_is_not_lost() {
     let r = collect_while(&tmp, "0000abe1", |cmd| {
         if cmd.starts_with("cat ") && cmd.contains("seg.00000001") {
             let _ = std::fs::remove_file(d.join("seg.00000000"));
-            std::fs::write(d.join("stat"), format!("{FIRST_GONE}\n")).unwrap();
+            put_stat(&d, format!("{FIRST_GONE}\n")).unwrap();
         }
     });
     assert_eq!(without_host(r.clone()), oracle());
@@ -712,7 +719,7 @@ fn a_stat_behind_the_segments_is_waited_for() {
                 .replace("ended", "running")
         )
     };
-    std::fs::write(d.join("stat"), running(BOTH)).unwrap();
+    put_stat(&d, running(BOTH)).unwrap();
     let checks = std::sync::atomic::AtomicU32::new(0);
     let r = collect_while(&tmp, "0000abe2", |cmd| {
         if cmd.starts_with("cat ") && cmd.contains("seg.00000000") {
@@ -723,7 +730,7 @@ fn a_stat_behind_the_segments_is_waited_for() {
         if cmd.contains("read -r s <") && !cmd.contains("whosent-cap-*") {
             let n = checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if n == 1 {
-                std::fs::write(d.join("stat"), running(FIRST_GONE)).unwrap();
+                put_stat(&d, running(FIRST_GONE)).unwrap();
             }
         }
     });
@@ -784,7 +791,7 @@ fn stop_does_not_count_lost_what_collect_printed_before_it_was_deleted() {
         2
     );
     let _ = std::fs::remove_file(d.join("seg.00000000"));
-    std::fs::write(d.join("stat"), format!("{FIRST_GONE}\n")).unwrap();
+    put_stat(&d, format!("{FIRST_GONE}\n")).unwrap();
     let o = StopOpts {
         id: None,
         print: Print {
@@ -831,8 +838,7 @@ fn a_segment_deleted_after_part_of_it_was_read_loses_only_the_rest() {
         .arg("30")
         .spawn()
         .unwrap();
-    std::fs::write(
-        d.join("stat"),
+    put_stat(&d,
         format!(
             "v1 pid={} signals=1 dropped=0 dropped_segments=0 bytes=1 first=0 last=0 state=running\n",
             agent.id()
@@ -855,8 +861,8 @@ fn a_segment_deleted_after_part_of_it_was_read_loses_only_the_rest() {
         let s1 = [&KILL[..ready], &KILL[stats_start..]].concat();
         std::fs::write(d.join(super::segments::name(1)), &s1).unwrap();
         std::fs::remove_file(d.join(super::segments::name(0))).unwrap();
-        std::fs::write(
-            d.join("stat"),
+        put_stat(
+            &d,
             "v1 pid=1 signals=2 dropped=2 dropped_segments=1 bytes=1 first=1 last=1 state=ended\n",
         )
         .unwrap();
