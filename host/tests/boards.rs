@@ -837,6 +837,24 @@ impl Staged {
 
     /// Signals it and returns (status, how long it took to exit).
     fn signal(&mut self, sig: i32) -> (Option<i32>, Duration) {
+        // whosent-deploy's handlers are installed as it starts; a signal
+        // before then kills it outright, as any program (seen once in a
+        // clean-clone run: exit None 18 ms after the spawn, on a loaded
+        // machine). That is the shell's business, not a stage's.
+        let pid = self.child.id();
+        let caught = || {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    let l = s.lines().find(|l| l.starts_with("SigCgt:"))?;
+                    u64::from_str_radix(l["SigCgt:".len()..].trim(), 16).ok()
+                })
+                .is_some_and(|m| m & (1 << (sig - 1)) != 0)
+        };
+        assert!(
+            eventually(Duration::from_secs(5), caught),
+            "whosent-deploy never caught signal {sig}"
+        );
         let t0 = Instant::now();
         unsafe { libc::kill(self.child.id() as i32, sig) };
         let st = self.child.wait().unwrap();

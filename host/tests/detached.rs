@@ -475,8 +475,18 @@ fn a_storm_stays_within_max_size_and_its_loss_is_counted() {
         "--json",
         "--every",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let r = records(&out);
+    // Exit 0 if a signal was printed, as a live run: on a busy machine
+    // the task events after the storm can rotate every one of its
+    // segments out before collect lists them (seen once in a
+    // clean-clone run), and then nothing printed is exit 1.
+    let printed = of_type(&r, "signal").len() as u64;
+    assert_eq!(
+        out.status.code(),
+        Some(if printed > 0 { 0 } else { 1 }),
+        "{printed} printed: {}",
+        text(&out.stderr)
+    );
     let after = status();
     let lost_after = after[0]["lost"].as_u64().unwrap();
     assert_eq!(
@@ -507,7 +517,6 @@ fn a_storm_stays_within_max_size_and_its_loss_is_counted() {
         (lost..=lost_after).contains(&told),
         "{storage:?}: {lost}..={lost_after}"
     );
-    let printed = of_type(&r, "signal").len() as u64;
     assert_eq!(
         printed + told,
         recorded,
