@@ -559,37 +559,49 @@ fn follow_prints_new_segments_until_the_capture_ends() {
     let tmp = base("follow");
     let (s0, s1) = two_segments();
     let d = capture(&tmp.0, "0000abd2", &[(0, &s0)], "v1 state=running");
-    fake_agent(&d);
+    let out = follow_while(&tmp.0, &d, "v1 pid={pid} signals=1 state=running\n", || {
+        std::fs::write(d.join(super::segments::name(1)), &s1).unwrap();
+        put_stat(&d, "v1 pid=1 signals=2 state=ended\n").unwrap();
+    });
+    assert_eq!(without_host(records(&out)), oracle());
+}
+
+/// `collect --follow --json` of the capture in `d` while its agent (a
+/// copy of sleep) runs with `stat` (`{pid}` its pid): after 1.2 s
+/// `meanwhile` plays the recorder, then the agent ends. Collect must
+/// exit 0 (else its error and output are shown); returns its output.
+fn follow_while(base: &Path, d: &Path, stat: &str, meanwhile: impl FnOnce()) -> Vec<u8> {
+    fake_agent(d);
     let mut agent = std::process::Command::new(d.join("whosent-agent"))
         .arg("30")
         .spawn()
         .unwrap();
-    put_stat(
-        &d,
-        format!("v1 pid={} signals=1 state=running\n", agent.id()),
-    )
-    .unwrap();
+    put_stat(d, stat.replace("{pid}", &agent.id().to_string())).unwrap();
     let mut o = json_opts(None);
     o.follow = true;
     let ctrl_c = AtomicBool::new(false);
     let out = std::thread::scope(|sc| {
         let run = sc.spawn(|| {
-            let b = board(&tmp.0);
+            let b = board(base);
             let mut out = Vec::new();
             let st = collect(&b, &o, &mut out, &ctrl_c);
             (st, out)
         });
         std::thread::sleep(std::time::Duration::from_millis(1200));
-        std::fs::write(d.join(super::segments::name(1)), &s1).unwrap();
-        put_stat(&d, "v1 pid=1 signals=2 state=ended\n").unwrap();
+        meanwhile();
         let _ = agent.kill();
         let _ = agent.wait();
         let (st, out) = run.join().unwrap();
-        assert_eq!(st.unwrap(), 0);
+        assert_eq!(
+            st.as_ref().map_err(|e| e.line()),
+            Ok(&0),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
         out
     });
     assert!(!ctrl_c.load(std::sync::atomic::Ordering::SeqCst));
-    assert_eq!(without_host(records(&out)), oracle());
+    out
 }
 
 /// The local transport, with `hook` called before each command runs:
@@ -833,29 +845,8 @@ fn a_segment_deleted_after_part_of_it_was_read_loses_only_the_rest() {
         .max()
         .unwrap();
     let d = capture(&tmp.0, "0000abe4", &[(0, &s0)], "v1 state=running");
-    fake_agent(&d);
-    let mut agent = std::process::Command::new(d.join("whosent-agent"))
-        .arg("30")
-        .spawn()
-        .unwrap();
-    put_stat(&d,
-        format!(
-            "v1 pid={} signals=1 dropped=0 dropped_segments=0 bytes=1 first=0 last=0 state=running\n",
-            agent.id()
-        ),
-    )
-    .unwrap();
-    let mut o = json_opts(None);
-    o.follow = true;
-    let ctrl_c = AtomicBool::new(false);
-    let out = std::thread::scope(|sc| {
-        let run = sc.spawn(|| {
-            let b = board(&tmp.0);
-            let mut out = Vec::new();
-            let st = collect(&b, &o, &mut out, &ctrl_c);
-            (st, out)
-        });
-        std::thread::sleep(std::time::Duration::from_millis(1200));
+    let stat = "v1 pid={pid} signals=1 dropped=0 dropped_segments=0 bytes=1 first=0 last=0 state=running\n";
+    let out = follow_while(&tmp.0, &d, stat, || {
         // Segment 0 got the second kill and was deleted; segment 1 is
         // the preamble and the end.
         let s1 = [&KILL[..ready], &KILL[stats_start..]].concat();
@@ -866,16 +857,6 @@ fn a_segment_deleted_after_part_of_it_was_read_loses_only_the_rest() {
             "v1 pid=1 signals=2 dropped=2 dropped_segments=1 bytes=1 first=1 last=1 state=ended\n",
         )
         .unwrap();
-        let _ = agent.kill();
-        let _ = agent.wait();
-        let (st, out) = run.join().unwrap();
-        assert_eq!(
-            st.as_ref().map_err(|e| e.line()),
-            Ok(&0),
-            "{}",
-            String::from_utf8_lossy(&out)
-        );
-        out
     });
     let r = records(&out);
     let signals: Vec<&Value> = r.iter().filter(|x| x["type"] == "signal").collect();
